@@ -1,0 +1,72 @@
+"""Events service wiring: what happened. Accepts offers from HTTP and the bus."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import HTMLResponse, JSONResponse
+from faststream.specification import AsyncAPI
+from faststream.specification.asyncapi.site import get_asyncapi_html
+
+from services.events import bus, http, store
+from services.events.service import Acceptor
+from shared.http import add_health, install_error_handlers
+from shared.projection import Projection
+from shared.replica import apply_registry_events
+from shared.runtime import Runtime
+from shared.settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    rt = Runtime("events", settings)
+    names = rt.names
+    state: dict = {}
+
+    class _LazyAcceptor:
+        # Subscribers must be registered before the broker starts; the acceptor needs the
+        # started connection. This forwards to the one built in the lifespan.
+        def __getattr__(self, item):
+            return getattr(state["acceptor"], item)
+
+    bus.register(rt.broker, names, _LazyAcceptor(), settings.batch_size)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await rt.broker.connect()
+        replica = Projection(
+            name="events-registry-replica", js=rt.js, stream=names.registry_stream,
+            subject=names.registry(">"), engine=rt.engine, positions=store.positions,
+            apply=lambda conn, msgs: apply_registry_events(conn, store.registry_entities, msgs),
+            batch_size=settings.batch_size)
+        acceptor = Acceptor(rt.engine, rt.js, names, replica, settings.publish_timeout)
+        state["acceptor"] = app.state.acceptor = acceptor
+        await rt.start()
+        rt.spawn("registry-replica", replica.run())
+        rt.spawn("publish-relay", acceptor.run_relay())
+        yield
+        replica.stop()
+        await rt.stop()
+
+    app = FastAPI(title="Tongxin events", version="1", lifespan=lifespan,
+                  description="What happened: activities and more, accepted once each and "
+                              "published in order on `tongxin.events.*`.")
+    install_error_handlers(app)
+    add_health(app, rt.health)
+    app.include_router(http.router)
+
+    spec = AsyncAPI(rt.broker, title="Tongxin events", version="1",
+                    description="Offer events on tongxin.ingest.<type>; accepted events on "
+                                "tongxin.events.<type>; rejects on tongxin.dlq.<type>.")
+
+    @app.get("/asyncapi", response_class=HTMLResponse, include_in_schema=False)
+    async def asyncapi_html() -> str:
+        return get_asyncapi_html(spec.to_specification())
+
+    @app.get("/asyncapi.json", include_in_schema=False)
+    async def asyncapi_json() -> JSONResponse:
+        return JSONResponse(spec.to_specification().to_jsonable())
+
+    rt.instrument(app)
+    return app

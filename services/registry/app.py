@@ -1,0 +1,38 @@
+"""Registry service wiring: who and where. Publishes every change through the outbox."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from services.registry import http, store
+from services.registry.service import Conflict, Registry
+from shared.http import add_health, install_error_handlers
+from shared.outbox import Relay
+from shared.runtime import Runtime
+from shared.settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    rt = Runtime("registry", settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await rt.start()
+        relay = Relay(rt.engine, rt.js, store.outbox, timeout=settings.publish_timeout)
+        app.state.registry = Registry(rt.engine, rt.names, on_commit=relay.wake)
+        rt.spawn("outbox-relay", relay.run())
+        yield
+        relay.stop()
+        await rt.stop()
+
+    app = FastAPI(title="Tongxin registry", version="1", lifespan=lifespan,
+                  description="Who and where: regions, organisations, bases, teams, volunteers, "
+                              "pairings. Every change is published on `tongxin.registry.*`.")
+    install_error_handlers(app, conflict=Conflict)
+    add_health(app, rt.health)
+    app.include_router(http.router())
+    rt.instrument(app)
+    return app

@@ -1,0 +1,51 @@
+"""Reporting service wiring: read models built only from events, queried over HTTP."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from services.reporting import http, store
+from services.reporting.projections import make_apply_events
+from shared.http import add_health, install_error_handlers
+from shared.projection import Projection
+from shared.replica import apply_registry_events
+from shared.runtime import Runtime
+from shared.settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    rt = Runtime("reporting", settings)
+    names = rt.names
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await rt.start()
+        activities = Projection(
+            name=http.ACTIVITIES, js=rt.js, stream=names.events_stream,
+            subject=names.events(), engine=rt.engine, positions=store.positions,
+            apply=make_apply_events(settings.timezone), batch_size=settings.batch_size)
+        labels = Projection(
+            name="reporting-registry", js=rt.js, stream=names.registry_stream,
+            subject=names.registry(">"), engine=rt.engine, positions=store.positions,
+            apply=lambda conn, msgs: apply_registry_events(conn, store.registry_entities, msgs),
+            batch_size=settings.batch_size)
+        app.state.activities = activities
+        app.state.engine = rt.engine
+        app.state.settings = settings
+        rt.spawn("activities-projection", activities.run())
+        rt.spawn("registry-projection", labels.run())
+        yield
+        activities.stop()
+        labels.stop()
+        await rt.stop()
+
+    app = FastAPI(title="Tongxin reporting", version="1", lifespan=lifespan,
+                  description="What it adds up to: summaries built only from events.")
+    install_error_handlers(app)
+    add_health(app, rt.health)
+    app.include_router(http.router)
+    rt.instrument(app)
+    return app

@@ -1,0 +1,1 @@
+"""Contracts and plumbing every Tongxin service (and outside publisher) shares."""

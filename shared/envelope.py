@@ -1,0 +1,34 @@
+"""The event envelope every event travels in, on the bus and over HTTP (CONTRACT.md)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+
+class Envelope(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    event_id: uuid.UUID = Field(description="idempotency key: the same id accepted twice is one event")
+    type: str = Field(min_length=1, max_length=100, pattern=r"^[a-z_]+(\.[a-z_]+)+$")
+    version: int = Field(1, ge=1)
+    occurred_at: AwareDatetime
+    source: str = Field(min_length=1, max_length=100)
+    data: dict[str, Any]
+
+
+def new_envelope(event_type: str, data: dict[str, Any], source: str,
+                 occurred_at: datetime | None = None, event_id: uuid.UUID | None = None) -> Envelope:
+    from datetime import UTC
+
+    return Envelope(
+        event_id=event_id or uuid.uuid4(),
+        type=event_type,
+        version=1,
+        occurred_at=occurred_at or datetime.now(UTC),
+        source=source,
+        data=data,
+    )

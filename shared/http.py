@@ -1,0 +1,41 @@
+"""HTTP conventions every service shares: the error body, health, paging."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from shared.errors import Rejected, dotted
+
+Limit = Annotated[int, Query(ge=1, le=1000, description="page size, up to 1000")]
+Offset = Annotated[int, Query(ge=0, description="records to skip")]
+
+
+def install_error_handlers(app: FastAPI, conflict: type[Rejected] | None = None) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = []
+        for err in exc.errors():
+            loc = list(err.get("loc", ()))
+            if loc and loc[0] in ("body", "query", "path", "header"):
+                loc = loc[1:] if loc[0] == "body" else loc
+            errors.append({"field": dotted(loc), "message": err.get("msg", "invalid")})
+        return JSONResponse({"errors": errors}, status_code=422)
+
+    @app.exception_handler(Rejected)
+    async def _rejected(_request: Request, exc: Rejected) -> JSONResponse:
+        status = 409 if conflict is not None and isinstance(exc, conflict) else 422
+        return JSONResponse({"errors": exc.as_json()}, status_code=status)
+
+
+def add_health(app: FastAPI, checks: Callable[[], Awaitable[dict[str, bool]]]) -> None:
+    @app.get("/health", tags=["operations"])
+    async def health() -> JSONResponse:
+        parts = await checks()
+        ok = all(parts.values())
+        return JSONResponse({"status": "ok" if ok else "degraded", **parts},
+                            status_code=200 if ok else 503)

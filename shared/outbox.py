@@ -1,0 +1,125 @@
+"""Transactional outbox: a change and the event announcing it commit together; a relay
+publishes the events afterwards, in commit order, each with its `Nats-Msg-Id`, however long NATS
+was away. The trace context of the change is stored with the row and continued by the relay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+
+from nats.js import JetStreamContext
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    bindparam,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from shared.bus import publish
+from shared.envelope import Envelope
+from shared.telemetry import inject, producer_span
+
+log = logging.getLogger(__name__)
+
+
+def outbox_table(metadata: MetaData) -> Table:
+    return Table(
+        "outbox", metadata,
+        Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+               autoincrement=True),
+        Column("event_id", String(36), nullable=False, unique=True),
+        Column("subject", String(200), nullable=False),
+        Column("payload", Text, nullable=False),
+        Column("headers", JSON, nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False),
+        Column("published_at", DateTime(timezone=True), nullable=True, index=True),
+        Column("seq", BigInteger, nullable=True),
+    )
+
+
+async def add(conn: AsyncConnection, table: Table, subject: str, envelope: Envelope) -> None:
+    """Queue an event inside the caller's transaction."""
+    await conn.execute(insert(table).values(
+        event_id=str(envelope.event_id), subject=subject, payload=envelope.model_dump_json(),
+        headers=inject(), created_at=datetime.now(UTC)))
+
+
+class Relay:
+    def __init__(self, engine: AsyncEngine, js: JetStreamContext, table: Table,
+                 timeout: float = 5.0, batch_size: int = 500):
+        self.engine = engine
+        self.js = js
+        self.table = table
+        self.timeout = timeout
+        self.batch_size = batch_size
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self.published = 0
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        delay = 0.2
+        while not self._stopping:
+            try:
+                sent = await self.publish_pending()
+                delay = 0.2
+                if sent:
+                    continue  # more may be waiting
+            except Exception as exc:
+                log.warning("outbox relay could not publish (%s); retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5)
+                continue
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+
+    async def publish_pending(self) -> int:
+        """Publish the oldest unpublished rows in order; stop at the first failure."""
+        t = self.table
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(
+                select(t.c.id, t.c.event_id, t.c.subject, t.c.payload, t.c.headers)
+                .where(t.c.published_at.is_(None)).order_by(t.c.id).limit(self.batch_size)
+            )).all()
+        done: list[tuple[int, int]] = []
+        try:
+            for row in rows:
+                with producer_span(row.subject, parent_headers=row.headers,
+                                   **{"messaging.message.id": row.event_id}):
+                    ack = await publish(self.js, row.subject, row.payload.encode(),
+                                        row.event_id, inject(), self.timeout)
+                done.append((row.id, ack.seq))
+        finally:
+            if done:
+                await self._mark(done)
+        return len(done)
+
+    async def _mark(self, done: list[tuple[int, int]]) -> None:
+        now = datetime.now(UTC)
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(self.table).where(self.table.c.id == bindparam("b_id"))
+                .values(published_at=now, seq=bindparam("b_seq")),
+                [{"b_id": i, "b_seq": s} for i, s in done])
+        self.published += len(done)

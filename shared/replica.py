@@ -1,0 +1,87 @@
+"""A service's own copy of registry facts, kept only from `TONGXIN_REGISTRY` events.
+
+The events service checks references against it; reporting takes labels and hierarchy from it.
+Same table and code in both, each in its own database.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+
+from nats.aio.msg import Msg
+from sqlalchemy import JSON, Boolean, Column, MetaData, String, Table, and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from shared.envelope import Envelope
+from shared.projection import upsert
+
+log = logging.getLogger(__name__)
+
+# Never kept outside the registry, even if a record carried them by mistake.
+PERSONAL_FIELDS = frozenset({"phone", "id_number", "contact", "address"})
+
+
+def registry_entities_table(metadata: MetaData) -> Table:
+    return Table(
+        "registry_entities", metadata,
+        Column("kind", String(40), primary_key=True),
+        Column("id", String(64), primary_key=True),
+        Column("name", String(200), nullable=False, server_default=""),
+        Column("parent_id", String(64), nullable=True),
+        Column("region_code", String(64), nullable=True),
+        Column("active", Boolean, nullable=False, server_default="1"),
+        Column("record", JSON, nullable=False),
+    )
+
+
+def _row(kind: str, verb: str, data: dict) -> dict:
+    record = {k: v for k, v in data.items() if k not in PERSONAL_FIELDS}
+    return {
+        "kind": kind,
+        "id": str(record.get("id") or record.get("code")),
+        "name": str(record.get("name") or record.get("label_zh") or ""),
+        "parent_id": record.get("parent_id") or record.get("parent_code"),
+        "region_code": record.get("region_code"),
+        "active": bool(record.get("active", verb != "deactivated")),
+        "record": record,
+    }
+
+
+async def apply_registry_events(conn: AsyncConnection, table: Table, msgs: list[Msg]) -> None:
+    """Upsert each record; later events in the batch win, as they came later in the stream."""
+    rows: dict[tuple[str, str], dict] = {}
+    for msg in msgs:
+        try:
+            env = Envelope.model_validate_json(msg.data)
+            kind, _, verb = env.type.partition(".")
+            row = _row(kind, verb, env.data)
+        except Exception:  # the registry is the only publisher; a bad record must not block
+            log.exception("unreadable registry event on %s", msg.subject)
+            continue
+        rows[(row["kind"], row["id"])] = row
+    if not rows:
+        return
+    stmt = upsert(conn, table)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["kind", "id"],
+        set_={c: stmt.excluded[c] for c in ("name", "parent_id", "region_code", "active",
+                                            "record")},
+    )
+    await conn.execute(stmt, list(rows.values()))
+
+
+async def known_ids(conn: AsyncConnection, table: Table,
+                    wanted: Iterable[tuple[str, str]]) -> dict[tuple[str, str], bool]:
+    """{(kind, id): active} for each wanted reference the replica knows."""
+    wanted = set(wanted)
+    if not wanted:
+        return {}
+    cond = or_(*(and_(table.c.kind == k, table.c.id == i) for k, i in wanted))
+    result = await conn.execute(select(table.c.kind, table.c.id, table.c.active).where(cond))
+    return {(k, i): bool(a) for k, i, a in result}
+
+
+def record_json(value) -> dict:
+    return value if isinstance(value, dict) else json.loads(value)

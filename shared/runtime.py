@@ -1,0 +1,81 @@
+"""What every service process does the same way: telemetry, database, NATS, streams, workers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+
+from fastapi import FastAPI
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+from sqlalchemy import text
+
+from shared.bus import jetstream, make_broker
+from shared.db import make_engine, migrate
+from shared.settings import Settings
+from shared.streams import ensure_streams
+from shared.subjects import Names
+from shared.telemetry import setup_logging, setup_telemetry
+
+log = logging.getLogger(__name__)
+
+
+class Runtime:
+    def __init__(self, service: str, settings: Settings):
+        self.service = service
+        self.settings = settings
+        self.names = Names(settings.namespace)
+        self.database_url = settings.database_url(service)
+        setup_logging(f"tongxin-{service}", settings.log_level)
+        self.tracer_provider = setup_telemetry(f"tongxin-{service}")
+        self.engine = make_engine(self.database_url, settings.db_schema)
+        SQLAlchemyInstrumentor().instrument(engine=self.engine.sync_engine,
+                                            tracer_provider=self.tracer_provider)
+        self.broker = make_broker(settings.nats_url, f"tongxin-{service}")
+        self.tasks: dict[str, asyncio.Task] = {}
+
+    def instrument(self, app: FastAPI) -> None:
+        FastAPIInstrumentor.instrument_app(app, tracer_provider=self.tracer_provider,
+                                           excluded_urls="health")
+
+    @property
+    def js(self):
+        return jetstream(self.broker)
+
+    async def start(self) -> None:
+        if self.settings.migrate_on_start:
+            await migrate(self.service, self.database_url, self.settings.db_schema)
+        await self.broker.connect()
+        await ensure_streams(self.js, self.names)
+        await self.broker.start()
+
+    def spawn(self, name: str, coro: Coroutine) -> None:
+        """Run a background worker; if it dies the service reports itself unhealthy."""
+        task = asyncio.create_task(coro, name=name)
+
+        def _done(t: asyncio.Task) -> None:
+            if not t.cancelled() and t.exception() is not None:
+                log.error("worker %s stopped: %r", name, t.exception(), exc_info=t.exception())
+
+        task.add_done_callback(_done)
+        self.tasks[name] = task
+
+    async def stop(self) -> None:
+        for task in self.tasks.values():
+            task.cancel()
+        await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+        await self.broker.stop()
+        await self.engine.dispose()
+        self.tracer_provider.shutdown()
+
+    async def health(self) -> dict[str, bool]:
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            db = True
+        except Exception:
+            db = False
+        nats = self.broker.connection is not None and self.broker.connection.is_connected
+        workers = all(not t.done() for t in self.tasks.values())
+        return {"nats": nats, "database": db, "workers": workers}

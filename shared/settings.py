@@ -1,0 +1,49 @@
+"""One settings object for every service, read from `TONGXIN_*` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TONGXIN_", extra="ignore")
+
+    nats_url: str = "nats://127.0.0.1:4222"
+    # Prefix for stream and subject names. Empty in production (the names in CONTRACT.md);
+    # tests set it so runs sharing one NATS server never see each other's messages.
+    namespace: str = ""
+
+    data_dir: Path = Path("var")
+    registry_database_url: str | None = None
+    events_database_url: str | None = None
+    reporting_database_url: str | None = None
+    # PostgreSQL schema for this process's tables; lets services share one database safely.
+    db_schema: str | None = None
+    migrate_on_start: bool = True
+
+    host: str = "127.0.0.1"
+    registry_port: int = 8001
+    events_port: int = 8002
+    reporting_port: int = 8003
+
+    # The programme's local time zone: months and days in reports are counted in it.
+    timezone: str = "Asia/Shanghai"
+    publish_timeout: float = Field(5.0, description="seconds to wait for a JetStream PubAck")
+    batch_size: int = 500
+    min_seq_wait: float = 5.0
+    log_level: str = "INFO"
+
+    def database_url(self, service: str) -> str:
+        url = getattr(self, f"{service}_database_url")
+        if url:
+            return url
+        return f"sqlite+aiosqlite:///{(self.data_dir / f'{service}.db').resolve()}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,68 @@
+"""Every JetStream stream, declared in one place with every field spelled out.
+
+FastStream rewrites an existing stream to match whatever a subscriber declares, dropping fields it
+does not name (NATS-NOTES.md), so subscribers use `JStream(name, declare=False)` and only
+`ensure_streams` creates or updates streams.
+"""
+
+from __future__ import annotations
+
+from nats.js import JetStreamContext
+from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import NotFoundError
+
+from shared.subjects import Names
+
+DAY = 24 * 3600.0
+
+
+def stream_configs(names: Names, replicas: int = 1) -> list[StreamConfig]:
+    def config(name: str, subjects: list[str], description: str, *, max_age: float,
+               duplicate_window: float) -> StreamConfig:
+        return StreamConfig(
+            name=name,
+            description=description,
+            subjects=subjects,
+            retention=RetentionPolicy.LIMITS,  # history kept for replay; consumers don't delete it
+            max_consumers=-1,
+            max_msgs=-1,
+            max_bytes=-1,
+            max_age=max_age,
+            max_msgs_per_subject=-1,
+            max_msg_size=1024 * 1024,
+            discard=DiscardPolicy.OLD,
+            storage=StorageType.FILE,
+            num_replicas=replicas,
+            no_ack=False,
+            duplicate_window=duplicate_window,
+            allow_direct=True,
+            deny_delete=True,
+            deny_purge=False,
+            allow_rollup_hdrs=False,
+        )
+
+    return [
+        # Offers wait here while the events service is down; a day of dedupe covers publisher retries.
+        config(names.ingest_stream, [names.ingest()], "events offered by outside systems",
+               max_age=30 * DAY, duplicate_window=DAY),
+        # The record read models replay: kept forever.
+        config(names.events_stream, [names.events()], "accepted events, in order",
+               max_age=0, duplicate_window=DAY),
+        config(names.registry_stream, [names.registry(">")], "registry changes, in order",
+               max_age=0, duplicate_window=DAY),
+        config(names.dlq_stream, [names.dlq()], "rejected offers with Tongxin-Error",
+               max_age=90 * DAY, duplicate_window=DAY),
+        config(names.notify_stream, [names.notify()], "notifications per organisation",
+               max_age=90 * DAY, duplicate_window=DAY),
+    ]
+
+
+async def ensure_streams(js: JetStreamContext, names: Names, replicas: int = 1) -> None:
+    """Create each stream, or bring an existing one back to the declared configuration."""
+    for config in stream_configs(names, replicas):
+        try:
+            await js.stream_info(config.name)
+        except NotFoundError:
+            await js.add_stream(config)
+        else:
+            await js.update_stream(config)

@@ -1,0 +1,60 @@
+"""Subject and stream names (CONTRACT.md), optionally prefixed by a namespace."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Names:
+    namespace: str = ""
+
+    def _subject(self, tail: str) -> str:
+        return f"{self.namespace}.{tail}" if self.namespace else tail
+
+    def _stream(self, name: str) -> str:
+        return f"{self.namespace.upper()}_{name}" if self.namespace else name
+
+    # streams
+    @property
+    def ingest_stream(self) -> str:
+        return self._stream("TONGXIN_INGEST")
+
+    @property
+    def events_stream(self) -> str:
+        return self._stream("TONGXIN_EVENTS")
+
+    @property
+    def registry_stream(self) -> str:
+        return self._stream("TONGXIN_REGISTRY")
+
+    @property
+    def dlq_stream(self) -> str:
+        return self._stream("TONGXIN_DLQ")
+
+    @property
+    def notify_stream(self) -> str:
+        return self._stream("TONGXIN_NOTIFY")
+
+    # subjects
+    def ingest(self, event_type: str = ">") -> str:
+        return self._subject(f"tongxin.ingest.{event_type}")
+
+    def events(self, event_type: str = ">") -> str:
+        return self._subject(f"tongxin.events.{event_type}")
+
+    def registry(self, entity: str = "*", verb: str = "*") -> str:
+        if entity == ">":
+            return self._subject("tongxin.registry.>")
+        return self._subject(f"tongxin.registry.{entity}.{verb}")
+
+    def dlq(self, event_type: str = ">") -> str:
+        return self._subject(f"tongxin.dlq.{event_type}")
+
+    def notify(self, organization_id: str = "*", kind: str = ">") -> str:
+        return self._subject(f"tongxin.notify.{organization_id}.{kind}")
+
+    def type_from_subject(self, subject: str, kind: str) -> str:
+        """`tongxin.ingest.activity.logged` -> `activity.logged`."""
+        prefix = self._subject(f"tongxin.{kind}.")
+        return subject[len(prefix):] if subject.startswith(prefix) else ""
