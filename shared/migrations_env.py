@@ -14,7 +14,7 @@ from shared.db import make_engine
 def run(target_metadata: MetaData) -> None:
     config = context.config
     url = config.get_main_option("sqlalchemy.url")
-    schema = config.attributes.get("schema")
+    schema = config.attributes.get("schema") or None
 
     def do_run(connection: Connection) -> None:
         context.configure(connection=connection, target_metadata=target_metadata,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -36,6 +36,12 @@ class Settings(BaseSettings):
     batch_size: int = 500
     min_seq_wait: float = 5.0
     log_level: str = "INFO"
+
+    @field_validator("db_schema", "registry_database_url", "events_database_url",
+                     "reporting_database_url", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value):
+        return value or None
 
     def database_url(self, service: str) -> str:
         url = getattr(self, f"{service}_database_url")

@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+from tongxin.supervisor import die_with_parent
+
 
 def binary() -> str:
     here = Path(sys.executable).parent / "nats-server"
@@ -52,6 +54,7 @@ class NatsServer:
         self.proc = subprocess.Popen(
             [binary(), "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", str(self.store_dir)],
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            preexec_fn=die_with_parent,
             env={**os.environ})
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -15,6 +15,16 @@ import httpx
 SERVICES = ("registry", "events", "reporting")
 
 
+def die_with_parent() -> None:
+    """Run in the child before exec: Linux kills it if the supervisor dies, so no orphans."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
 @dataclass
 class Child:
     name: str
@@ -43,7 +53,7 @@ class Supervisor:
             out = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115
         child.proc = subprocess.Popen([sys.executable, "-m", f"services.{name}"], env=env,
                                       stdout=out, stderr=subprocess.STDOUT if out else None,
-                                      start_new_session=True)
+                                      start_new_session=True, preexec_fn=die_with_parent)
         self.children[name] = child
         return child
 

@@ -1,16 +1,24 @@
-"""Events HTTP routes: the same validation and acceptance path as the bus."""
+"""Events HTTP routes: the same validation and acceptance path as the bus.
+
+Bodies are read as bytes and handed to `parse_offer`, so malformed JSON, a bad envelope and
+bad data all get the one error shape: 422 `{"errors": [{"field", "message"}]}`.
+"""
 
 from __future__ import annotations
 
+import json
+import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Body, Header, Request
+from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from services.events.domain import event_id_from_key, parse_offer
 from services.events.service import Acceptor, Receipt
+from shared.envelope import Envelope
+from shared.errors import FieldError, Rejected
 from shared.events import ActivityLogged
 
 router = APIRouter(tags=["events"])
@@ -22,36 +30,45 @@ class Accepted(BaseModel):
     duplicate: bool
 
 
+class Errors(BaseModel):
+    errors: list[FieldError]
+
+
+RESPONSES = {422: {"model": Errors, "description": "invalid input; every bad field named"}}
+
+
+def _body_schema(model: type[BaseModel]) -> dict:
+    return {"requestBody": {"required": True, "content": {
+        "application/json": {"schema": model.model_json_schema()}}}}
+
+
 def _answer(receipt: Receipt) -> JSONResponse:
     return JSONResponse(Accepted(**receipt.__dict__).model_dump(), status_code=202)
 
 
-@router.post("/v1/events", status_code=202, response_model=Accepted,
-             summary="Offer any event (an envelope); same path as tongxin.ingest.<type>")
-async def post_event(request: Request,
-                     envelope: Annotated[dict[str, Any], Body(
-                         examples=[{"event_id": "8d7a3c3e-4b1f-4a43-9d69-6f0f0b0c2f11",
-                                    "type": "activity.logged", "version": 1,
-                                    "occurred_at": "2013-10-20T09:00:00+08:00",
-                                    "source": "zibo-miniprogram", "data": {}}])]) -> JSONResponse:
+@router.post("/v1/events", status_code=202, response_model=Accepted, responses=RESPONSES,
+             summary="Offer any event (an envelope); same path as tongxin.ingest.<type>",
+             openapi_extra=_body_schema(Envelope))
+async def post_event(request: Request) -> JSONResponse:
     acceptor: Acceptor = request.app.state.acceptor
-    return _answer(await acceptor.accept_one(parse_offer(envelope), via="http"))
+    return _answer(await acceptor.accept_one(parse_offer(await request.body()), via="http"))
 
 
-@router.post("/v1/activities", status_code=202, response_model=Accepted,
-             summary="Log an activity (the data of activity.logged)")
-async def post_activity(request: Request, data: Annotated[dict[str, Any], Body(
-                            description=ActivityLogged.__doc__ or "activity.logged data")],
+@router.post("/v1/activities", status_code=202, response_model=Accepted, responses=RESPONSES,
+             summary="Log an activity (the data of activity.logged)",
+             description="`Idempotency-Key` becomes the event_id: the same key is one event.",
+             openapi_extra=_body_schema(ActivityLogged))
+async def post_activity(request: Request,
                         idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
                         x_tongxin_source: Annotated[str | None, Header(max_length=100)] = None,
                         ) -> JSONResponse:
-    envelope = {"event_id": str(event_id_from_key(idempotency_key)) if idempotency_key else None,
-                "type": "activity.logged", "version": 1,
+    try:
+        data = json.loads(await request.body())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise Rejected([FieldError(field="body", message=f"not valid JSON: {exc}")]) from None
+    event_id = event_id_from_key(idempotency_key) if idempotency_key else uuid.uuid4()
+    envelope = {"event_id": str(event_id), "type": "activity.logged", "version": 1,
                 "occurred_at": datetime.now(UTC).isoformat(),
                 "source": x_tongxin_source or "http", "data": data}
-    if envelope["event_id"] is None:
-        import uuid
-
-        envelope["event_id"] = str(uuid.uuid4())
     acceptor: Acceptor = request.app.state.acceptor
     return _answer(await acceptor.accept_one(parse_offer(envelope), via="http"))

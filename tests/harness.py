@@ -1,0 +1,193 @@
+"""Real parts for tests: a NATS server, databases on SQLite and PostgreSQL, the three services
+as processes. Every run isolates itself: its own stream names (a namespace), its own database
+on PostgreSQL with a schema per service, its own SQLite files."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import nats
+from sqlalchemy.engine import make_url
+
+from shared.subjects import Names
+from tongxin.natsserver import NatsServer, free_port
+from tongxin.supervisor import SERVICES, Supervisor
+
+RUN_ID = uuid.uuid4().hex[:8]
+
+
+def nats_from_env() -> str | None:
+    return os.environ.get("TONGXIN_NATS_URL")
+
+
+def postgres_admin_url() -> str | None:
+    return os.environ.get("TONGXIN_TEST_POSTGRES_URL")
+
+
+@dataclass
+class Backend:
+    """Where one system's services keep their tables."""
+
+    name: str            # "sqlite" or "postgres"
+    root: Path           # for SQLite files
+    pg_url: str | None = None  # the run's throwaway database
+
+    def url(self, service: str, tag: str) -> str:
+        if self.name == "sqlite":
+            return f"sqlite+aiosqlite:///{self.root / tag / f'{service}.db'}"
+        return self.pg_url
+
+    def schema(self, service: str, tag: str) -> str | None:
+        return f"{tag}_{service}" if self.name == "postgres" else None
+
+
+async def create_pg_database(admin_url: str) -> str:
+    """A throwaway database for this run, on the server `admin_url` names."""
+    import asyncpg
+
+    u = make_url(admin_url)
+    name = f"tongxin_test_{RUN_ID}"
+    conn = await asyncpg.connect(user=u.username, password=u.password, host=u.host,
+                                 port=u.port or 5432, database=u.database or "postgres")
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return u.set(drivername="postgresql+asyncpg", database=name).render_as_string(False)
+
+
+async def drop_pg_database(admin_url: str, url: str) -> None:
+    import asyncpg
+
+    u = make_url(admin_url)
+    conn = await asyncpg.connect(user=u.username, password=u.password, host=u.host,
+                                 port=u.port or 5432, database=u.database or "postgres")
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@dataclass
+class System:
+    """The three services running as processes, as `tongxin up` runs them."""
+
+    nats_url: str
+    backend: Backend
+    workdir: Path
+    tag: str = field(default_factory=lambda: f"t{RUN_ID}{uuid.uuid4().hex[:6]}")
+    sup: Supervisor | None = None
+
+    @property
+    def names(self) -> Names:
+        return Names(self.tag)
+
+    @property
+    def trace_file(self) -> Path:
+        return self.workdir / "traces.jsonl"
+
+    def env(self, service: str) -> dict[str, str]:
+        return {
+            "TONGXIN_NATS_URL": self.nats_url,
+            "TONGXIN_NAMESPACE": self.tag,
+            "TONGXIN_DATA_DIR": str(self.workdir),
+            f"TONGXIN_{service.upper()}_DATABASE_URL": self.backend.url(service, self.tag),
+            "TONGXIN_DB_SCHEMA": self.backend.schema(service, self.tag) or "",
+            "TONGXIN_TRACE_FILE": str(self.trace_file),
+            "TONGXIN_MIN_SEQ_WAIT": "10",
+        }
+
+    def start(self) -> System:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        (self.workdir / self.tag).mkdir(exist_ok=True)
+        self.sup = Supervisor(env={}, ports={s: free_port() for s in SERVICES},
+                              log_dir=self.workdir / "logs")
+        for s in SERVICES:
+            self.sup.start(s, self.env(s))
+        self.sup.wait_healthy(timeout=90)
+        return self
+
+    def restart(self, service: str) -> None:
+        self.sup.stop(service)
+        self.sup.start(service, self.env(service))
+        self.sup.wait_healthy([service], timeout=60)
+
+    def stop(self) -> None:
+        if self.sup:
+            self.sup.stop_all()
+
+    def url(self, service: str) -> str:
+        return self.sup.children[service].url
+
+    # -- the public interface, as an outside system uses it ----------------------------
+    async def register(self, collection: str, **record) -> dict:
+        async with httpx.AsyncClient(timeout=30) as http:
+            r = await http.post(f"{self.url('registry')}/v1/{collection}", json=record)
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    async def org_and_base(self) -> tuple[dict, dict]:
+        suffix = uuid.uuid4().hex[:6]
+        org = await self.register("organizations", name=f"淄博市委统战部-{suffix}",
+                                  kind="party_organization")
+        base = await self.register("bases", name=f"高青县刘春村-{suffix}", kind="village",
+                                   households=410)
+        return org, base
+
+    async def post_activity(self, data: dict, **headers) -> httpx.Response:
+        async with httpx.AsyncClient(timeout=30) as http:
+            return await http.post(f"{self.url('events')}/v1/activities", json=data,
+                                   headers=headers)
+
+    async def post_event(self, envelope: dict | bytes) -> httpx.Response:
+        async with httpx.AsyncClient(timeout=30) as http:
+            if isinstance(envelope, bytes):
+                return await http.post(f"{self.url('events')}/v1/events", content=envelope,
+                                       headers={"content-type": "application/json"})
+            return await http.post(f"{self.url('events')}/v1/events", json=envelope)
+
+    async def summary(self, **params) -> dict:
+        async with httpx.AsyncClient(timeout=30) as http:
+            r = await http.get(f"{self.url('reporting')}/v1/reports/summary", params=params)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    async def publish_raw(self, subject_type: str, payload: bytes,
+                          headers: dict[str, str] | None = None) -> int:
+        """Publish like another system would, with nats-py only; returns the ingest seq."""
+        nc = await nats.connect(self.nats_url)
+        try:
+            ack = await nc.jetstream().publish(self.names.ingest(subject_type), payload,
+                                               headers=headers, timeout=5)
+            return ack.seq
+        finally:
+            await nc.close()
+
+    async def events_last_seq(self) -> int:
+        nc = await nats.connect(self.nats_url)
+        try:
+            return (await nc.jetstream().stream_info(self.names.events_stream)).state.last_seq
+        finally:
+            await nc.close()
+
+    async def wait_for_seq(self, seq: int, timeout: float = 20) -> None:
+        """Wait until the events service has published at least up to `seq`."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while await self.events_last_seq() < seq:
+            assert asyncio.get_running_loop().time() < deadline, f"seq {seq} never published"
+            await asyncio.sleep(0.1)
+
+    def spans(self) -> list[dict]:
+        if not self.trace_file.exists():
+            return []
+        return [json.loads(line) for line in self.trace_file.read_text().splitlines() if line]
+
+
+def embedded_nats(tmp: Path) -> NatsServer:
+    return NatsServer(tmp / "nats", log_file=tmp / "nats.log").start()

@@ -1,0 +1,137 @@
+"""`tongxin`: run the whole system, migrate databases, load the demo."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from pathlib import Path
+
+import httpx
+import typer
+from rich.console import Console
+
+from shared.settings import Settings
+from tongxin import demo
+from tongxin.natsserver import NatsServer, port_open
+from tongxin.supervisor import SERVICES, Supervisor
+
+app = typer.Typer(help="Tongxin (同心): pairing-based community service programmes.",
+                  no_args_is_help=True)
+console = Console()
+
+
+@app.command()
+def up(data_dir: Path = typer.Option(Path("var"), envvar="TONGXIN_DATA_DIR",
+                                     help="where databases, the NATS store and logs live"),
+       load_demo: bool = typer.Option(True, "--demo/--no-demo",
+                                      help="load the demo programme into an empty data dir")) -> None:
+    """Start NATS (unless TONGXIN_NATS_URL names one) and the three services; Ctrl-C stops all."""
+    data_dir = data_dir.resolve()
+    fresh = not (data_dir / "registry.db").exists() and not os.environ.get(
+        "TONGXIN_REGISTRY_DATABASE_URL")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    settings = Settings(data_dir=data_dir)
+    ports = {s: getattr(settings, f"{s}_port") for s in SERVICES}
+    busy = [f"{s} ({p})" for s, p in ports.items() if port_open(p)]
+    if busy:
+        console.print(f"[red]Port in use: {', '.join(busy)}.[/] Stop what holds it, or set "
+                      "TONGXIN_REGISTRY_PORT / TONGXIN_EVENTS_PORT / TONGXIN_REPORTING_PORT.")
+        raise typer.Exit(2)
+
+    nats = None
+    nats_url = os.environ.get("TONGXIN_NATS_URL")
+    if not nats_url:
+        nats = NatsServer(data_dir / "nats", log_file=data_dir / "logs" / "nats.log")
+        (data_dir / "logs").mkdir(exist_ok=True)
+        nats.start()
+        nats_url = nats.url
+        console.print(f"NATS with JetStream on {nats_url} (store {data_dir / 'nats'})")
+    else:
+        console.print(f"Using NATS at {nats_url}")
+
+    sup = Supervisor(env={"TONGXIN_NATS_URL": nats_url, "TONGXIN_DATA_DIR": str(data_dir)},
+                     ports=ports, log_dir=data_dir / "logs")
+    stopping = False
+
+    def _stop(*_):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    code = 0
+    try:
+        with console.status("starting registry, events, reporting…"):
+            for name in SERVICES:
+                sup.start(name)
+            sup.wait_healthy(timeout=90)
+        urls = {name: sup.children[name].url for name in SERVICES}
+        if fresh and load_demo:
+            with console.status("loading the demo programme (Zibo, 2013)…"):
+                seq = demo.load(urls["registry"], urls["events"])
+                httpx.get(f"{urls['reporting']}/v1/reports/summary",
+                          params={"min_seq": seq}, timeout=30)
+            console.print("Demo programme loaded: Zibo's Tongxin service teams, 2013.")
+        console.print(soft_wrap=True, highlight=False, markup=True, end="", *[f"""
+[bold]Tongxin is running.[/] Open:
+  Reports (people)    {urls['reporting']}/
+  Summary (JSON)      {urls['reporting']}/v1/reports/summary?group_by=organization
+  Registry API docs   {urls['registry']}/docs
+  Events API docs     {urls['events']}/docs
+  Events AsyncAPI     {urls['events']}/asyncapi
+  Reporting API docs  {urls['reporting']}/docs
+Logs in {data_dir / 'logs'}. Ctrl-C stops everything.
+"""])
+        while not stopping:
+            crashed = sup.crashed()
+            if nats and nats.proc and nats.proc.poll() is not None:
+                crashed.append(("nats-server", nats.proc.returncode))
+            if crashed:
+                for name, rc in crashed:
+                    console.print(f"[red]{name} stopped unexpectedly (exit code {rc}).[/] "
+                                  f"Last lines of {data_dir / 'logs' / (name + '.log')}:")
+                    console.print(_tail(data_dir / "logs" / f"{name}.log"))
+                code = 1
+                break
+            time.sleep(0.5)
+    except Exception as exc:
+        console.print(f"[red]{exc}[/]")
+        code = 1
+    finally:
+        console.print("stopping…")
+        sup.stop_all()
+        if nats:
+            nats.stop()
+    raise typer.Exit(code)
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+@app.command()
+def migrate() -> None:
+    """Bring every service's database to the newest schema (what services do on start)."""
+    from shared.db import migrate as run
+
+    settings = Settings()
+    for service in SERVICES:
+        asyncio.run(run(service, settings.database_url(service), settings.db_schema))
+        console.print(f"{service}: migrated")
+
+
+@app.command("demo")
+def load_demo_cmd(registry: str = "http://127.0.0.1:8001",
+                  events: str = "http://127.0.0.1:8002") -> None:
+    """Load the demo programme into a running system (idempotent)."""
+    seq = demo.load(registry, events)
+    console.print(f"demo loaded; last event seq {seq}")
+
+
+if __name__ == "__main__":
+    app()
