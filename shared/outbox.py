@@ -56,6 +56,17 @@ async def add(conn: AsyncConnection, table: Table, subject: str, envelope: Envel
         headers=inject(), created_at=datetime.now(UTC)))
 
 
+async def add_many(conn: AsyncConnection, table: Table,
+                   events: list[tuple[str, Envelope]]) -> None:
+    """Queue many events (a spreadsheet import) in one statement, in order."""
+    if not events:
+        return
+    headers, when = inject(), datetime.now(UTC)
+    await conn.execute(insert(table), [
+        {"event_id": str(env.event_id), "subject": subject, "payload": env.model_dump_json(),
+         "headers": headers, "created_at": when} for subject, env in events])
+
+
 class Relay:
     def __init__(self, engine: AsyncEngine, js: JetStreamContext, table: Table,
                  timeout: float = 5.0, batch_size: int = 500):

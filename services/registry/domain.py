@@ -1,26 +1,47 @@
 """Registry records: what an organiser or outside system may send, and what the registry shows.
 
 Plain pydantic models, no I/O. Each entity is described once by an `Entity`, which the store,
-the HTTP routes and the published events all read.
+the HTTP routes, spreadsheet import/export and the published events all read.
+References may be given by id (`parent_id`) or, as spreadsheets do, by external code
+(`parent_code`); the registry resolves codes to ids before storing.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
 Code = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 Ref = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+Phone = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9 -]{5,20}$")]
+IdNumber = Annotated[str, StringConstraints(strip_whitespace=True,
+                                            pattern=r"^([0-9]{17}[0-9Xx]|[0-9]{15})$")]
+TaxonomyCode = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
 
 RegionLevel = Literal["city", "district", "town", "community"]
 OrganizationKind = Literal["government_department", "party_organization", "democratic_party",
                            "enterprise", "social_organization", "public_institution",
                            "community_committee"]
 BaseKind = Literal["community", "village", "enterprise", "school", "other"]
+PartyStatus = Literal["serving_member", "registered_member", "activist", "non_member"]
+PairingStatus = Literal["active", "suspended", "ended"]
+ItemStatus = Literal["open", "claimed", "resolved", "closed"]
+ProjectStatus = Literal["planned", "claimed", "in_progress", "done", "cancelled"]
+TaxonomyKind = Literal["service_type", "team_category"]
+
+LEVEL_ORDER: dict[str, int] = {"city": 0, "district": 1, "town": 2, "community": 3}
 
 
 class Incoming(BaseModel):
@@ -38,6 +59,7 @@ class OrganizationCreate(Incoming):
     name: Name
     kind: OrganizationKind
     parent_id: Ref | None = None
+    parent_code: Code | None = Field(None, description="the parent's code, instead of parent_id")
     region_code: Code | None = None
     code: Code | None = None
 
@@ -50,23 +72,91 @@ class BaseCreate(Incoming):
     code: Code | None = None
 
 
-class Record(BaseModel):
-    """What the registry returns and publishes: the sent fields plus identity and state."""
+class TeamCreate(Incoming):
+    name: Name
+    category: TaxonomyCode
+    organization_id: Ref | None = None
+    organization_code: Code | None = None
+    description: Text | None = None
+    code: Code | None = None
 
-    model_config = ConfigDict(extra="allow")
 
-    id: str
-    name: str
-    active: bool = True
-    created_at: datetime
-    updated_at: datetime
+class VolunteerCreate(Incoming):
+    name: Name
+    organization_id: Ref | None = None
+    organization_code: Code | None = None
+    team_ids: list[Ref] = Field(default_factory=list, max_length=50)
+    team_codes: list[Code] = Field(default_factory=list, max_length=50)
+    skills: list[Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
+                                                  max_length=50)]] = Field(default_factory=list,
+                                                                           max_length=50)
+    party_status: PartyStatus = "non_member"
+    home_base_id: Ref | None = None
+    home_base_code: Code | None = None
+    # Personal data: stored in the registry only, never published, reported, logged or traced.
+    phone: Phone | None = None
+    id_number: IdNumber | None = None
+    code: Code | None = None
+
+
+class ListItem(Incoming):
+    """One entry in a pairing's needs or resources list."""
+
+    id: Code | None = None
+    title: Name
+    description: Text | None = None
+    status: ItemStatus = "open"
+    claimed_by: Ref | None = None
+
+
+class Project(Incoming):
+    """A planned service project under a pairing (项目清单)."""
+
+    id: Code | None = None
+    title: Name
+    target: Text | None = Field(None, description="what the project aims to deliver")
+    starts_on: date | None = None
+    ends_on: date | None = None
+    status: ProjectStatus = "planned"
+    claimed_by: Ref | None = None
+
+
+class PairingCreate(Incoming):
+    organization_id: Ref | None = None
+    organization_code: Code | None = None
+    base_id: Ref | None = None
+    base_code: Code | None = None
+    starts_on: date
+    ends_on: date | None = None
+    status: PairingStatus = "active"
+    needs: list[ListItem] = Field(default_factory=list, max_length=500)
+    resources: list[ListItem] = Field(default_factory=list, max_length=500)
+    projects: list[Project] = Field(default_factory=list, max_length=500)
+    code: Code | None = None
+
+    @field_validator("ends_on")
+    @classmethod
+    def _ends_after_start(cls, ends_on: date | None, info: ValidationInfo) -> date | None:
+        starts_on = info.data.get("starts_on")
+        if ends_on and starts_on and ends_on < starts_on:
+            raise ValueError("must not be before starts_on")
+        return ends_on
+
+
+class TaxonomyCreate(Incoming):
+    kind: TaxonomyKind
+    code: TaxonomyCode
+    label_zh: Name
+    label_en: Name
 
 
 @dataclass(frozen=True)
 class Reference:
-    field: str       # field in the incoming record
-    entity: str      # entity it must name
-    by: str = "id"   # "id" or "code"
+    field: str               # field holding an id (or a code, for regions)
+    entity: str              # entity it must name
+    code_field: str | None = None  # alternative field holding the entity's external code
+    many: bool = False       # a list of references
+    required: bool = False
 
 
 @dataclass(frozen=True)
@@ -74,19 +164,60 @@ class Entity:
     name: str                       # organization
     collection: str                 # organizations
     create: type[Incoming]
-    filters: tuple[str, ...]        # fields a collection GET may filter on
+    filters: tuple[str, ...]        # fields a collection GET may filter on (real columns)
     references: tuple[Reference, ...] = ()
     id_is_code: bool = False        # regions are known by their code
+    private: tuple[str, ...] = ()   # stored apart, never in records, events or exports
+    name_field: str = "name"
+    extra: dict = field(default_factory=dict)
 
 
 ENTITIES: dict[str, Entity] = {e.collection: e for e in (
     Entity("region", "regions", RegionCreate, ("level", "parent_code"),
-           (Reference("parent_code", "region", "code"),), id_is_code=True),
+           (Reference("parent_code", "region"),), id_is_code=True),
     Entity("organization", "organizations", OrganizationCreate,
            ("kind", "parent_id", "region_code"),
-           (Reference("parent_id", "organization"), Reference("region_code", "region", "code"))),
+           (Reference("parent_id", "organization", "parent_code"),
+            Reference("region_code", "region"))),
     Entity("base", "bases", BaseCreate, ("kind", "region_code"),
-           (Reference("region_code", "region", "code"),)),
+           (Reference("region_code", "region"),)),
+    Entity("team", "teams", TeamCreate, ("category", "organization_id"),
+           (Reference("organization_id", "organization", "organization_code", required=True),
+            Reference("category", "team_category"))),
+    Entity("volunteer", "volunteers", VolunteerCreate,
+           ("organization_id", "party_status", "home_base_id"),
+           (Reference("organization_id", "organization", "organization_code", required=True),
+            Reference("team_ids", "team", "team_codes", many=True),
+            Reference("home_base_id", "base", "home_base_code")),
+           private=("phone", "id_number")),
+    Entity("pairing", "pairings", PairingCreate, ("organization_id", "base_id", "status"),
+           (Reference("organization_id", "organization", "organization_code", required=True),
+            Reference("base_id", "base", "base_code", required=True)), name_field=""),
 )}
 
 BY_NAME: dict[str, Entity] = {e.name: e for e in ENTITIES.values()}
+
+# Team categories shipped with Tongxin: Zibo's six 'Tongxin' service teams (seed 000), and more.
+TEAM_CATEGORIES: dict[str, tuple[str, str]] = {
+    "legal_aid": ("法律援助", "Legal aid"),
+    "tutoring": ("助学助教", "Tutoring and teaching"),
+    "medical": ("医疗卫生", "Medical and health"),
+    "sci_tech_culture": ("科技文化", "Science, technology and culture"),
+    "agri_aid": ("非公助农", "Agricultural aid"),
+    "expert": ("党外博士", "Experts (PhDs)"),
+    "volunteer": ("志愿服务", "General volunteering"),
+    "other": ("其他", "Other"),
+}
+
+
+def pairing_name(record: dict, org_name: str, base_name: str) -> str:
+    """Pairings have no name of their own; people know them as 'unit ↔ base'."""
+    return f"{org_name} ↔ {base_name}"
+
+
+def mask_phone(phone: str | None) -> str | None:
+    """138****1234: enough for an organiser to recognise a number, not to use it."""
+    if not phone:
+        return None
+    digits = phone.replace(" ", "").replace("-", "")
+    return digits[:3] + "****" + digits[-4:] if len(digits) >= 8 else "****"

@@ -1,51 +1,116 @@
-"""Registry HTTP routes: one set per entity, generated from `ENTITIES`."""
+"""Registry HTTP routes: one set per entity, generated from `ENTITIES`, plus the taxonomy,
+claims on a pairing's lists, and spreadsheet import/export."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, HTTPException, Query, Request
+from pydantic import BaseModel
 
-from services.registry.domain import ENTITIES, Entity
-from services.registry.service import Registry
+from services.registry.domain import ENTITIES, Entity, TaxonomyCreate
+from services.registry.service import NotFound, Registry
 from shared.http import Limit, Offset
+
+
+def _registry(request: Request) -> Registry:
+    return request.app.state.registry
 
 
 def _routes(router: APIRouter, entity: Entity) -> None:
     path = f"/v1/{entity.collection}"
+    tags: list[str | Any] = [entity.collection]
 
-    async def create(request: Request,
-                     payload: dict[str, Any] = Body(..., description=entity.create.__doc__ or ""),
-                     ) -> dict:
-        registry: Registry = request.app.state.registry
-        return await registry.register(entity, payload)
+    async def create(request: Request, payload: dict[str, Any] = Body(...)) -> dict:
+        return await _registry(request).register(entity, payload)
 
     async def get_one(request: Request, id: str) -> dict:
-        record = await request.app.state.registry.get(entity, id)
+        record = await _registry(request).get(entity, id)
         if record is None:
             raise HTTPException(404, f"no {entity.name} with id {id!r}")
         return record
 
+    async def patch(request: Request, id: str, changes: dict[str, Any] = Body(...)) -> dict:
+        try:
+            return await _registry(request).update(entity, id, changes)
+        except NotFound as exc:
+            raise HTTPException(404, str(exc)) from None
+
+    async def deactivate(request: Request, id: str) -> dict:
+        try:
+            return await _registry(request).set_active(entity, id, False)
+        except NotFound as exc:
+            raise HTTPException(404, str(exc)) from None
+
+    async def reactivate(request: Request, id: str) -> dict:
+        try:
+            return await _registry(request).set_active(entity, id, True)
+        except NotFound as exc:
+            raise HTTPException(404, str(exc)) from None
+
     async def list_all(request: Request, limit: Limit = 100, offset: Offset = 0,
-                       q: str | None = Query(None, description="name contains; 简/繁 alike"),
+                       q: Annotated[str | None, Query(
+                           description="name contains; simplified and traditional alike")] = None,
                        active: bool | None = None) -> dict:
         filters = {f: v for f in entity.filters if (v := request.query_params.get(f))}
-        items, total = await request.app.state.registry.list(
-            entity, filters=filters, q=q, active=active, limit=limit, offset=offset)
+        team_id = request.query_params.get("team_id") if entity.name == "volunteer" else None
+        items, total = await _registry(request).list(
+            entity, filters=filters, q=q, active=active, limit=limit, offset=offset,
+            team_id=team_id)
         return {"items": items, "total": total, "limit": limit, "offset": offset}
 
-    create.__annotations__["payload"] = entity.create  # documents and validates the body shape
-    router.add_api_route(path, create, methods=["POST"], status_code=201,
-                         summary=f"Register a {entity.name}", tags=[entity.collection])
+    body = {"requestBody": {"required": True, "content": {"application/json": {
+        "schema": entity.create.model_json_schema()}}}}
+    router.add_api_route(path, create, methods=["POST"], status_code=201, tags=tags,
+                         summary=f"Register a {entity.name}", openapi_extra=body)
+    filters = ", ".join(entity.filters + (("team_id",) if entity.name == "volunteer" else ()))
     router.add_api_route(path, list_all, methods=["GET"], summary=f"List {entity.collection}",
-                         tags=[entity.collection],
-                         description=f"Filters: {', '.join(entity.filters)}.")
-    router.add_api_route(f"{path}/{{id}}", get_one, methods=["GET"],
-                         summary=f"Get one {entity.name}", tags=[entity.collection])
+                         tags=tags, description=f"Filter by: {filters}. `q` searches names.")
+    router.add_api_route(f"{path}/{{id}}", get_one, methods=["GET"], tags=tags,
+                         summary=f"Get one {entity.name}")
+    router.add_api_route(f"{path}/{{id}}", patch, methods=["PATCH"], tags=tags,
+                         summary=f"Change a {entity.name} (send only what changes)")
+    router.add_api_route(f"{path}/{{id}}/deactivate", deactivate, methods=["POST"], tags=tags,
+                         summary=f"Deactivate a {entity.name} (records are never deleted)")
+    router.add_api_route(f"{path}/{{id}}/reactivate", reactivate, methods=["POST"], tags=tags,
+                         summary=f"Reactivate a {entity.name}")
+
+
+class Claim(BaseModel):
+    list: Literal["needs", "projects"]
+    item_id: str
+    organization_id: str
 
 
 def router() -> APIRouter:
     r = APIRouter()
     for entity in ENTITIES.values():
         _routes(r, entity)
+
+    @r.get("/v1/volunteers/{id}/contact", tags=["volunteers"],
+           summary="A volunteer's contact details (kept only in the registry)")
+    async def contact(request: Request, id: str) -> dict:
+        found = await _registry(request).contact(id)
+        if found is None:
+            raise HTTPException(404, f"no volunteer with id {id!r}")
+        return found
+
+    @r.post("/v1/pairings/{id}/claim", tags=["pairings"],
+            summary="The paired unit claims a need or a project from the pairing's lists")
+    async def claim(request: Request, id: str, body: Claim) -> dict:
+        try:
+            return await _registry(request).claim(id, body.list, body.item_id,
+                                                  body.organization_id)
+        except NotFound as exc:
+            raise HTTPException(404, str(exc)) from None
+
+    @r.get("/v1/taxonomy", tags=["taxonomy"], summary="Service types and team categories")
+    async def taxonomy(request: Request) -> dict:
+        return await _registry(request).taxonomy()
+
+    @r.post("/v1/taxonomy", tags=["taxonomy"], status_code=201,
+            summary="Add a service type or team category (Chinese and English labels)")
+    async def add_taxonomy(request: Request, entry: TaxonomyCreate) -> dict:
+        return await _registry(request).add_taxonomy(entry.model_dump())
+
     return r

@@ -1,28 +1,79 @@
-"""Registry use cases: each change writes the record and its event in one transaction."""
+"""Registry use cases. Every change writes its records and their events (the outbox) in one
+transaction; creating one record over HTTP and importing 5,000 from a spreadsheet run through
+the same `_save` path, so they validate, resolve references and publish alike."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.registry import store
-from services.registry.domain import Entity
+from services.registry.domain import (
+    BY_NAME,
+    LEVEL_ORDER,
+    TEAM_CATEGORIES,
+    Entity,
+    Reference,
+    TaxonomyCreate,
+    pairing_name,
+)
 from shared import outbox
 from shared.chinese import search_key
 from shared.envelope import new_envelope
 from shared.errors import FieldError, Rejected, from_validation_error
 from shared.subjects import Names
+from shared.taxonomy import SERVICE_TYPES
 
 SOURCE = "registry"
+SYSTEM_FIELDS = ("id", "active", "created_at", "updated_at")
+TAXONOMY_DEFAULTS = {"service_type": SERVICE_TYPES, "team_category": TEAM_CATEGORIES}
 
 
 class Conflict(Rejected):
     """The record collides with one already registered (same code)."""
+
+
+class NotFound(Exception):
+    pass
+
+
+@dataclass
+class RowError:
+    row: int | None
+    column: str
+    message: str
+
+
+class ImportRejected(Exception):
+    def __init__(self, errors: list[RowError]):
+        self.errors = errors
+        super().__init__(f"{len(errors)} errors")
+
+
+@dataclass
+class Item:
+    """One record to save: validated fields, where it came from, what it replaces."""
+
+    fields: dict[str, Any]
+    row: int | None = None
+    existing: dict | None = None          # the stored record this item updates
+    private: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Saved:
+    created: list[dict] = field(default_factory=list)
+    updated: list[dict] = field(default_factory=list)
+    unchanged: list[dict] = field(default_factory=list)
+
+    @property
+    def records(self) -> list[dict]:
+        return self.created + self.updated + self.unchanged
 
 
 class Registry:
@@ -33,54 +84,338 @@ class Registry:
         # One writer at a time, so outbox ids follow commit order and the relay publishes in it.
         self._write = asyncio.Lock()
 
+    # -- use cases -----------------------------------------------------------------------
     async def register(self, entity: Entity, payload: dict[str, Any]) -> dict:
+        item = self._validated(entity, payload)
+        async with self._write, self.engine.begin() as conn:
+            if item.fields.get("code") and (await store.records_by_code(
+                    conn, entity.name, [item.fields["code"]])):
+                raise Conflict([FieldError(
+                    field="code", message=f"a {entity.name} with code "
+                                          f"{item.fields['code']!r} is already registered")])
+            saved = await self._save(conn, entity, [item], as_http=True)
+        self.on_commit()
+        return saved.created[0]
+
+    async def update(self, entity: Entity, id_: str, patch: dict[str, Any]) -> dict:
+        async with self._write, self.engine.begin() as conn:
+            current = await store.get_record(conn, entity.name, id_)
+            if current is None:
+                raise NotFound(f"no {entity.name} with id {id_!r}")
+            if "code" in patch and patch["code"] != current.get("code") and patch["code"]:
+                if await store.records_by_code(conn, entity.name, [patch["code"]]):
+                    raise Conflict([FieldError(field="code", message=f"code {patch['code']!r} "
+                                                                     "is already in use")])
+            merged = {**self._input_fields(entity, current), **patch}
+            item = self._validated(entity, merged)
+            item.existing = current
+            saved = await self._save(conn, entity, [item], as_http=True)
+        self.on_commit()
+        return saved.records[0]
+
+    async def set_active(self, entity: Entity, id_: str, active: bool) -> dict:
+        async with self._write, self.engine.begin() as conn:
+            current = await store.get_record(conn, entity.name, id_)
+            if current is None:
+                raise NotFound(f"no {entity.name} with id {id_!r}")
+            if current["active"] == active:
+                return current
+            record = {**current, "active": active, "updated_at": store.now().isoformat()}
+            await store.update_row(conn, entity, store.row_for(entity, record,
+                                                               search_key(record["name"])))
+            await self._publish(conn, entity, "reactivated" if active else "deactivated",
+                                [record])
+        self.on_commit()
+        return record
+
+    async def claim(self, pairing_id: str, list_name: str, item_id: str,
+                    organization_id: str) -> dict:
+        """The paired unit takes a need or a project from its pairing's lists."""
+        entity = BY_NAME["pairing"]
+        async with self._write, self.engine.begin() as conn:
+            current = await store.get_record(conn, "pairing", pairing_id)
+            if current is None:
+                raise NotFound(f"no pairing with id {pairing_id!r}")
+            if organization_id != current["organization_id"]:
+                raise Rejected([FieldError(field="organization_id", message=(
+                    "only the paired unit can claim from this pairing's lists"))])
+            if not current["active"] or current.get("status") != "active":
+                raise Rejected([FieldError(field="pairing", message="the pairing is not active")])
+            items = [dict(i) for i in current[list_name]]
+            found = next((i for i in items if i["id"] == item_id), None)
+            if found is None:
+                raise NotFound(f"no item {item_id!r} in this pairing's {list_name}")
+            if found.get("claimed_by") and found["claimed_by"] != organization_id:
+                raise Rejected([FieldError(field="item_id", message="already claimed")])
+            if found.get("status") not in ("open", "planned", "claimed"):
+                raise Rejected([FieldError(field="item_id",
+                                           message=f"cannot claim an item that is "
+                                                   f"{found.get('status')}")])
+            found.update(status="claimed", claimed_by=organization_id)
+            record = {**current, list_name: items, "updated_at": store.now().isoformat()}
+            await store.update_row(conn, entity, store.row_for(entity, record,
+                                                               search_key(record["name"])))
+            await self._publish(conn, entity, "updated", [record])
+        self.on_commit()
+        return record
+
+    async def import_rows(self, entity: Entity, rows: list[tuple[int, dict]]) -> Saved:
+        """All or nothing, idempotent on `code`: new codes are created, changed ones updated."""
+        items, errors = [], []
+        for row_no, values in rows:
+            try:
+                items.append(self._validated(entity, values, row=row_no))
+            except Rejected as exc:
+                errors += [RowError(row_no, e.field, e.message) for e in exc.errors]
+        missing_code = [RowError(i.row, "code", "required for import: it makes a re-upload "
+                                 "update the same record") for i in items if not i.fields.get("code")]
+        if errors or missing_code:
+            raise ImportRejected(errors + missing_code)
+        if entity.name == "region":  # parents before children, whatever the file's order
+            items.sort(key=lambda i: LEVEL_ORDER[i.fields["level"]])
+        async with self._write, self.engine.begin() as conn:
+            existing = await store.records_by_code(conn, entity.name,
+                                                   [i.fields["code"] for i in items])
+            for item in items:
+                item.existing = existing.get(item.fields["code"])
+            saved = await self._save(conn, entity, items, as_http=False)
+        self.on_commit()
+        return saved
+
+    async def add_taxonomy(self, payload: dict) -> dict:
+        try:
+            entry = TaxonomyCreate.model_validate(payload)
+        except ValidationError as exc:
+            raise Rejected(from_validation_error(exc)) from None
+        async with self._write, self.engine.begin() as conn:
+            known = await store.taxonomy_codes(conn, entry.kind)
+            if entry.code in known or entry.code in TAXONOMY_DEFAULTS[entry.kind]:
+                raise Conflict([FieldError(field="code", message=f"{entry.kind} "
+                                           f"{entry.code!r} already exists")])
+            when = store.now()
+            await conn.execute(store.taxonomy.insert().values(**entry.model_dump(),
+                                                              created_at=when))
+            record = {"id": entry.code, "code": entry.code, "name": entry.label_zh,
+                      **entry.model_dump(), "active": True}
+            await outbox.add(conn, store.outbox, self.names.registry(entry.kind, "added"),
+                             new_envelope(f"{entry.kind}.added", record, SOURCE, when))
+        self.on_commit()
+        return record
+
+    async def taxonomy(self) -> dict[str, list[dict]]:
+        async with self.engine.connect() as conn:
+            out = {}
+            for kind, defaults in TAXONOMY_DEFAULTS.items():
+                added = await store.taxonomy_codes(conn, kind)
+                out[kind] = [{"code": c, "label_zh": zh, "label_en": en, "builtin": True}
+                             for c, (zh, en) in defaults.items()] + [
+                    {"code": c, "label_zh": r["label_zh"], "label_en": r["label_en"],
+                     "builtin": False} for c, r in added.items()]
+            return out
+
+    # -- reads ---------------------------------------------------------------------------
+    async def get(self, entity: Entity, id_: str) -> dict | None:
+        async with self.engine.connect() as conn:
+            return await store.get_record(conn, entity.name, id_)
+
+    async def contact(self, volunteer_id: str) -> dict | None:
+        async with self.engine.connect() as conn:
+            if await store.get_record(conn, "volunteer", volunteer_id) is None:
+                return None
+            private = await store.private_for(conn, volunteer_id) or {}
+            return {"volunteer_id": volunteer_id, "phone": private.get("phone"),
+                    "id_number": private.get("id_number")}
+
+    async def list(self, entity: Entity, *, filters: dict[str, str], q: str | None,
+                   active: bool | None, limit: int, offset: int,
+                   team_id: str | None = None) -> tuple[list[dict], int]:
+        async with self.engine.connect() as conn:
+            return await store.list_records(conn, entity, filters=filters,
+                                            search=search_key(q) if q else None,
+                                            active=active, limit=limit, offset=offset,
+                                            team_id=team_id)
+
+    async def export(self, entity: Entity) -> list[dict]:
+        async with self.engine.connect() as conn:
+            return await store.all_records(conn, entity)
+
+    # -- the one write path --------------------------------------------------------------
+    def _validated(self, entity: Entity, payload: dict, row: int | None = None) -> Item:
         try:
             incoming = entity.create.model_validate(payload)
         except ValidationError as exc:
             raise Rejected(from_validation_error(exc)) from None
         fields = incoming.model_dump(mode="json")
-        async with self._write, self.engine.begin() as conn:
-            await self._check_references(conn, entity, fields)
-            when = store.now()
-            id_ = fields["code"] if entity.id_is_code else str(uuid.uuid4())
-            record = {"id": id_, **fields, "active": True,
-                      "created_at": when.isoformat(), "updated_at": when.isoformat()}
-            try:
-                async with conn.begin_nested():
-                    await store.insert_record(conn, entity, {
-                        "id": id_, "code": fields.get("code"), "name": fields["name"],
-                        "search_key": search_key(fields["name"]), "active": True,
-                        "created_at": when, "updated_at": when, "record": record,
-                        **{f: fields.get(f) for f in entity.filters}})
-            except IntegrityError:
-                raise Conflict([FieldError(
-                    field="code", message=f"a {entity.name} with code {fields.get('code')!r} "
-                                          "is already registered")]) from None
-            event_type = f"{entity.name}.registered"
-            await outbox.add(conn, store.outbox, self.names.registry(entity.name, "registered"),
-                             new_envelope(event_type, record, SOURCE, occurred_at=when))
-        self.on_commit()
-        return record
+        private = {k: fields.pop(k) for k in entity.private if k in fields}
+        return Item(fields=fields, row=row, private={k: v for k, v in private.items() if v})
 
-    async def _check_references(self, conn, entity: Entity, fields: dict) -> None:
-        errors = []
-        for ref in entity.references:
-            value = fields.get(ref.field)
-            if value is None:
+    @staticmethod
+    def _input_fields(entity: Entity, record: dict) -> dict:
+        allowed = set(entity.create.model_fields) - set(entity.private)
+        return {k: v for k, v in record.items() if k in allowed}
+
+    async def _save(self, conn: AsyncConnection, entity: Entity, items: list[Item],
+                    as_http: bool) -> Saved:
+        resolver = await Resolver.load(conn, entity, items)
+        errors: list[RowError] = []
+        saved = Saved()
+        inserts, updates, teams, private = [], [], {}, []
+        when = store.now().isoformat()
+        for item in items:
+            fields, errs = resolver.resolve(item.fields)
+            if errs:
+                errors += [RowError(item.row, f, m) for f, m in errs]
                 continue
-            if not await store.existing(conn, ref.entity, ref.by, {value}):
-                errors.append(FieldError(field=ref.field,
-                                         message=f"no {ref.entity} with {ref.by} {value!r}"))
+            if entity.name == "pairing":
+                fields["name"] = pairing_name(fields, resolver.name("organization",
+                                                                    fields["organization_id"]),
+                                              resolver.name("base", fields["base_id"]))
+                _number_items(fields)
+            old = item.existing
+            if old is None:
+                id_ = fields["code"] if entity.id_is_code else str(uuid.uuid4())
+                record = {"id": id_, **fields, "active": True, "created_at": when,
+                          "updated_at": when}
+                inserts.append(store.row_for(entity, record, search_key(record["name"])))
+                saved.created.append(record)
+                resolver.learn(entity.name, record)
+            else:
+                record = {**old, **fields}
+                if record == old and not item.private:
+                    saved.unchanged.append(old)
+                    continue
+                record["updated_at"] = when
+                updates.append(store.row_for(entity, record, search_key(record["name"])))
+                saved.updated.append(record)
+            if entity.name == "volunteer":
+                teams[record["id"]] = record.get("team_ids", [])
+                if item.private:
+                    private.append({"volunteer_id": record["id"], **item.private})
         if errors:
-            raise Rejected(errors)
+            if as_http:
+                raise Rejected([FieldError(field=e.column, message=e.message) for e in errors])
+            raise ImportRejected(errors)
+        await store.insert_rows(conn, entity, inserts)
+        for row in updates:
+            await store.update_row(conn, entity, row)
+        await store.set_volunteer_teams(conn, teams)
+        await store.set_private(conn, private)
+        await self._publish(conn, entity, "registered", saved.created)
+        await self._publish(conn, entity, "updated", saved.updated)
+        return saved
 
-    async def get(self, entity: Entity, id_: str) -> dict | None:
-        async with self.engine.connect() as conn:
-            return await store.get_record(conn, entity.name, id_)
+    async def _publish(self, conn: AsyncConnection, entity: Entity, verb: str,
+                       records: list[dict]) -> None:
+        subject = self.names.registry(entity.name, verb)
+        await outbox.add_many(conn, store.outbox, [
+            (subject, new_envelope(f"{entity.name}.{verb}", r, SOURCE)) for r in records])
 
-    async def list(self, entity: Entity, *, filters: dict[str, str], q: str | None,
-                   active: bool | None, limit: int, offset: int) -> tuple[list[dict], int]:
-        async with self.engine.connect() as conn:
-            return await store.list_records(conn, entity, filters=filters,
-                                            search=search_key(q) if q else None,
-                                            active=active, limit=limit, offset=offset)
+
+def _number_items(fields: dict) -> None:
+    """Give list items stable ids, so a need or project can be claimed by id."""
+    for list_name, prefix in (("needs", "n"), ("resources", "r"), ("projects", "p")):
+        used = {i["id"] for i in fields.get(list_name, []) if i.get("id")}
+        n = 0
+        for item in fields.get(list_name, []):
+            while not item.get("id"):
+                n += 1
+                if f"{prefix}{n}" not in used:
+                    item["id"] = f"{prefix}{n}"
+                    used.add(item["id"])
+
+
+class Resolver:
+    """Checks and resolves one batch's references with a few bulk queries: ids must exist and
+    be active; codes (`parent_code`, `organization_code`, ...) become ids."""
+
+    def __init__(self, entity: Entity):
+        self.entity = entity
+        self.by_id: dict[str, dict[str, tuple[bool, str]]] = {}    # entity -> id -> (active, name)
+        self.by_code: dict[str, dict[str, tuple[str, bool, str]]] = {}  # entity -> code -> ...
+
+    @classmethod
+    async def load(cls, conn: AsyncConnection, entity: Entity, items: list[Item]) -> Resolver:
+        self = cls(entity)
+        for ref in entity.references:
+            ids = {v for i in items for v in _values(i.fields.get(ref.field))}
+            codes = {v for i in items
+                     for v in _values(i.fields.get(ref.code_field) if ref.code_field else None)}
+            if ref.entity in TAXONOMY_DEFAULTS:
+                known = set(TAXONOMY_DEFAULTS[ref.entity]) | set(
+                    await store.taxonomy_codes(conn, ref.entity))
+                self.by_id[ref.entity] = {c: (True, c) for c in known}
+                continue
+            table = store.TABLES[ref.entity]
+            by_id = self.by_id.setdefault(ref.entity, {})
+            by_code = self.by_code.setdefault(ref.entity, {})
+            for chunk in _chunks(list(ids)):
+                for r in await conn.execute(table.select().with_only_columns(
+                        table.c.id, table.c.active, table.c.name).where(table.c.id.in_(chunk))):
+                    by_id[r.id] = (r.active, r.name)
+            for chunk in _chunks(list(codes)):
+                for r in await conn.execute(table.select().with_only_columns(
+                        table.c.code, table.c.id, table.c.active, table.c.name)
+                        .where(table.c.code.in_(chunk))):
+                    by_code[r.code] = (r.id, r.active, r.name)
+                    by_id[r.id] = (r.active, r.name)
+        return self
+
+    def learn(self, entity_name: str, record: dict) -> None:
+        """A record created earlier in the same batch may be referred to by later rows."""
+        if entity_name in self.by_id or entity_name in self.by_code:
+            self.by_id.setdefault(entity_name, {})[record["id"]] = (True, record["name"])
+            if record.get("code"):
+                self.by_code.setdefault(entity_name, {})[record["code"]] = (
+                    record["id"], True, record["name"])
+
+    def name(self, entity_name: str, id_: str) -> str:
+        return self.by_id.get(entity_name, {}).get(id_, (True, id_))[1]
+
+    def resolve(self, fields: dict) -> tuple[dict, list[tuple[str, str]]]:
+        fields = dict(fields)
+        errors: list[tuple[str, str]] = []
+        for ref in self.entity.references:
+            errors += self._resolve_one(ref, fields)
+        return fields, errors
+
+    def _resolve_one(self, ref: Reference, fields: dict) -> list[tuple[str, str]]:
+        errors = []
+        ids = list(_values(fields.get(ref.field)))
+        codes = list(_values(fields.pop(ref.code_field, None))) if ref.code_field else []
+        for code in codes:
+            hit = self.by_code.get(ref.entity, {}).get(code)
+            if hit is None:
+                errors.append((ref.code_field, f"no {ref.entity} with code {code!r}"))
+            elif not hit[1]:
+                errors.append((ref.code_field, f"{ref.entity} {code!r} is deactivated"))
+            elif hit[0] not in ids:
+                if not ref.many and ids:
+                    errors.append((ref.code_field, f"names a different {ref.entity} than "
+                                                   f"{ref.field}"))
+                ids.append(hit[0])
+        for id_ in _values(fields.get(ref.field)):
+            hit = self.by_id.get(ref.entity, {}).get(id_)
+            if hit is None:
+                what = "code" if ref.entity == "region" or ref.entity in TAXONOMY_DEFAULTS else "id"
+                errors.append((ref.field, f"no {ref.entity.replace('_', ' ')} with {what} {id_!r}"))
+            elif not hit[0]:
+                errors.append((ref.field, f"{ref.entity} {id_!r} is deactivated"))
+        if ref.required and not ids:
+            errors.append((ref.field, f"required: give {ref.field}"
+                                      + (f" or {ref.code_field}" if ref.code_field else "")))
+        if ref.many:
+            fields[ref.field] = list(dict.fromkeys(ids))
+        elif ids:
+            fields[ref.field] = ids[0]
+        return errors
+
+
+def _values(value) -> list:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list) else [value]
+
+
+def _chunks(values: list, size: int = 500):
+    for i in range(0, len(values), size):
+        yield values[i:i + size]

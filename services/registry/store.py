@@ -1,9 +1,13 @@
-"""Registry tables and the queries on them. One table per entity, same shape for each:
-identity, external code, name and its search key, state, the record as sent, and the fields
-collections are filtered on as real columns."""
+"""Registry tables and the queries on them.
+
+One table per entity, same shape for each: identity, external code, name and its search key,
+state, the public record as JSON, and the fields collections filter on as real columns.
+Personal data lives apart (`volunteer_private`) so no record, event or export can carry it.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,13 +19,15 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    delete,
     func,
     insert,
     select,
+    update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.registry.domain import BY_NAME, ENTITIES, Entity
+from services.registry.domain import ENTITIES, Entity
 from shared.outbox import outbox_table
 
 metadata = MetaData()
@@ -33,8 +39,8 @@ def _entity_table(entity: Entity) -> Table:
         entity.collection, metadata,
         Column("id", String(64), primary_key=True),
         Column("code", String(64), nullable=True, unique=True),
-        Column("name", String(200), nullable=False),
-        Column("search_key", String(200), nullable=False, index=True),
+        Column("name", String(400), nullable=False),
+        Column("search_key", String(400), nullable=False, index=True),
         Column("active", Boolean, nullable=False, default=True),
         Column("created_at", DateTime(timezone=True), nullable=False),
         Column("updated_at", DateTime(timezone=True), nullable=False),
@@ -45,13 +51,53 @@ def _entity_table(entity: Entity) -> Table:
 
 TABLES: dict[str, Table] = {e.name: _entity_table(e) for e in ENTITIES.values()}
 
+volunteer_teams = Table(
+    "volunteer_teams", metadata,
+    Column("volunteer_id", String(64), primary_key=True),
+    Column("team_id", String(64), primary_key=True, index=True),
+)
+
+volunteer_private = Table(
+    "volunteer_private", metadata,
+    Column("volunteer_id", String(64), primary_key=True),
+    Column("phone", String(40), nullable=True),
+    Column("id_number", String(40), nullable=True),
+)
+
+taxonomy = Table(
+    "taxonomy", metadata,
+    Column("kind", String(40), primary_key=True),
+    Column("code", String(40), primary_key=True),
+    Column("label_zh", String(200), nullable=False),
+    Column("label_en", String(200), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
 
 def now() -> datetime:
     return datetime.now(UTC)
 
 
-async def insert_record(conn: AsyncConnection, entity: Entity, row: dict[str, Any]) -> None:
-    await conn.execute(insert(TABLES[entity.name]).values(**row))
+def row_for(entity: Entity, record: dict[str, Any], search_key: str) -> dict[str, Any]:
+    """The table row that stores `record`."""
+    return {
+        "id": record["id"], "code": record.get("code"), "name": record.get("name") or "",
+        "search_key": search_key, "active": record["active"],
+        "created_at": datetime.fromisoformat(record["created_at"]),
+        "updated_at": datetime.fromisoformat(record["updated_at"]), "record": record,
+        **{f: record.get(f) for f in entity.filters},
+    }
+
+
+async def insert_rows(conn: AsyncConnection, entity: Entity, rows: list[dict]) -> None:
+    if rows:
+        await conn.execute(insert(TABLES[entity.name]), rows)
+
+
+async def update_row(conn: AsyncConnection, entity: Entity, row: dict) -> None:
+    t = TABLES[entity.name]
+    await conn.execute(update(t).where(t.c.id == row["id"]).values(
+        **{k: v for k, v in row.items() if k not in ("id", "created_at")}))
 
 
 async def get_record(conn: AsyncConnection, entity_name: str, id_: str) -> dict | None:
@@ -60,25 +106,109 @@ async def get_record(conn: AsyncConnection, entity_name: str, id_: str) -> dict 
     return row.record if row else None
 
 
-async def existing(conn: AsyncConnection, entity_name: str, column: str,
-                   values: set[str]) -> set[str]:
-    if not values:
-        return set()
-    t = TABLES[BY_NAME[entity_name].name]
-    col = t.c.id if column == "id" else t.c.code
-    return set((await conn.execute(select(col).where(col.in_(values)))).scalars())
+async def records_by_code(conn: AsyncConnection, entity_name: str,
+                          codes: Iterable[str]) -> dict[str, dict]:
+    codes = list(set(codes))
+    t = TABLES[entity_name]
+    out: dict[str, dict] = {}
+    for i in range(0, len(codes), 500):
+        rows = await conn.execute(select(t.c.code, t.c.record).where(t.c.code.in_(codes[i:i + 500])))
+        out.update({r.code: r.record for r in rows})
+    return out
+
+
+async def ids_by_code(conn: AsyncConnection, entity_name: str,
+                      codes: Iterable[str]) -> dict[str, tuple[str, bool]]:
+    """{code: (id, active)}"""
+    codes = list(set(codes))
+    t = TABLES[entity_name]
+    out = {}
+    for i in range(0, len(codes), 500):
+        rows = await conn.execute(select(t.c.code, t.c.id, t.c.active)
+                                  .where(t.c.code.in_(codes[i:i + 500])))
+        out.update({r.code: (r.id, r.active) for r in rows})
+    return out
+
+
+async def active_by_id(conn: AsyncConnection, entity_name: str,
+                       ids: Iterable[str]) -> dict[str, bool]:
+    ids = list(set(ids))
+    t = TABLES[entity_name]
+    out = {}
+    for i in range(0, len(ids), 500):
+        rows = await conn.execute(select(t.c.id, t.c.active).where(t.c.id.in_(ids[i:i + 500])))
+        out.update({r.id: r.active for r in rows})
+    return out
 
 
 async def list_records(conn: AsyncConnection, entity: Entity, *, filters: dict[str, str],
-                       search: str | None, active: bool | None, limit: int,
-                       offset: int) -> tuple[list[dict], int]:
+                       search: str | None, active: bool | None, limit: int, offset: int,
+                       team_id: str | None = None) -> tuple[list[dict], int]:
     t = TABLES[entity.name]
     where = [t.c[f] == v for f, v in filters.items()]
     if search:
         where.append(t.c.search_key.contains(search, autoescape=True))
     if active is not None:
         where.append(t.c.active.is_(active))
+    if team_id is not None:
+        where.append(t.c.id.in_(select(volunteer_teams.c.volunteer_id)
+                                .where(volunteer_teams.c.team_id == team_id)))
     total = (await conn.execute(select(func.count()).select_from(t).where(*where))).scalar_one()
     rows = await conn.execute(select(t.c.record).where(*where)
                               .order_by(t.c.created_at, t.c.id).limit(limit).offset(offset))
     return [r.record for r in rows], total
+
+
+async def all_records(conn: AsyncConnection, entity: Entity) -> list[dict]:
+    t = TABLES[entity.name]
+    return [r.record for r in await conn.execute(select(t.c.record).order_by(t.c.created_at,
+                                                                               t.c.id))]
+
+
+async def set_volunteer_teams(conn: AsyncConnection, pairs: dict[str, list[str]]) -> None:
+    if not pairs:
+        return
+    ids = list(pairs)
+    for i in range(0, len(ids), 500):
+        await conn.execute(delete(volunteer_teams)
+                           .where(volunteer_teams.c.volunteer_id.in_(ids[i:i + 500])))
+    rows = [{"volunteer_id": v, "team_id": t} for v, teams in pairs.items() for t in teams]
+    if rows:
+        await conn.execute(insert(volunteer_teams), rows)
+
+
+async def set_private(conn: AsyncConnection, rows: list[dict]) -> None:
+    """Upsert contact details: a field left out keeps its stored value."""
+    if not rows:
+        return
+    ids = [r["volunteer_id"] for r in rows]
+    stored = {r.volunteer_id: r for r in await conn.execute(
+        select(volunteer_private).where(volunteer_private.c.volunteer_id.in_(ids)))}
+    new, changed = [], []
+    for r in rows:
+        if r["volunteer_id"] in stored:
+            old = stored[r["volunteer_id"]]
+            merged = {"volunteer_id": r["volunteer_id"],
+                      "phone": r.get("phone") or old.phone,
+                      "id_number": r.get("id_number") or old.id_number}
+            changed.append(merged)
+        else:
+            new.append({"volunteer_id": r["volunteer_id"], "phone": r.get("phone"),
+                        "id_number": r.get("id_number")})
+    if new:
+        await conn.execute(insert(volunteer_private), new)
+    for m in changed:
+        await conn.execute(update(volunteer_private)
+                           .where(volunteer_private.c.volunteer_id == m["volunteer_id"])
+                           .values(phone=m["phone"], id_number=m["id_number"]))
+
+
+async def private_for(conn: AsyncConnection, volunteer_id: str) -> dict | None:
+    row = (await conn.execute(select(volunteer_private)
+                              .where(volunteer_private.c.volunteer_id == volunteer_id))).first()
+    return dict(row._mapping) if row else None
+
+
+async def taxonomy_codes(conn: AsyncConnection, kind: str) -> dict[str, dict]:
+    rows = await conn.execute(select(taxonomy).where(taxonomy.c.kind == kind))
+    return {r.code: dict(r._mapping) for r in rows}

@@ -2,10 +2,11 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-21 17:17:43.447411
+Create Date: 2026-11-21 17:24:52.107858
 """
-import sqlalchemy as sa
 from alembic import op
+import sqlalchemy as sa
+
 
 revision = '0001'
 down_revision = None
@@ -18,8 +19,8 @@ def upgrade() -> None:
     op.create_table('bases',
     sa.Column('id', sa.String(length=64), nullable=False),
     sa.Column('code', sa.String(length=64), nullable=True),
-    sa.Column('name', sa.String(length=200), nullable=False),
-    sa.Column('search_key', sa.String(length=200), nullable=False),
+    sa.Column('name', sa.String(length=400), nullable=False),
+    sa.Column('search_key', sa.String(length=400), nullable=False),
     sa.Column('active', sa.Boolean(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
@@ -37,8 +38,8 @@ def upgrade() -> None:
     op.create_table('organizations',
     sa.Column('id', sa.String(length=64), nullable=False),
     sa.Column('code', sa.String(length=64), nullable=True),
-    sa.Column('name', sa.String(length=200), nullable=False),
-    sa.Column('search_key', sa.String(length=200), nullable=False),
+    sa.Column('name', sa.String(length=400), nullable=False),
+    sa.Column('search_key', sa.String(length=400), nullable=False),
     sa.Column('active', sa.Boolean(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
@@ -70,11 +71,32 @@ def upgrade() -> None:
     with op.batch_alter_table('outbox', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_outbox_published_at'), ['published_at'], unique=False)
 
+    op.create_table('pairings',
+    sa.Column('id', sa.String(length=64), nullable=False),
+    sa.Column('code', sa.String(length=64), nullable=True),
+    sa.Column('name', sa.String(length=400), nullable=False),
+    sa.Column('search_key', sa.String(length=400), nullable=False),
+    sa.Column('active', sa.Boolean(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('record', sa.JSON(), nullable=False),
+    sa.Column('organization_id', sa.String(length=64), nullable=True),
+    sa.Column('base_id', sa.String(length=64), nullable=True),
+    sa.Column('status', sa.String(length=64), nullable=True),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('code')
+    )
+    with op.batch_alter_table('pairings', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_pairings_base_id'), ['base_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_pairings_organization_id'), ['organization_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_pairings_search_key'), ['search_key'], unique=False)
+        batch_op.create_index(batch_op.f('ix_pairings_status'), ['status'], unique=False)
+
     op.create_table('regions',
     sa.Column('id', sa.String(length=64), nullable=False),
     sa.Column('code', sa.String(length=64), nullable=True),
-    sa.Column('name', sa.String(length=200), nullable=False),
-    sa.Column('search_key', sa.String(length=200), nullable=False),
+    sa.Column('name', sa.String(length=400), nullable=False),
+    sa.Column('search_key', sa.String(length=400), nullable=False),
     sa.Column('active', sa.Boolean(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
@@ -89,17 +111,105 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_regions_parent_code'), ['parent_code'], unique=False)
         batch_op.create_index(batch_op.f('ix_regions_search_key'), ['search_key'], unique=False)
 
+    op.create_table('taxonomy',
+    sa.Column('kind', sa.String(length=40), nullable=False),
+    sa.Column('code', sa.String(length=40), nullable=False),
+    sa.Column('label_zh', sa.String(length=200), nullable=False),
+    sa.Column('label_en', sa.String(length=200), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('kind', 'code')
+    )
+    op.create_table('teams',
+    sa.Column('id', sa.String(length=64), nullable=False),
+    sa.Column('code', sa.String(length=64), nullable=True),
+    sa.Column('name', sa.String(length=400), nullable=False),
+    sa.Column('search_key', sa.String(length=400), nullable=False),
+    sa.Column('active', sa.Boolean(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('record', sa.JSON(), nullable=False),
+    sa.Column('category', sa.String(length=64), nullable=True),
+    sa.Column('organization_id', sa.String(length=64), nullable=True),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('code')
+    )
+    with op.batch_alter_table('teams', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_teams_category'), ['category'], unique=False)
+        batch_op.create_index(batch_op.f('ix_teams_organization_id'), ['organization_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_teams_search_key'), ['search_key'], unique=False)
+
+    op.create_table('volunteer_private',
+    sa.Column('volunteer_id', sa.String(length=64), nullable=False),
+    sa.Column('phone', sa.String(length=40), nullable=True),
+    sa.Column('id_number', sa.String(length=40), nullable=True),
+    sa.PrimaryKeyConstraint('volunteer_id')
+    )
+    op.create_table('volunteer_teams',
+    sa.Column('volunteer_id', sa.String(length=64), nullable=False),
+    sa.Column('team_id', sa.String(length=64), nullable=False),
+    sa.PrimaryKeyConstraint('volunteer_id', 'team_id')
+    )
+    with op.batch_alter_table('volunteer_teams', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_volunteer_teams_team_id'), ['team_id'], unique=False)
+
+    op.create_table('volunteers',
+    sa.Column('id', sa.String(length=64), nullable=False),
+    sa.Column('code', sa.String(length=64), nullable=True),
+    sa.Column('name', sa.String(length=400), nullable=False),
+    sa.Column('search_key', sa.String(length=400), nullable=False),
+    sa.Column('active', sa.Boolean(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('record', sa.JSON(), nullable=False),
+    sa.Column('organization_id', sa.String(length=64), nullable=True),
+    sa.Column('party_status', sa.String(length=64), nullable=True),
+    sa.Column('home_base_id', sa.String(length=64), nullable=True),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('code')
+    )
+    with op.batch_alter_table('volunteers', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_volunteers_home_base_id'), ['home_base_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_volunteers_organization_id'), ['organization_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_volunteers_party_status'), ['party_status'], unique=False)
+        batch_op.create_index(batch_op.f('ix_volunteers_search_key'), ['search_key'], unique=False)
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table('volunteers', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_volunteers_search_key'))
+        batch_op.drop_index(batch_op.f('ix_volunteers_party_status'))
+        batch_op.drop_index(batch_op.f('ix_volunteers_organization_id'))
+        batch_op.drop_index(batch_op.f('ix_volunteers_home_base_id'))
+
+    op.drop_table('volunteers')
+    with op.batch_alter_table('volunteer_teams', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_volunteer_teams_team_id'))
+
+    op.drop_table('volunteer_teams')
+    op.drop_table('volunteer_private')
+    with op.batch_alter_table('teams', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_teams_search_key'))
+        batch_op.drop_index(batch_op.f('ix_teams_organization_id'))
+        batch_op.drop_index(batch_op.f('ix_teams_category'))
+
+    op.drop_table('teams')
+    op.drop_table('taxonomy')
     with op.batch_alter_table('regions', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_regions_search_key'))
         batch_op.drop_index(batch_op.f('ix_regions_parent_code'))
         batch_op.drop_index(batch_op.f('ix_regions_level'))
 
     op.drop_table('regions')
+    with op.batch_alter_table('pairings', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_pairings_status'))
+        batch_op.drop_index(batch_op.f('ix_pairings_search_key'))
+        batch_op.drop_index(batch_op.f('ix_pairings_organization_id'))
+        batch_op.drop_index(batch_op.f('ix_pairings_base_id'))
+
+    op.drop_table('pairings')
     with op.batch_alter_table('outbox', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_outbox_published_at'))
 
