@@ -18,7 +18,8 @@ ERROR_HEADER = "Tongxin-Error"
 
 def make_broker(url: str, name: str) -> NatsBroker:
     # Reconnect forever: an outage of NATS must never stop a service; the outbox holds the work.
-    return NatsBroker(url, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+    servers = [u.strip() for u in url.split(",") if u.strip()]  # a cluster: "nats://a,nats://b"
+    return NatsBroker(servers, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
                       connect_timeout=5, allow_reconnect=True)
 
 

@@ -47,7 +47,7 @@ class Runtime:
         if self.settings.migrate_on_start:
             await migrate(self.service, self.database_url, self.settings.db_schema)
         await self.broker.connect()
-        await ensure_streams(self.js, self.names)
+        await ensure_streams(self.js, self.names, self.settings.stream_replicas)
         await self.broker.start()
 
     def spawn(self, name: str, coro: Coroutine) -> None:

@@ -17,6 +17,9 @@ class Settings(BaseSettings):
     # tests set it so runs sharing one NATS server never see each other's messages.
     namespace: str = ""
 
+    # JetStream replicas per stream: 1 on one server, 3 on a cluster.
+    stream_replicas: int = Field(1, ge=1, le=5)
+
     data_dir: Path = Path("var")
     registry_database_url: str | None = None
     events_database_url: str | None = None

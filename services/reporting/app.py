@@ -7,10 +7,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from services.reporting import http, store
-from services.reporting.projections import make_apply_events
+from services.reporting.projections import apply_registry, make_apply_events
 from shared.http import add_health, install_error_handlers
 from shared.projection import Projection
-from shared.replica import apply_registry_events
 from shared.runtime import Runtime
 from shared.settings import Settings, get_settings
 
@@ -30,7 +29,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         labels = Projection(
             name="reporting-registry", js=rt.js, stream=names.registry_stream,
             subject=names.registry(">"), engine=rt.engine, positions=store.positions,
-            apply=lambda conn, msgs: apply_registry_events(conn, store.registry_entities, msgs),
+            apply=apply_registry,
             batch_size=settings.batch_size)
         app.state.activities = activities
         app.state.engine = rt.engine

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse
@@ -41,11 +41,15 @@ async def summary(request: Request,
                   date_from: Annotated[date | None, Query(alias="from")] = None,
                   date_to: Annotated[date | None, Query(alias="to")] = None,
                   organization_id: str | None = None, base_id: str | None = None,
-                  region: str | None = None,
+                  region: Annotated[str | None, Query(
+                      description="a region code: bases in it at any depth")] = None,
+                  region_level: Annotated[Literal["city", "district", "town", "community"] | None,
+                                          Query(description="with group_by=region: roll up "
+                                                "to this level")] = None,
                   min_seq: Annotated[int | None, Query(ge=0, description=(
                       "wait (a few seconds at most) until the reports include this seq"))] = None,
                   ) -> dict:
-    scope = Scope(date_from, date_to, organization_id, base_id, region)
+    scope = Scope(date_from, date_to, organization_id, base_id, region, region_level)
     return await _summary(request, group_by, scope, min_seq)
 
 

@@ -7,7 +7,7 @@ import logging
 from zoneinfo import ZoneInfo
 
 from nats.aio.msg import Msg
-from sqlalchemy import select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.reporting import store
@@ -15,6 +15,7 @@ from shared.bus import stream_seq
 from shared.envelope import Envelope
 from shared.events import ActivityLogged
 from shared.projection import upsert
+from shared.replica import apply_registry_events, record_json
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,27 @@ def activity_row(data: ActivityLogged, event_id: str, seq: int, tz: ZoneInfo) ->
         "volunteer_hours": data.volunteer_hours, "trainees": data.trainees,
         "donation_value_cny": data.donation_value_cny, "retracted": False,
     }
+
+
+async def apply_registry(conn: AsyncConnection, msgs: list[Msg]) -> None:
+    """Labels and hierarchy from registry events; the region closure is rebuilt when regions
+    change (there are thousands of regions at most, and they rarely change)."""
+    await apply_registry_events(conn, store.registry_entities, msgs)
+    if any(".region." in m.subject for m in msgs):
+        reg = store.registry_entities
+        regions = {r.id: (r.parent_id, r.record) for r in await conn.execute(
+            select(reg.c.id, reg.c.parent_id, reg.c.record).where(reg.c.kind == "region"))}
+        rows = []
+        for code in regions:
+            seen, current = set(), code
+            while current in regions and current not in seen:  # a cycle must not hang us
+                seen.add(current)
+                level = record_json(regions[current][1]).get("level", "")
+                rows.append({"code": code, "ancestor": current, "ancestor_level": level})
+                current = regions[current][0]
+        await conn.execute(delete(store.region_ancestors))
+        if rows:
+            await conn.execute(insert(store.region_ancestors), rows)
 
 
 def make_apply_events(tz_name: str):

@@ -23,7 +23,8 @@ class Scope:
     date_to: date | None = None
     organization_id: str | None = None
     base_id: str | None = None
-    region: str | None = None
+    region: str | None = None          # a region code: everything in it, at any depth
+    region_level: str | None = None    # with group_by=region: roll up to this level
 
 
 def _figures(f):
@@ -65,7 +66,14 @@ async def summary(conn: AsyncConnection, group_by: GroupBy, scope: Scope) -> dic
     if needs_base:
         source = f.outerjoin(base, and_(base.c.kind == "base", base.c.id == f.c.base_id))
     if scope.region:
-        where.append(base.c.region_code == scope.region)
+        ra = store.region_ancestors
+        where.append(base.c.region_code.in_(select(ra.c.code).where(ra.c.ancestor == scope.region)))
+    region_key = base.c.region_code
+    if group_by == "region" and scope.region_level:
+        up = store.region_ancestors.alias("up")
+        source = source.outerjoin(up, and_(up.c.code == base.c.region_code,
+                                           up.c.ancestor_level == scope.region_level))
+        region_key = up.c.ancestor
 
     if group_by == "service_type":
         st = store.activity_service_types
@@ -74,7 +82,7 @@ async def summary(conn: AsyncConnection, group_by: GroupBy, scope: Scope) -> dic
     else:
         key = {"organization": f.c.organization_id, "base": f.c.base_id, "team": f.c.team_id,
                "theme": f.c.theme, "month": f.c.month,
-               "region": base.c.region_code if needs_base else None}[group_by]
+               "region": region_key}[group_by]
 
     rows = (await conn.execute(
         select(key.label("key"), *_figures(f)).select_from(source).where(*where)

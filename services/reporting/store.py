@@ -45,6 +45,14 @@ activity_facts = Table(
     Column("retracted", Boolean, nullable=False, server_default="0"),
 )
 
+# Each region with every ancestor (itself included): reports roll up along the hierarchy.
+region_ancestors = Table(
+    "region_ancestors", metadata,
+    Column("code", String(64), primary_key=True),
+    Column("ancestor", String(64), primary_key=True, index=True),
+    Column("ancestor_level", String(20), nullable=False),
+)
+
 activity_service_types = Table(
     "activity_service_types", metadata,
     Column("activity_id", String(36), primary_key=True),
