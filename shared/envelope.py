@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -12,7 +12,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 class Envelope(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    event_id: uuid.UUID = Field(description="idempotency key: the same id accepted twice is one event")
+    event_id: uuid.UUID = Field(description="idempotency key: accepted twice, it is one event")
     type: str = Field(min_length=1, max_length=100, pattern=r"^[a-z_]+(\.[a-z_]+)+$")
     version: int = Field(1, ge=1)
     occurred_at: AwareDatetime
@@ -21,9 +21,8 @@ class Envelope(BaseModel):
 
 
 def new_envelope(event_type: str, data: dict[str, Any], source: str,
-                 occurred_at: datetime | None = None, event_id: uuid.UUID | None = None) -> Envelope:
-    from datetime import UTC
-
+                 occurred_at: datetime | None = None,
+                 event_id: uuid.UUID | None = None) -> Envelope:
     return Envelope(
         event_id=event_id or uuid.uuid4(),
         type=event_type,

@@ -42,7 +42,7 @@ def stream_configs(names: Names, replicas: int = 1) -> list[StreamConfig]:
         )
 
     return [
-        # Offers wait here while the events service is down; a day of dedupe covers publisher retries.
+        # Offers wait here while the events service is down; a day of dedupe covers retries.
         config(names.ingest_stream, [names.ingest()], "events offered by outside systems",
                max_age=30 * DAY, duplicate_window=DAY),
         # The record read models replay: kept forever.

@@ -83,6 +83,7 @@ class System:
     workdir: Path
     tag: str = field(default_factory=lambda: f"t{RUN_ID}{uuid.uuid4().hex[:6]}")
     sup: Supervisor | None = None
+    traces: bool = True  # write spans to a file the tests read (off for benchmarks)
 
     @property
     def names(self) -> Names:
@@ -99,7 +100,7 @@ class System:
             "TONGXIN_DATA_DIR": str(self.workdir),
             f"TONGXIN_{service.upper()}_DATABASE_URL": self.backend.url(service, self.tag),
             "TONGXIN_DB_SCHEMA": self.backend.schema(service, self.tag) or "",
-            "TONGXIN_TRACE_FILE": str(self.trace_file),
+            "TONGXIN_TRACE_FILE": str(self.trace_file) if self.traces else "",
             "TONGXIN_MIN_SEQ_WAIT": "10",
         }
 

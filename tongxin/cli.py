@@ -19,14 +19,17 @@ from tongxin.supervisor import SERVICES, Supervisor
 
 app = typer.Typer(help="Tongxin (同心): pairing-based community service programmes.",
                   no_args_is_help=True)
-console = Console()
+# soft_wrap: never break lines at the console width, so paths and URLs stay whole when the output
+# goes to a pipe or a log file (rich wraps at 80 columns there).
+console = Console(soft_wrap=True)
 
 
 @app.command()
 def up(data_dir: Path = typer.Option(Path("var"), envvar="TONGXIN_DATA_DIR",
                                      help="where databases, the NATS store and logs live"),
        load_demo: bool = typer.Option(True, "--demo/--no-demo",
-                                      help="load the demo programme into an empty data dir")) -> None:
+                                      help="load the demo programme into an empty data dir"),
+       ) -> None:
     """Start NATS (unless TONGXIN_NATS_URL names one) and the three services; Ctrl-C stops all."""
     data_dir = data_dir.resolve()
     fresh = not (data_dir / "registry.db").exists() and not os.environ.get(
@@ -74,7 +77,7 @@ def up(data_dir: Path = typer.Option(Path("var"), envvar="TONGXIN_DATA_DIR",
                 httpx.get(f"{urls['reporting']}/v1/reports/summary",
                           params={"min_seq": seq}, timeout=30)
             console.print("Demo programme loaded: Zibo's Tongxin service teams, 2013.")
-        console.print(soft_wrap=True, highlight=False, markup=True, end="", *[f"""
+        console.print(f"""
 [bold]Tongxin is running.[/] Open:
   Reports (people)    {urls['reporting']}/
   Summary (JSON)      {urls['reporting']}/v1/reports/summary?group_by=organization
@@ -82,8 +85,7 @@ def up(data_dir: Path = typer.Option(Path("var"), envvar="TONGXIN_DATA_DIR",
   Events API docs     {urls['events']}/docs
   Events AsyncAPI     {urls['events']}/asyncapi
   Reporting API docs  {urls['reporting']}/docs
-Logs in {data_dir / 'logs'}. Ctrl-C stops everything.
-"""])
+Logs in {data_dir / 'logs'}. Ctrl-C stops everything.""", soft_wrap=True, highlight=False)
         while not stopping:
             crashed = sup.crashed()
             if nats and nats.proc and nats.proc.poll() is not None:
@@ -92,12 +94,14 @@ Logs in {data_dir / 'logs'}. Ctrl-C stops everything.
                 for name, rc in crashed:
                     console.print(f"[red]{name} stopped unexpectedly (exit code {rc}).[/] "
                                   f"Last lines of {data_dir / 'logs' / (name + '.log')}:")
-                    console.print(_tail(data_dir / "logs" / f"{name}.log"))
+                    # A log is text, not rich markup: "[/v1/events]" in it must not raise.
+                    console.print(_tail(data_dir / "logs" / f"{name}.log"), markup=False,
+                                  highlight=False)
                 code = 1
                 break
             time.sleep(0.5)
     except Exception as exc:
-        console.print(f"[red]{exc}[/]")
+        console.print(str(exc), style="red", markup=False, highlight=False)
         code = 1
     finally:
         console.print("stopping…")
@@ -131,6 +135,61 @@ def load_demo_cmd(registry: str = "http://127.0.0.1:8001",
     """Load the demo programme into a running system (idempotent)."""
     seq = demo.load(registry, events)
     console.print(f"demo loaded; last event seq {seq}")
+
+
+@app.command("import")
+def import_cmd(file: Path = typer.Argument(..., exists=True, dir_okay=False,
+                                           help="CSV or XLSX, one row a record"),
+               to: str | None = typer.Option(None, "--to", help="regions, organizations, "
+                                             "bases, teams, volunteers or pairings (default: "
+                                             "from the file name, e.g. 单位.xlsx)"),
+               registry: str = typer.Option("http://127.0.0.1:8001",
+                                            envvar="TONGXIN_REGISTRY_URL")) -> None:
+    """Import a register: every row checked here first, then the registry imports all or none."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from services.registry.domain import ENTITIES
+    from services.registry.imports import check_file, collection_for
+
+    collection = to or collection_for(file.name)
+    if collection not in ENTITIES:
+        console.print(f"[red]Which register is {file.name}?[/] Say --to "
+                      f"{'|'.join(ENTITIES)}.")
+        raise typer.Exit(2)
+    content = file.read_bytes()
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  console=console) as bar:
+        task = bar.add_task(f"checking {file.name}", total=None)
+        _, valid, errors = check_file(ENTITIES[collection], content, file.name,
+                                      lambda _stage, done, total: bar.update(
+                                          task, completed=done, total=total))
+        if not errors:
+            bar.update(task, description=f"importing {len(valid)} {collection}")
+            r = httpx.post(f"{registry}/v1/import/{collection}", timeout=600,
+                           files={"file": (file.name, content)})
+            if r.status_code == 422:
+                errors = r.json()["errors"]
+            else:
+                r.raise_for_status()
+    if errors:
+        _print_errors(errors)
+        raise typer.Exit(1)
+    result = r.json()
+    console.print(f"[green]{result['imported']} {collection} imported:[/] "
+                  f"{result['created']} new, {result['updated']} changed, "
+                  f"{result['unchanged']} unchanged.")
+
+
+def _print_errors(errors) -> None:
+    from rich.table import Table
+
+    rows = [e if isinstance(e, dict) else e.__dict__ for e in errors]
+    table = Table(title=f"{len(rows)} problems; nothing was imported")
+    for col in ("row", "column", "message"):
+        table.add_column(col)
+    for e in rows:
+        table.add_row(str(e["row"] or ""), e["column"], e["message"])
+    console.print(table)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from nats.js import JetStreamContext
+from opentelemetry.trace import SpanKind
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -24,7 +25,7 @@ from shared.projection import Projection
 from shared.replica import known_ids
 from shared.subjects import Names
 from shared.taxonomy import SERVICE_TYPES
-from shared.telemetry import inject, producer_span
+from shared.telemetry import inject, producer_span, tracer
 
 log = logging.getLogger(__name__)
 
@@ -130,13 +131,25 @@ class Acceptor:
                 select(t.c.event_id, t.c.type, t.c.envelope, t.c.trace_headers)
                 .where(t.c.event_id.in_(event_ids)).order_by(t.c.id))).all()
         futures = []
-        for row in rows:
+        if len(rows) == 1:
+            # One event (an HTTP request): a producer span of its own, in the caller's trace.
+            row = rows[0]
             subject = self.names.events(row.type)
-            # Continue the trace of whoever offered the event (HTTP request or bus message).
             with producer_span(subject, parent_headers=row.trace_headers,
                                **{"messaging.message.id": row.event_id}):
                 futures.append(await self.js.publish_async(
                     subject, row.envelope.encode(), headers=inject({MSG_ID: row.event_id})))
+        else:
+            # A batch: one span for the round; each event carries on the trace it came in with.
+            # (A span per event costs more than the rest of accepting it.)
+            with tracer.start_as_current_span(
+                    f"{self.names.events()} publish", kind=SpanKind.PRODUCER,
+                    attributes={"messaging.system": "nats",
+                                "messaging.batch.message_count": len(rows)}):
+                for row in rows:
+                    futures.append(await self.js.publish_async(
+                        self.names.events(row.type), row.envelope.encode(),
+                        headers={**(row.trace_headers or {}), MSG_ID: row.event_id}))
         acks = await asyncio.wait_for(asyncio.gather(*futures), self.publish_timeout)
         seqs = {row.event_id: ack.seq for row, ack in zip(rows, acks, strict=True)}
         async with self.engine.begin() as conn:

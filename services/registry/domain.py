@@ -9,7 +9,7 @@ References may be given by id (`parent_id`) or, as spreadsheets do, by external 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated, Literal
 
 from pydantic import (

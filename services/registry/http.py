@@ -5,12 +5,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, HTTPException, Query, Request
+from fastapi import APIRouter, Body, File, HTTPException, Query, Request, UploadFile
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
+from services.registry import imports
 from services.registry.domain import ENTITIES, Entity, TaxonomyCreate
-from services.registry.service import NotFound, Registry
+from services.registry.service import ImportRejected, NotFound, Registry
 from shared.http import Limit, Offset
+
+CollectionName = Literal[tuple(ENTITIES)]  # regions, organizations, ... (the import/export path)
 
 
 def _registry(request: Request) -> Registry:
@@ -112,5 +116,32 @@ def router() -> APIRouter:
             summary="Add a service type or team category (Chinese and English labels)")
     async def add_taxonomy(request: Request, entry: TaxonomyCreate) -> dict:
         return await _registry(request).add_taxonomy(entry.model_dump())
+
+    @r.post("/v1/import/{collection}", tags=["spreadsheets"],
+            summary="Import a CSV or XLSX register: all rows or none, idempotent on `code`",
+            responses={422: {"description": '{"errors": [{"row", "column", "message"}]}'}})
+    async def import_(request: Request,
+                      collection: CollectionName,
+                      file: UploadFile = File(..., description="CSV or XLSX, one row a record; "
+                                                               "Chinese headers welcome")):
+        content = await file.read()
+        try:
+            result = await imports.import_file(_registry(request), collection, content,
+                                               file.filename)
+        except ImportRejected as exc:
+            return JSONResponse({"errors": imports.errors_json(exc.errors)}, status_code=422)
+        return result.as_json()
+
+    @r.get("/v1/export/{collection}", tags=["spreadsheets"],
+           summary="Export a register in the shape import takes back")
+    async def export(request: Request,
+                     collection: CollectionName,
+                     format: Literal["csv", "xlsx"] = "csv",
+                     headers: Literal["zh", "en"] = "zh") -> Response:
+        content = await imports.export_file(_registry(request), collection, format, headers)
+        media = ("text/csv; charset=utf-8" if format == "csv" else
+                 "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+        return Response(content, media_type=media, headers={
+            "Content-Disposition": f'attachment; filename="{collection}.{format}"'})
 
     return r

@@ -159,8 +159,10 @@ class Registry:
         self.on_commit()
         return record
 
-    async def import_rows(self, entity: Entity, rows: list[tuple[int, dict]]) -> Saved:
-        """All or nothing, idempotent on `code`: new codes are created, changed ones updated."""
+    async def import_rows(self, entity: Entity, rows: list[tuple[int, dict]],
+                          dry_run: bool = False) -> Saved:
+        """All or nothing, idempotent on `code`: new codes are created, changed ones updated.
+        `dry_run` checks everything (references too) and saves nothing."""
         items, errors = [], []
         for row_no, values in rows:
             try:
@@ -168,7 +170,8 @@ class Registry:
             except Rejected as exc:
                 errors += [RowError(row_no, e.field, e.message) for e in exc.errors]
         missing_code = [RowError(i.row, "code", "required for import: it makes a re-upload "
-                                 "update the same record") for i in items if not i.fields.get("code")]
+                                 "update the same record")
+                        for i in items if not i.fields.get("code")]
         if errors or missing_code:
             raise ImportRejected(errors + missing_code)
         if entity.name == "region":  # parents before children, whatever the file's order
@@ -179,6 +182,9 @@ class Registry:
             for item in items:
                 item.existing = existing.get(item.fields["code"])
             saved = await self._save(conn, entity, items, as_http=False)
+            if dry_run:
+                await conn.rollback()
+                return saved
         self.on_commit()
         return saved
 

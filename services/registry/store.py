@@ -112,7 +112,8 @@ async def records_by_code(conn: AsyncConnection, entity_name: str,
     t = TABLES[entity_name]
     out: dict[str, dict] = {}
     for i in range(0, len(codes), 500):
-        rows = await conn.execute(select(t.c.code, t.c.record).where(t.c.code.in_(codes[i:i + 500])))
+        rows = await conn.execute(select(t.c.code, t.c.record)
+                                  .where(t.c.code.in_(codes[i:i + 500])))
         out.update({r.code: r.record for r in rows})
     return out
 

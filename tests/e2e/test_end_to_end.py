@@ -155,7 +155,8 @@ async def test_bad_offers_on_the_bus_go_to_the_dlq_with_reasons(system):
                                  deliver_policy=nats.js.api.DeliverPolicy.NEW))
     try:
         for key, (payload, _) in offers.items():
-            await system.publish_raw("activity.logged", payload, {"Nats-Msg-Id": f"{key}-{uuid.uuid4()}"})
+            await system.publish_raw("activity.logged", payload,
+                                     {"Nats-Msg-Id": f"{key}-{uuid.uuid4()}"})
         await system.publish_raw("activity.logged", raw(good), {"Nats-Msg-Id": good["event_id"]})
         got = {}
         while len(got) < len(offers):
@@ -179,11 +180,11 @@ async def test_reporting_down_while_200_events_are_accepted(system):
     system.sup.stop("reporting")
     try:
         last = 0
-        for i in range(50):  # over HTTP
+        for _i in range(50):  # over HTTP
             r = await system.post_activity(activity(org["id"], base["id"], served=1))
             assert r.status_code == 202
             last = max(last, r.json()["seq"])
-        for i in range(150):  # and from another system on the bus
+        for _i in range(150):  # and from another system on the bus
             env = envelope(activity(org["id"], base["id"], served=1))
             await system.publish_raw("activity.logged", raw(env),
                                      {"Nats-Msg-Id": env["event_id"]})

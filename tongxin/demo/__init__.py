@@ -1,4 +1,5 @@
-"""The demo programme, loaded through the public HTTP interface like any outside system."""
+"""The demo programme (Zibo, 2013), loaded through the public interface like any outside
+system: the register by spreadsheet import, the activities by the events API."""
 
 from __future__ import annotations
 
@@ -8,36 +9,44 @@ from importlib import resources
 
 import httpx
 
+from services.registry.imports import collection_for
+
 DEMO_NAMESPACE = uuid.UUID("0b3f6a52-9d0e-4f6b-8a43-5c2d1e7f9a10")
 
 
-def programme() -> dict:
-    return json.loads(resources.files(__package__).joinpath("zibo.json").read_text("utf-8"))
+def files() -> list:
+    return sorted((f for f in resources.files(__package__).iterdir() if f.name.endswith(".csv")),
+                  key=lambda f: f.name)
+
+
+def activities() -> list[dict]:
+    return json.loads(resources.files(__package__).joinpath("activities.json")
+                      .read_text("utf-8"))["activities"]
 
 
 def load(registry_url: str, events_url: str) -> int:
-    """Register the demo's regions, units and bases, log its activities; return the last seq."""
-    demo = programme()
-    ids: dict[str, str] = {}
-    with httpx.Client(timeout=30) as http:
-        for collection in ("regions", "organizations", "bases"):
-            for record in demo[collection]:
-                r = http.post(f"{registry_url}/v1/{collection}", json=record)
-                if r.status_code == 409:  # already there: find it by its code
-                    r = http.get(f"{registry_url}/v1/{collection}",
-                                 params={"q": record["name"], "limit": 1000})
-                    found = [x for x in r.json()["items"] if x.get("code") == record["code"]]
-                    ids[record["code"]] = found[0]["id"]
-                    continue
-                r.raise_for_status()
-                ids[record["code"]] = r.json()["id"]
+    """Import the register, log the activities; return the last seq. Safe to run twice."""
+    with httpx.Client(timeout=60) as http:
+        for f in files():
+            r = http.post(f"{registry_url}/v1/import/{collection_for(f.name)}",
+                          files={"file": (f.name, f.read_bytes())})
+            if r.status_code != 200:
+                raise RuntimeError(f"demo import of {f.name} failed: {r.text}")
+        ids = {}
+        for collection in ("organizations", "bases", "teams"):
+            items = http.get(f"{registry_url}/v1/{collection}", params={"limit": 1000}).json()
+            ids |= {i["code"]: i["id"] for i in items["items"] if i.get("code")}
         seq = 0
-        for act in demo["activities"]:
-            data = {k: v for k, v in act.items() if k not in ("key", "organization", "base")}
+        for act in activities():
+            data = {k: v for k, v in act.items()
+                    if k not in ("key", "organization", "base", "team")}
             data |= {"activity_id": str(uuid.uuid5(DEMO_NAMESPACE, act["key"])),
                      "organization_id": ids[act["organization"]], "base_id": ids[act["base"]]}
+            if act.get("team"):
+                data["team_id"] = ids[act["team"]]
             r = http.post(f"{events_url}/v1/activities", json=data,
                           headers={"Idempotency-Key": act["key"], "X-Tongxin-Source": "demo"})
-            r.raise_for_status()
+            if r.status_code != 202:
+                raise RuntimeError(f"demo activity {act['key']} refused: {r.text}")
             seq = max(seq, r.json()["seq"] or 0)
     return seq

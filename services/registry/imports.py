@@ -1,0 +1,130 @@
+"""Spreadsheet import and export: the one implementation behind `POST /v1/import/<collection>`,
+`GET /v1/export/<collection>` and `tongxin import`.
+
+An import reads the file, validates every row (schema first, then references in the registry),
+and either saves all rows in one transaction or reports every error by row and column, saving
+nothing. Rows are matched on their external `code`, so a corrected file can simply be sent again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from services.registry import spreadsheets
+from services.registry.domain import ENTITIES, Entity
+from services.registry.service import ImportRejected, Registry, RowError
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+# Collections by the names organisers give their files (单位.xlsx, 志愿者名单.csv).
+FILE_NAMES: dict[str, str] = {
+    "区域": "regions", "行政区划": "regions", "单位": "organizations", "组织": "organizations",
+    "基地": "bases", "服务基地": "bases", "社区": "bases", "团队": "teams", "服务团队": "teams",
+    "志愿者": "volunteers", "党员": "volunteers", "结对": "pairings",
+}
+
+
+def collection_for(filename: str) -> str | None:
+    stem = filename.rsplit("/", 1)[-1].rsplit(".", 1)[0].lower()
+    if stem in ENTITIES:
+        return stem
+    return next((c for name, c in FILE_NAMES.items() if name in stem), None) or next(
+        (c for c in ENTITIES if c.rstrip("s") in stem), None)
+
+
+@dataclass
+class ImportResult:
+    imported: int
+    created: int
+    updated: int
+    unchanged: int
+
+    def as_json(self) -> dict:
+        return self.__dict__.copy()
+
+
+def _code_required(data: dict) -> list[tuple[str, str]]:
+    if data.get("code"):
+        return []
+    return [("code", "required for import: a re-upload then updates the same record")]
+
+
+def check_file(entity: Entity, content: bytes, filename: str | None = None,
+               progress: Progress | None = None) -> tuple[spreadsheets.Table,
+                                                          list[spreadsheets.ValidRow],
+                                                          list[RowError]]:
+    """Read and validate every row without touching the database (what the CLI shows first)."""
+    try:
+        table = spreadsheets.read_table(content, filename)
+    except spreadsheets.SpreadsheetError as exc:
+        return spreadsheets.Table((), ()), [], [RowError(None, "file", str(exc))]
+    if progress:
+        progress("validate", 0, len(table.rows))
+    valid, errors = [], []
+    step = 500  # validated in slices so a progress bar can move
+    for start in range(0, max(len(table.rows), 1), step):
+        part = spreadsheets.Table(table.headers, table.rows[start:start + step],
+                                  table.header_row)
+        ok, bad = spreadsheets.validate_rows(part, entity.create, check=_code_required)
+        valid += ok
+        errors += [RowError(e.row, e.column, e.message) for e in bad
+                   if start == 0 or e.row != table.header_row]  # header errors once
+        if progress:
+            progress("validate", min(start + step, len(table.rows)), len(table.rows))
+    if table.rows:
+        errors += _duplicates_across_slices(table, valid, step)
+    return table, valid, sorted(errors, key=lambda e: (e.row or 0, e.column))
+
+
+def _duplicates_across_slices(table, valid, step) -> list[RowError]:
+    if len(table.rows) <= step:
+        return []  # validate_rows already reported them
+    first: dict[str, int] = {}
+    out = []
+    for row in valid:
+        code = row.data.get("code")
+        if code in first and (first[code] - 2) // step != (row.row - 2) // step:
+            out.append(RowError(row.row, "code", f"duplicate code {code!r}: row {first[code]} "
+                                                 "has it too"))
+        first.setdefault(code, row.row)
+    return out
+
+
+async def import_file(registry: Registry, collection: str, content: bytes,
+                      filename: str | None = None,
+                      progress: Progress | None = None) -> ImportResult:
+    """Validate everything, then save everything or nothing. Raises `ImportRejected`."""
+    entity = ENTITIES[collection]
+    table, valid, errors = check_file(entity, content, filename, progress)
+    if not valid and not errors:
+        errors = [RowError(None, "file", "no rows to import")]
+    if progress:
+        progress("save", 0, len(valid))
+    try:
+        # With errors already found, still check the other rows' references (saving nothing),
+        # so one upload reports everything that is wrong with the file.
+        saved = await registry.import_rows(entity, [(v.row, v.data) for v in valid],
+                                           dry_run=bool(errors)) if valid else None
+    except ImportRejected as exc:
+        headers = spreadsheets.column_headers(table, entity.create)
+        for e in exc.errors:  # the registry names fields; organisers look for their headers
+            e.column = headers.get(e.column, e.column)
+        errors += exc.errors
+    if errors:
+        raise ImportRejected(sorted(errors, key=lambda e: (e.row or 0, e.column)))
+    if progress:
+        progress("save", len(valid), len(valid))
+    return ImportResult(len(valid), len(saved.created), len(saved.updated), len(saved.unchanged))
+
+
+async def export_file(registry: Registry, collection: str, fmt: Literal["csv", "xlsx"],
+                      headers: Literal["zh", "en"] = "zh") -> bytes:
+    entity = ENTITIES[collection]
+    records = await registry.export(entity)
+    return spreadsheets.write_table(records, entity.create, fmt, headers)
+
+
+def errors_json(errors: list[RowError]) -> list[dict]:
+    return [{"row": e.row, "column": e.column, "message": e.message} for e in errors]
