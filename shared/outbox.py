@@ -21,13 +21,14 @@ from sqlalchemy import (
     Table,
     Text,
     bindparam,
+    func,
     insert,
     select,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from shared.bus import publish
+from shared.bus import MSG_ID
 from shared.envelope import Envelope
 from shared.telemetry import inject, producer_span
 
@@ -68,6 +69,10 @@ async def add_many(conn: AsyncConnection, table: Table,
 
 
 class Relay:
+    """Publishes outbox rows in id (commit) order, pipelined: a window of publishes in flight
+    on one connection, so the server stores them in the order they were sent. Consumers apply
+    registry records by `updated_at`, so even a retried straggler cannot roll a record back."""
+
     def __init__(self, engine: AsyncEngine, js: JetStreamContext, table: Table,
                  timeout: float = 5.0, batch_size: int = 500):
         self.engine = engine
@@ -77,6 +82,8 @@ class Relay:
         self.batch_size = batch_size
         self._wake = asyncio.Event()
         self._stopping = False
+        self._published = asyncio.Condition()
+        self.published_upto = 0  # highest outbox id known to be published
         self.published = 0
 
     def wake(self) -> None:
@@ -105,25 +112,60 @@ class Relay:
                 pass
             self._wake.clear()
 
+    async def wait_published(self, timeout: float) -> bool:
+        """After a commit: wait (bounded) until everything committed so far is on the bus, so
+        whoever acts on the answer next finds the change in the stream. False on timeout;
+        the rows are published later all the same."""
+        async with self.engine.connect() as conn:
+            upto = (await conn.execute(select(func.max(self.table.c.id)))).scalar() or 0
+        self.wake()
+
+        async def reached() -> None:
+            async with self._published:
+                await self._published.wait_for(lambda: self.published_upto >= upto)
+
+        try:
+            await asyncio.wait_for(reached(), timeout)
+            return True
+        except TimeoutError:
+            return False
+
     async def publish_pending(self) -> int:
-        """Publish the oldest unpublished rows in order; stop at the first failure."""
+        """Publish the oldest unpublished rows in order; record the prefix that made it."""
         t = self.table
         async with self.engine.connect() as conn:
             rows = (await conn.execute(
                 select(t.c.id, t.c.event_id, t.c.subject, t.c.payload, t.c.headers)
                 .where(t.c.published_at.is_(None)).order_by(t.c.id).limit(self.batch_size)
             )).all()
-        done: list[tuple[int, int]] = []
+        if not rows:
+            async with self.engine.connect() as conn:
+                upto = (await conn.execute(select(func.max(t.c.id)))).scalar() or 0
+            await self._advance(upto)  # nothing pending: all that exists is published
+            return 0
+        futures = []
+        for row in rows:
+            with producer_span(row.subject, parent_headers=row.headers,
+                               **{"messaging.message.id": row.event_id}):
+                futures.append(await self.js.publish_async(
+                    row.subject, row.payload.encode(),
+                    headers=inject({MSG_ID: row.event_id})))
         try:
-            for row in rows:
-                with producer_span(row.subject, parent_headers=row.headers,
-                                   **{"messaging.message.id": row.event_id}):
-                    ack = await publish(self.js, row.subject, row.payload.encode(),
-                                        row.event_id, inject(), self.timeout)
-                done.append((row.id, ack.seq))
-        finally:
-            if done:
-                await self._mark(done)
+            acks = await asyncio.wait_for(asyncio.gather(*futures, return_exceptions=True),
+                                          self.timeout)
+        except TimeoutError:
+            acks = [f.result() if f.done() and not f.cancelled() and f.exception() is None
+                    else TimeoutError() for f in futures]
+        done = []
+        for row, ack in zip(rows, acks, strict=True):
+            if isinstance(ack, BaseException):
+                break  # the rest go again next round, deduplicated by Nats-Msg-Id
+            done.append((row.id, ack.seq))
+        if done:
+            await self._mark(done)
+        if len(done) < len(rows):
+            failed = acks[len(done)]
+            raise failed if isinstance(failed, Exception) else RuntimeError(str(failed))
         return len(done)
 
     async def _mark(self, done: list[tuple[int, int]]) -> None:
@@ -134,3 +176,9 @@ class Relay:
                 .values(published_at=now, seq=bindparam("b_seq")),
                 [{"b_id": i, "b_seq": s} for i, s in done])
         self.published += len(done)
+        await self._advance(done[-1][0])
+
+    async def _advance(self, upto: int) -> None:
+        async with self._published:
+            self.published_upto = max(self.published_upto, upto)
+            self._published.notify_all()

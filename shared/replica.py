@@ -32,6 +32,8 @@ def registry_entities_table(metadata: MetaData) -> Table:
         Column("parent_id", String(64), nullable=True),
         Column("region_code", String(64), nullable=True),
         Column("active", Boolean, nullable=False, server_default="1"),
+        # The record's updated_at: an older version arriving late never replaces a newer one.
+        Column("version", String(40), nullable=False, server_default=""),
         Column("record", JSON, nullable=False),
     )
 
@@ -45,6 +47,7 @@ def _row(kind: str, verb: str, data: dict) -> dict:
         "parent_id": record.get("parent_id") or record.get("parent_code"),
         "region_code": record.get("region_code"),
         "active": bool(record.get("active", verb != "deactivated")),
+        "version": str(record.get("updated_at") or ""),
         "record": record,
     }
 
@@ -60,14 +63,17 @@ async def apply_registry_events(conn: AsyncConnection, table: Table, msgs: list[
         except Exception:  # the registry is the only publisher; a bad record must not block
             log.exception("unreadable registry event on %s", msg.subject)
             continue
-        rows[(row["kind"], row["id"])] = row
+        key = (row["kind"], row["id"])
+        if key not in rows or rows[key]["version"] <= row["version"]:
+            rows[key] = row
     if not rows:
         return
     stmt = upsert(conn, table)
     stmt = stmt.on_conflict_do_update(
         index_elements=["kind", "id"],
         set_={c: stmt.excluded[c] for c in ("name", "parent_id", "region_code", "active",
-                                            "record")},
+                                            "version", "record")},
+        where=table.c.version <= stmt.excluded.version,
     )
     await conn.execute(stmt, list(rows.values()))
 

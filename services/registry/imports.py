@@ -45,12 +45,6 @@ class ImportResult:
         return self.__dict__.copy()
 
 
-def _code_required(data: dict) -> list[tuple[str, str]]:
-    if data.get("code"):
-        return []
-    return [("code", "required for import: a re-upload then updates the same record")]
-
-
 def check_file(entity: Entity, content: bytes, filename: str | None = None,
                progress: Progress | None = None) -> tuple[spreadsheets.Table,
                                                           list[spreadsheets.ValidRow],
@@ -62,34 +56,10 @@ def check_file(entity: Entity, content: bytes, filename: str | None = None,
         return spreadsheets.Table((), ()), [], [RowError(None, "file", str(exc))]
     if progress:
         progress("validate", 0, len(table.rows))
-    valid, errors = [], []
-    step = 500  # validated in slices so a progress bar can move
-    for start in range(0, max(len(table.rows), 1), step):
-        part = spreadsheets.Table(table.headers, table.rows[start:start + step],
-                                  table.header_row)
-        ok, bad = spreadsheets.validate_rows(part, entity.create, check=_code_required)
-        valid += ok
-        errors += [RowError(e.row, e.column, e.message) for e in bad
-                   if start == 0 or e.row != table.header_row]  # header errors once
-        if progress:
-            progress("validate", min(start + step, len(table.rows)), len(table.rows))
-    if table.rows:
-        errors += _duplicates_across_slices(table, valid, step)
-    return table, valid, sorted(errors, key=lambda e: (e.row or 0, e.column))
-
-
-def _duplicates_across_slices(table, valid, step) -> list[RowError]:
-    if len(table.rows) <= step:
-        return []  # validate_rows already reported them
-    first: dict[str, int] = {}
-    out = []
-    for row in valid:
-        code = row.data.get("code")
-        if code in first and (first[code] - 2) // step != (row.row - 2) // step:
-            out.append(RowError(row.row, "code", f"duplicate code {code!r}: row {first[code]} "
-                                                 "has it too"))
-        first.setdefault(code, row.row)
-    return out
+    valid, bad = spreadsheets.validate_rows(table, entity.create)
+    if progress:
+        progress("validate", len(table.rows), len(table.rows))
+    return table, valid, [RowError(e.row, e.column, e.message) for e in bad]
 
 
 async def import_file(registry: Registry, collection: str, content: bytes,
@@ -105,7 +75,7 @@ async def import_file(registry: Registry, collection: str, content: bytes,
     try:
         # With errors already found, still check the other rows' references (saving nothing),
         # so one upload reports everything that is wrong with the file.
-        saved = await registry.import_rows(entity, [(v.row, v.data) for v in valid],
+        saved = await registry.import_rows(entity, [(v.row, v.data, v.id) for v in valid],
                                            dry_run=bool(errors)) if valid else None
     except ImportRejected as exc:
         headers = spreadsheets.column_headers(table, entity.create)

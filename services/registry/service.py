@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,10 +78,13 @@ class Saved:
 
 
 class Registry:
-    def __init__(self, engine: AsyncEngine, names: Names, on_commit=lambda: None):
+    def __init__(self, engine: AsyncEngine, names: Names,
+                 published: Callable[[float], Awaitable[bool]] | None = None):
         self.engine = engine
         self.names = names
-        self.on_commit = on_commit  # wakes the outbox relay
+        # Waits (bounded) for the outbox relay to put what was committed on the bus, so a
+        # client that registers a base and then logs an activity there finds it known.
+        self.published = published
         # One writer at a time, so outbox ids follow commit order and the relay publishes in it.
         self._write = asyncio.Lock()
 
@@ -94,7 +98,7 @@ class Registry:
                     field="code", message=f"a {entity.name} with code "
                                           f"{item.fields['code']!r} is already registered")])
             saved = await self._save(conn, entity, [item], as_http=True)
-        self.on_commit()
+        await self._published(2.0)
         return saved.created[0]
 
     async def update(self, entity: Entity, id_: str, patch: dict[str, Any]) -> dict:
@@ -110,7 +114,7 @@ class Registry:
             item = self._validated(entity, merged)
             item.existing = current
             saved = await self._save(conn, entity, [item], as_http=True)
-        self.on_commit()
+        await self._published(2.0)
         return saved.records[0]
 
     async def set_active(self, entity: Entity, id_: str, active: bool) -> dict:
@@ -125,7 +129,7 @@ class Registry:
                                                                search_key(record["name"])))
             await self._publish(conn, entity, "reactivated" if active else "deactivated",
                                 [record])
-        self.on_commit()
+        await self._published(2.0)
         return record
 
     async def claim(self, pairing_id: str, list_name: str, item_id: str,
@@ -156,36 +160,48 @@ class Registry:
             await store.update_row(conn, entity, store.row_for(entity, record,
                                                                search_key(record["name"])))
             await self._publish(conn, entity, "updated", [record])
-        self.on_commit()
+        await self._published(2.0)
         return record
 
-    async def import_rows(self, entity: Entity, rows: list[tuple[int, dict]],
+    async def import_rows(self, entity: Entity, rows: list[tuple[int, dict, str | None]],
                           dry_run: bool = False) -> Saved:
-        """All or nothing, idempotent on `code`: new codes are created, changed ones updated.
+        """All or nothing. A row updates the record its `id` names (a re-imported export) or
+        the one with its `code`, else creates one; so a corrected file can be sent again.
         `dry_run` checks everything (references too) and saves nothing."""
-        items, errors = [], []
-        for row_no, values in rows:
+        items, ids, errors = [], [], []
+        for row_no, values, id_ in rows:
             try:
                 items.append(self._validated(entity, values, row=row_no))
+                ids.append(id_)
             except Rejected as exc:
                 errors += [RowError(row_no, e.field, e.message) for e in exc.errors]
-        missing_code = [RowError(i.row, "code", "required for import: it makes a re-upload "
-                                 "update the same record")
-                        for i in items if not i.fields.get("code")]
-        if errors or missing_code:
-            raise ImportRejected(errors + missing_code)
+        errors += [RowError(i.row, "code", "required for import (or the id of an exported "
+                                           "record): a re-upload then updates the same record")
+                   for i, id_ in zip(items, ids, strict=True)
+                   if not i.fields.get("code") and not id_]
         if entity.name == "region":  # parents before children, whatever the file's order
-            items.sort(key=lambda i: LEVEL_ORDER[i.fields["level"]])
+            order = sorted(range(len(items)), key=lambda k: LEVEL_ORDER[items[k].fields["level"]])
+            items, ids = [items[k] for k in order], [ids[k] for k in order]
         async with self._write, self.engine.begin() as conn:
-            existing = await store.records_by_code(conn, entity.name,
-                                                   [i.fields["code"] for i in items])
-            for item in items:
-                item.existing = existing.get(item.fields["code"])
-            saved = await self._save(conn, entity, items, as_http=False)
+            by_code = await store.records_by_code(
+                conn, entity.name, [i.fields["code"] for i in items if i.fields.get("code")])
+            by_id = await store.records_by_id(conn, entity.name, [i for i in ids if i])
+            for item, id_ in zip(items, ids, strict=True):
+                if id_ and id_ not in by_id:
+                    errors.append(RowError(item.row, "id", f"no {entity.name} with id {id_!r}"))
+                item.existing = (by_id.get(id_) if id_ else
+                                 by_code.get(item.fields["code"]) if item.fields.get("code")
+                                 else None)
+            try:
+                saved = await self._save(conn, entity, items, as_http=False)
+            except ImportRejected as exc:
+                errors += exc.errors
+            if errors:  # everything found in the file, by row
+                raise ImportRejected(sorted(errors, key=lambda e: (e.row or 0, e.column)))
             if dry_run:
                 await conn.rollback()
                 return saved
-        self.on_commit()
+        await self._published(30.0)
         return saved
 
     async def add_taxonomy(self, payload: dict) -> dict:
@@ -205,7 +221,7 @@ class Registry:
                       **entry.model_dump(), "active": True}
             await outbox.add(conn, store.outbox, self.names.registry(entry.kind, "added"),
                              new_envelope(f"{entry.kind}.added", record, SOURCE, when))
-        self.on_commit()
+        await self._published(2.0)
         return record
 
     async def taxonomy(self) -> dict[str, list[dict]]:
@@ -218,6 +234,10 @@ class Registry:
                     {"code": c, "label_zh": r["label_zh"], "label_en": r["label_en"],
                      "builtin": False} for c, r in added.items()]
             return out
+
+    async def _published(self, timeout: float) -> None:
+        if self.published is not None:
+            await self.published(timeout)
 
     # -- reads ---------------------------------------------------------------------------
     async def get(self, entity: Entity, id_: str) -> dict | None:

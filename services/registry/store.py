@@ -118,27 +118,14 @@ async def records_by_code(conn: AsyncConnection, entity_name: str,
     return out
 
 
-async def ids_by_code(conn: AsyncConnection, entity_name: str,
-                      codes: Iterable[str]) -> dict[str, tuple[str, bool]]:
-    """{code: (id, active)}"""
-    codes = list(set(codes))
-    t = TABLES[entity_name]
-    out = {}
-    for i in range(0, len(codes), 500):
-        rows = await conn.execute(select(t.c.code, t.c.id, t.c.active)
-                                  .where(t.c.code.in_(codes[i:i + 500])))
-        out.update({r.code: (r.id, r.active) for r in rows})
-    return out
-
-
-async def active_by_id(conn: AsyncConnection, entity_name: str,
-                       ids: Iterable[str]) -> dict[str, bool]:
+async def records_by_id(conn: AsyncConnection, entity_name: str,
+                        ids: Iterable[str]) -> dict[str, dict]:
     ids = list(set(ids))
     t = TABLES[entity_name]
-    out = {}
+    out: dict[str, dict] = {}
     for i in range(0, len(ids), 500):
-        rows = await conn.execute(select(t.c.id, t.c.active).where(t.c.id.in_(ids[i:i + 500])))
-        out.update({r.id: r.active for r in rows})
+        rows = await conn.execute(select(t.c.id, t.c.record).where(t.c.id.in_(ids[i:i + 500])))
+        out.update({r.id: r.record for r in rows})
     return out
 
 

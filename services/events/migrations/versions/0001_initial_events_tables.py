@@ -2,10 +2,11 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-21 17:17:44.758859
+Create Date: 2026-11-21 17:32:03.466051
 """
-import sqlalchemy as sa
 from alembic import op
+import sqlalchemy as sa
+
 
 revision = '0001'
 down_revision = None
@@ -44,6 +45,7 @@ def upgrade() -> None:
     sa.Column('parent_id', sa.String(length=64), nullable=True),
     sa.Column('region_code', sa.String(length=64), nullable=True),
     sa.Column('active', sa.Boolean(), server_default='1', nullable=False),
+    sa.Column('version', sa.String(length=40), server_default='', nullable=False),
     sa.Column('record', sa.JSON(), nullable=False),
     sa.PrimaryKeyConstraint('kind', 'id')
     )

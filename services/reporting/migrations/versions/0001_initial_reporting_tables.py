@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-21 17:25:13.959815
+Create Date: 2026-11-21 17:32:05.107565
 """
 from alembic import op
 import sqlalchemy as sa
@@ -72,6 +72,7 @@ def upgrade() -> None:
     sa.Column('parent_id', sa.String(length=64), nullable=True),
     sa.Column('region_code', sa.String(length=64), nullable=True),
     sa.Column('active', sa.Boolean(), server_default='1', nullable=False),
+    sa.Column('version', sa.String(length=40), server_default='', nullable=False),
     sa.Column('record', sa.JSON(), nullable=False),
     sa.PrimaryKeyConstraint('kind', 'id')
     )

@@ -1,0 +1,171 @@
+"""Spreadsheet import and export through the registry's HTTP interface and `tongxin import`,
+with the other services' replicas following (services as processes, both back-ends)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import subprocess
+import sys
+import time
+import uuid
+
+import httpx
+import openpyxl
+import pytest
+
+from tests.factories import activity
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+HEADERS = ["基地编码", "基地名称", "基地类型", "所属区域编码", "户数", "备注"]
+
+
+def xlsx(rows: list[list]) -> bytes:
+    book = openpyxl.Workbook(write_only=True)
+    sheet = book.create_sheet("基地")
+    sheet.append(HEADERS)
+    for row in rows:
+        sheet.append(row)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+async def upload(system, collection: str, name: str, content: bytes) -> httpx.Response:
+    async with httpx.AsyncClient(timeout=300) as http:
+        return await http.post(f"{system.url('registry')}/v1/import/{collection}",
+                               files={"file": (name, content)})
+
+
+async def test_5000_rows_with_a_dozen_errors_then_the_corrected_file(system):
+    s = uuid.uuid4().hex[:6]
+    region = f"rg-{s}"
+    r = await upload(system, "regions", "区域.csv",
+                     f"区域编码,区域名称,级别\n{region},池州市贵池区,区\n".encode())
+    assert r.status_code == 200, r.text
+    good = [[f"{s}-{i:05d}", f"杏花村社区{i}号网格-{s}", "社区", region, 100 + i % 400, ""]
+            for i in range(5000)]
+    bad = [row.copy() for row in good]
+    planted = {  # spreadsheet row -> (column, what is wrong)
+        2: ("基地名称", ""), 57: ("基地类型", "农场"), 311: ("户数", "很多"),
+        777: ("户数", -3), 1200: ("所属区域编码", "no-such-region"),
+        1999: ("基地编码", f"{s}-00001"),  # duplicate of row 3
+        2500: ("基地类型", ""), 3001: ("户数", 2.5), 3333: ("基地名称", "x" * 201),
+        4000: ("所属区域编码", "nowhere"), 4500: ("基地编码", ""), 5001: ("基地类型", "星球"),
+    }
+    for row, (column, value) in planted.items():
+        bad[row - 2][HEADERS.index(column)] = value
+
+    t0 = time.perf_counter()
+    r = await upload(system, "bases", "基地名单.xlsx", xlsx(bad))
+    took = time.perf_counter() - t0
+    assert r.status_code == 422, r.text
+    errors = r.json()["errors"]
+    assert {(e["row"], e["column"]) for e in errors} == {
+        (row, column) for row, (column, _) in planted.items()}, errors
+    assert all(e["message"] for e in errors)
+    async with httpx.AsyncClient(timeout=30) as http:
+        none = await http.get(f"{system.url('registry')}/v1/bases", params={"q": s})
+    assert none.json()["total"] == 0, "nothing is imported when anything is wrong"
+
+    t0 = time.perf_counter()
+    r = await upload(system, "bases", "基地名单.xlsx", xlsx(good))
+    took_good = time.perf_counter() - t0
+    assert r.status_code == 200, r.text
+    assert r.json() == {"imported": 5000, "created": 5000, "updated": 0, "unchanged": 0}
+    print(f"\n5,000-row XLSX: rejected with 12 errors in {took:.2f}s, imported in {took_good:.2f}s")
+
+    # Uploading the same file again changes nothing; a corrected cell updates one record.
+    again = await upload(system, "bases", "基地名单.xlsx", xlsx(good))
+    assert again.json() == {"imported": 5000, "created": 0, "updated": 0, "unchanged": 5000}
+    good[41][4] = 999
+    changed = await upload(system, "bases", "基地名单.xlsx", xlsx(good))
+    assert changed.json() == {"imported": 5000, "created": 0, "updated": 1, "unchanged": 4999}
+
+    # The replicas follow: events accepts an activity at a base imported a moment ago, and
+    # reporting labels it and rolls it up into the imported region.
+    async with httpx.AsyncClient(timeout=30) as http:
+        found = (await http.get(f"{system.url('registry')}/v1/bases",
+                                params={"q": f"杏花村社区4999号网格-{s}"})).json()["items"]
+    org = await system.register("organizations", name=f"池州市直机关工委-{s}",
+                                kind="party_organization")
+    logged = await system.post_activity(activity(org["id"], found[0]["id"], served=60))
+    assert logged.status_code == 202, logged.text
+    summary = await system.summary(group_by="base", region=region,
+                                   min_seq=logged.json()["seq"])
+    assert [(r["label"], r["served"]) for r in summary["rows"]] == [(found[0]["name"], 60)]
+
+
+async def test_every_register_round_trips_through_export(system):
+    s = uuid.uuid4().hex[:6]
+    org = await system.register("organizations", name=f"民建淄博市委-{s}",
+                                kind="democratic_party", code=f"mj-{s}")
+    await system.register("teams", name=f"同心医疗卫生服务团队-{s}", category="medical",
+                          organization_id=org["id"], code=f"team-{s}")
+    async with httpx.AsyncClient(timeout=60) as http:
+        for fmt in ("csv", "xlsx"):
+            exported = await http.get(f"{system.url('registry')}/v1/export/teams",
+                                      params={"format": fmt})
+            assert exported.status_code == 200
+            back = await upload(system, "teams", f"teams.{fmt}", exported.content)
+            assert back.status_code == 200, back.text
+            assert back.json()["created"] == 0 and back.json()["updated"] == 0
+        english = await http.get(f"{system.url('registry')}/v1/export/organizations",
+                                 params={"format": "csv", "headers": "en"})
+        assert english.content.decode("utf-8-sig").splitlines()[0].startswith("id,name,kind")
+
+
+async def test_volunteers_by_spreadsheet_keep_contact_details_private(system):
+    s = uuid.uuid4().hex[:6]
+    await system.register("organizations", name=f"淄博市司法局-{s}",
+                          kind="government_department", code=f"sf-{s}")
+    await system.register("teams", name="“同心”法律援助服务团队", category="legal_aid",
+                          organization_code=f"sf-{s}", code=f"legal-{s}")
+    csv = ("志愿者编码,姓名,单位编码,团队编码,技能特长,党员身份,联系电话,身份证号\n"
+           f"v1-{s},王律师,sf-{s},legal-{s},法律咨询、调解,在册党员,13805331234,370302198001011234\n"
+           f"v2-{s},李律师,sf-{s},legal-{s},合同,在职党员,,\n")
+    r = await upload(system, "volunteers", "志愿者.csv", csv.encode())
+    assert r.status_code == 200, r.text
+    async with httpx.AsyncClient(timeout=30) as http:
+        exported = (await http.get(f"{system.url('registry')}/v1/export/volunteers")).content
+        items = (await http.get(f"{system.url('registry')}/v1/volunteers",
+                                params={"q": "律师"})).json()["items"]
+    wang = next(v for v in items if v["code"] == f"v1-{s}")
+    assert wang["skills"] == ["法律咨询", "调解"] and wang["party_status"] == "registered_member"
+    assert b"13805331234" not in exported and "联系电话" not in exported.decode("utf-8-sig")
+    # re-importing the export (no contact columns) keeps the stored contact details
+    back = await upload(system, "volunteers", "volunteers.csv", exported)
+    assert back.status_code == 200, back.text
+    async with httpx.AsyncClient(timeout=30) as http:
+        contact = (await http.get(
+            f"{system.url('registry')}/v1/volunteers/{wang['id']}/contact")).json()
+    assert contact["phone"] == "13805331234"
+
+
+async def test_the_cli_and_the_endpoint_give_the_same_answer(system, tmp_path):
+    s = uuid.uuid4().hex[:6]
+    bad = tmp_path / "单位.csv"
+    bad.write_text(f"单位编码,单位名称,单位类型,上级单位编码\nok-{s},淄博市委统战部,党组织,\n"
+                   f"x-{s},,民主党派,\ny-{s},民盟,民主党派,nobody-{s}\n", encoding="utf-8")
+    run = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "tongxin.cli", "import", str(bad), "--registry",
+                         system.url("registry")], capture_output=True, text=True, timeout=120,
+        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"})
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "nothing was imported" in run.stdout
+    assert "单位名称" in run.stdout  # the missing name, by its column
+    endpoint = await upload(system, "organizations", "单位.csv", bad.read_bytes())
+    assert [(e["row"], e["column"]) for e in endpoint.json()["errors"]] == [
+        (3, "单位名称"), (4, "上级单位编码")]
+
+    good = tmp_path / "organizations.xlsx"
+    book = openpyxl.Workbook()
+    book.active.append(["code", "name", "kind"])
+    book.active.append([f"ok-{s}", "淄博市委统战部", "party_organization"])
+    book.save(good)
+    run = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "tongxin.cli", "import", str(good), "--registry",
+                         system.url("registry")], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "1 organizations imported: 1 new" in run.stdout
