@@ -8,6 +8,8 @@ from typing import Annotated
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
 
 from shared.errors import Rejected, dotted
 
@@ -39,3 +41,27 @@ def add_health(app: FastAPI, checks: Callable[[], Awaitable[dict[str, bool]]]) -
         ok = all(parts.values())
         return JSONResponse({"status": "ok" if ok else "degraded", **parts},
                             status_code=200 if ok else 503)
+
+
+def body_of(model: type[BaseModel]) -> dict:
+    """`openapi_extra` documenting a JSON body read by hand (validated by our one path)."""
+    return {"requestBody": {"required": True, "content": {"application/json": {
+        "schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}}}
+
+
+def document_models(app: FastAPI, *models: type[BaseModel]) -> None:
+    """Put `models` (and the models they use) into the OpenAPI components."""
+    build = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = build()
+        _, defs = models_json_schema([(m, "validation") for m in models],
+                                     ref_template="#/components/schemas/{model}")
+        schema.setdefault("components", {}).setdefault("schemas", {}).update(
+            defs.get("$defs", {}))
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi

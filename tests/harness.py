@@ -5,6 +5,7 @@ on PostgreSQL with a schema per service, its own SQLite files."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import os
 import uuid
@@ -122,6 +123,25 @@ class System:
     def stop(self) -> None:
         if self.sup:
             self.sup.stop_all()
+        # The NATS server may be shared and outlive us. (A thread of its own: stop() may be
+        # called from inside a running event loop.)
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, self._delete_streams()).result()
+
+    async def _delete_streams(self) -> None:
+        from nats.js.errors import NotFoundError
+
+        from shared.streams import stream_configs
+
+        nc = await nats.connect(self.nats_url)
+        try:
+            for config in stream_configs(self.names):
+                try:
+                    await nc.jetstream().delete_stream(config.name)
+                except NotFoundError:
+                    pass
+        finally:
+            await nc.close()
 
     def url(self, service: str) -> str:
         return self.sup.children[service].url

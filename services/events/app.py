@@ -11,7 +11,9 @@ from faststream.specification.asyncapi.site import get_asyncapi_html
 
 from services.events import bus, http, store
 from services.events.service import Acceptor
-from shared.http import add_health, install_error_handlers
+from shared.envelope import Envelope
+from shared.events import EVENT_TYPES
+from shared.http import add_health, document_models, install_error_handlers
 from shared.projection import Projection
 from shared.replica import apply_registry_events
 from shared.runtime import Runtime
@@ -55,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     add_health(app, rt.health)
     app.include_router(http.router)
+    document_models(app, Envelope, *EVENT_TYPES.values())
 
     spec = AsyncAPI(rt.broker, title="Tongxin events", version="1",
                     description="Offer events on tongxin.ingest.<type>; accepted events on "

@@ -20,6 +20,7 @@ from services.events.service import Acceptor, Receipt
 from shared.envelope import Envelope
 from shared.errors import FieldError, Rejected
 from shared.events import ActivityLogged
+from shared.http import body_of
 
 router = APIRouter(tags=["events"])
 
@@ -37,18 +38,13 @@ class Errors(BaseModel):
 RESPONSES = {422: {"model": Errors, "description": "invalid input; every bad field named"}}
 
 
-def _body_schema(model: type[BaseModel]) -> dict:
-    return {"requestBody": {"required": True, "content": {
-        "application/json": {"schema": model.model_json_schema()}}}}
-
-
 def _answer(receipt: Receipt) -> JSONResponse:
     return JSONResponse(Accepted(**receipt.__dict__).model_dump(), status_code=202)
 
 
 @router.post("/v1/events", status_code=202, response_model=Accepted, responses=RESPONSES,
              summary="Offer any event (an envelope); same path as tongxin.ingest.<type>",
-             openapi_extra=_body_schema(Envelope))
+             openapi_extra=body_of(Envelope))
 async def post_event(request: Request) -> JSONResponse:
     acceptor: Acceptor = request.app.state.acceptor
     return _answer(await acceptor.accept_one(parse_offer(await request.body()), via="http"))
@@ -57,7 +53,7 @@ async def post_event(request: Request) -> JSONResponse:
 @router.post("/v1/activities", status_code=202, response_model=Accepted, responses=RESPONSES,
              summary="Log an activity (the data of activity.logged)",
              description="`Idempotency-Key` becomes the event_id: the same key is one event.",
-             openapi_extra=_body_schema(ActivityLogged))
+             openapi_extra=body_of(ActivityLogged))
 async def post_activity(request: Request,
                         idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
                         x_tongxin_source: Annotated[str | None, Header(max_length=100)] = None,

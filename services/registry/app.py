@@ -7,8 +7,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from services.registry import http, store
+from services.registry.domain import ENTITIES
 from services.registry.service import Conflict, Registry
-from shared.http import add_health, install_error_handlers
+from shared.http import add_health, document_models, install_error_handlers
 from shared.outbox import Relay
 from shared.runtime import Runtime
 from shared.settings import Settings, get_settings
@@ -34,5 +35,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app, conflict=Conflict)
     add_health(app, rt.health)
     app.include_router(http.router())
+    document_models(app, *(e.create for e in ENTITIES.values()))
     rt.instrument(app)
     return app

@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from services.registry import imports
 from services.registry.domain import ENTITIES, Entity, TaxonomyCreate
 from services.registry.service import ImportRejected, NotFound, Registry
-from shared.http import Limit, Offset
+from shared.http import Limit, Offset, body_of
 
 CollectionName = Literal[tuple(ENTITIES)]  # regions, organizations, ... (the import/export path)
 
@@ -63,8 +63,7 @@ def _routes(router: APIRouter, entity: Entity) -> None:
             team_id=team_id)
         return {"items": items, "total": total, "limit": limit, "offset": offset}
 
-    body = {"requestBody": {"required": True, "content": {"application/json": {
-        "schema": entity.create.model_json_schema()}}}}
+    body = body_of(entity.create)
     router.add_api_route(path, create, methods=["POST"], status_code=201, tags=tags,
                          summary=f"Register a {entity.name}", openapi_extra=body)
     filters = ", ".join(entity.filters + (("team_id",) if entity.name == "volunteer" else ()))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import uuid
 
 import httpx
@@ -276,6 +277,9 @@ async def test_docs_and_health(system):
             health = (await http.get(f"{system.url(s)}/health")).json()
             assert health["status"] == "ok"
             assert (await http.get(f"{system.url(s)}/docs")).status_code == 200
+            spec = (await http.get(f"{system.url(s)}/openapi.json")).json()
+            refs = set(re.findall(r'"\$ref": "#/components/schemas/([^"]+)"', json.dumps(spec)))
+            assert refs <= set(spec["components"]["schemas"]), "every schema $ref resolves"
         spec = (await http.get(f"{system.url('events')}/asyncapi.json")).json()
         assert system.names.ingest() in json.dumps(spec)
         assert (await http.get(f"{system.url('events')}/asyncapi")).status_code == 200
