@@ -32,8 +32,6 @@ def up(data_dir: Path = typer.Option(Path("var"), envvar="TONGXIN_DATA_DIR",
        ) -> None:
     """Start NATS (unless TONGXIN_NATS_URL names one) and the three services; Ctrl-C stops all."""
     data_dir = data_dir.resolve()
-    fresh = not (data_dir / "registry.db").exists() and not os.environ.get(
-        "TONGXIN_REGISTRY_DATABASE_URL")
     data_dir.mkdir(parents=True, exist_ok=True)
     settings = Settings(data_dir=data_dir)
     ports = {s: getattr(settings, f"{s}_port") for s in SERVICES}
@@ -71,6 +69,8 @@ def up(data_dir: Path = typer.Option(Path("var"), envvar="TONGXIN_DATA_DIR",
                 sup.start(name)
             sup.wait_healthy(timeout=90)
         urls = {name: sup.children[name].url for name in SERVICES}
+        fresh = httpx.get(f"{urls['registry']}/v1/organizations",
+                          params={"limit": 1}).json()["total"] == 0
         if fresh and load_demo:
             with console.status("loading the demo programme (Zibo, 2013)…"):
                 seq = demo.load(urls["registry"], urls["events"])
