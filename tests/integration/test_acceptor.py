@@ -1,0 +1,206 @@
+"""services.events.service.Acceptor in-process, on a real NATS server and a real database
+(each back-end), with the registry replica running as services/events/app.py runs it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from datetime import UTC, datetime
+
+import nats
+import pytest
+from sqlalchemy import insert, select
+
+from services.events import store
+from services.events.domain import Offer, parse_offer
+from services.events.service import Acceptor, Receipt
+from shared.bus import MSG_ID
+from shared.db import migrate
+from shared.envelope import new_envelope
+from shared.errors import Rejected
+from shared.projection import Projection
+from shared.replica import apply_registry_events
+from tests.factories import activity, envelope
+from tests.integration.conftest import db_for
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+class Events:
+    """The acceptor, its replica, and what the test needs to look at both."""
+
+    def __init__(self, acceptor: Acceptor, replica: Projection, gate: asyncio.Event):
+        self.acceptor = acceptor
+        self.replica = replica
+        self.gate = gate  # while cleared, the replica cannot apply anything
+        self.names = acceptor.names
+        self.js = acceptor.js
+        self.engine = acceptor.engine
+
+    async def register(self, entity: str, verb: str = "registered", **record) -> dict:
+        """Publish a registry event as the registry's outbox relay does."""
+        record.setdefault("id", str(uuid.uuid4()))
+        env = new_envelope(f"{entity}.{verb}", {**record, "active": verb != "deactivated"},
+                           "registry")
+        await self.js.publish(self.names.registry(entity, verb), env.model_dump_json().encode(),
+                              headers={MSG_ID: str(env.event_id)}, timeout=5)
+        return record
+
+    async def org_and_base(self) -> tuple[dict, dict]:
+        org = await self.register("organization", name="淄博市工商联", kind="enterprise")
+        base = await self.register("base", name="博山区源泉镇", kind="village")
+        assert await self.replica.caught_up(10)
+        return org, base
+
+    async def stream(self) -> list:
+        """Every message in this test's TONGXIN_EVENTS, in order."""
+        info = await self.js.stream_info(self.names.events_stream)
+        return [await self.js.get_msg(self.names.events_stream, seq)
+                for seq in range(info.state.first_seq, info.state.last_seq + 1)
+                if info.state.messages]
+
+    async def stored(self) -> list:
+        t = store.accepted_events
+        async with self.engine.connect() as conn:
+            return (await conn.execute(select(t.c.event_id, t.c.seq).order_by(t.c.id))).all()
+
+
+@pytest.fixture
+async def events(backend, tag, nc, names):
+    db = db_for(backend, "events", tag)
+    await migrate("events", db.url, db.schema)
+    engine = db.engine()
+    gate = asyncio.Event()
+    gate.set()
+
+    async def apply(conn, msgs) -> None:
+        await gate.wait()
+        await apply_registry_events(conn, store.registry_entities, msgs)
+
+    js = nc.jetstream()
+    replica = Projection(name="events-registry-replica", js=js, stream=names.registry_stream,
+                         subject=names.registry(">"), engine=engine, positions=store.positions,
+                         apply=apply, batch_size=500)
+    task = asyncio.create_task(replica.run())
+    try:
+        yield Events(Acceptor(engine, js, names, replica, publish_timeout=5.0), replica, gate)
+    finally:
+        gate.set()
+        replica.stop()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await engine.dispose()
+
+
+def offer_for(org: dict, base: dict, **changes) -> Offer:
+    return parse_offer(envelope(activity(org["id"], base["id"], **changes)))
+
+
+async def test_the_same_event_twice_in_a_batch_is_stored_and_published_once(events):
+    org, base = await events.org_and_base()
+    offer, other = offer_for(org, base), offer_for(org, base, served=7)
+    event_id = str(offer.envelope.event_id)
+
+    assert await events.acceptor.check([offer, other, offer]) == [[], [], []]
+    receipts = await events.acceptor.accept_batch([offer, other, offer], via="bus")
+    seq = receipts[0].seq
+    assert receipts == [Receipt(event_id, seq, False),
+                        Receipt(str(other.envelope.event_id), seq + 1, False),
+                        Receipt(event_id, seq, True)]
+
+    msgs = await events.stream()
+    assert [m.seq for m in msgs] == [seq, seq + 1]
+    assert msgs[0].headers[MSG_ID] == event_id == json.loads(msgs[0].data)["event_id"]
+    assert json.loads(msgs[0].data) == json.loads(offer.envelope.model_dump_json())
+    assert msgs[0].subject == events.names.events("activity.logged")
+    assert [tuple(r) for r in await events.stored()] == [
+        (event_id, seq), (str(other.envelope.event_id), seq + 1)]
+
+    # Offered again later (HTTP this time): the same event, same seq, nothing new published.
+    assert await events.acceptor.accept_one(offer, via="http") == Receipt(event_id, seq, True)
+    assert len(await events.stream()) == 2
+
+
+async def test_a_base_registered_a_moment_ago_is_accepted_after_catching_up(events):
+    org, _ = await events.org_and_base()
+    events.gate.clear()  # the replica receives the next registry event but cannot apply it yet...
+    base = await events.register("base", name="临淄区皇城镇", kind="village")
+    offer = offer_for(org, base)
+
+    original = events.replica.caught_up
+    catch_ups = []
+
+    async def caught_up(timeout: float) -> bool:
+        catch_ups.append(events.replica.position)
+        events.gate.set()  # ...until the acceptor asks it to catch up
+        return await original(timeout)
+
+    events.replica.caught_up = caught_up
+    receipt = await events.acceptor.accept_one(offer, via="http")
+
+    assert len(catch_ups) == 1, "the unknown base made the acceptor wait for the replica"
+    assert receipt.duplicate is False and receipt.seq is not None
+    assert [m.seq for m in await events.stream()] == [receipt.seq]
+
+
+async def test_unknown_or_deactivated_references_are_rejected_naming_the_field(events):
+    org, base = await events.org_and_base()
+    with pytest.raises(Rejected) as unknown:
+        await events.acceptor.accept_one(
+            parse_offer(envelope(activity(org["id"], "no-such-base"))), via="http")
+    assert [e.field for e in unknown.value.errors] == ["data.base_id"]
+    assert "no-such-base" in unknown.value.errors[0].message
+
+    # Deactivated a moment ago: the acceptor catches up with the registry stream first.
+    await events.register("organization", "deactivated", id=org["id"], name=org["name"])
+    with pytest.raises(Rejected) as deactivated:
+        await events.acceptor.accept_one(offer_for(org, base), via="http")
+    assert [(e.field, e.message) for e in deactivated.value.errors] == [
+        ("data.organization_id", f"organization {org['id']!r} is deactivated")]
+
+    assert await events.stream() == []
+    assert await events.stored() == []
+
+
+async def test_events_stored_while_publishing_fails_are_published_by_publish_leftovers(
+        events, nats_url):
+    org, base = await events.org_and_base()
+    first, second, third = (offer_for(org, base, served=n) for n in (1, 2, 3))
+    ids = [str(o.envelope.event_id) for o in (first, second, third)]
+
+    # NATS unreachable while accepting: the events are stored and accepted, without a seq yet.
+    broken_nc = await nats.connect(nats_url)
+    await broken_nc.close()
+    broken = Acceptor(events.engine, broken_nc.jetstream(), events.names, events.replica,
+                      publish_timeout=2.0)
+    receipts = await broken.accept_batch([first, second], via="bus")
+    assert [(r.event_id, r.seq, r.duplicate) for r in receipts] == [
+        (ids[0], None, False), (ids[1], None, False)]
+
+    # The third was published, but its PubAck was lost before the seq was recorded.
+    env = json.loads(third.envelope.model_dump_json())
+    async with events.engine.begin() as conn:
+        await conn.execute(insert(store.accepted_events).values(
+            event_id=ids[2], type="activity.logged", source=env["source"],
+            occurred_at=third.envelope.occurred_at, received_at=datetime.now(UTC), via="http",
+            envelope=third.envelope.model_dump_json(), trace_headers={}, seq=None))
+    ack = await events.js.publish(events.names.events("activity.logged"),
+                                  third.envelope.model_dump_json().encode(),
+                                  headers={MSG_ID: ids[2]}, timeout=5)
+    assert [tuple(r) for r in await events.stored()] == [(i, None) for i in ids]
+
+    assert await events.acceptor.publish_leftovers() == 3
+    msgs = await events.stream()
+    # One message each: the third's earlier copy is recognised by its Nats-Msg-Id.
+    assert len(msgs) == 3
+    by_id = {m.headers[MSG_ID]: m.seq for m in msgs}
+    assert set(by_id) == set(ids)
+    assert by_id[ids[2]] == ack.seq
+    assert by_id[ids[0]] < by_id[ids[1]], "leftovers are published oldest first"
+    assert [tuple(r) for r in await events.stored()] == [(i, by_id[i]) for i in ids]
+
+    assert await events.acceptor.publish_leftovers() == 0
+    assert await events.acceptor.accept_batch([first], via="bus") == [
+        Receipt(ids[0], by_id[ids[0]], True)]
+    assert len(await events.stream()) == 3
