@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from shared.bus import MSG_ID
 from shared.envelope import Envelope
 from shared.telemetry import inject, producer_span
+from shared.watermark import Watermark
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +83,7 @@ class Relay:
         self.batch_size = batch_size
         self._wake = asyncio.Event()
         self._stopping = False
-        self._published = asyncio.Condition()
-        self.published_upto = 0  # highest outbox id known to be published
+        self.published_upto = Watermark()  # highest outbox id known to be published
         self.published = 0
 
     def wake(self) -> None:
@@ -119,16 +119,7 @@ class Relay:
         async with self.engine.connect() as conn:
             upto = (await conn.execute(select(func.max(self.table.c.id)))).scalar() or 0
         self.wake()
-
-        async def reached() -> None:
-            async with self._published:
-                await self._published.wait_for(lambda: self.published_upto >= upto)
-
-        try:
-            await asyncio.wait_for(reached(), timeout)
-            return True
-        except TimeoutError:
-            return False
+        return await self.published_upto.reached(upto, timeout)
 
     async def publish_pending(self) -> int:
         """Publish the oldest unpublished rows in order; record the prefix that made it."""
@@ -141,7 +132,7 @@ class Relay:
         if not rows:
             async with self.engine.connect() as conn:
                 upto = (await conn.execute(select(func.max(t.c.id)))).scalar() or 0
-            await self._advance(upto)  # nothing pending: all that exists is published
+            await self.published_upto.advance(upto)  # nothing pending: all is published
             return 0
         futures = []
         for row in rows:
@@ -176,9 +167,4 @@ class Relay:
                 .values(published_at=now, seq=bindparam("b_seq")),
                 [{"b_id": i, "b_seq": s} for i, s in done])
         self.published += len(done)
-        await self._advance(done[-1][0])
-
-    async def _advance(self, upto: int) -> None:
-        async with self._published:
-            self.published_upto = max(self.published_upto, upto)
-            self._published.notify_all()
+        await self.published_upto.advance(done[-1][0])

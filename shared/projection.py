@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.bus import stream_seq
 from shared.telemetry import batch_span
+from shared.watermark import Watermark
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +55,7 @@ class Projection:
         self.positions = positions
         self.apply = apply
         self.batch_size = batch_size
-        self.position = 0
-        self._advanced = asyncio.Condition()
+        self.applied = Watermark()  # the stream seq applied and committed
         self._stopping = asyncio.Event()
 
     async def load_position(self) -> int:
@@ -63,10 +63,11 @@ class Projection:
             await conn.execute(upsert(conn, self.positions)
                                .values(name=self.name, position=0)
                                .on_conflict_do_nothing(index_elements=["name"]))
-            self.position = (await conn.execute(
+            position = (await conn.execute(
                 select(self.positions.c.position).where(self.positions.c.name == self.name)
             )).scalar_one()
-        return self.position
+        await self.applied.advance(position)
+        return position
 
     async def run(self) -> None:
         start = await self.load_position()
@@ -127,21 +128,15 @@ class Projection:
                                        .where(self.positions.c.name == self.name)
                                        .values(position=stream_seq(fresh[-1])))
         if fresh:
-            async with self._advanced:
-                self.position = stream_seq(fresh[-1])
-                self._advanced.notify_all()
+            await self.applied.advance(stream_seq(fresh[-1]))
+
+    @property
+    def position(self) -> int:
+        return self.applied.value
 
     async def wait_for(self, seq: int, timeout: float) -> bool:
         """Wait until this projection has applied `seq`; False on timeout."""
-        async def reached() -> None:
-            async with self._advanced:
-                await self._advanced.wait_for(lambda: self.position >= seq)
-
-        try:
-            await asyncio.wait_for(reached(), timeout)
-            return True
-        except TimeoutError:
-            return self.position >= seq
+        return await self.applied.reached(seq, timeout)
 
     async def caught_up(self, timeout: float) -> bool:
         """Wait until everything now in the stream is applied."""

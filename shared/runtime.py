@@ -6,13 +6,16 @@ import asyncio
 import logging
 from collections.abc import Coroutine
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+from pydantic import BaseModel
 from sqlalchemy import text
 
 from shared.bus import jetstream, make_broker
 from shared.db import make_engine, migrate
+from shared.errors import Rejected
+from shared.http import add_health, document_models, install_error_handlers
 from shared.settings import Settings
 from shared.streams import ensure_streams
 from shared.subjects import Names
@@ -35,9 +38,19 @@ class Runtime:
         self.broker = make_broker(settings.nats_url, f"tongxin-{service}")
         self.tasks: dict[str, asyncio.Task] = {}
 
-    def instrument(self, app: FastAPI) -> None:
+    def app(self, *, title: str, description: str, lifespan, router: APIRouter,
+            models: tuple[type[BaseModel], ...] = (),
+            conflict: type[Rejected] | None = None) -> FastAPI:
+        """The service's HTTP app, made the same way for every service: one error shape,
+        `/health`, OpenAPI with the documented models, traced requests."""
+        app = FastAPI(title=title, version="1", description=description, lifespan=lifespan)
+        install_error_handlers(app, conflict=conflict)
+        add_health(app, self.health)
+        app.include_router(router)
+        document_models(app, *models)
         FastAPIInstrumentor.instrument_app(app, tracer_provider=self.tracer_provider,
                                            excluded_urls="health")
+        return app
 
     @property
     def js(self):

@@ -13,7 +13,6 @@ from services.events import bus, http, store
 from services.events.service import Acceptor
 from shared.envelope import Envelope
 from shared.events import EVENT_TYPES
-from shared.http import add_health, document_models, install_error_handlers
 from shared.projection import Projection
 from shared.replica import apply_registry_events
 from shared.runtime import Runtime
@@ -51,13 +50,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         replica.stop()
         await rt.stop()
 
-    app = FastAPI(title="Tongxin events", version="1", lifespan=lifespan,
-                  description="What happened: activities and more, accepted once each and "
-                              "published in order on `tongxin.events.*`.")
-    install_error_handlers(app)
-    add_health(app, rt.health)
-    app.include_router(http.router)
-    document_models(app, Envelope, *EVENT_TYPES.values())
+    app = rt.app(title="Tongxin events", lifespan=lifespan, router=http.router,
+                 description="What happened: activities and more, accepted once each and "
+                             "published in order on `tongxin.events.*`.",
+                 models=(Envelope, *EVENT_TYPES.values()))
 
     spec = AsyncAPI(rt.broker, title="Tongxin events", version="1",
                     description="Offer events on tongxin.ingest.<type>; accepted events on "
@@ -71,5 +67,4 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def asyncapi_json() -> JSONResponse:
         return JSONResponse(spec.to_specification().to_jsonable())
 
-    rt.instrument(app)
     return app

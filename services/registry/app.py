@@ -9,7 +9,6 @@ from fastapi import FastAPI
 from services.registry import http, store
 from services.registry.domain import ENTITIES
 from services.registry.service import Conflict, Registry
-from shared.http import add_health, document_models, install_error_handlers
 from shared.outbox import Relay
 from shared.runtime import Runtime
 from shared.settings import Settings, get_settings
@@ -29,12 +28,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         relay.stop()
         await rt.stop()
 
-    app = FastAPI(title="Tongxin registry", version="1", lifespan=lifespan,
+    return rt.app(title="Tongxin registry", lifespan=lifespan, router=http.router(),
                   description="Who and where: regions, organisations, bases, teams, volunteers, "
-                              "pairings. Every change is published on `tongxin.registry.*`.")
-    install_error_handlers(app, conflict=Conflict)
-    add_health(app, rt.health)
-    app.include_router(http.router())
-    document_models(app, *(e.create for e in ENTITIES.values()))
-    rt.instrument(app)
-    return app
+                              "pairings. Every change is published on `tongxin.registry.*`.",
+                  models=tuple(e.create for e in ENTITIES.values()), conflict=Conflict)

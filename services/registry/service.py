@@ -92,8 +92,8 @@ class Registry:
     async def register(self, entity: Entity, payload: dict[str, Any]) -> dict:
         item = self._validated(entity, payload)
         async with self._write, self.engine.begin() as conn:
-            if item.fields.get("code") and (await store.records_by_code(
-                    conn, entity.name, [item.fields["code"]])):
+            if item.fields.get("code") and (await store.records_by(
+                    conn, entity.name, "code", [item.fields["code"]])):
                 raise Conflict([FieldError(
                     field="code", message=f"a {entity.name} with code "
                                           f"{item.fields['code']!r} is already registered")])
@@ -107,7 +107,7 @@ class Registry:
             if current is None:
                 raise NotFound(f"no {entity.name} with id {id_!r}")
             if "code" in patch and patch["code"] != current.get("code") and patch["code"]:
-                if await store.records_by_code(conn, entity.name, [patch["code"]]):
+                if await store.records_by(conn, entity.name, "code", [patch["code"]]):
                     raise Conflict([FieldError(field="code", message=f"code {patch['code']!r} "
                                                                      "is already in use")])
             merged = {**self._input_fields(entity, current), **patch}
@@ -183,9 +183,9 @@ class Registry:
             order = sorted(range(len(items)), key=lambda k: LEVEL_ORDER[items[k].fields["level"]])
             items, ids = [items[k] for k in order], [ids[k] for k in order]
         async with self._write, self.engine.begin() as conn:
-            by_code = await store.records_by_code(
-                conn, entity.name, [i.fields["code"] for i in items if i.fields.get("code")])
-            by_id = await store.records_by_id(conn, entity.name, [i for i in ids if i])
+            codes = [i.fields["code"] for i in items if i.fields.get("code")]
+            by_code = await store.records_by(conn, entity.name, "code", codes)
+            by_id = await store.records_by(conn, entity.name, "id", [i for i in ids if i])
             for item, id_ in zip(items, ids, strict=True):
                 if id_ and id_ not in by_id:
                     errors.append(RowError(item.row, "id", f"no {entity.name} with id {id_!r}"))

@@ -106,26 +106,16 @@ async def get_record(conn: AsyncConnection, entity_name: str, id_: str) -> dict 
     return row.record if row else None
 
 
-async def records_by_code(conn: AsyncConnection, entity_name: str,
-                          codes: Iterable[str]) -> dict[str, dict]:
-    codes = list(set(codes))
+async def records_by(conn: AsyncConnection, entity_name: str, column: str,
+                     values: Iterable[str]) -> dict[str, dict]:
+    """{value: record} for the records whose `column` (id or code) is one of `values`."""
+    values = list(set(values))
     t = TABLES[entity_name]
     out: dict[str, dict] = {}
-    for i in range(0, len(codes), 500):
-        rows = await conn.execute(select(t.c.code, t.c.record)
-                                  .where(t.c.code.in_(codes[i:i + 500])))
-        out.update({r.code: r.record for r in rows})
-    return out
-
-
-async def records_by_id(conn: AsyncConnection, entity_name: str,
-                        ids: Iterable[str]) -> dict[str, dict]:
-    ids = list(set(ids))
-    t = TABLES[entity_name]
-    out: dict[str, dict] = {}
-    for i in range(0, len(ids), 500):
-        rows = await conn.execute(select(t.c.id, t.c.record).where(t.c.id.in_(ids[i:i + 500])))
-        out.update({r.id: r.record for r in rows})
+    for i in range(0, len(values), 500):
+        rows = await conn.execute(select(t.c[column].label("key"), t.c.record)
+                                  .where(t.c[column].in_(values[i:i + 500])))
+        out.update({r.key: r.record for r in rows})
     return out
 
 

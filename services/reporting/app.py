@@ -8,7 +8,6 @@ from fastapi import FastAPI
 
 from services.reporting import http, store
 from services.reporting.projections import apply_registry, make_apply_events
-from shared.http import add_health, install_error_handlers
 from shared.projection import Projection
 from shared.runtime import Runtime
 from shared.settings import Settings, get_settings
@@ -41,10 +40,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         labels.stop()
         await rt.stop()
 
-    app = FastAPI(title="Tongxin reporting", version="1", lifespan=lifespan,
+    return rt.app(title="Tongxin reporting", lifespan=lifespan, router=http.router,
                   description="What it adds up to: summaries built only from events.")
-    install_error_handlers(app)
-    add_health(app, rt.health)
-    app.include_router(http.router)
-    rt.instrument(app)
-    return app
