@@ -23,8 +23,8 @@ def install_error_handlers(app: FastAPI, conflict: type[Rejected] | None = None)
         errors = []
         for err in exc.errors():
             loc = list(err.get("loc", ()))
-            if loc and loc[0] in ("body", "query", "path", "header"):
-                loc = loc[1:] if loc[0] == "body" else loc
+            if loc and loc[0] in ("body", "query", "path"):
+                loc = loc[1:]  # the field's own name is what a caller looks for
             errors.append({"field": dotted(loc), "message": err.get("msg", "invalid")})
         return JSONResponse({"errors": errors}, status_code=422)
 

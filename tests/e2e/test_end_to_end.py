@@ -207,6 +207,20 @@ async def test_min_seq_lets_a_client_read_its_own_write(system):
     assert result["as_of"] >= r.json()["seq"]
 
 
+async def test_a_bad_query_names_the_parameter_and_the_page_shows_the_figures(system):
+    async with httpx.AsyncClient(timeout=30) as http:
+        r = await http.get(f"{system.url('reporting')}/v1/reports/summary",
+                           params={"group_by": "colour", "from": "yesterday"})
+        assert r.status_code == 422
+        assert {e["field"] for e in r.json()["errors"]} == {"group_by", "from"}
+        org, base = await system.org_and_base()
+        logged = await system.post_activity(activity(org["id"], base["id"], served=4321))
+        await system.summary(min_seq=logged.json()["seq"])
+        page = await http.get(f"{system.url('reporting')}/")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert org["name"] in page.text and "4,321" in page.text and "合计" in page.text
+
+
 async def test_min_seq_beyond_the_stream_answers_503_with_retry_after(system):
     async with httpx.AsyncClient(timeout=30) as http:
         r = await http.get(f"{system.url('reporting')}/v1/reports/summary",
