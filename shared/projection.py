@@ -3,20 +3,23 @@
 A projection reads one stream from the position it has stored, in order, and applies each batch
 of messages in one transaction that also stores the new position. Restart or redelivery therefore
 never applies a message twice nor skips one, and rebuilding is replay from position 0.
-An ordered consumer (ephemeral, flow-controlled, recreated on any gap) delivers the messages; the
-durable state is the position in the projection's own database.
+An ephemeral pull consumer without acks delivers the messages, one fetch at a time; the durable
+state is the position in the projection's own database. A projection reads its whole stream, so
+its seqs must be consecutive: if a fetched batch ever went missing, the gap is noticed and the
+projection reads again from its stored position.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
-from nats.js.api import ConsumerConfig, DeliverPolicy
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from sqlalchemy import BigInteger, Column, MetaData, String, Table, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -27,6 +30,10 @@ from shared.telemetry import batch_span
 from shared.watermark import Watermark
 
 log = logging.getLogger(__name__)
+
+class _Gap(Exception):
+    """Messages between the stored position and a batch never arrived."""
+
 
 Apply = Callable[[AsyncConnection, list[Msg]], Awaitable[None]]
 
@@ -56,6 +63,7 @@ class Projection:
         self.apply = apply
         self.batch_size = batch_size
         self.applied = Watermark()  # the stream seq applied and committed
+        self.failing_since: float | None = None
         self._stopping = asyncio.Event()
 
     async def load_position(self) -> int:
@@ -70,31 +78,58 @@ class Projection:
         return position
 
     async def run(self) -> None:
-        start = await self.load_position()
-        config = (ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
-                                 opt_start_seq=start + 1)
-                  if start else ConsumerConfig(deliver_policy=DeliverPolicy.ALL))
-        sub = await self.js.subscribe(self.subject, stream=self.stream, ordered_consumer=True,
-                                      config=config, pending_msgs_limit=self.batch_size * 20)
-        log.info("projection %s reading %s from seq %d", self.name, self.stream, start + 1)
-        try:
-            while not self._stopping.is_set():
-                try:
-                    first = await sub.next_msg(timeout=0.5)
-                except (NatsTimeout, TimeoutError):
-                    continue
-                batch = [first]
-                while len(batch) < self.batch_size and sub.pending_msgs > 0:
-                    batch.append(await sub.next_msg(timeout=1))
-                await self._apply_until_done(batch)
-        finally:
+        while not self._stopping.is_set():
+            sub = None
             try:
-                await sub.unsubscribe()
-            except Exception:  # connection may already be gone at shutdown
-                pass
+                sub = await self._subscribe(await self.load_position())
+                await self._consume(sub)
+            except _Gap as gap:
+                log.warning("projection %s: %s; reading again from the stored position",
+                            self.name, gap)
+            except Exception as exc:  # NATS away or restarted: read again once it is back
+                if self._stopping.is_set():
+                    break
+                log.warning("projection %s cannot read %s (%r); trying again", self.name,
+                            self.stream, exc)
+                await asyncio.sleep(1.0)
+            finally:
+                if sub is not None:
+                    await self._unsubscribe(sub)
+
+    async def _subscribe(self, position: int):
+        """An ephemeral pull consumer from `position + 1`: we fetch what we can apply (real
+        back-pressure), and need no acks, as the position in our database is the truth."""
+        config = ConsumerConfig(
+            ack_policy=AckPolicy.NONE, inactive_threshold=300, mem_storage=True,
+            **({"deliver_policy": DeliverPolicy.BY_START_SEQUENCE, "opt_start_seq": position + 1}
+               if position else {"deliver_policy": DeliverPolicy.ALL}))
+        log.info("projection %s reading %s from seq %d", self.name, self.stream, position + 1)
+        return await self.js.pull_subscribe(self.subject, durable=None, stream=self.stream,
+                                            config=config)
+
+    async def _unsubscribe(self, sub) -> None:
+        try:
+            name = (await sub.consumer_info()).name
+            await sub.unsubscribe()
+            await self.js.delete_consumer(self.stream, name)
+        except Exception:  # already gone (server restarted, connection closed)
+            pass
+
+    async def _consume(self, sub) -> None:
+        while not self._stopping.is_set():
+            try:
+                batch = await sub.fetch(self.batch_size, timeout=1.0)
+            except (NatsTimeout, TimeoutError):
+                continue
+            await self._apply_until_done(batch)
 
     def stop(self) -> None:
         self._stopping.set()
+
+    @property
+    def healthy(self) -> bool:
+        """False while a batch has been failing for more than half a minute."""
+        return self.failing_since is None or time.monotonic() - self.failing_since < 30
 
     async def _apply_until_done(self, batch: list[Msg]) -> None:
         # Never skip a batch: order matters, so retry until the database takes it.
@@ -102,10 +137,14 @@ class Projection:
         while True:
             try:
                 await self._apply(batch)
+                self.failing_since = None
                 return
+            except _Gap:
+                raise
             except Exception:
                 if self._stopping.is_set():
                     raise
+                self.failing_since = self.failing_since or time.monotonic()
                 log.exception("projection %s failed on seq %d..%d; retrying in %.1fs",
                               self.name, stream_seq(batch[0]), stream_seq(batch[-1]), delay)
                 await asyncio.sleep(delay)
@@ -122,13 +161,28 @@ class Projection:
                     stmt = stmt.with_for_update()  # one writer per projection, even with replicas
                 stored = (await conn.execute(stmt)).scalar_one()
                 fresh = [m for m in batch if stream_seq(m) > stored]
+                await self._check_no_gap(stored, fresh)
                 if fresh:
                     await self.apply(conn, fresh)
                     await conn.execute(update(self.positions)
                                        .where(self.positions.c.name == self.name)
                                        .values(position=stream_seq(fresh[-1])))
-        if fresh:
-            await self.applied.advance(stream_seq(fresh[-1]))
+        # Another instance sharing the database may have applied them: the stored position
+        # counts as applied here too.
+        await self.applied.advance(stream_seq(fresh[-1]) if fresh else stored)
+
+    async def _check_no_gap(self, stored: int, fresh: list[Msg]) -> None:
+        """The projection reads its whole stream, whose seqs have no holes: a missing seq means
+        the client dropped messages (its buffer overflowed), so read again from `stored`."""
+        expected = stored + 1
+        for m in fresh:
+            if stream_seq(m) != expected:
+                first = (await self.js.stream_info(self.stream)).state.first_seq
+                if first <= expected:
+                    raise _Gap(f"expected seq {expected}, got {stream_seq(m)}")
+                log.error("projection %s: seqs %d..%d are no longer in %s; skipped",
+                          self.name, expected, first - 1, self.stream)
+            expected = stream_seq(m) + 1
 
     @property
     def position(self) -> int:

@@ -15,7 +15,7 @@ from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, fun
 from shared.bus import MSG_ID, stream_seq
 from shared.envelope import new_envelope
 from shared.projection import Projection, positions_table
-from tests.integration.conftest import create_schema, db_for
+from tests.integration.conftest import create_schema, db_for, drop_schema
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -198,3 +198,57 @@ async def test_wait_for_is_false_on_timeout_and_true_once_reached(nc, names, db)
     assert (len(rows), position) == (7, 7)
     async with engine.connect() as conn:
         assert (await conn.execute(select(func.count()).select_from(applied))).scalar() == 7
+
+
+async def test_a_backlog_and_a_slow_database_are_applied_exactly_once(backend, nc, names, tag):
+    """Far more messages than a batch, applied slowly; and once, a fetched batch goes missing
+    (as it could in a reconnect): the projection sees the hole in seqs and reads again."""
+    js = nc.jetstream()
+    total = 12_000
+    futures = [await js.publish_async(names.events("activity.logged"), b"{}")
+               for _ in range(total)]
+    await asyncio.gather(*futures)
+    db = db_for(backend, "reporting", tag)
+    (backend.root / tag).mkdir(parents=True, exist_ok=True)
+    await create_schema(db)
+    engine = db.engine()
+    metadata = MetaData()
+    positions = positions_table(metadata)
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    seen: list[int] = []
+
+    async def slow_apply(conn, msgs):
+        seen.extend(stream_seq(m) for m in msgs)
+        await asyncio.sleep(0.02)
+
+    subscribe, lost = js.pull_subscribe, []
+
+    async def losing_subscribe(*args, **kwargs):
+        sub = await subscribe(*args, **kwargs)
+        fetch = sub.fetch
+
+        async def fetch_losing_one_batch(*a, **k):
+            batch = await fetch(*a, **k)
+            if not lost and stream_seq(batch[0]) > 3000:
+                lost.extend(stream_seq(m) for m in batch)
+                batch = await fetch(*a, **k)
+            return batch
+
+        sub.fetch = fetch_losing_one_batch
+        return sub
+
+    js.pull_subscribe = losing_subscribe
+    projection = Projection(name="slow", js=js, stream=names.events_stream,
+                            subject=names.events(), engine=engine, positions=positions,
+                            apply=slow_apply, batch_size=500)
+    task = asyncio.create_task(projection.run())
+    try:
+        assert await projection.wait_for(total, 120)
+    finally:
+        projection.stop()
+        await asyncio.gather(task, return_exceptions=True)
+        await engine.dispose()
+        await drop_schema(db)
+    assert lost, "a batch was lost on the way"
+    assert sorted(seen) == list(range(1, total + 1)), "every seq applied exactly once"
