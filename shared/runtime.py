@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 
 from fastapi import APIRouter, FastAPI
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
@@ -37,6 +37,7 @@ class Runtime:
                                             tracer_provider=self.tracer_provider)
         self.broker = make_broker(settings.nats_url, f"tongxin-{service}")
         self.tasks: dict[str, asyncio.Task] = {}
+        self.checks: dict[str, Callable[[], bool]] = {}
 
     def app(self, *, title: str, description: str, lifespan, router: APIRouter,
             models: tuple[type[BaseModel], ...] = (),
@@ -63,16 +64,26 @@ class Runtime:
         await ensure_streams(self.js, self.names, self.settings.stream_replicas)
         await self.broker.start()
 
-    def spawn(self, name: str, coro: Coroutine) -> None:
-        """Run a background worker; if it dies the service reports itself unhealthy."""
-        task = asyncio.create_task(coro, name=name)
+    def spawn(self, name: str, work: Callable[[], Coroutine],
+              healthy: Callable[[], bool] = lambda: True) -> None:
+        """Run a background worker for the life of the service, restarting it if it dies
+        (logged loudly); `/health` reports it, and whatever `healthy` says of it."""
 
-        def _done(t: asyncio.Task) -> None:
-            if not t.cancelled() and t.exception() is not None:
-                log.error("worker %s stopped: %r", name, t.exception(), exc_info=t.exception())
+        async def supervise() -> None:
+            delay = 1.0
+            while True:
+                try:
+                    await work()
+                    return
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("worker %s died; restarting in %.0fs", name, delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 30)
 
-        task.add_done_callback(_done)
-        self.tasks[name] = task
+        self.tasks[name] = asyncio.create_task(supervise(), name=name)
+        self.checks[name] = healthy
 
     async def stop(self) -> None:
         for task in self.tasks.values():
@@ -90,5 +101,5 @@ class Runtime:
         except Exception:
             db = False
         nats = self.broker.connection is not None and self.broker.connection.is_connected
-        workers = all(not t.done() for t in self.tasks.values())
+        workers = all(not t.done() and self.checks[n]() for n, t in self.tasks.items())
         return {"nats": nats, "database": db, "workers": workers}

@@ -44,8 +44,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         acceptor = Acceptor(rt.engine, rt.js, names, replica, settings.publish_timeout)
         state["acceptor"] = app.state.acceptor = acceptor
         await rt.start()
-        rt.spawn("registry-replica", replica.run())
-        rt.spawn("publish-relay", acceptor.run_relay())
+        rt.spawn("registry-replica", replica.run, lambda: replica.healthy)
+        rt.spawn("publish-relay", acceptor.run_relay)
         yield
         replica.stop()
         await rt.stop()

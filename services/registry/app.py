@@ -23,7 +23,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await rt.start()
         relay = Relay(rt.engine, rt.js, store.outbox, timeout=settings.publish_timeout)
         app.state.registry = Registry(rt.engine, rt.names, published=relay.wait_published)
-        rt.spawn("outbox-relay", relay.run())
+        rt.spawn("outbox-relay", relay.run)
         yield
         relay.stop()
         await rt.stop()

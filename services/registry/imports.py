@@ -72,15 +72,17 @@ async def import_file(registry: Registry, collection: str, content: bytes,
         errors = [RowError(None, "file", "no rows to import")]
     if progress:
         progress("save", 0, len(valid))
+    columns = spreadsheets.column_headers(table, entity.create)
     try:
         # With errors already found, still check the other rows' references (saving nothing),
-        # so one upload reports everything that is wrong with the file.
+        # so one upload reports everything that is wrong with the file. Fields without a
+        # column in the file (a pairing's lists, say) are left as they are.
         saved = await registry.import_rows(entity, [(v.row, v.data, v.id) for v in valid],
-                                           dry_run=bool(errors)) if valid else None
+                                           dry_run=bool(errors),
+                                           provided=set(columns)) if valid else None
     except ImportRejected as exc:
-        headers = spreadsheets.column_headers(table, entity.create)
         for e in exc.errors:  # the registry names fields; organisers look for their headers
-            e.column = headers.get(e.column, e.column)
+            e.column = columns.get(e.column, e.column)
         errors += exc.errors
     if errors:
         raise ImportRejected(sorted(errors, key=lambda e: (e.row or 0, e.column)))

@@ -16,7 +16,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from services.registry import store
 from services.registry.domain import (
     BY_NAME,
-    LEVEL_ORDER,
     TEAM_CATEGORIES,
     Entity,
     Reference,
@@ -64,6 +63,9 @@ class Item:
     row: int | None = None
     existing: dict | None = None          # the stored record this item updates
     private: dict[str, Any] = field(default_factory=dict)
+    # The fields the sender gave (a spreadsheet's columns); an update leaves the others as
+    # they are. None: all of them (HTTP bodies are validated whole).
+    provided: set[str] | None = None
 
 
 @dataclass
@@ -110,7 +112,14 @@ class Registry:
                 if await store.records_by(conn, entity.name, "code", [patch["code"]]):
                     raise Conflict([FieldError(field="code", message=f"code {patch['code']!r} "
                                                                      "is already in use")])
+            if entity.id_is_code and patch.get("code", current["code"]) != current["code"]:
+                raise Rejected([FieldError(field="code", message=(
+                    f"a {entity.name}'s code is its identity and cannot change; register a new "
+                    f"{entity.name} and deactivate this one"))])
             merged = {**self._input_fields(entity, current), **patch}
+            for ref in entity.references:  # a reference changed by code replaces the stored id
+                if ref.code_field in patch and ref.field not in patch:
+                    merged.pop(ref.field, None)
             item = self._validated(entity, merged)
             item.existing = current
             saved = await self._save(conn, entity, [item], as_http=True)
@@ -164,7 +173,7 @@ class Registry:
         return record
 
     async def import_rows(self, entity: Entity, rows: list[tuple[int, dict, str | None]],
-                          dry_run: bool = False) -> Saved:
+                          dry_run: bool = False, provided: set[str] | None = None) -> Saved:
         """All or nothing. A row updates the record its `id` names (a re-imported export) or
         the one with its `code`, else creates one; so a corrected file can be sent again.
         `dry_run` checks everything (references too) and saves nothing."""
@@ -172,6 +181,7 @@ class Registry:
         for row_no, values, id_ in rows:
             try:
                 items.append(self._validated(entity, values, row=row_no))
+                items[-1].provided = provided
                 ids.append(id_)
             except Rejected as exc:
                 errors += [RowError(row_no, e.field, e.message) for e in exc.errors]
@@ -179,9 +189,8 @@ class Registry:
                                            "record): a re-upload then updates the same record")
                    for i, id_ in zip(items, ids, strict=True)
                    if not i.fields.get("code") and not id_]
-        if entity.name == "region":  # parents before children, whatever the file's order
-            order = sorted(range(len(items)), key=lambda k: LEVEL_ORDER[items[k].fields["level"]])
-            items, ids = [items[k] for k in order], [ids[k] for k in order]
+        order = _parents_first(entity, items)  # whatever the file's order
+        items, ids = [items[k] for k in order], [ids[k] for k in order]
         async with self._write, self.engine.begin() as conn:
             codes = [i.fields["code"] for i in items if i.fields.get("code")]
             by_code = await store.records_by(conn, entity.name, "code", codes)
@@ -283,6 +292,9 @@ class Registry:
     async def _save(self, conn: AsyncConnection, entity: Entity, items: list[Item],
                     as_http: bool) -> Saved:
         resolver = await Resolver.load(conn, entity, items)
+        privates = (await store.private_for_many(conn, [i.existing["id"] for i in items
+                                                       if i.existing and i.private])
+                    if entity.private else {})
         errors: list[RowError] = []
         saved = Saved()
         inserts, updates, teams, private = [], [], {}, []
@@ -306,8 +318,10 @@ class Registry:
                 saved.created.append(record)
                 resolver.learn(entity.name, record)
             else:
-                record = {**old, **fields}
-                if record == old and not item.private:
+                record = {**old, **_given(entity, fields, item.provided)}
+                private_changed = any(privates.get(old["id"], {}).get(k) != v
+                                      for k, v in item.private.items())
+                if record == old and not private_changed:
                     saved.unchanged.append(old)
                     continue
                 record["updated_at"] = when
@@ -335,6 +349,40 @@ class Registry:
         subject = self.names.registry(entity.name, verb)
         await outbox.add_many(conn, store.outbox, [
             (subject, new_envelope(f"{entity.name}.{verb}", r, SOURCE)) for r in records])
+
+
+def _parents_first(entity: Entity, items: list[Item]) -> list[int]:
+    """Indexes of `items` ordered so that a row naming a parent in the same file (a region's
+    parent_code, an organisation's parent_code) comes after that parent's row."""
+    own = [r for r in entity.references if r.entity == entity.name and not r.many]
+    if not own:
+        return list(range(len(items)))
+    by_code = {i.fields.get("code"): k for k, i in enumerate(items) if i.fields.get("code")}
+    order, placed = [], set()
+
+    def place(k: int, path: set[int]) -> None:
+        if k in placed or k in path:  # a cycle is left for the reference check to report
+            return
+        for ref in own:
+            parent = by_code.get(items[k].fields.get(ref.code_field or ref.field))
+            if parent is not None:
+                place(parent, path | {k})
+        placed.add(k)
+        order.append(k)
+
+    for k in range(len(items)):
+        place(k, set())
+    return order
+
+
+def _given(entity: Entity, fields: dict, provided: set[str] | None) -> dict:
+    """Of a resolved record's fields, those its sender gave: a reference given by code counts
+    as its id field, and a pairing's name follows its unit and base."""
+    if provided is None:
+        return fields
+    given = set(provided) | {"name"}
+    given |= {r.field for r in entity.references if r.code_field in provided}
+    return {k: v for k, v in fields.items() if k in given}
 
 
 def _number_items(fields: dict) -> None:

@@ -187,6 +187,15 @@ async def private_for(conn: AsyncConnection, volunteer_id: str) -> dict | None:
     return dict(row._mapping) if row else None
 
 
+async def private_for_many(conn: AsyncConnection, ids: list[str]) -> dict[str, dict]:
+    out = {}
+    for i in range(0, len(ids), 500):
+        rows = await conn.execute(select(volunteer_private)
+                                  .where(volunteer_private.c.volunteer_id.in_(ids[i:i + 500])))
+        out.update({r.volunteer_id: dict(r._mapping) for r in rows})
+    return out
+
+
 async def taxonomy_codes(conn: AsyncConnection, kind: str) -> dict[str, dict]:
     rows = await conn.execute(select(taxonomy).where(taxonomy.c.kind == kind))
     return {r.code: dict(r._mapping) for r in rows}

@@ -33,8 +33,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.activities = activities
         app.state.engine = rt.engine
         app.state.settings = settings
-        rt.spawn("activities-projection", activities.run())
-        rt.spawn("registry-projection", labels.run())
+        rt.spawn("activities-projection", activities.run, lambda: activities.healthy)
+        rt.spawn("registry-projection", labels.run, lambda: labels.healthy)
         yield
         activities.stop()
         labels.stop()

@@ -99,21 +99,50 @@ async def test_5000_rows_with_a_dozen_errors_then_the_corrected_file(system):
 
 async def test_every_register_round_trips_through_export(system):
     s = uuid.uuid4().hex[:6]
+    await system.register("regions", code=f"r-{s}", name="淄博市", level="city")
     org = await system.register("organizations", name=f"民建淄博市委-{s}",
-                                kind="democratic_party", code=f"mj-{s}")
-    await system.register("teams", name=f"同心医疗卫生服务团队-{s}", category="medical",
-                          organization_id=org["id"], code=f"team-{s}")
+                                kind="democratic_party", code=f"mj-{s}", region_code=f"r-{s}")
+    base = await system.register("bases", name=f"孟家村-{s}", kind="village", code=f"b-{s}",
+                                 region_code=f"r-{s}", households=320)
+    team = await system.register("teams", name=f"同心医疗卫生服务团队-{s}", category="medical",
+                                 organization_id=org["id"], code=f"team-{s}")
+    await system.register("volunteers", name="李医生", organization_id=org["id"],
+                          team_ids=[team["id"]], skills=["内科", "义诊"], code=f"v-{s}",
+                          home_base_id=base["id"], party_status="serving_member")
+    pairing = await system.register(
+        "pairings", organization_id=org["id"], base_id=base["id"], starts_on="2013-03-01",
+        code=f"p-{s}", needs=[{"title": "老年人体检"}], projects=[{"title": "村图书馆"}])
     async with httpx.AsyncClient(timeout=60) as http:
-        for fmt in ("csv", "xlsx"):
-            exported = await http.get(f"{system.url('registry')}/v1/export/teams",
-                                      params={"format": fmt})
-            assert exported.status_code == 200
-            back = await upload(system, "teams", f"teams.{fmt}", exported.content)
-            assert back.status_code == 200, back.text
-            assert back.json()["created"] == 0 and back.json()["updated"] == 0
-        english = await http.get(f"{system.url('registry')}/v1/export/organizations",
-                                 params={"format": "csv", "headers": "en"})
-        assert english.content.decode("utf-8-sig").splitlines()[0].startswith("id,name,kind")
+        claim = await http.post(f"{system.url('registry')}/v1/pairings/{pairing['id']}/claim",
+                                json={"list": "needs", "item_id": "n1",
+                                      "organization_id": org["id"]})
+        assert claim.status_code == 200
+        for collection in ("regions", "organizations", "bases", "teams", "volunteers",
+                           "pairings"):
+            for fmt, headers in (("csv", "zh"), ("xlsx", "en")):
+                exported = await http.get(f"{system.url('registry')}/v1/export/{collection}",
+                                          params={"format": fmt, "headers": headers})
+                assert exported.status_code == 200
+                back = await upload(system, collection, f"{collection}.{fmt}", exported.content)
+                assert back.status_code == 200, (collection, fmt, back.text)
+                assert back.json()["created"] == back.json()["updated"] == 0, (
+                    collection, fmt, back.json())
+        after = (await http.get(f"{system.url('registry')}/v1/pairings/{pairing['id']}")).json()
+    # what a spreadsheet has no column for (the pairing's lists, a claim) is left as it was
+    assert after["needs"] == claim.json()["needs"] and after["projects"] == pairing["projects"]
+    assert after["needs"][0]["status"] == "claimed"
+
+
+async def test_a_file_may_list_children_before_their_parents(system):
+    s = uuid.uuid4().hex[:6]
+    csv = (f"单位编码,单位名称,单位类型,上级单位编码\nzc-{s},民盟淄川区基层委员会,民主党派,mm-{s}\n"
+           f"mm-{s},民盟淄博市委,民主党派,\n")
+    r = await upload(system, "organizations", "单位.csv", csv.encode())
+    assert r.status_code == 200, r.text
+    regions = (f"区域编码,区域名称,级别,上级编码\nv-{s},孟家村,村,t-{s}\nt-{s},高城镇,镇,d-{s}\n"
+               f"d-{s},高青县,县,\n")
+    r = await upload(system, "regions", "区域.csv", regions.encode())
+    assert r.status_code == 200, r.text
 
 
 async def test_volunteers_by_spreadsheet_keep_contact_details_private(system):
@@ -134,9 +163,12 @@ async def test_volunteers_by_spreadsheet_keep_contact_details_private(system):
     wang = next(v for v in items if v["code"] == f"v1-{s}")
     assert wang["skills"] == ["法律咨询", "调解"] and wang["party_status"] == "registered_member"
     assert b"13805331234" not in exported and "联系电话" not in exported.decode("utf-8-sig")
-    # re-importing the export (no contact columns) keeps the stored contact details
+    # re-importing the export (no contact columns) keeps the stored contact details, and the
+    # same file again changes nothing, contact details included
     back = await upload(system, "volunteers", "volunteers.csv", exported)
     assert back.status_code == 200, back.text
+    again = await upload(system, "volunteers", "志愿者.csv", csv.encode())
+    assert (again.json()["updated"], again.json()["unchanged"]) == (0, 2), again.json()
     async with httpx.AsyncClient(timeout=30) as http:
         contact = (await http.get(
             f"{system.url('registry')}/v1/volunteers/{wang['id']}/contact")).json()

@@ -177,6 +177,26 @@ async def test_changes_and_deactivation_reach_the_other_services(system):
     assert (await system.summary(organization_id=org["id"]))["totals"]["served"] == 3
 
 
+async def test_references_change_by_code_and_a_region_keeps_its_code(system):
+    s = uid()
+    one = await system.register("organizations", name=f"单位一-{s}", kind="enterprise",
+                                code=f"o1-{s}")
+    two = await system.register("organizations", name=f"单位二-{s}", kind="enterprise",
+                                code=f"o2-{s}")
+    team = await system.register("teams", name="团队", category="volunteer",
+                                 organization_code=f"o1-{s}")
+    moved = await call(system, "PATCH", f"/v1/teams/{team['id']}",
+                       json={"organization_code": f"o2-{s}"})
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["organization_id"] == two["id"] != one["id"]
+    region = await system.register("regions", code=f"c-{s}", name="淄博市", level="city")
+    renamed = await call(system, "PATCH", f"/v1/regions/{region['id']}", json={"name": "淄博"})
+    assert renamed.status_code == 200 and renamed.json()["name"] == "淄博"
+    recoded = await call(system, "PATCH", f"/v1/regions/{region['id']}",
+                         json={"code": f"x-{s}"})
+    assert recoded.status_code == 422 and recoded.json()["errors"][0]["field"] == "code"
+
+
 async def test_search_finds_simplified_and_traditional_alike(system):
     s = uid()
     await system.register("organizations", name=f"濟南市歷下區委-{s}", kind="party_organization")
