@@ -19,8 +19,10 @@ ERROR_HEADER = "Tongxin-Error"
 def make_broker(url: str, name: str) -> NatsBroker:
     # Reconnect forever: an outage of NATS must never stop a service; the outbox holds the work.
     servers = [u.strip() for u in url.split(",") if u.strip()]  # a cluster: "nats://a,nats://b"
+    # FastStream's per-batch "Received"/"Processed" lines go to DEBUG, through our log format.
     return NatsBroker(servers, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
-                      connect_timeout=5, allow_reconnect=True)
+                      connect_timeout=5, allow_reconnect=True,
+                      logger=logging.getLogger("faststream"), log_level=logging.DEBUG)
 
 
 def jetstream(broker: NatsBroker) -> JetStreamContext:

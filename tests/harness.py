@@ -197,6 +197,25 @@ class System:
         finally:
             await nc.close()
 
+    async def events_published(self, event_ids: set[str]) -> dict[str, int]:
+        """How many times each of `event_ids` stands in TONGXIN_EVENTS."""
+        nc = await nats.connect(self.nats_url)
+        counts = dict.fromkeys(event_ids, 0)
+        try:
+            sub = await nc.jetstream().subscribe(self.names.events(), ordered_consumer=True,
+                                                 stream=self.names.events_stream)
+            last = (await nc.jetstream().stream_info(self.names.events_stream)).state.last_seq
+            seq = 0
+            while seq < last:
+                msg = await sub.next_msg(timeout=10)
+                seq = msg.metadata.sequence.stream
+                event_id = json.loads(msg.data)["event_id"]
+                if event_id in counts:
+                    counts[event_id] += 1
+        finally:
+            await nc.close()
+        return counts
+
     async def wait_for_seq(self, seq: int, timeout: float = 20) -> None:
         """Wait until the events service has published at least up to `seq`."""
         deadline = asyncio.get_running_loop().time() + timeout

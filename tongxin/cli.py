@@ -54,14 +54,10 @@ def up(data_dir: Path = typer.Option(Path("var"), envvar="TONGXIN_DATA_DIR",
 
     sup = Supervisor(env={"TONGXIN_NATS_URL": nats_url, "TONGXIN_DATA_DIR": str(data_dir)},
                      ports=ports, log_dir=data_dir / "logs")
-    stopping = False
+    def _terminate(*_):
+        raise KeyboardInterrupt  # SIGTERM stops us the way Ctrl-C does
 
-    def _stop(*_):
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, _stop)
-    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGTERM, _terminate)
     code = 0
     try:
         with console.status("starting registry, events, reporting…"):
@@ -86,7 +82,7 @@ def up(data_dir: Path = typer.Option(Path("var"), envvar="TONGXIN_DATA_DIR",
   Events AsyncAPI     {urls['events']}/asyncapi
   Reporting API docs  {urls['reporting']}/docs
 Logs in {data_dir / 'logs'}. Ctrl-C stops everything.""", soft_wrap=True, highlight=False)
-        while not stopping:
+        while True:
             crashed = sup.crashed()
             if nats and nats.proc and nats.proc.poll() is not None:
                 crashed.append(("nats-server", nats.proc.returncode))
@@ -100,10 +96,13 @@ Logs in {data_dir / 'logs'}. Ctrl-C stops everything.""", soft_wrap=True, highli
                 code = 1
                 break
             time.sleep(0.5)
+    except KeyboardInterrupt:  # Ctrl-C, at any point: starting, loading the demo or running
+        pass
     except Exception as exc:
         console.print(str(exc), style="red", markup=False, highlight=False)
         code = 1
     finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut cleanup short
         console.print("stopping…")
         sup.stop_all()
         if nats:

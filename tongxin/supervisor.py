@@ -9,6 +9,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import httpx
 
@@ -30,6 +31,7 @@ class Child:
     name: str
     port: int
     proc: subprocess.Popen | None = None
+    log: IO[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -50,7 +52,7 @@ class Supervisor:
         out = None
         if self.log_dir:
             self.log_dir.mkdir(parents=True, exist_ok=True)
-            out = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115
+            out = child.log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115
         child.proc = subprocess.Popen([sys.executable, "-m", f"services.{name}"], env=env,
                                       stdout=out, stderr=subprocess.STDOUT if out else None,
                                       start_new_session=True, preexec_fn=die_with_parent)
@@ -85,6 +87,9 @@ class Supervisor:
 
     def stop(self, name: str, timeout: float = 15.0) -> None:
         child = self.children.get(name)
+        if child and child.log:
+            child.log.close()  # the child keeps its own descriptor
+            child.log = None
         if not child or not child.proc or child.proc.poll() is not None:
             return
         child.proc.send_signal(signal.SIGTERM)  # uvicorn shuts the lifespan down on SIGTERM

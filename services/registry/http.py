@@ -56,7 +56,8 @@ def _routes(router: APIRouter, entity: Entity) -> None:
                        q: Annotated[str | None, Query(
                            description="name contains; simplified and traditional alike")] = None,
                        active: bool | None = None) -> dict:
-        filters = {f: v for f in entity.filters if (v := request.query_params.get(f))}
+        filters = {f: v for f in ("code", *entity.filters)
+                   if (v := request.query_params.get(f))}
         team_id = request.query_params.get("team_id") if entity.name == "volunteer" else None
         items, total = await _registry(request).list(
             entity, filters=filters, q=q, active=active, limit=limit, offset=offset,
@@ -66,7 +67,8 @@ def _routes(router: APIRouter, entity: Entity) -> None:
     body = body_of(entity.create)
     router.add_api_route(path, create, methods=["POST"], status_code=201, tags=tags,
                          summary=f"Register a {entity.name}", openapi_extra=body)
-    filters = ", ".join(entity.filters + (("team_id",) if entity.name == "volunteer" else ()))
+    filters = ", ".join(("code", *entity.filters)
+                        + (("team_id",) if entity.name == "volunteer" else ()))
     router.add_api_route(path, list_all, methods=["GET"], summary=f"List {entity.collection}",
                          tags=tags, description=f"Filter by: {filters}. `q` searches names.")
     router.add_api_route(f"{path}/{{id}}", get_one, methods=["GET"], tags=tags,

@@ -99,6 +99,9 @@ async def test_same_event_offered_many_ways_is_counted_once(system):
                                   min_seq=late.json()["seq"])
     assert result["totals"]["activities"] == 3
     assert result["totals"]["served"] == 77 + 5 + 3
+    # and upstream of reporting: each event was published once, however often it was offered
+    ids = {a.json()["event_id"], env["event_id"], env2["event_id"]}
+    assert await system.events_published(ids) == dict.fromkeys(ids, 1)
 
 
 @pytest.mark.parametrize("change, field", [
@@ -120,7 +123,10 @@ async def test_bad_input_over_http_is_422_naming_the_field(system, change, field
     assert r.status_code == 422, r.text
     assert field in [e["field"] for e in r.json()["errors"]], r.json()
     assert all(e["message"] for e in r.json()["errors"])
-    assert (await system.summary(organization_id=org["id"]))["totals"]["activities"] == 0
+    # a valid activity after it is counted; the refused one never is
+    barrier = await system.post_activity(activity(org["id"], base["id"], served=1))
+    counted = await system.summary(organization_id=org["id"], min_seq=barrier.json()["seq"])
+    assert counted["totals"]["activities"] == 1
 
 
 async def test_bad_envelopes_over_http(system):

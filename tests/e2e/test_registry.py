@@ -217,6 +217,10 @@ async def test_collections_page_and_filter(system):
     assert (page["total"], page["limit"], page["offset"], len(page["items"])) == (5, 2, 2, 2)
     assert (await call(system, "GET", "/v1/organizations",
                        params={"kind": "no_such_kind", "q": s})).json()["total"] == 0
+    coded = await system.register("organizations", name=f"有编码-{s}", kind="enterprise",
+                                  code=f"c-{s}")
+    by_code = (await call(system, "GET", "/v1/organizations", params={"code": f"c-{s}"})).json()
+    assert [o["id"] for o in by_code["items"]] == [coded["id"]]
     too_many = await call(system, "GET", "/v1/organizations", params={"limit": 5000})
     assert too_many.status_code == 422
 
