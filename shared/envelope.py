@@ -6,7 +6,9 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+
+from shared.text import refuse_nul
 
 
 class Envelope(BaseModel):
@@ -18,6 +20,8 @@ class Envelope(BaseModel):
     occurred_at: AwareDatetime
     source: str = Field(min_length=1, max_length=100)
     data: dict[str, Any]
+
+    _no_nul = field_validator("source", mode="before")(refuse_nul)
 
 
 def new_envelope(event_type: str, data: dict[str, Any], source: str,

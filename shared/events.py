@@ -21,6 +21,8 @@ from pydantic import (
     field_validator,
 )
 
+from shared.text import refuse_nul
+
 Ref = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 Code = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
 Theme = Literal["city_quality", "new_countryside", "harmonious_society", "enterprise_upgrade",
@@ -29,6 +31,8 @@ Theme = Literal["city_quality", "new_countryside", "harmonious_society", "enterp
 
 class EventData(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    _no_nul = field_validator("*", mode="before")(refuse_nul)
 
 
 class Donation(EventData):

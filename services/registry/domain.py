@@ -21,6 +21,8 @@ from pydantic import (
     field_validator,
 )
 
+from shared.text import refuse_nul
+
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
 Code = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
@@ -46,6 +48,8 @@ LEVEL_ORDER: dict[str, int] = {"city": 0, "district": 1, "town": 2, "community":
 
 class Incoming(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    _no_nul = field_validator("*", mode="before")(refuse_nul)
 
 
 class RegionCreate(Incoming):

@@ -70,3 +70,12 @@ def test_references_name_their_fields():
     assert references(offer.data) == [("data.organization_id", "organization", "org-1"),
                                       ("data.base_id", "base", "base-1"),
                                       ("data.team_id", "team", "team-1")]
+
+
+def test_nul_characters_are_refused_by_name():
+    # PostgreSQL cannot store them; refusing them here keeps the bus path out of a retry loop.
+    assert fields_of(envelope(activity("o", "b", title="义诊\x00"))) == ["data.title"]
+    assert fields_of(envelope(activity("o", "b"), source="mini\x00prog")) == ["source"]
+    donation = {"item": "书\x00", "quantity": 1, "unit": "册", "value_cny": 1}
+    assert fields_of(envelope(activity("o", "b", donations=[donation]))) == [
+        "data.donations[0].item"]
