@@ -125,14 +125,15 @@ class Relay:
         """Publish the oldest unpublished rows in order; record the prefix that made it."""
         t = self.table
         async with self.engine.connect() as conn:
+            # Read the highest id first: if nothing is pending after it, all up to it is out
+            # (a row committed in between is not counted as published).
+            upto = (await conn.execute(select(func.max(t.c.id)))).scalar() or 0
             rows = (await conn.execute(
                 select(t.c.id, t.c.event_id, t.c.subject, t.c.payload, t.c.headers)
                 .where(t.c.published_at.is_(None)).order_by(t.c.id).limit(self.batch_size)
             )).all()
         if not rows:
-            async with self.engine.connect() as conn:
-                upto = (await conn.execute(select(func.max(t.c.id)))).scalar() or 0
-            await self.published_upto.advance(upto)  # nothing pending: all is published
+            await self.published_upto.advance(upto)
             return 0
         futures = []
         for row in rows:
