@@ -32,7 +32,7 @@ def from_validation_error(exc: ValidationError, prefix: str = "") -> list[FieldE
     return errors
 
 
-class Rejected(Exception):
+class Rejected(Exception):  # noqa: N818 (a verdict, not an error of ours)
     """Input refused, with every reason found."""
 
     def __init__(self, errors: Iterable[FieldError]):
@@ -41,3 +41,11 @@ class Rejected(Exception):
 
     def as_json(self) -> list[dict[str, str]]:
         return [e.model_dump() for e in self.errors]
+
+
+class Conflict(Rejected):
+    """Valid on its own, but at odds with what is already there (HTTP 409)."""
+
+
+class Unavailable(Exception):
+    """Cannot be decided now; the same request later can (HTTP 503 with Retry-After)."""

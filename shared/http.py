@@ -11,13 +11,13 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from shared.errors import Rejected, dotted
+from shared.errors import Conflict, Rejected, Unavailable, dotted
 
 Limit = Annotated[int, Query(ge=1, le=1000, description="page size, up to 1000")]
 Offset = Annotated[int, Query(ge=0, description="records to skip")]
 
 
-def install_error_handlers(app: FastAPI, conflict: type[Rejected] | None = None) -> None:
+def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = []
@@ -28,10 +28,15 @@ def install_error_handlers(app: FastAPI, conflict: type[Rejected] | None = None)
             errors.append({"field": dotted(loc), "message": err.get("msg", "invalid")})
         return JSONResponse({"errors": errors}, status_code=422)
 
+    @app.exception_handler(Unavailable)
+    async def _unavailable(_request: Request, exc: Unavailable) -> JSONResponse:
+        return JSONResponse({"errors": [{"field": "", "message": str(exc)}]},
+                            status_code=503, headers={"Retry-After": "1"})
+
     @app.exception_handler(Rejected)
     async def _rejected(_request: Request, exc: Rejected) -> JSONResponse:
-        status = 409 if conflict is not None and isinstance(exc, conflict) else 422
-        return JSONResponse({"errors": exc.as_json()}, status_code=status)
+        return JSONResponse({"errors": exc.as_json()},
+                            status_code=409 if isinstance(exc, Conflict) else 422)
 
 
 def add_health(app: FastAPI, checks: Callable[[], Awaitable[dict[str, bool]]]) -> None:

@@ -14,7 +14,6 @@ from sqlalchemy import text
 
 from shared.bus import jetstream, make_broker
 from shared.db import make_engine, migrate
-from shared.errors import Rejected
 from shared.http import add_health, document_models, install_error_handlers
 from shared.settings import Settings
 from shared.streams import ensure_streams
@@ -40,12 +39,11 @@ class Runtime:
         self.checks: dict[str, Callable[[], bool]] = {}
 
     def app(self, *, title: str, description: str, lifespan, router: APIRouter,
-            models: tuple[type[BaseModel], ...] = (),
-            conflict: type[Rejected] | None = None) -> FastAPI:
+            models: tuple[type[BaseModel], ...] = ()) -> FastAPI:
         """The service's HTTP app, made the same way for every service: one error shape,
         `/health`, OpenAPI with the documented models, traced requests."""
         app = FastAPI(title=title, version="1", description=description, lifespan=lifespan)
-        install_error_handlers(app, conflict=conflict)
+        install_error_handlers(app)
         add_health(app, self.health)
         app.include_router(router)
         document_models(app, *models)

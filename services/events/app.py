@@ -6,6 +6,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse, JSONResponse
+from faststream.nats import NatsBroker
 from faststream.specification import AsyncAPI
 from faststream.specification.asyncapi.site import get_asyncapi_html
 
@@ -23,30 +24,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     rt = Runtime("events", settings)
     names = rt.names
-    state: dict = {}
-
-    class _LazyAcceptor:
-        # Subscribers must be registered before the broker starts; the acceptor needs the
-        # started connection. This forwards to the one built in the lifespan.
-        def __getattr__(self, item):
-            return getattr(state["acceptor"], item)
-
-    bus.register(rt.broker, names, _LazyAcceptor(), settings.batch_size)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        await rt.broker.connect()
+        await rt.start()
         replica = Projection(
             name="events-registry-replica", js=rt.js, stream=names.registry_stream,
             subject=names.registry(">"), engine=rt.engine, positions=store.positions,
             apply=lambda conn, msgs: apply_registry_events(conn, store.registry_entities, msgs),
             batch_size=settings.batch_size)
-        acceptor = Acceptor(rt.engine, rt.js, names, replica, settings.publish_timeout)
-        state["acceptor"] = app.state.acceptor = acceptor
-        await rt.start()
+        acceptor = app.state.acceptor = Acceptor(rt.engine, rt.js, names, replica,
+                                                 settings.publish_timeout)
+        ingest = bus.Ingest(rt.js, names, acceptor, settings.batch_size)
         rt.spawn("registry-replica", replica.run, lambda: replica.healthy)
+        rt.spawn("ingest", ingest.run)
         rt.spawn("publish-relay", acceptor.run_relay)
         yield
+        ingest.stop()
         replica.stop()
         await rt.stop()
 
@@ -55,7 +49,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                              "published in order on `tongxin.events.*`.",
                  models=(Envelope, *EVENT_TYPES.values()))
 
-    spec = AsyncAPI(rt.broker, title="Tongxin events", version="1",
+    docs = NatsBroker(settings.nats_url)  # describes the subjects; never started
+    bus.document(docs, names, settings.batch_size)
+    spec = AsyncAPI(docs, title="Tongxin events", version="1",
                     description="Offer events on tongxin.ingest.<type>; accepted events on "
                                 "tongxin.events.<type>; rejects on tongxin.dlq.<type>.")
 

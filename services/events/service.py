@@ -13,15 +13,15 @@ from datetime import UTC, datetime
 
 from nats.js import JetStreamContext
 from opentelemetry.trace import SpanKind
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.events import store
 from services.events.domain import Offer, references
 from shared.bus import MSG_ID
-from shared.errors import FieldError, Rejected
+from shared.errors import Conflict, FieldError, Rejected, Unavailable
 from shared.events import ActivityFigures
-from shared.projection import Projection
+from shared.projection import Projection, upsert
 from shared.replica import known_ids
 from shared.subjects import Names
 from shared.taxonomy import SERVICE_TYPES
@@ -38,10 +38,6 @@ class _Row:
     type: str
     envelope: str
     trace_headers: dict
-    source: str = ""
-    occurred_at: datetime | None = None
-    received_at: datetime | None = None
-    via: str = ""
 
 
 @dataclass(frozen=True)
@@ -49,6 +45,12 @@ class Receipt:
     event_id: str
     seq: int | None
     duplicate: bool
+    refused: list[FieldError] | None = None  # valid alone, at odds with what was accepted
+
+
+class ReplicaBehind(Unavailable):
+    """References are unknown and the registry replica could not be brought up to date:
+    refusing now could refuse what the registry knows. Try again shortly (HTTP 503)."""
 
 
 class Acceptor:
@@ -66,12 +68,17 @@ class Acceptor:
         now: a base registered (or deactivated) a moment ago counts as such. The replica is
         usually current, so catching up is one stream-info request."""
         try:
-            await self.replica.caught_up(timeout=3.0)
-        except Exception as exc:  # NATS away: judge by what the replica has
+            current = await self.replica.caught_up(timeout=3.0)
+        except Exception as exc:  # NATS away: the replica may still know enough
             log.warning("could not check the registry replica is current: %r", exc)
-        return await self._reference_errors(offers)
+            current = False
+        errors, unknown = await self._reference_errors(offers)
+        if unknown and not current:
+            raise ReplicaBehind("the registry replica is behind the registry stream")
+        return errors
 
-    async def _reference_errors(self, offers: list[Offer]) -> list[list[FieldError]]:
+    async def _reference_errors(self, offers: list[Offer]) -> tuple[list[list[FieldError]],
+                                                                       bool]:
         wanted = {(kind, id_) for o in offers for _, kind, id_ in references(o.data)}
         codes = {c for o in offers if isinstance(o.data, ActivityFigures)
                  for c in o.data.service_types if c not in SERVICE_TYPES}
@@ -93,53 +100,90 @@ class Acceptor:
                         errs.append(FieldError(field=f"data.service_types[{i}]",
                                                message=f"unknown service type {code!r}"))
             out.append(errs)
-        return out
+        return out, bool(wanted - known.keys())
 
     # -- accepting -----------------------------------------------------------------------
     async def accept_one(self, offer: Offer, via: str) -> Receipt:
         (errors,) = await self.check([offer])
         if errors:
             raise Rejected(errors)
-        (receipt,) = await self.accept_batch([offer], via)
+        (receipt,) = await self.accept_batch([offer], via, [inject()])
+        if receipt.refused:
+            raise Conflict(receipt.refused)
         return receipt
 
-    async def accept_batch(self, offers: list[Offer], via: str) -> list[Receipt]:
-        """Store the (already checked) offers once each and publish what is unpublished."""
+    async def accept_batch(self, offers: list[Offer], via: str,
+                           trace_headers: list[dict] | None = None) -> list[Receipt]:
+        """Store the (already checked) offers once each and publish what is unpublished.
+        `trace_headers[i]` is the trace offer i came in with; its event carries it on."""
         ids = [str(o.envelope.event_id) for o in offers]
+        traces = trace_headers or [inject()] * len(offers)
+        rows = self._new_rows(offers, ids, traces, via)
         t = store.accepted_events
-        now = datetime.now(UTC)
-        headers = inject()
         async with self.engine.begin() as conn:
             before = {r.event_id: r.seq for r in await conn.execute(
                 select(t.c.event_id, t.c.seq).where(t.c.event_id.in_(ids)))}
-            new_rows, seen = [], set(before)
-            for o, event_id in zip(offers, ids, strict=True):
-                if event_id in seen:
-                    continue
-                seen.add(event_id)
-                new_rows.append({
-                    "event_id": event_id, "type": o.envelope.type, "source": o.envelope.source,
-                    "occurred_at": o.envelope.occurred_at, "received_at": now, "via": via,
-                    "envelope": o.envelope.model_dump_json(), "trace_headers": headers})
-            if new_rows:
-                await conn.execute(insert(t), new_rows)
+            rows = [r for r in rows if r["event_id"] not in before]
+            inserted: set[str] = set()
+            if rows:  # a concurrent offer of the same event, or of the same activity, loses
+                inserted = set((await conn.execute(
+                    upsert(conn, t).on_conflict_do_nothing().returning(t.c.event_id),
+                    rows)).scalars())
+            lost = [r for r in rows if r["event_id"] not in inserted]
+            if lost:
+                raced = {r.event_id: r.seq for r in await conn.execute(
+                    select(t.c.event_id, t.c.seq).where(
+                        t.c.event_id.in_([r["event_id"] for r in lost])))}
+                before |= raced
+                refused = {r["event_id"]: await self._logged_by(conn, r) for r in lost
+                           if r["event_id"] not in raced}
+            else:
+                refused = {}
+        new = [_Row(r["event_id"], r["type"], r["envelope"], r["trace_headers"])
+               for r in rows if r["event_id"] in inserted]
         stale = [e for e, s in before.items() if s is None]  # stored earlier, never published
         seqs = dict(before)
-        if new_rows or stale:
+        if new or stale:
             try:
                 if stale:
                     seqs.update(await self.publish(stale))
-                if new_rows:
-                    seqs.update(await self._publish_rows([_Row(**r) for r in new_rows]))
+                if new:
+                    seqs.update(await self._publish_rows(new))
             except Exception as exc:  # stored is accepted: the relay publishes it later
                 log.warning("accepted %d events but could not publish them yet: %r",
-                            len(new_rows) + len(stale), exc)
+                            len(new) + len(stale), exc)
         receipts, counted = [], set()
         for event_id in ids:
             duplicate = event_id in before or event_id in counted
             counted.add(event_id)
-            receipts.append(Receipt(event_id, seqs.get(event_id), duplicate))
+            receipts.append(Receipt(event_id, seqs.get(event_id), duplicate,
+                                    refused.get(event_id)))
         return receipts
+
+    @staticmethod
+    def _new_rows(offers: list[Offer], ids: list[str], traces: list[dict],
+                  via: str) -> list[dict]:
+        now, rows, seen = datetime.now(UTC), [], set()
+        for o, event_id, trace in zip(offers, ids, traces, strict=True):
+            if event_id in seen:  # a repeat inside one batch is a duplicate of the first
+                continue
+            seen.add(event_id)
+            rows.append({
+                "event_id": event_id, "type": o.envelope.type, "source": o.envelope.source,
+                "occurred_at": o.envelope.occurred_at, "received_at": now, "via": via,
+                "envelope": o.envelope.model_dump_json(), "trace_headers": trace,
+                "logged_activity_id": (str(o.data.activity_id)
+                                       if o.envelope.type == "activity.logged" else None)})
+        return rows
+
+    @staticmethod
+    async def _logged_by(conn, row: dict) -> list[FieldError]:
+        t = store.accepted_events
+        other = (await conn.execute(select(t.c.event_id).where(
+            t.c.logged_activity_id == row["logged_activity_id"]))).scalar()
+        return [FieldError(field="data.activity_id", message=(
+            f"activity {row['logged_activity_id']} was already logged (event {other}); "
+            "send activity.corrected to change its figures"))]
 
     async def publish(self, event_ids: list[str]) -> dict[str, int]:
         """Publish stored events in their stored order; record and return their seqs."""
@@ -162,8 +206,8 @@ class Acceptor:
                 futures.append(await self.js.publish_async(
                     subject, row.envelope.encode(), headers=inject({MSG_ID: row.event_id})))
         else:
-            # A batch: one span for the round; each event carries on the trace it came in with.
-            # (A span per event costs more than the rest of accepting it.)
+            # A batch: one span for the round; each event carries on the trace it was offered
+            # in. (A span per event would cost more than the rest of accepting it.)
             with tracer.start_as_current_span(
                     f"{self.names.events()} publish", kind=SpanKind.PRODUCER,
                     attributes={"messaging.system": "nats",

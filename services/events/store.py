@@ -36,6 +36,9 @@ accepted_events = Table(
     Column("envelope", Text, nullable=False),
     Column("trace_headers", JSON, nullable=False),
     Column("seq", BigInteger, nullable=True),
+    # An activity is logged once: a second `activity.logged` for it (under another event_id)
+    # is refused, as changing its figures is what `activity.corrected` is for.
+    Column("logged_activity_id", String(36), nullable=True, unique=True),
     Index("ix_accepted_events_unpublished", "id", sqlite_where=Column("seq").is_(None),
           postgresql_where=Column("seq").is_(None)),
 )

@@ -8,7 +8,7 @@ from fastapi import FastAPI
 
 from services.registry import http, store
 from services.registry.domain import ENTITIES
-from services.registry.service import Conflict, Registry
+from services.registry.service import Registry
 from shared.outbox import Relay
 from shared.runtime import Runtime
 from shared.settings import Settings, get_settings
@@ -31,4 +31,4 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return rt.app(title="Tongxin registry", lifespan=lifespan, router=http.router(),
                   description="Who and where: regions, organisations, bases, teams, volunteers, "
                               "pairings. Every change is published on `tongxin.registry.*`.",
-                  models=tuple(e.create for e in ENTITIES.values()), conflict=Conflict)
+                  models=tuple(e.create for e in ENTITIES.values()))

@@ -25,17 +25,13 @@ from services.registry.domain import (
 from shared import outbox
 from shared.chinese import search_key
 from shared.envelope import new_envelope
-from shared.errors import FieldError, Rejected, from_validation_error
+from shared.errors import Conflict, FieldError, Rejected, from_validation_error
 from shared.subjects import Names
 from shared.taxonomy import SERVICE_TYPES
 
 SOURCE = "registry"
 SYSTEM_FIELDS = ("id", "active", "created_at", "updated_at")
 TAXONOMY_DEFAULTS = {"service_type": SERVICE_TYPES, "team_category": TEAM_CATEGORIES}
-
-
-class Conflict(Rejected):
-    """The record collides with one already registered (same code)."""
 
 
 class NotFound(Exception):

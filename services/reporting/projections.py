@@ -61,9 +61,17 @@ def make_apply_events(tz_name: str):
         facts: dict[str, dict] = {}
         types: set[tuple[str, str]] = set()
         for msg in msgs:
-            env = Envelope.model_validate_json(msg.data)
-            if env.type == "activity.logged":
-                data = ActivityLogged.model_validate(env.data)
+            try:
+                env = Envelope.model_validate_json(msg.data)
+                data = ActivityLogged.model_validate(env.data) if (
+                    env.type == "activity.logged") else None
+            except ValueError as exc:
+                # Only the events service publishes here, validated; anything unreadable came
+                # from elsewhere. Skip it, loudly, rather than stop counting.
+                log.error("skipped unreadable message at seq %d on %s: %s", stream_seq(msg),
+                          msg.subject, str(exc).splitlines()[0])
+                continue
+            if data is not None:
                 key = str(data.activity_id)
                 # An activity counts once, whatever its events say: the first logging wins.
                 if key not in facts:

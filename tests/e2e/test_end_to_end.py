@@ -303,3 +303,30 @@ async def test_docs_and_health(system):
         spec = (await http.get(f"{system.url('events')}/asyncapi.json")).json()
         assert system.names.ingest() in json.dumps(spec)
         assert (await http.get(f"{system.url('events')}/asyncapi")).status_code == 200
+
+
+async def test_an_activity_is_logged_once_even_under_another_event_id(system):
+    org, base = await system.org_and_base()
+    data = activity(org["id"], base["id"], served=100)
+    first = await system.post_activity(data)
+    again = await system.post_activity({**data, "served": 999})  # new event_id, same activity
+    assert again.status_code == 409, again.text
+    assert again.json()["errors"][0]["field"] == "data.activity_id"
+    assert "activity.corrected" in again.json()["errors"][0]["message"]
+    counted = await system.summary(organization_id=org["id"], min_seq=first.json()["seq"])
+    assert counted["totals"]["served"] == 100
+
+
+async def test_something_unreadable_on_the_events_stream_does_not_stop_reporting(system):
+    nc = await nats.connect(system.nats_url)
+    try:
+        await nc.jetstream().publish(system.names.events("test.garbage"), b"not an envelope",
+                                     timeout=5)
+    finally:
+        await nc.close()
+    org, base = await system.org_and_base()
+    r = await system.post_activity(activity(org["id"], base["id"], served=8))
+    result = await system.summary(organization_id=org["id"], min_seq=r.json()["seq"])
+    assert result["totals"]["served"] == 8
+    async with httpx.AsyncClient() as http:
+        assert (await http.get(f"{system.url('reporting')}/health")).json()["status"] == "ok"

@@ -18,7 +18,7 @@ from services.events.service import Acceptor, Receipt
 from shared.bus import MSG_ID
 from shared.db import migrate
 from shared.envelope import new_envelope
-from shared.errors import Rejected
+from shared.errors import Rejected, Unavailable
 from shared.projection import Projection
 from shared.replica import apply_registry_events
 from tests.factories import activity, envelope
@@ -204,3 +204,26 @@ async def test_events_stored_while_publishing_fails_are_published_by_publish_lef
     assert await events.acceptor.accept_batch([first], via="bus") == [
         Receipt(ids[0], by_id[ids[0]], True)]
     assert len(await events.stream()) == 3
+
+
+async def test_the_same_event_offered_at_once_from_many_sides_is_stored_once(events):
+    org, base = await events.org_and_base()
+    offer = offer_for(org, base)
+    receipts = await asyncio.gather(*(events.acceptor.accept_batch([offer], via="http")
+                                      for _ in range(6)))
+    flat = [r for batch in receipts for r in batch]
+    assert sum(not r.duplicate for r in flat) == 1, flat
+    assert len(await events.stored()) == 1
+    assert len(await events.stream()) == 1
+
+
+async def test_an_unknown_reference_while_the_replica_cannot_catch_up_is_not_refused(events):
+    org, _ = await events.org_and_base()
+    events.gate.clear()  # the replica is stuck behind the registry stream
+    base = await events.register("base", name="沂源县燕崖镇", kind="village")
+    with pytest.raises(Unavailable):
+        await events.acceptor.accept_one(offer_for(org, base), via="http")
+    assert await events.stored() == []
+    events.gate.set()
+    receipt = await events.acceptor.accept_one(offer_for(org, base), via="http")
+    assert receipt.seq is not None

@@ -6,7 +6,8 @@ import json
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
-from services.events.bus import handle_offers
+from services.events.bus import MAX_ATTEMPTS, Ingest, handle_offers
+from services.events.service import Receipt
 from shared.errors import FieldError
 from shared.subjects import Names
 from tests.factories import activity, envelope, raw
@@ -30,18 +31,34 @@ class FakeAcceptor:
     js: FakeJs = field(default_factory=FakeJs)
     publish_timeout: float = 1.0
     accepted: list = field(default_factory=list)
+    traces: list = field(default_factory=list)
+    poison: str = "no-such-title"
 
     async def check(self, offers):
         return [[FieldError(field="data.base_id", message="unknown")]
                 if o.data.base_id == "unknown" else [] for o in offers]
 
-    async def accept_batch(self, offers, via):
+    async def accept_batch(self, offers, via, trace_headers=None):
+        if any(o.data.title == self.poison for o in offers):
+            raise ValueError("this offer breaks something")
         self.accepted += [(o, via) for o in offers]
+        self.traces += trace_headers
+        return [Receipt(str(o.envelope.event_id), 1, False) for o in offers]
 
 
-def msg(payload: bytes, seq: int, subject="tongxin.ingest.activity.logged"):
-    return SimpleNamespace(data=payload, subject=subject, headers={"Nats-Msg-Id": str(seq)},
-                           metadata=SimpleNamespace(sequence=SimpleNamespace(stream=seq)))
+class FakeMsg(SimpleNamespace):
+    async def ack(self):
+        self.outcome = "ack"
+
+    async def nak(self, delay=None):
+        self.outcome = "nak"
+
+
+def msg(payload: bytes, seq: int, subject="tongxin.ingest.activity.logged", attempt=1,
+        **headers):
+    return FakeMsg(data=payload, subject=subject, headers={"Nats-Msg-Id": str(seq), **headers},
+                   metadata=SimpleNamespace(sequence=SimpleNamespace(stream=seq),
+                                            num_delivered=attempt), outcome=None)
 
 
 async def test_valid_offers_are_accepted_and_the_rest_dead_lettered_unchanged():
@@ -58,3 +75,26 @@ async def test_valid_offers_are_accepted_and_the_rest_dead_lettered_unchanged():
                                                         "message": "unknown"}]
     # a redelivered offer is dead-lettered under the same id, so the DLQ keeps it once
     assert dead[0][2]["Nats-Msg-Id"] == "dlq-2-tongxin.ingest.activity.logged"
+
+
+async def test_each_accepted_offer_carries_its_own_trace():
+    acceptor = FakeAcceptor()
+    parents = [f"00-{str(i) * 32}-{'1' * 16}-01" for i in (1, 2)]
+    await handle_offers([msg(raw(envelope(activity("org", "base"))), i, traceparent=p)
+                         for i, p in enumerate(parents)], Names(), acceptor)
+    assert [t["traceparent"] for t in acceptor.traces] == parents
+
+
+async def test_a_poisonous_offer_is_taken_out_of_its_batch_then_dead_lettered():
+    acceptor = FakeAcceptor(poison="breaks")
+    ingest = Ingest(js=None, names=Names(), acceptor=acceptor)
+    good = msg(raw(envelope(activity("org", "base"))), 1)
+    bad = msg(raw(envelope(activity("org", "base", title="breaks"))), 2)
+    await ingest.handle([good, bad])
+    assert (good.outcome, bad.outcome) == ("ack", "nak")  # the good one is not held back
+    assert acceptor.js.published == []
+    last = msg(raw(envelope(activity("org", "base", title="breaks"))), 2, attempt=MAX_ATTEMPTS)
+    await ingest.handle([last])
+    assert last.outcome == "ack"
+    (subject, payload, headers), = acceptor.js.published
+    assert payload == last.data and "could not be processed" in headers["Tongxin-Error"]

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-21 17:32:03.466051
+Create Date: 2026-11-21 18:33:45.237037
 """
 from alembic import op
 import sqlalchemy as sa
@@ -27,8 +27,10 @@ def upgrade() -> None:
     sa.Column('envelope', sa.Text(), nullable=False),
     sa.Column('trace_headers', sa.JSON(), nullable=False),
     sa.Column('seq', sa.BigInteger(), nullable=True),
+    sa.Column('logged_activity_id', sa.String(length=36), nullable=True),
     sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('event_id')
+    sa.UniqueConstraint('event_id'),
+    sa.UniqueConstraint('logged_activity_id')
     )
     with op.batch_alter_table('accepted_events', schema=None) as batch_op:
         batch_op.create_index('ix_accepted_events_unpublished', ['id'], unique=False, sqlite_where=sa.text('seq IS NULL'), postgresql_where=sa.text('seq IS NULL'))
