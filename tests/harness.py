@@ -48,31 +48,29 @@ class Backend:
         return f"{tag}_{service}" if self.name == "postgres" else None
 
 
-async def create_pg_database(admin_url: str) -> str:
-    """A throwaway database for this run, on the server `admin_url` names."""
+async def _admin(admin_url: str, statement: str) -> None:
+    """Run one statement on the server `admin_url` names (CREATE/DROP DATABASE)."""
     import asyncpg
 
     u = make_url(admin_url)
-    name = f"tongxin_test_{RUN_ID}"
     conn = await asyncpg.connect(user=u.username, password=u.password, host=u.host,
                                  port=u.port or 5432, database=u.database or "postgres")
     try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
+        await conn.execute(statement)
     finally:
         await conn.close()
-    return u.set(drivername="postgresql+asyncpg", database=name).render_as_string(False)
+
+
+async def create_pg_database(admin_url: str) -> str:
+    """A throwaway database for this run, on the server `admin_url` names."""
+    name = f"tongxin_test_{RUN_ID}"
+    await _admin(admin_url, f'CREATE DATABASE "{name}"')
+    return make_url(admin_url).set(drivername="postgresql+asyncpg",
+                                   database=name).render_as_string(False)
 
 
 async def drop_pg_database(admin_url: str, url: str) -> None:
-    import asyncpg
-
-    u = make_url(admin_url)
-    conn = await asyncpg.connect(user=u.username, password=u.password, host=u.host,
-                                 port=u.port or 5432, database=u.database or "postgres")
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
-    finally:
-        await conn.close()
+    await _admin(admin_url, f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
 
 
 @dataclass
