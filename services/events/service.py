@@ -22,12 +22,22 @@ from shared.bus import MSG_ID
 from shared.errors import Conflict, FieldError, Rejected, Unavailable
 from shared.events import ActivityFigures
 from shared.projection import Projection, upsert
-from shared.replica import known_ids
+from shared.replica import known_ids, record_json
 from shared.subjects import Names
 from shared.taxonomy import SERVICE_TYPES
 from shared.telemetry import inject, producer_span, tracer
 
 log = logging.getLogger(__name__)
+
+
+async def _team_units(conn, team_ids: set[str]) -> dict[str, str]:
+    """{team id: the organisation leading it}, from the registry replica."""
+    if not team_ids:
+        return {}
+    t = store.registry_entities
+    rows = await conn.execute(select(t.c.id, t.c.record).where(t.c.kind == "team",
+                                                                t.c.id.in_(team_ids)))
+    return {r.id: record_json(r.record).get("organization_id") for r in rows}
 
 
 @dataclass(frozen=True)
@@ -83,8 +93,11 @@ class Acceptor:
         codes = {c for o in offers if isinstance(o.data, ActivityFigures)
                  for c in o.data.service_types if c not in SERVICE_TYPES}
         wanted |= {("service_type", c) for c in codes}
+        teams = {o.data.team_id for o in offers
+                 if isinstance(o.data, ActivityFigures) and o.data.team_id}
         async with self.engine.connect() as conn:
             known = await known_ids(conn, store.registry_entities, wanted)
+            team_units = await _team_units(conn, teams)
         out = []
         for o in offers:
             errs = []
@@ -95,6 +108,10 @@ class Acceptor:
                 elif not known[(kind, id_)]:
                     errs.append(FieldError(field=field, message=f"{kind} {id_!r} is deactivated"))
             if isinstance(o.data, ActivityFigures):
+                unit = team_units.get(o.data.team_id)
+                if unit and unit != o.data.organization_id:
+                    errs.append(FieldError(field="data.team_id", message=(
+                        f"team {o.data.team_id!r} belongs to another organisation ({unit})")))
                 for i, code in enumerate(o.data.service_types):
                     if code not in SERVICE_TYPES and ("service_type", code) not in known:
                         errs.append(FieldError(field=f"data.service_types[{i}]",

@@ -102,6 +102,10 @@ async def test_teams_volunteers_and_personal_data_that_never_leaves(system):
     by_team = await system.summary(group_by="team", organization_id=org["id"],
                                    min_seq=r.json()["seq"])
     assert by_team["rows"][0]["label"] == "“同心”法律援助服务团队"
+    other = await system.register("organizations", name=f"另一单位-{s}", kind="enterprise")
+    wrong = await system.post_activity(activity(other["id"], base["id"], team_id=team["id"]))
+    assert wrong.status_code == 422
+    assert wrong.json()["errors"][0]["field"] == "data.team_id"
 
     # ... and the volunteer's phone and ID number are nowhere outside the registry.
     nc = await nats.connect(system.nats_url)
