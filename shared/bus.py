@@ -36,6 +36,22 @@ async def publish(js: JetStreamContext, subject: str, payload: bytes, msg_id: st
                             headers={**(headers or {}), MSG_ID: msg_id})
 
 
+async def gather_acks(futures: list[asyncio.Future], timeout: float) -> list[PubAck | Exception]:
+    """Wait (bounded) for a window of `publish_async` PubAcks. Each is a PubAck or the error
+    it ended with; one that did not come in time is a TimeoutError. Callers decide what a
+    failure means (retry the rest; keep what succeeded)."""
+    try:
+        return list(await asyncio.wait_for(asyncio.gather(*futures, return_exceptions=True),
+                                           timeout))
+    except TimeoutError:
+        return [f.result() if f.done() and not f.cancelled() and f.exception() is None
+                else TimeoutError("no PubAck in time") for f in futures]
+
+
+def first_error(acks: list) -> Exception | None:
+    return next((a for a in acks if isinstance(a, BaseException)), None)
+
+
 def stream_seq(msg: Msg) -> int:
     return msg.metadata.sequence.stream
 

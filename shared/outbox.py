@@ -28,7 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from shared.bus import MSG_ID
+from shared.bus import MSG_ID, first_error, gather_acks
 from shared.envelope import Envelope
 from shared.telemetry import inject, producer_span
 from shared.watermark import Watermark
@@ -142,12 +142,7 @@ class Relay:
                 futures.append(await self.js.publish_async(
                     row.subject, row.payload.encode(),
                     headers=inject({MSG_ID: row.event_id})))
-        try:
-            acks = await asyncio.wait_for(asyncio.gather(*futures, return_exceptions=True),
-                                          self.timeout)
-        except TimeoutError:
-            acks = [f.result() if f.done() and not f.cancelled() and f.exception() is None
-                    else TimeoutError() for f in futures]
+        acks = await gather_acks(futures, self.timeout)
         done = []
         for row, ack in zip(rows, acks, strict=True):
             if isinstance(ack, BaseException):
@@ -156,8 +151,7 @@ class Relay:
         if done:
             await self._mark(done)
         if len(done) < len(rows):
-            failed = acks[len(done)]
-            raise failed if isinstance(failed, Exception) else RuntimeError(str(failed))
+            raise first_error(acks)
         return len(done)
 
     async def _mark(self, done: list[tuple[int, int]]) -> None:

@@ -28,7 +28,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from services.events.domain import Offer, parse_offer
 from services.events.service import Acceptor
-from shared.bus import ERROR_HEADER, MSG_ID, stream_seq
+from shared.bus import ERROR_HEADER, MSG_ID, first_error, gather_acks, stream_seq
 from shared.envelope import Envelope
 from shared.errors import FieldError, Rejected, Unavailable
 from shared.subjects import Names
@@ -148,7 +148,8 @@ async def dead_letter(acceptor: Acceptor, names: Names,
         headers.update({ERROR_HEADER: reason, MSG_ID: f"dlq-{stream_seq(m)}-{m.subject}"})
         futures.append(await acceptor.js.publish_async(names.dlq(offered), m.data,
                                                        headers=headers))
-    await asyncio.wait_for(asyncio.gather(*futures), acceptor.publish_timeout)
+    if error := first_error(await gather_acks(futures, acceptor.publish_timeout)):
+        raise error
 
 
 def document(broker: NatsBroker, names: Names, batch_size: int) -> None:

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.events import store
 from services.events.domain import Offer, references
-from shared.bus import MSG_ID
+from shared.bus import MSG_ID, first_error, gather_acks
 from shared.errors import Conflict, FieldError, Rejected, Unavailable
 from shared.events import ActivityFigures
 from shared.projection import Projection, upsert
@@ -233,12 +233,16 @@ class Acceptor:
                     futures.append(await self.js.publish_async(
                         self.names.events(row.type), row.envelope.encode(),
                         headers={**(row.trace_headers or {}), MSG_ID: row.event_id}))
-        acks = await asyncio.wait_for(asyncio.gather(*futures), self.publish_timeout)
-        seqs = {row.event_id: ack.seq for row, ack in zip(rows, acks, strict=True)}
-        async with self.engine.begin() as conn:
-            await conn.execute(update(t).where(t.c.event_id == bindparam("b_event_id"))
-                               .values(seq=bindparam("b_seq")),
-                               [{"b_event_id": e, "b_seq": s} for e, s in seqs.items()])
+        acks = await gather_acks(futures, self.publish_timeout)
+        seqs = {row.event_id: ack.seq for row, ack in zip(rows, acks, strict=True)
+                if not isinstance(ack, BaseException)}
+        if seqs:  # keep what made it; the rest stay unpublished for the relay
+            async with self.engine.begin() as conn:
+                await conn.execute(update(t).where(t.c.event_id == bindparam("b_event_id"))
+                                   .values(seq=bindparam("b_seq")),
+                                   [{"b_event_id": e, "b_seq": s} for e, s in seqs.items()])
+        if error := first_error(acks):
+            raise error
         return seqs
 
     async def publish_leftovers(self) -> int:
