@@ -83,12 +83,20 @@ class Runtime:
         self.tasks[name] = asyncio.create_task(supervise(), name=name)
         self.checks[name] = healthy
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stop workers, then NATS, then the database; each step bounded, so a stuck part
+        never keeps the process from exiting (it is named in the log instead)."""
         for task in self.tasks.values():
             task.cancel()
-        await asyncio.gather(*self.tasks.values(), return_exceptions=True)
-        await self.broker.stop()
-        await self.engine.dispose()
+        steps = [("workers", asyncio.gather(*self.tasks.values(), return_exceptions=True)),
+                 ("nats", self.broker.stop()), ("database", self.engine.dispose())]
+        for name, step in steps:
+            try:
+                await asyncio.wait_for(step, grace)
+            except TimeoutError:
+                stuck = [n for n, t in self.tasks.items() if not t.done()]
+                log.warning("stopping %s took over %.0fs; going on%s", name, grace,
+                            f" (still running: {', '.join(stuck)})" if stuck else "")
         self.tracer_provider.shutdown()
 
     async def health(self) -> dict[str, bool]:

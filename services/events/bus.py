@@ -59,12 +59,18 @@ class Ingest:
         sub = await self.js.pull_subscribe(
             self.names.ingest(), durable=INGEST_DURABLE, stream=self.names.ingest_stream,
             config=ConsumerConfig(ack_wait=60, max_ack_pending=self.batch_size * 4))
-        while not self._stopping.is_set():
+        try:
+            while not self._stopping.is_set():
+                try:
+                    msgs = await sub.fetch(self.batch_size, timeout=1.0)
+                except (NatsTimeout, TimeoutError):
+                    continue
+                await self.handle(msgs)
+        finally:  # unfetched offers stay with the durable consumer for the next instance
             try:
-                msgs = await sub.fetch(self.batch_size, timeout=1.0)
-            except (NatsTimeout, TimeoutError):
-                continue
-            await self.handle(msgs)
+                await sub.unsubscribe()
+            except Exception:  # the connection may already be gone
+                pass
 
     async def handle(self, msgs: list[Msg]) -> None:
         try:
