@@ -67,17 +67,18 @@ def db_for(backend: Backend, service: str, tag: str) -> Db:
     return Db(backend.url(service, tag), backend.schema(service, tag))
 
 
-async def drop_schema(db: Db) -> None:
+async def _schema_statement(db: Db, statement: str) -> None:
+    """CREATE/DROP SCHEMA for this test's PostgreSQL schema (SQLite files need none)."""
     if db.schema and not is_sqlite(db.url):
         engine = make_engine(db.url)
         async with engine.begin() as conn:
-            await conn.execute(text(f'DROP SCHEMA IF EXISTS "{db.schema}" CASCADE'))
+            await conn.execute(text(statement))
         await engine.dispose()
+
+
+async def drop_schema(db: Db) -> None:
+    await _schema_statement(db, f'DROP SCHEMA IF EXISTS "{db.schema}" CASCADE')
 
 
 async def create_schema(db: Db) -> None:
-    if db.schema and not is_sqlite(db.url):
-        engine = make_engine(db.url)
-        async with engine.begin() as conn:
-            await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{db.schema}"'))
-        await engine.dispose()
+    await _schema_statement(db, f'CREATE SCHEMA IF NOT EXISTS "{db.schema}"')
