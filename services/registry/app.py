@@ -30,5 +30,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     return rt.app(title="Tongxin registry", lifespan=lifespan, router=http.router(),
                   description="Who and where: regions, organisations, bases, teams, volunteers, "
-                              "pairings. Every change is published on `tongxin.registry.*`.",
+                              "pairings, campaigns, taxonomy. Every change is published on "
+                              "`tongxin.registry.*`.",
                   models=tuple(e.create for e in ENTITIES.values()))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -19,7 +19,9 @@ from pydantic import (
     StringConstraints,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from shared.text import refuse_nul
 
@@ -31,6 +33,7 @@ Phone = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0
 IdNumber = Annotated[str, StringConstraints(strip_whitespace=True,
                                             pattern=r"^([0-9]{17}[0-9Xx]|[0-9]{15})$")]
 TaxonomyCode = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+Unit = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20)]
 
 RegionLevel = Literal["city", "district", "town", "community"]
 OrganizationKind = Literal["government_department", "party_organization", "democratic_party",
@@ -41,7 +44,7 @@ PartyStatus = Literal["serving_member", "registered_member", "activist", "non_me
 PairingStatus = Literal["active", "suspended", "ended"]
 ItemStatus = Literal["open", "claimed", "resolved", "closed"]
 ProjectStatus = Literal["planned", "claimed", "in_progress", "done", "cancelled"]
-TaxonomyKind = Literal["service_type", "team_category"]
+TaxonomyKind = Literal["service_type", "team_category", "indicator"]
 
 LEVEL_ORDER: dict[str, int] = {"city": 0, "district": 1, "town": 2, "community": 3}
 
@@ -103,8 +106,34 @@ class VolunteerCreate(Incoming):
     code: Code | None = None
 
 
+def _not_before_start(ends_on: date | None, info: ValidationInfo) -> date | None:
+    starts_on = info.data.get("starts_on")
+    if ends_on and starts_on and ends_on < starts_on:
+        raise ValueError("must not be before starts_on")
+    return ends_on
+
+
+class Need(Incoming):
+    """One need written into a pairing when it is signed (需求清单): plain text. What becomes
+    of a need (submitted, claimed, resolved) is told by `need.*` events to the events service,
+    which is the one owner of that life cycle."""
+
+    id: Code | None = None
+    title: Name
+    description: Text | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_legacy_state(cls, value: Any) -> Any:
+        # Needs used to carry their own state here; records stored then (and clients still
+        # sending it) must keep validating, so an old pairing can be PATCHed.
+        if isinstance(value, dict):
+            return {k: v for k, v in value.items() if k not in ("status", "claimed_by")}
+        return value
+
+
 class ListItem(Incoming):
-    """One entry in a pairing's needs or resources list."""
+    """One entry in a pairing's resources list (资源清单)."""
 
     id: Code | None = None
     title: Name
@@ -133,18 +162,28 @@ class PairingCreate(Incoming):
     starts_on: date
     ends_on: date | None = None
     status: PairingStatus = "active"
-    needs: list[ListItem] = Field(default_factory=list, max_length=500)
+    needs: list[Need] = Field(default_factory=list, max_length=500)
     resources: list[ListItem] = Field(default_factory=list, max_length=500)
     projects: list[Project] = Field(default_factory=list, max_length=500)
     code: Code | None = None
 
-    @field_validator("ends_on")
-    @classmethod
-    def _ends_after_start(cls, ends_on: date | None, info: ValidationInfo) -> date | None:
-        starts_on = info.data.get("starts_on")
-        if ends_on and starts_on and ends_on < starts_on:
-            raise ValueError("must not be before starts_on")
-        return ends_on
+    _ends_after_start = field_validator("ends_on")(_not_before_start)
+
+
+class CampaignCreate(Incoming):
+    """A drive over many bases at once (敲门行动): its visits are `campaign.visit_recorded`
+    events; the bases it covers are listed, or those of a region."""
+
+    code: Code
+    name: Name
+    starts_on: date
+    ends_on: date
+    base_ids: list[Ref] = Field(default_factory=list, max_length=5000)
+    base_codes: list[Code] = Field(default_factory=list, max_length=5000)
+    region_code: Code | None = None
+    description: Text | None = None
+
+    _ends_after_start = field_validator("ends_on")(_not_before_start)
 
 
 class TaxonomyCreate(Incoming):
@@ -152,6 +191,20 @@ class TaxonomyCreate(Incoming):
     code: TaxonomyCode
     label_zh: Name
     label_en: Name
+    unit: Unit | None = Field(None, validate_default=True,
+                              description="what an indicator counts in (个, 名, 户); "
+                                          "required for kind indicator, and only for it")
+
+    @field_validator("unit")
+    @classmethod
+    def _unit_for_indicators(cls, unit: str | None, info: ValidationInfo) -> str | None:
+        kind = info.data.get("kind")
+        if kind == "indicator" and not unit:
+            raise PydanticCustomError("unit_required",
+                                      "an indicator needs a unit (个, 名, 户, ...)")
+        if kind not in (None, "indicator") and unit:
+            raise PydanticCustomError("extra_unit", "only an indicator has a unit")
+        return unit
 
 
 @dataclass(frozen=True)
@@ -161,6 +214,12 @@ class Reference:
     code_field: str | None = None  # alternative field holding the entity's external code
     many: bool = False       # a list of references
     required: bool = False
+
+    @property
+    def filter(self) -> str:
+        """The query parameter that finds records naming one id in a list reference
+        (`GET /v1/volunteers?team_id=`)."""
+        return f"{self.entity}_id"
 
 
 @dataclass(frozen=True)
@@ -174,6 +233,11 @@ class Entity:
     private: tuple[str, ...] = ()   # stored apart, never in records, events or exports
     name_field: str = "name"
     extra: dict = field(default_factory=dict)
+
+    @property
+    def lists(self) -> tuple[Reference, ...]:
+        """References to many records (a volunteer's teams, a campaign's bases)."""
+        return tuple(r for r in self.references if r.many)
 
 
 ENTITIES: dict[str, Entity] = {e.collection: e for e in (
@@ -197,6 +261,9 @@ ENTITIES: dict[str, Entity] = {e.collection: e for e in (
     Entity("pairing", "pairings", PairingCreate, ("organization_id", "base_id", "status"),
            (Reference("organization_id", "organization", "organization_code", required=True),
             Reference("base_id", "base", "base_code", required=True)), name_field=""),
+    Entity("campaign", "campaigns", CampaignCreate, ("region_code",),
+           (Reference("base_ids", "base", "base_codes", many=True),
+            Reference("region_code", "region"))),
 )}
 
 BY_NAME: dict[str, Entity] = {e.name: e for e in ENTITIES.values()}

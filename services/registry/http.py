@@ -58,17 +58,16 @@ def _routes(router: APIRouter, entity: Entity) -> None:
                        active: bool | None = None) -> dict:
         filters = {f: v for f in ("code", *entity.filters)
                    if (v := request.query_params.get(f))}
-        team_id = request.query_params.get("team_id") if entity.name == "volunteer" else None
+        linked = {r.field: v for r in entity.lists if (v := request.query_params.get(r.filter))}
         items, total = await _registry(request).list(
             entity, filters=filters, q=q, active=active, limit=limit, offset=offset,
-            team_id=team_id)
+            linked=linked)
         return {"items": items, "total": total, "limit": limit, "offset": offset}
 
     body = body_of(entity.create)
     router.add_api_route(path, create, methods=["POST"], status_code=201, tags=tags,
                          summary=f"Register a {entity.name}", openapi_extra=body)
-    filters = ", ".join(("code", *entity.filters)
-                        + (("team_id",) if entity.name == "volunteer" else ()))
+    filters = ", ".join(("code", *entity.filters, *(r.filter for r in entity.lists)))
     router.add_api_route(path, list_all, methods=["GET"], summary=f"List {entity.collection}",
                          tags=tags, description=f"Filter by: {filters}. `q` searches names.")
     router.add_api_route(f"{path}/{{id}}", get_one, methods=["GET"], tags=tags,
@@ -82,6 +81,7 @@ def _routes(router: APIRouter, entity: Entity) -> None:
 
 
 class Claim(BaseModel):
+    # "needs" is accepted only to be answered: needs are claimed by `need.claimed` events.
     list: Literal["needs", "projects"]
     item_id: str
     organization_id: str
@@ -101,7 +101,8 @@ def router() -> APIRouter:
         return found
 
     @r.post("/v1/pairings/{id}/claim", tags=["pairings"],
-            summary="The paired unit claims a need or a project from the pairing's lists")
+            summary="The paired unit claims a project from the pairing's project list "
+                    "(needs are claimed by the need.claimed event, on the events service)")
     async def claim(request: Request, id: str, body: Claim) -> dict:
         try:
             return await _registry(request).claim(id, body.list, body.item_id,
@@ -109,12 +110,14 @@ def router() -> APIRouter:
         except NotFound as exc:
             raise HTTPException(404, str(exc)) from None
 
-    @r.get("/v1/taxonomy", tags=["taxonomy"], summary="Service types and team categories")
+    @r.get("/v1/taxonomy", tags=["taxonomy"],
+           summary="Service types, team categories and indicators (with their units)")
     async def taxonomy(request: Request) -> dict:
         return await _registry(request).taxonomy()
 
     @r.post("/v1/taxonomy", tags=["taxonomy"], status_code=201,
-            summary="Add a service type or team category (Chinese and English labels)")
+            summary="Add a service type, team category or indicator (Chinese and English "
+                    "labels; an indicator also its unit)")
     async def add_taxonomy(request: Request, entry: TaxonomyCreate) -> dict:
         return await _registry(request).add_taxonomy(entry.model_dump())
 

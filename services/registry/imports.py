@@ -23,6 +23,7 @@ FILE_NAMES: dict[str, str] = {
     "区域": "regions", "行政区划": "regions", "单位": "organizations", "组织": "organizations",
     "基地": "bases", "服务基地": "bases", "社区": "bases", "团队": "teams", "服务团队": "teams",
     "志愿者": "volunteers", "党员": "volunteers", "结对": "pairings",
+    "敲门": "campaigns", "行动": "campaigns",
 }
 
 

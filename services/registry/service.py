@@ -27,11 +27,13 @@ from shared.chinese import search_key
 from shared.envelope import new_envelope
 from shared.errors import Conflict, FieldError, Rejected, from_validation_error
 from shared.subjects import Names
-from shared.taxonomy import SERVICE_TYPES
+from shared.taxonomy import INDICATORS, SERVICE_TYPES
 
 SOURCE = "registry"
 SYSTEM_FIELDS = ("id", "active", "created_at", "updated_at")
-TAXONOMY_DEFAULTS = {"service_type": SERVICE_TYPES, "team_category": TEAM_CATEGORIES}
+# kind -> code -> (label_zh, label_en) or, for indicators, (label_zh, label_en, unit)
+TAXONOMY_DEFAULTS: dict[str, dict[str, tuple[str, ...]]] = {
+    "service_type": SERVICE_TYPES, "team_category": TEAM_CATEGORIES, "indicator": INDICATORS}
 
 
 class NotFound(Exception):
@@ -139,7 +141,13 @@ class Registry:
 
     async def claim(self, pairing_id: str, list_name: str, item_id: str,
                     organization_id: str) -> dict:
-        """The paired unit takes a need or a project from its pairing's lists."""
+        """The paired unit takes a project from its pairing's project list."""
+        if list_name == "needs":
+            # A need's life cycle has one owner, the events service; two places to claim it
+            # would give two answers to "who has this need?".
+            raise Rejected([FieldError(field="list", message=(
+                "needs are not claimed here: claim a need with the need.claimed event on the "
+                "events service (POST /v1/events)"))])
         entity = BY_NAME["pairing"]
         async with self._write, self.engine.begin() as conn:
             current = await store.get_record(conn, "pairing", pairing_id)
@@ -156,7 +164,7 @@ class Registry:
                 raise NotFound(f"no item {item_id!r} in this pairing's {list_name}")
             if found.get("claimed_by") and found["claimed_by"] != organization_id:
                 raise Rejected([FieldError(field="item_id", message="already claimed")])
-            if found.get("status") not in ("open", "planned", "claimed"):
+            if found.get("status") not in ("planned", "claimed"):
                 raise Rejected([FieldError(field="item_id",
                                            message=f"cannot claim an item that is "
                                                    f"{found.get('status')}")])
@@ -223,7 +231,7 @@ class Registry:
             await conn.execute(store.taxonomy.insert().values(**entry.model_dump(),
                                                               created_at=when))
             record = {"id": entry.code, "code": entry.code, "name": entry.label_zh,
-                      **entry.model_dump(), "active": True}
+                      **entry.model_dump(exclude_none=True), "active": True}
             await outbox.add(conn, store.outbox, self.names.registry(entry.kind, "added"),
                              new_envelope(f"{entry.kind}.added", record, SOURCE, when))
         await self._published(2.0)
@@ -234,10 +242,10 @@ class Registry:
             out = {}
             for kind, defaults in TAXONOMY_DEFAULTS.items():
                 added = await store.taxonomy_codes(conn, kind)
-                out[kind] = [{"code": c, "label_zh": zh, "label_en": en, "builtin": True}
-                             for c, (zh, en) in defaults.items()] + [
-                    {"code": c, "label_zh": r["label_zh"], "label_en": r["label_en"],
-                     "builtin": False} for c, r in added.items()]
+                out[kind] = [_taxonomy_entry(kind, c, *labels, builtin=True)
+                             for c, labels in defaults.items()] + [
+                    _taxonomy_entry(kind, c, r["label_zh"], r["label_en"], r["unit"],
+                                    builtin=False) for c, r in added.items()]
             return out
 
     async def _published(self, timeout: float) -> None:
@@ -259,12 +267,12 @@ class Registry:
 
     async def list(self, entity: Entity, *, filters: dict[str, str], q: str | None,
                    active: bool | None, limit: int, offset: int,
-                   team_id: str | None = None) -> tuple[list[dict], int]:
+                   linked: dict[str, str] | None = None) -> tuple[list[dict], int]:
         async with self.engine.connect() as conn:
             return await store.list_records(conn, entity, filters=filters,
                                             search=search_key(q) if q else None,
                                             active=active, limit=limit, offset=offset,
-                                            team_id=team_id)
+                                            linked=linked)
 
     async def export(self, entity: Entity) -> list[dict]:
         async with self.engine.connect() as conn:
@@ -293,7 +301,8 @@ class Registry:
                     if entity.private else {})
         errors: list[RowError] = []
         saved = Saved()
-        inserts, updates, teams, private = [], [], {}, []
+        inserts, updates, private = [], [], []
+        links: dict[str, dict[str, list[str]]] = {r.field: {} for r in entity.lists}
         when = store.now().isoformat()
         for item in items:
             fields, errs = resolver.resolve(item.fields)
@@ -323,10 +332,10 @@ class Registry:
                 record["updated_at"] = when
                 updates.append(store.row_for(entity, record, search_key(record["name"])))
                 saved.updated.append(record)
-            if entity.name == "volunteer":
-                teams[record["id"]] = record.get("team_ids", [])
-                if item.private:
-                    private.append({"volunteer_id": record["id"], **item.private})
+            for ref in entity.lists:
+                links[ref.field][record["id"]] = record.get(ref.field, [])
+            if entity.name == "volunteer" and item.private:
+                private.append({"volunteer_id": record["id"], **item.private})
         if errors:
             if as_http:
                 raise Rejected([FieldError(field=e.column, message=e.message) for e in errors])
@@ -334,7 +343,8 @@ class Registry:
         await store.insert_rows(conn, entity, inserts)
         for row in updates:
             await store.update_row(conn, entity, row)
-        await store.set_volunteer_teams(conn, teams)
+        for ref in entity.lists:
+            await store.set_links(conn, entity, ref, links[ref.field])
         await store.set_private(conn, private)
         await self._publish(conn, entity, "registered", saved.created)
         await self._publish(conn, entity, "updated", saved.updated)
@@ -379,6 +389,14 @@ def _given(entity: Entity, fields: dict, provided: set[str] | None) -> dict:
     given = set(provided) | {"name"}
     given |= {r.field for r in entity.references if r.code_field in provided}
     return {k: v for k, v in fields.items() if k in given}
+
+
+def _taxonomy_entry(kind: str, code: str, label_zh: str, label_en: str,
+                    unit: str | None = None, *, builtin: bool) -> dict:
+    entry = {"code": code, "label_zh": label_zh, "label_en": label_en}
+    if kind == "indicator":
+        entry["unit"] = unit
+    return {**entry, "builtin": builtin}
 
 
 def _number_items(fields: dict) -> None:

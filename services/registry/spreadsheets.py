@@ -30,6 +30,7 @@ from services.registry.domain import (
     ENTITIES,
     TEAM_CATEGORIES,
     BaseCreate,
+    CampaignCreate,
     OrganizationCreate,
     PairingCreate,
     RegionCreate,
@@ -160,6 +161,19 @@ PAIRING = Aliases(
     }},
 )
 
+CAMPAIGN = Aliases(
+    headers={
+        "code": ("行动编码", "活动编码", "编码", "代码"),
+        "name": ("行动名称", "活动名称", "名称"),
+        "starts_on": ("开始日期", "起始日期"),
+        "ends_on": ("结束日期", "截止日期"),
+        "base_ids": ("基地ID",),
+        "base_codes": ("基地编码", "覆盖基地编码"),
+        "region_code": _REGION_CODE,
+        "description": ("行动说明", "说明", "简介", "描述"),
+    },
+)
+
 # Which aliases a model uses when the caller does not say; a new entity adds one line here.
 ALIASES: dict[type[BaseModel], Aliases] = {
     RegionCreate: REGION,
@@ -168,6 +182,7 @@ ALIASES: dict[type[BaseModel], Aliases] = {
     TeamCreate: TEAM,
     VolunteerCreate: VOLUNTEER,
     PairingCreate: PAIRING,
+    CampaignCreate: CAMPAIGN,
 }
 
 # Columns organisers add for themselves; never an error, never imported.

@@ -27,7 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.registry.domain import ENTITIES, Entity
+from services.registry.domain import ENTITIES, Entity, Reference
 from shared.outbox import outbox_table
 
 metadata = MetaData()
@@ -51,11 +51,19 @@ def _entity_table(entity: Entity) -> Table:
 
 TABLES: dict[str, Table] = {e.name: _entity_table(e) for e in ENTITIES.values()}
 
-volunteer_teams = Table(
-    "volunteer_teams", metadata,
-    Column("volunteer_id", String(64), primary_key=True),
-    Column("team_id", String(64), primary_key=True, index=True),
-)
+
+def _link_table(entity: Entity, ref: Reference) -> Table:
+    """The ids a list reference names, one row each (volunteer_teams, campaign_bases), so a
+    collection can be filtered on one of them (`?team_id=`, `?base_id=`)."""
+    return Table(
+        f"{entity.name}_{ref.entity}s", metadata,
+        Column(f"{entity.name}_id", String(64), primary_key=True),
+        Column(ref.filter, String(64), primary_key=True, index=True),
+    )
+
+
+LINKS: dict[tuple[str, str], Table] = {(e.name, r.field): _link_table(e, r)
+                                       for e in ENTITIES.values() for r in e.lists}
 
 volunteer_private = Table(
     "volunteer_private", metadata,
@@ -70,6 +78,7 @@ taxonomy = Table(
     Column("code", String(40), primary_key=True),
     Column("label_zh", String(200), nullable=False),
     Column("label_en", String(200), nullable=False),
+    Column("unit", String(20), nullable=True),  # indicators only
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
@@ -121,16 +130,19 @@ async def records_by(conn: AsyncConnection, entity_name: str, column: str,
 
 async def list_records(conn: AsyncConnection, entity: Entity, *, filters: dict[str, str],
                        search: str | None, active: bool | None, limit: int, offset: int,
-                       team_id: str | None = None) -> tuple[list[dict], int]:
+                       linked: dict[str, str] | None = None) -> tuple[list[dict], int]:
+    """`linked`: {list field: an id it must contain}, e.g. {"team_ids": team_id}."""
     t = TABLES[entity.name]
     where = [t.c[f] == v for f, v in filters.items()]
     if search:
         where.append(t.c.search_key.contains(search, autoescape=True))
     if active is not None:
         where.append(t.c.active.is_(active))
-    if team_id is not None:
-        where.append(t.c.id.in_(select(volunteer_teams.c.volunteer_id)
-                                .where(volunteer_teams.c.team_id == team_id)))
+    for ref in entity.lists:
+        if (id_ := (linked or {}).get(ref.field)) is not None:
+            link = LINKS[(entity.name, ref.field)]
+            where.append(t.c.id.in_(select(link.c[f"{entity.name}_id"])
+                                    .where(link.c[ref.filter] == id_)))
     total = (await conn.execute(select(func.count()).select_from(t).where(*where))).scalar_one()
     rows = await conn.execute(select(t.c.record).where(*where)
                               .order_by(t.c.created_at, t.c.id).limit(limit).offset(offset))
@@ -143,16 +155,19 @@ async def all_records(conn: AsyncConnection, entity: Entity) -> list[dict]:
                                                                                t.c.id))]
 
 
-async def set_volunteer_teams(conn: AsyncConnection, pairs: dict[str, list[str]]) -> None:
+async def set_links(conn: AsyncConnection, entity: Entity, ref: Reference,
+                    pairs: dict[str, list[str]]) -> None:
+    """Replace, for each record id in `pairs`, the ids its list reference names."""
     if not pairs:
         return
+    link = LINKS[(entity.name, ref.field)]
+    owner, member = link.c[f"{entity.name}_id"], link.c[ref.filter]
     ids = list(pairs)
     for i in range(0, len(ids), 500):
-        await conn.execute(delete(volunteer_teams)
-                           .where(volunteer_teams.c.volunteer_id.in_(ids[i:i + 500])))
-    rows = [{"volunteer_id": v, "team_id": t} for v, teams in pairs.items() for t in teams]
+        await conn.execute(delete(link).where(owner.in_(ids[i:i + 500])))
+    rows = [{owner.name: r, member.name: m} for r, members in pairs.items() for m in members]
     if rows:
-        await conn.execute(insert(volunteer_teams), rows)
+        await conn.execute(insert(link), rows)
 
 
 async def set_private(conn: AsyncConnection, rows: list[dict]) -> None:

@@ -4,10 +4,13 @@ database back-ends): the whole who-and-where, its changes reaching the other ser
 from __future__ import annotations
 
 import asyncio
+import io
+import json
 import uuid
 
 import httpx
 import nats
+import openpyxl
 import pytest
 
 from tests.factories import activity
@@ -32,6 +35,31 @@ async def eventually(check, timeout: float = 20):
             return result
         assert asyncio.get_running_loop().time() < deadline, "condition never met"
         await asyncio.sleep(0.1)
+
+
+async def registry_events(system, entity: str) -> list[tuple[str, dict]]:
+    """(subject, envelope) of every `tongxin.registry.<entity>.*` message so far."""
+    nc = await nats.connect(system.nats_url)
+    out = []
+    try:
+        sub = await nc.jetstream().subscribe(system.names.registry(entity, ">"),
+                                             stream=system.names.registry_stream,
+                                             ordered_consumer=True)
+        while True:
+            try:
+                msg = await sub.next_msg(timeout=1)
+            except nats.errors.TimeoutError:
+                break
+            out.append((msg.subject, json.loads(msg.data)))
+    finally:
+        await nc.close()
+    return out
+
+
+async def upload(system, collection: str, name: str, content: bytes) -> httpx.Response:
+    async with httpx.AsyncClient(timeout=60) as http:
+        return await http.post(f"{system.url('registry')}/v1/import/{collection}",
+                               files={"file": (name, content)})
 
 
 async def regions(system, s: str) -> dict[str, str]:
@@ -127,7 +155,7 @@ async def test_teams_volunteers_and_personal_data_that_never_leaves(system):
     assert phone.encode() not in everything and id_number.encode() not in everything
 
 
-async def test_pairing_lists_can_be_claimed_by_the_paired_unit_only(system):
+async def test_pairing_needs_are_plain_text_and_projects_are_claimed_by_its_unit(system):
     s = uid()
     org = await system.register("organizations", name=f"池州市直机关工委-{s}",
                                 kind="party_organization", code=f"cz-{s}")
@@ -136,15 +164,36 @@ async def test_pairing_lists_can_be_claimed_by_the_paired_unit_only(system):
                                  code=f"xhc-{s}")
     pairing = await system.register(
         "pairings", organization_code=f"cz-{s}", base_code=f"xhc-{s}", starts_on="2023-03-01",
-        ends_on="2024-02-29", needs=[{"title": "老年人上门理发"}, {"title": "就业岗位"}],
+        ends_on="2024-02-29", needs=[
+            {"title": "老年人上门理发"},
+            # what a client written for the old registry still sends: state, dropped
+            {"title": "就业岗位", "description": "家门口的岗位", "status": "claimed",
+             "claimed_by": other["id"]}],
         resources=[{"title": "机关食堂场地"}],
         projects=[{"title": "周末便民服务大集市", "target": "每月一次，不少于5项服务",
                    "starts_on": "2023-04-01"}])
     assert pairing["name"] == f"池州市直机关工委-{s} ↔ 杏花村社区-{s}"
-    assert [n["id"] for n in pairing["needs"]] == ["n1", "n2"]
+    assert pairing["needs"] == [
+        {"id": "n1", "title": "老年人上门理发", "description": None},
+        {"id": "n2", "title": "就业岗位", "description": "家门口的岗位"}]
+
+    # A need's life cycle belongs to the events service; the registry says where to go.
+    need = await call(system, "POST", f"/v1/pairings/{pairing['id']}/claim",
+                      json={"list": "needs", "item_id": "n1", "organization_id": org["id"]})
+    assert need.status_code == 422
+    [error] = need.json()["errors"]
+    assert error["field"] == "list" and "need.claimed" in error["message"]
+    edited = await call(system, "PATCH", f"/v1/pairings/{pairing['id']}", json={"needs": [
+        *pairing["needs"], {"title": "四点半课堂", "status": "open"}]})
+    assert edited.status_code == 200, edited.text
+    assert [n["id"] for n in edited.json()["needs"]] == ["n1", "n2", "n3"]
+    assert all(set(n) == {"id", "title", "description"} for n in edited.json()["needs"])
+
     refused = await call(system, "POST", f"/v1/pairings/{pairing['id']}/claim",
-                         json={"list": "needs", "item_id": "n1", "organization_id": other["id"]})
+                         json={"list": "projects", "item_id": "p1",
+                               "organization_id": other["id"]})
     assert refused.status_code == 422
+    assert refused.json()["errors"][0]["field"] == "organization_id"
     claimed = await call(system, "POST", f"/v1/pairings/{pairing['id']}/claim",
                          json={"list": "projects", "item_id": "p1", "organization_id": org["id"]})
     assert claimed.status_code == 200, claimed.text
@@ -248,5 +297,158 @@ async def test_taxonomy_can_be_extended_and_events_accept_the_new_code(system):
     assert by_type["rows"][0]["label"] == "验光配镜"
     unknown = await system.post_activity(activity(org["id"], base["id"],
                                                   service_types=["free_clinic", "no_such"]))
-    assert unknown.json()["errors"] == [{"field": "data.service_types[1]",
-                                         "message": "unknown service type 'no_such'"}]
+    [error] = unknown.json()["errors"]  # the wording is the events service's
+    assert error["field"] == "data.service_types[1]" and "'no_such'" in error["message"]
+
+
+async def test_campaigns_cover_bases_named_by_code(system):
+    s = uid()
+    codes = await regions(system, s)
+    bases = [await system.register("bases", name=f"红豆江南府邸{i}号楼-{s}", kind="community",
+                                   code=f"hd{i}-{s}", region_code=codes["高城镇"], households=120)
+             for i in range(3)]
+    campaign = await system.register(
+        "campaigns", code=f"qm-{s}", name=f"敲门行动·入户筛排-{s}", starts_on="2021-08-01",
+        ends_on="2021-08-03", base_codes=[f"hd0-{s}", f"hd1-{s}"], region_code=codes["高城镇"])
+    assert uuid.UUID(campaign["id"]) and campaign["id"] != campaign["code"]
+    assert campaign["base_ids"] == [bases[0]["id"], bases[1]["id"]]
+    assert "base_codes" not in campaign and campaign["active"] is True
+    assert (await call(system, "GET", f"/v1/campaigns/{campaign['id']}")).json() == campaign
+
+    async def listed(**params) -> list[str]:
+        r = await call(system, "GET", "/v1/campaigns", params=params)
+        assert r.status_code == 200, r.text
+        return [c["id"] for c in r.json()["items"]]
+
+    assert await listed(q=s) == [campaign["id"]]
+    assert campaign["id"] in await listed(q="敲門行動", limit=1000)
+    assert await listed(base_id=bases[1]["id"]) == [campaign["id"]]
+    assert await listed(base_id=bases[2]["id"]) == []
+    assert await listed(region_code=codes["高城镇"], code=f"qm-{s}") == [campaign["id"]]
+
+    # A base given by code replaces the list; the other services hear of every change.
+    moved = await call(system, "PATCH", f"/v1/campaigns/{campaign['id']}",
+                       json={"base_codes": [f"hd2-{s}"], "ends_on": "2021-08-10"})
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["base_ids"] == [bases[2]["id"]]
+    assert await listed(base_id=bases[2]["id"]) == [campaign["id"]]
+    assert await listed(base_id=bases[0]["id"]) == []
+    off = await call(system, "POST", f"/v1/campaigns/{campaign['id']}/deactivate")
+    assert off.status_code == 200 and off.json()["active"] is False
+
+    async def published():
+        found = [(subject, env) for subject, env in await registry_events(system, "campaign")
+                 if env["data"]["id"] == campaign["id"]]
+        return found if len(found) == 3 else None
+
+    events = await eventually(published)
+    assert [(subject, env["type"]) for subject, env in events] == [
+        (system.names.registry("campaign", verb), f"campaign.{verb}")
+        for verb in ("registered", "updated", "deactivated")]
+    assert events[1][1]["data"]["base_ids"] == [bases[2]["id"]]
+
+    backwards = await call(system, "POST", "/v1/campaigns", json={
+        "code": f"x-{s}", "name": "敲门行动", "starts_on": "2021-08-03", "ends_on": "2021-08-01"})
+    assert backwards.status_code == 422
+    assert [e["field"] for e in backwards.json()["errors"]] == ["ends_on"]
+    unknown = await call(system, "POST", "/v1/campaigns", json={
+        "code": f"y-{s}", "name": "敲门行动", "starts_on": "2021-08-01", "ends_on": "2021-08-03",
+        "base_codes": [f"hd0-{s}", f"nowhere-{s}"]})
+    assert unknown.status_code == 422
+    assert [e["field"] for e in unknown.json()["errors"]] == ["base_codes"]
+    assert f"nowhere-{s}" in unknown.json()["errors"][0]["message"]
+    no_end = await call(system, "POST", "/v1/campaigns", json={
+        "code": f"z-{s}", "name": "敲门行动", "starts_on": "2021-08-01"})
+    assert [e["field"] for e in no_end.json()["errors"]] == ["ends_on"]
+    twice = await call(system, "POST", "/v1/campaigns", json={
+        "code": f"qm-{s}", "name": "敲门行动", "starts_on": "2021-08-01", "ends_on": "2021-08-03"})
+    assert twice.status_code == 409
+
+
+async def test_campaigns_by_spreadsheet_with_chinese_headers(system):
+    s = uid()
+    for i in range(3):
+        await system.register("bases", name=f"西津渡社区{i}-{s}", kind="community",
+                              code=f"xjd{i}-{s}")
+    head = "行动编码,行动名称,开始日期,结束日期,基地编码,备注\n"
+    bad = (head + f"a-{s},敲门行动（第一批）,2021/8/1,2021/8/3,xjd0-{s}、xjd1-{s},\n"
+                  f"b-{s},敲门行动（第二批）,2021/8/5,2021/8/4,xjd2-{s},\n"
+                  f"c-{s},敲门行动（第三批）,2021/8/5,2021/8/9,xjd2-{s}、nobody-{s},\n")
+    r = await upload(system, "campaigns", "敲门行动.csv", bad.encode())
+    assert r.status_code == 422, r.text
+    assert [(e["row"], e["column"]) for e in r.json()["errors"]] == [(3, "结束日期"),
+                                                                     (4, "基地编码")]
+    assert (await call(system, "GET", "/v1/campaigns", params={"q": s})).json()["total"] == 0
+
+    good = (head + f"a-{s},敲门行动（第一批）-{s},2021/8/1,2021/8/3,xjd0-{s}、xjd1-{s},\n"
+                   f"b-{s},敲门行动（第二批）-{s},2021-08-05,2021-08-09,xjd2-{s},首批未覆盖\n")
+    r = await upload(system, "campaigns", "敲门行动.csv", good.encode("gb18030"))
+    assert r.status_code == 200, r.text
+    assert r.json() == {"imported": 2, "created": 2, "updated": 0, "unchanged": 0}
+    items = (await call(system, "GET", "/v1/campaigns", params={"q": s})).json()["items"]
+    first = next(c for c in items if c["code"] == f"a-{s}")
+    bases = (await call(system, "GET", "/v1/bases", params={"q": s})).json()["items"]
+    ids = {b["code"]: b["id"] for b in bases}
+    assert first["base_ids"] == [ids[f"xjd0-{s}"], ids[f"xjd1-{s}"]]
+    assert (first["starts_on"], first["ends_on"]) == ("2021-08-01", "2021-08-03")
+
+    csv_export = await call(system, "GET", "/v1/export/campaigns", params={"format": "csv"})
+    header = csv_export.content.decode("utf-8-sig").splitlines()[0].split(",")
+    assert header[:5] == ["id", "行动编码", "行动名称", "开始日期", "结束日期"]
+    xlsx_export = await call(system, "GET", "/v1/export/campaigns",
+                             params={"format": "xlsx", "headers": "en"})
+    sheet = openpyxl.load_workbook(io.BytesIO(xlsx_export.content)).worksheets[0]
+    assert [c.value for c in sheet[1]][:6] == ["id", "code", "name", "starts_on", "ends_on",
+                                               "base_ids"]
+    for name, content in (("campaigns.csv", csv_export.content),
+                          ("campaigns.xlsx", xlsx_export.content)):
+        back = await upload(system, "campaigns", name, content)
+        assert back.status_code == 200, back.text
+        assert (back.json()["created"], back.json()["updated"]) == (0, 0), back.json()
+
+
+async def test_indicators_are_taxonomy_entries_with_a_unit(system):
+    listed = (await call(system, "GET", "/v1/taxonomy")).json()
+    indicators = {i["code"]: i for i in listed["indicator"]}
+    assert indicators["libraries_built"] == {
+        "code": "libraries_built", "label_zh": "农家书屋/村级图书室",
+        "label_en": "Libraries built", "unit": "个", "builtin": True}
+    assert {code: indicators[code]["unit"] for code in (
+        "students_funded", "jobs_offered", "problems_solved", "households_visited",
+        "glasses_fitted")} == {"students_funded": "名", "jobs_offered": "个",
+                               "problems_solved": "个", "households_visited": "户",
+                               "glasses_fitted": "副"}
+    assert all("unit" not in t for t in listed["service_type"] + listed["team_category"])
+
+    code = f"computers_donated_{uid()}"
+    entry = {"kind": "indicator", "code": code, "label_zh": "捐赠电脑", "label_en": "Computers"}
+    missing = await call(system, "POST", "/v1/taxonomy", json=entry)
+    assert missing.status_code == 422
+    assert [e["field"] for e in missing.json()["errors"]] == ["unit"]
+    added = await call(system, "POST", "/v1/taxonomy", json={**entry, "unit": "台"})
+    assert added.status_code == 201, added.text
+    assert added.json()["unit"] == "台"
+    builtin = await call(system, "POST", "/v1/taxonomy", json={
+        **entry, "code": "libraries_built", "unit": "个"})
+    assert builtin.status_code == 409
+    listed = (await call(system, "GET", "/v1/taxonomy")).json()
+    assert {"code": code, "label_zh": "捐赠电脑", "label_en": "Computers", "unit": "台",
+            "builtin": False} in listed["indicator"]
+
+    async def announced():
+        return [(subject, env) for subject, env in await registry_events(system, "indicator")
+                if env["data"]["code"] == code]
+
+    [(subject, published)] = await eventually(announced)
+    assert subject == system.names.registry("indicator", "added")
+    assert published["type"] == "indicator.added" and published["data"]["unit"] == "台"
+
+    # other kinds take no unit
+    plain = await call(system, "POST", "/v1/taxonomy", json={
+        "kind": "service_type", "code": f"eye_{uid()}", "label_zh": "验光", "label_en": "Eyes"})
+    assert plain.status_code == 201 and "unit" not in plain.json()
+    with_unit = await call(system, "POST", "/v1/taxonomy", json={
+        "kind": "team_category", "code": f"team_{uid()}", "label_zh": "团队",
+        "label_en": "Team", "unit": "个"})
+    assert with_unit.status_code == 422
+    assert [e["field"] for e in with_unit.json()["errors"]] == ["unit"]

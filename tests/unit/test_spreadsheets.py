@@ -14,6 +14,7 @@ from services.registry.domain import (
     ENTITIES,
     TEAM_CATEGORIES,
     BaseCreate,
+    CampaignCreate,
     OrganizationCreate,
     PairingCreate,
     RegionCreate,
@@ -276,6 +277,19 @@ def test_pairing_dates_as_chinese_excel_writes_them():
     assert where(errors) == [(3, "结束日期"), (4, "开始日期")]
 
 
+def test_campaign_with_base_codes_in_one_cell():
+    content = csv_bytes("行动编码,行动名称,开始日期,结束日期,基地编码,所属区域编码,备注\n"
+                        "QM1,敲门行动,2021/8/1,2021年8月3日,\"B001、B002，B003\",3211,\n"
+                        "QM2,第二轮,2021/8/5,2021/8/4,B004,,结束早于开始\n"
+                        "QM3,没有结束日期,2021/8/5,,,,\n")
+    valid, errors = imported(content, CampaignCreate)
+    assert valid[0].data == {
+        "code": "QM1", "name": "敲门行动", "starts_on": "2021-08-01", "ends_on": "2021-08-03",
+        "base_ids": [], "base_codes": ["B001", "B002", "B003"], "region_code": "3211",
+        "description": None}
+    assert where(errors) == [(3, "结束日期"), (4, "结束日期")]
+
+
 def test_team_category_by_chinese_label_or_code():
     content = csv_bytes("团队名称,团队类别,单位编码\n法律服务团,法律援助,D01\n医疗队,medical,D01\n")
     valid, errors = imported(content, TeamCreate)
@@ -398,6 +412,14 @@ RECORDS = {
         {"id": "p2", "organization_id": "o-2", "organization_code": None, "base_id": "b2",
          "base_code": None, "starts_on": "2023-01-01", "ends_on": None, "status": "ended",
          "needs": [], "resources": [], "projects": [], "code": None},
+    ],
+    CampaignCreate: [
+        {"id": "c1", "code": "QM-2021-08", "name": "敲门行动·入户筛排", "starts_on": "2021-08-01",
+         "ends_on": "2021-08-03", "base_ids": ["b1", "b2"], "base_codes": [],
+         "region_code": "3211", "description": "不漏一户、不漏一人"},
+        {"id": "c2", "code": "QM-2", "name": "第二轮", "starts_on": "2021-09-01",
+         "ends_on": "2021-09-01", "base_ids": [], "base_codes": ["B001"], "region_code": None,
+         "description": None},
     ],
 }
 
