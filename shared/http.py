@@ -39,12 +39,16 @@ def install_error_handlers(app: FastAPI) -> None:
                             status_code=409 if isinstance(exc, Conflict) else 422)
 
 
-def add_health(app: FastAPI, checks: Callable[[], Awaitable[dict[str, bool]]]) -> None:
+def add_health(app: FastAPI, checks: Callable[[], Awaitable[dict[str, bool]]],
+               details: Callable[[], Awaitable[dict]] | None = None) -> None:
+    """`/health`: 200 while every check is true, else 503; `details` add what someone should
+    see (parked messages) without changing the status."""
     @app.get("/health", tags=["operations"])
     async def health() -> JSONResponse:
         parts = await checks()
         ok = all(parts.values())
-        return JSONResponse({"status": "ok" if ok else "degraded", **parts},
+        extra = await details() if details else {}
+        return JSONResponse({"status": "ok" if ok else "degraded", **parts, **extra},
                             status_code=200 if ok else 503)
 
 

@@ -7,25 +7,47 @@ An ephemeral pull consumer without acks delivers the messages, one fetch at a ti
 state is the position in the projection's own database. A projection reads its whole stream, so
 its seqs must be consecutive: if a fetched batch ever went missing, the gap is noticed and the
 projection reads again from its stored position.
+
+No message may stall a projection. While the database or NATS is away, a batch is retried until
+they are back (an outage parks nothing). A batch that fails for any other reason is applied one
+message at a time; a message that fails alone is *parked*: a row in `parked`, written in the
+transaction that moves the position past it, and logged. The rest keep counting. Parked messages
+are applied again (`replay_parked`) when the projection starts, i.e. once a fix is deployed, and
+on request (`POST /v1/parked/replay`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from sqlalchemy import BigInteger, Column, MetaData, String, Table, select, update
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, RawStreamMsg
+from nats.js.errors import NotFoundError
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    MetaData,
+    String,
+    Table,
+    delete,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.bus import stream_seq
+from shared.retry import Backoff, is_transient
 from shared.telemetry import batch_span
 from shared.watermark import Watermark
 
@@ -46,6 +68,21 @@ def positions_table(metadata: MetaData) -> Table:
     )
 
 
+def parked_table(metadata: MetaData) -> Table:
+    """Messages a projection could not apply: skipped (the position is past them), never lost.
+    No payload here (it may hold personal data): the stream keeps it, under `seq`."""
+    return Table(
+        "parked", metadata,
+        Column("name", String(100), primary_key=True),  # the projection
+        Column("seq", BigInteger, primary_key=True),
+        Column("subject", String(300), nullable=False),
+        Column("event_id", String(64), nullable=True),
+        Column("event_type", String(100), nullable=True),
+        Column("reason", String(500), nullable=False),
+        Column("parked_at", DateTime(timezone=True), nullable=False),
+    )
+
+
 def upsert(conn: AsyncConnection, table: Table):
     """`INSERT ... ON CONFLICT` for the connection's dialect."""
     return (pg_insert if conn.dialect.name == "postgresql" else sqlite_insert)(table)
@@ -53,18 +90,21 @@ def upsert(conn: AsyncConnection, table: Table):
 
 class Projection:
     def __init__(self, *, name: str, js: JetStreamContext, stream: str, subject: str,
-                 engine: AsyncEngine, positions: Table, apply: Apply, batch_size: int = 500):
+                 engine: AsyncEngine, positions: Table, parked: Table, apply: Apply,
+                 batch_size: int = 500):
         self.name = name
         self.js = js
         self.stream = stream
         self.subject = subject
         self.engine = engine
         self.positions = positions
+        self.parked = parked
         self.apply = apply
         self.batch_size = batch_size
         self.applied = Watermark()  # the stream seq applied and committed
         self.failing_since: float | None = None
         self._stopping = asyncio.Event()
+        self._replayed = False  # parked messages are tried again once per start
 
     async def load_position(self) -> int:
         async with self.engine.begin() as conn:
@@ -78,10 +118,16 @@ class Projection:
         return position
 
     async def run(self) -> None:
+        backoff = Backoff(first=0.5, cap=10)
         while not self._stopping.is_set():
             sub = None
             try:
-                sub = await self._subscribe(await self.load_position())
+                position = await self.load_position()
+                if not self._replayed:  # a start is a deploy: perhaps of the fix they wait for
+                    await self.replay_parked()
+                    self._replayed = True
+                sub = await self._subscribe(position)
+                backoff.reset()
                 await self._consume(sub)
             except _Gap as gap:
                 log.warning("projection %s: %s; reading again from the stored position",
@@ -89,9 +135,9 @@ class Projection:
             except Exception as exc:  # NATS away or restarted: read again once it is back
                 if self._stopping.is_set():
                     break
-                log.warning("projection %s cannot read %s (%r); trying again", self.name,
-                            self.stream, exc)
-                await asyncio.sleep(1.0)
+                log.warning("projection %s cannot read %s (%r); trying again in %.1fs",
+                            self.name, self.stream, exc, backoff.delay)
+                await backoff.sleep(self._stopping)
             finally:
                 if sub is not None:
                     await self._unsubscribe(sub)
@@ -132,44 +178,151 @@ class Projection:
         return self.failing_since is None or time.monotonic() - self.failing_since < 30
 
     async def _apply_until_done(self, batch: list[Msg]) -> None:
-        # Never skip a batch: order matters, so retry until the database takes it.
-        delay = 0.2
+        """Apply `batch`, or each of its messages alone, parking those that fail alone. Order
+        matters, so an outage is waited out here, however long: nothing is skipped for it."""
+        backoff = Backoff(first=0.2, cap=10)
+        park: Exception | None = None  # set once this single message is known to be bad
         while True:
             try:
-                await self._apply(batch)
+                await self._apply(batch, park)
                 self.failing_since = None
                 return
             except _Gap:
                 raise
-            except Exception:
+            except Exception as exc:
                 if self._stopping.is_set():
                     raise
+                if park is None and not is_transient(exc):
+                    if len(batch) == 1:
+                        park = exc
+                        continue
+                    log.warning("projection %s: seq %d..%d failed together (%s); applying "
+                                "them one at a time", self.name, stream_seq(batch[0]),
+                                stream_seq(batch[-1]), reason_of(exc))
+                    for msg in batch:
+                        await self._apply_until_done([msg])
+                    return
+                # An outage (or parking itself failed): the same work again, later.
                 self.failing_since = self.failing_since or time.monotonic()
-                log.exception("projection %s failed on seq %d..%d; retrying in %.1fs",
-                              self.name, stream_seq(batch[0]), stream_seq(batch[-1]), delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10)
+                log.warning("projection %s failed on seq %d..%d (%s); retrying in %.1fs",
+                            self.name, stream_seq(batch[0]), stream_seq(batch[-1]),
+                            reason_of(exc), backoff.delay,
+                            exc_info=park is not None)  # parking failing is a bug: trace it
+                if await backoff.sleep(self._stopping):
+                    raise
 
-    async def _apply(self, batch: list[Msg]) -> None:
+    async def _lock_position(self, conn: AsyncConnection) -> int:
+        stmt = select(self.positions.c.position).where(self.positions.c.name == self.name)
+        if conn.dialect.name == "postgresql":
+            stmt = stmt.with_for_update()  # one writer per projection, even with replicas
+        return (await conn.execute(stmt)).scalar_one()
+
+    async def _apply(self, batch: list[Msg], park: Exception | None = None) -> None:
+        """Apply the batch's new messages and store the new position, in one transaction. With
+        `park`, the one message is not applied but parked, for that reason."""
         with batch_span(f"{self.name} apply", [m.headers for m in batch],
                         **{"tongxin.projection": self.name,
                            "messaging.destination.name": self.stream}):
             async with self.engine.begin() as conn:
-                stmt = select(self.positions.c.position).where(
-                    self.positions.c.name == self.name)
-                if conn.dialect.name == "postgresql":
-                    stmt = stmt.with_for_update()  # one writer per projection, even with replicas
-                stored = (await conn.execute(stmt)).scalar_one()
+                stored = await self._lock_position(conn)
                 fresh = [m for m in batch if stream_seq(m) > stored]
                 await self._check_no_gap(stored, fresh)
                 if fresh:
-                    await self.apply(conn, fresh)
+                    if park is None:
+                        await self.apply(conn, fresh)
+                        # Parked before a rebuild from 0, applied now: no longer parked.
+                        await conn.execute(delete(self.parked).where(
+                            self.parked.c.name == self.name,
+                            self.parked.c.seq.between(stream_seq(fresh[0]),
+                                                      stream_seq(fresh[-1]))))
+                    else:
+                        await self._park(conn, fresh[0], park)
                     await conn.execute(update(self.positions)
                                        .where(self.positions.c.name == self.name)
                                        .values(position=stream_seq(fresh[-1])))
+        if fresh and park is not None:
+            # Never the payload: it may hold personal data; the stream keeps it under seq.
+            log.error("projection %s parked seq %d on %s: %s", self.name, stream_seq(fresh[0]),
+                      fresh[0].subject, reason_of(park))
         # Another instance sharing the database may have applied them: the stored position
         # counts as applied here too.
         await self.applied.advance(stream_seq(fresh[-1]) if fresh else stored)
+
+    async def _park(self, conn: AsyncConnection, msg: Msg, exc: Exception) -> None:
+        event_id, event_type = _identify(msg.data)
+        row = {"name": self.name, "seq": stream_seq(msg), "subject": msg.subject[:300],
+               "event_id": event_id, "event_type": event_type, "reason": reason_of(exc),
+               "parked_at": datetime.now(UTC)}
+        stmt = upsert(conn, self.parked).values(row)
+        # Parked again on a rebuild from position 0: the newest reason wins.
+        await conn.execute(stmt.on_conflict_do_update(
+            index_elements=["name", "seq"],
+            set_={c: stmt.excluded[c] for c in ("subject", "event_id", "event_type", "reason",
+                                                "parked_at")}))
+
+    async def replay_parked(self) -> tuple[int, int]:
+        """Apply each parked message again, alone, fetched from the stream by its seq: applied,
+        its parked row goes in the same transaction; failing, the row stays with the new
+        reason. Returns (replayed, still parked). An outage raises (nothing is lost)."""
+        p = self.parked
+        async with self.engine.connect() as conn:
+            seqs = list((await conn.execute(
+                select(p.c.seq).where(p.c.name == self.name).order_by(p.c.seq))).scalars())
+        replayed = 0
+        for seq in seqs:
+            try:
+                msg = _as_msg(self.js, self.stream, await self.js.get_msg(self.stream, seq))
+            except NotFoundError:  # removed from the stream (limits, or by hand)
+                await self._keep_parked(seq, "NotFoundError: no longer in the stream")
+                continue
+            try:
+                with batch_span(f"{self.name} replay", [msg.headers],
+                                **{"tongxin.projection": self.name,
+                                   "messaging.destination.name": self.stream}):
+                    async with self.engine.begin() as conn:
+                        # One writer, as in _apply; a seq past the position (a rebuild from 0
+                        # under way) is left for the stream to bring, in order.
+                        if seq > await self._lock_position(conn):
+                            continue
+                        mine = p.c.name == self.name, p.c.seq == seq
+                        if (await conn.execute(delete(p).where(*mine))).rowcount:
+                            await self.apply(conn, [msg])
+                            replayed += 1  # (else another instance replayed it just now)
+                            log.info("projection %s applied parked seq %d", self.name, seq)
+            except Exception as exc:
+                if is_transient(exc):
+                    raise
+                await self._keep_parked(seq, reason_of(exc))
+                log.error("projection %s: parked seq %d on %s still fails: %s", self.name, seq,
+                          msg.subject, reason_of(exc))
+        return replayed, len(seqs) - replayed
+
+    async def _keep_parked(self, seq: int, reason: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(update(self.parked)
+                               .where(self.parked.c.name == self.name, self.parked.c.seq == seq)
+                               .values(reason=reason[:500]))
+
+    async def parked_summary(self) -> tuple[int, dict | None]:
+        """How many messages this projection has parked, and the newest of them."""
+        p = self.parked
+        async with self.engine.connect() as conn:
+            count = (await conn.execute(
+                select(func.count()).select_from(p).where(p.c.name == self.name))).scalar_one()
+            newest = None
+            if count:
+                row = (await conn.execute(select(p).where(p.c.name == self.name)
+                                          .order_by(p.c.parked_at.desc(), p.c.seq.desc())
+                                          .limit(1))).one()
+                newest = parked_json(row)
+        return count, newest
+
+    async def list_parked(self, limit: int, offset: int = 0) -> list[dict]:
+        p = self.parked
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(p).where(p.c.name == self.name)
+                                       .order_by(p.c.seq).limit(limit).offset(offset))).all()
+        return [parked_json(r) for r in rows]
 
     async def _check_no_gap(self, stored: int, fresh: list[Msg]) -> None:
         """The projection reads its whole stream, whose seqs have no holes: a missing seq means
@@ -196,3 +349,43 @@ class Projection:
         """Wait until everything now in the stream is applied."""
         info = await self.js.stream_info(self.stream)
         return await self.wait_for(info.state.last_seq, timeout)
+
+
+def reason_of(exc: BaseException) -> str:
+    """The exception's type and the first line of its message: enough to find the fault, and
+    short of the SQL parameters (personal data) that SQLAlchemy puts on later lines."""
+    lines = str(exc).strip().splitlines()
+    text = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    return text[:500]
+
+
+def parked_json(row) -> dict:
+    parked_at = row.parked_at
+    if parked_at is not None and parked_at.tzinfo is None:  # SQLite keeps no offset: UTC
+        parked_at = parked_at.replace(tzinfo=UTC)
+    return {"projection": row.name, "seq": row.seq, "subject": row.subject,
+            "event_id": row.event_id, "event_type": row.event_type, "reason": row.reason,
+            "parked_at": parked_at.isoformat() if parked_at else None}
+
+
+def _identify(data: bytes) -> tuple[str | None, str | None]:
+    """event_id and type from the envelope, if it is readable enough to have them."""
+    try:
+        envelope = json.loads(data)
+    except (ValueError, RecursionError):  # not JSON, or nested deep enough to be an attack
+        return None, None
+    if not isinstance(envelope, dict):
+        return None, None
+    event_id, event_type = envelope.get("event_id"), envelope.get("type")
+    return (event_id[:64] if isinstance(event_id, str) else None,
+            event_type[:100] if isinstance(event_type, str) else None)
+
+
+def _as_msg(js: JetStreamContext, stream: str, raw: RawStreamMsg) -> Msg:
+    """A message fetched by seq, shaped as a consumer delivers it (apply functions read its
+    stream seq from the metadata)."""
+    metadata = Msg.Metadata(sequence=Msg.Metadata.SequencePair(consumer=0, stream=raw.seq),
+                            num_pending=0, num_delivered=1, timestamp=raw.time, stream=stream,
+                            consumer="")
+    return Msg(_client=js._nc, subject=raw.subject, data=raw.data or b"", headers=raw.headers,
+               _metadata=metadata)

@@ -31,6 +31,10 @@ def registry_entities_table(metadata: MetaData) -> Table:
         Column("name", String(200), nullable=False, server_default=""),
         Column("parent_id", String(64), nullable=True),
         Column("region_code", String(64), nullable=True),
+        # The record's unit and base (teams, volunteers, pairings, campaigns): e.g. a base's
+        # pairings found by an indexed query rather than by reading every record.
+        Column("organization_id", String(64), nullable=True, index=True),
+        Column("base_id", String(64), nullable=True, index=True),
         Column("active", Boolean, nullable=False, server_default="1"),
         # The record's updated_at: an older version arriving late never replaces a newer one.
         Column("version", String(40), nullable=False, server_default=""),
@@ -46,10 +50,17 @@ def _row(kind: str, verb: str, data: dict) -> dict:
         "name": str(record.get("name") or record.get("label_zh") or ""),
         "parent_id": record.get("parent_id") or record.get("parent_code"),
         "region_code": record.get("region_code"),
+        "organization_id": _ref(record.get("organization_id")),
+        "base_id": _ref(record.get("base_id")),
         "active": bool(record.get("active", verb != "deactivated")),
         "version": str(record.get("updated_at") or ""),
         "record": record,
     }
+
+
+def _ref(value) -> str | None:
+    """An id to index by; anything else (a list of ids) is only in the record."""
+    return value if isinstance(value, str) and value else None
 
 
 async def apply_registry_events(conn: AsyncConnection, table: Table, msgs: list[Msg]) -> None:
@@ -71,8 +82,8 @@ async def apply_registry_events(conn: AsyncConnection, table: Table, msgs: list[
     stmt = upsert(conn, table)
     stmt = stmt.on_conflict_do_update(
         index_elements=["kind", "id"],
-        set_={c: stmt.excluded[c] for c in ("name", "parent_id", "region_code", "active",
-                                            "version", "record")},
+        set_={c: stmt.excluded[c] for c in ("name", "parent_id", "region_code", "organization_id",
+                                            "base_id", "active", "version", "record")},
         where=table.c.version <= stmt.excluded.version,
     )
     await conn.execute(stmt, list(rows.values()))

@@ -14,7 +14,10 @@ from sqlalchemy import text
 
 from shared.bus import jetstream, make_broker
 from shared.db import make_engine, migrate
-from shared.http import add_health, document_models, install_error_handlers
+from shared.errors import Unavailable
+from shared.http import Limit, Offset, add_health, document_models, install_error_handlers
+from shared.projection import Projection, reason_of
+from shared.retry import Backoff, is_transient
 from shared.settings import Settings
 from shared.streams import ensure_streams
 from shared.subjects import Names
@@ -37,14 +40,17 @@ class Runtime:
         self.broker = make_broker(settings.nats_url, f"tongxin-{service}")
         self.tasks: dict[str, asyncio.Task] = {}
         self.checks: dict[str, Callable[[], bool]] = {}
+        self.projections: list[Projection] = []  # spawned ones: their parked messages
+        self._app: FastAPI | None = None
 
     def app(self, *, title: str, description: str, lifespan, router: APIRouter,
             models: tuple[type[BaseModel], ...] = ()) -> FastAPI:
         """The service's HTTP app, made the same way for every service: one error shape,
         `/health`, OpenAPI with the documented models, traced requests."""
-        app = FastAPI(title=title, version="1", description=description, lifespan=lifespan)
+        app = self._app = FastAPI(title=title, version="1", description=description,
+                                  lifespan=lifespan)
         install_error_handlers(app)
-        add_health(app, self.health)
+        add_health(app, self.health, self.health_details)
         app.include_router(router)
         document_models(app, *models)
         FastAPIInstrumentor.instrument_app(app, tracer_provider=self.tracer_provider,
@@ -62,30 +68,86 @@ class Runtime:
         await ensure_streams(self.js, self.names, self.settings.stream_replicas)
         await self.broker.start()
 
-    def spawn(self, name: str, work: Callable[[], Coroutine],
-              healthy: Callable[[], bool] = lambda: True) -> None:
+    def spawn(self, name: str, work: Callable[[], Coroutine] | Projection,
+              healthy: Callable[[], bool] | None = None) -> None:
         """Run a background worker for the life of the service, restarting it if it dies
-        (logged loudly); `/health` reports it, and whatever `healthy` says of it."""
+        (logged loudly); `/health` reports it, and whatever `healthy` says of it.
+
+        A projection (or its `run`) is also registered: `/health` counts its parked messages,
+        and the service gets `GET /v1/parked` and `POST /v1/parked/replay`."""
+        projection = work if isinstance(work, Projection) else getattr(work, "__self__", None)
+        if isinstance(projection, Projection):
+            self._add_projection(projection)
+            work = projection.run
+            healthy = healthy or (lambda: projection.healthy)
 
         async def supervise() -> None:
-            delay = 1.0
+            backoff = Backoff(first=1.0, cap=30)
+            loop = asyncio.get_running_loop()
             while True:
+                started = loop.time()
                 try:
                     await work()
                     return
                 except asyncio.CancelledError:
                     raise
                 except Exception:
-                    log.exception("worker %s died; restarting in %.0fs", name, delay)
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 30)
+                    if loop.time() - started > backoff.cap:
+                        backoff.reset()  # it ran a good while: a new failure, not a loop
+                    log.exception("worker %s died; restarting in %.0fs", name, backoff.delay)
+                    await backoff.sleep()
 
         self.tasks[name] = asyncio.create_task(supervise(), name=name)
-        self.checks[name] = healthy
+        self.checks[name] = healthy or (lambda: True)
+
+    def _add_projection(self, projection: Projection) -> None:
+        if not self.projections and self._app is not None:
+            # Routes only where projections run; added as the first one starts (the app is
+            # made before its lifespan creates them).
+            self._app.include_router(self._parked_router())
+        self.projections.append(projection)
+
+    def _parked_router(self) -> APIRouter:
+        router = APIRouter(tags=["operations"])
+
+        @router.get("/v1/parked", summary="Messages a projection could not apply")
+        async def list_parked(limit: Limit = 100, offset: Offset = 0) -> dict:
+            """Each parked message: projection, stream seq, subject, event id and type, reason
+            and when. Not counted anywhere until replayed; the stream keeps the message."""
+            try:
+                totals = [(await p.parked_summary())[0] for p in self.projections]
+                items: list[dict] = []
+                for p, total in zip(self.projections, totals, strict=True):
+                    if total and len(items) < offset + limit:
+                        items += await p.list_parked(offset + limit - len(items))
+            except Exception as exc:
+                if is_transient(exc):
+                    raise Unavailable(f"try again: {reason_of(exc)}") from exc
+                raise
+            return {"items": items[offset:offset + limit], "total": sum(totals),
+                    "limit": limit, "offset": offset}
+
+        @router.post("/v1/parked/replay", summary="Apply parked messages again (after a fix)")
+        async def replay_parked() -> dict:
+            """Each parked message is applied again, alone: done, it is no longer parked;
+            failing again, it stays parked with the new reason."""
+            replayed, parked = {}, {}
+            try:
+                for p in self.projections:
+                    replayed[p.name], parked[p.name] = await p.replay_parked()
+            except Exception as exc:
+                if is_transient(exc):
+                    raise Unavailable(f"try again: {reason_of(exc)}") from exc
+                raise
+            return {"replayed": replayed, "parked": parked}
+
+        return router
 
     async def stop(self, grace: float = 5.0) -> None:
         """Stop workers, then NATS, then the database; each step bounded, so a stuck part
         never keeps the process from exiting (it is named in the log instead)."""
+        for projection in self.projections:
+            projection.stop()
         for task in self.tasks.values():
             task.cancel()
         steps = [("workers", asyncio.gather(*self.tasks.values(), return_exceptions=True)),
@@ -109,3 +171,21 @@ class Runtime:
         nats = self.broker.connection is not None and self.broker.connection.is_connected
         workers = all(not t.done() and self.checks[n]() for n, t in self.tasks.items())
         return {"nats": nats, "database": db, "workers": workers}
+
+    async def health_details(self) -> dict:
+        """What `/health` shows beside its checks, without changing its status: parked
+        messages are not an outage, but someone must see them."""
+        if not self.projections:
+            return {}
+        parked: dict[str, int] = {}  # only projections with some
+        newest: dict | None = None
+        try:
+            for p in self.projections:
+                count, last = await p.parked_summary()
+                if count:
+                    parked[p.name] = count
+                    if newest is None or last["parked_at"] > newest["parked_at"]:
+                        newest = last
+        except Exception:  # the database is away: the checks say so
+            return {}
+        return {"parked": parked, **({"parked_newest": newest} if newest else {})}

@@ -24,21 +24,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         activities = Projection(
             name=http.ACTIVITIES, js=rt.js, stream=names.events_stream,
             subject=names.events(), engine=rt.engine, positions=store.positions,
-            apply=make_apply_events(settings.timezone), batch_size=settings.batch_size)
-        labels = Projection(
-            name="reporting-registry", js=rt.js, stream=names.registry_stream,
-            subject=names.registry(">"), engine=rt.engine, positions=store.positions,
-            apply=apply_registry,
+            parked=store.parked, apply=make_apply_events(settings.timezone),
             batch_size=settings.batch_size)
+        labels = Projection(
+            name=http.REGISTRY, js=rt.js, stream=names.registry_stream,
+            subject=names.registry(">"), engine=rt.engine, positions=store.positions,
+            parked=store.parked, apply=apply_registry, batch_size=settings.batch_size)
         app.state.activities = activities
+        app.state.registry = labels
         app.state.engine = rt.engine
         app.state.settings = settings
-        rt.spawn("activities-projection", activities.run, lambda: activities.healthy)
-        rt.spawn("registry-projection", labels.run, lambda: labels.healthy)
+        rt.spawn("activities-projection", activities)
+        rt.spawn("registry-projection", labels)
         yield
-        activities.stop()
-        labels.stop()
-        await rt.stop()
+        await rt.stop()  # stops the projections first
 
     return rt.app(title="Tongxin reporting", lifespan=lifespan, router=http.router,
                   description="What it adds up to: summaries built only from events.")

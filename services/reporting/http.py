@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import html
 from datetime import date
 from typing import Annotated, Literal
@@ -15,16 +16,35 @@ from services.reporting.queries import GroupBy, Scope
 router = APIRouter(tags=["reports"])
 
 ACTIVITIES = "reporting-activities"
+REGISTRY = "reporting-registry"
+
+
+async def _wait_for(app, min_seq: int) -> None:
+    """Until the reports include `min_seq` (bounded by the min_seq wait), else 503. Labels and
+    region roll-ups come from the registry projection, which may lag behind the activities:
+    it must have applied everything in the registry stream too."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + app.state.settings.min_seq_wait
+    if not await app.state.activities.wait_for(min_seq, deadline - loop.time()):
+        raise HTTPException(503, detail=f"reports have applied up to seq "
+                            f"{app.state.activities.position}, not yet {min_seq}",
+                            headers={"Retry-After": "1"})
+    left = max(deadline - loop.time(), 0.0)
+    try:
+        # caught_up asks NATS for the stream's end first: bound that too.
+        registry = await asyncio.wait_for(app.state.registry.caught_up(left), left + 1.0)
+    except Exception:  # NATS away: whether the registry is in is unknown
+        registry = False
+    if not registry:
+        raise HTTPException(503, detail="reports have not yet applied every registry change "
+                            "(labels, regions)", headers={"Retry-After": "1"})
 
 
 async def _summary(request: Request, group_by: GroupBy, scope: Scope,
                    min_seq: int | None) -> dict:
     app = request.app
     if min_seq is not None and min_seq > 0:
-        if not await app.state.activities.wait_for(min_seq, app.state.settings.min_seq_wait):
-            raise HTTPException(503, detail=f"reports have applied up to seq "
-                                f"{app.state.activities.position}, not yet {min_seq}",
-                                headers={"Retry-After": "1"})
+        await _wait_for(app, min_seq)
     engine = app.state.engine
     async with engine.connect() as conn:
         if conn.dialect.name == "postgresql":

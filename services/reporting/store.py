@@ -17,11 +17,12 @@ from sqlalchemy import (
     Table,
 )
 
-from shared.projection import positions_table
+from shared.projection import parked_table, positions_table
 from shared.replica import registry_entities_table
 
 metadata = MetaData()
 positions = positions_table(metadata)
+parked = parked_table(metadata)
 registry_entities = registry_entities_table(metadata)
 
 activity_facts = Table(

@@ -1,0 +1,83 @@
+"""Reporting's `min_seq` read-your-writes wait, against real streams and a real database (each
+back-end): labels and region roll-ups come from the registry projection, so a request waits for
+it too, not only for the activities projection."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from types import SimpleNamespace
+
+import pytest
+from fastapi import HTTPException
+
+from services.reporting import http, queries, store
+from services.reporting.projections import apply_registry, make_apply_events
+from shared.bus import MSG_ID
+from shared.envelope import new_envelope
+from shared.projection import Projection
+from tests.factories import activity, envelope, raw
+from tests.integration.conftest import create_schema, db_for, drop_schema
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+@pytest.fixture
+async def engine(backend, tag):
+    db = db_for(backend, "reporting", tag)
+    (backend.root / tag).mkdir(parents=True, exist_ok=True)
+    await create_schema(db)
+    engine = db.engine()
+    async with engine.begin() as conn:
+        await conn.run_sync(store.metadata.create_all)
+    yield engine
+    await engine.dispose()
+    await drop_schema(db)
+
+
+async def test_min_seq_waits_for_the_registry_projection_too(nc, names, engine):
+    js = nc.jetstream()
+    base_id = str(uuid.uuid4())
+    base = new_envelope("base.registered", {"id": base_id, "name": "高青县孟家村",
+                                            "kind": "village", "updated_at": "2026-01-01"},
+                        "registry")
+    await js.publish(names.registry("base", "registered"), base.model_dump_json().encode(),
+                     headers={MSG_ID: str(base.event_id)}, timeout=5)
+    env = envelope(activity("org-1", base_id, served=150))
+    seq = (await js.publish(names.events("activity.logged"), raw(env),
+                            headers={MSG_ID: env["event_id"]}, timeout=5)).seq
+
+    gate = asyncio.Event()  # the registry projection lags until it is set
+
+    async def lagging_registry(conn, msgs) -> None:
+        await gate.wait()
+        await apply_registry(conn, msgs)
+
+    common = {"js": js, "engine": engine, "positions": store.positions, "parked": store.parked}
+    activities = Projection(name=http.ACTIVITIES, stream=names.events_stream,
+                            subject=names.events(), apply=make_apply_events("Asia/Shanghai"),
+                            **common)
+    registry = Projection(name=http.REGISTRY, stream=names.registry_stream,
+                          subject=names.registry(">"), apply=lagging_registry, **common)
+    app = SimpleNamespace(state=SimpleNamespace(
+        activities=activities, registry=registry, settings=SimpleNamespace(min_seq_wait=1.0)))
+    tasks = [asyncio.create_task(p.run()) for p in (activities, registry)]
+    try:
+        assert await activities.wait_for(seq, 15)
+        with pytest.raises(HTTPException) as lagging:
+            await http._wait_for(app, seq)
+        assert lagging.value.status_code == 503
+        assert lagging.value.headers == {"Retry-After": "1"}
+
+        gate.set()
+        await http._wait_for(app, seq)
+        async with engine.connect() as conn:
+            result = await queries.summary(conn, "base", queries.Scope())
+        assert [(r["label"], r["served"]) for r in result["rows"]] == [("高青县孟家村", 150)]
+    finally:
+        gate.set()
+        for p in (activities, registry):
+            p.stop()
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
