@@ -13,7 +13,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 
 def async_url(url: str) -> str:
@@ -36,7 +36,8 @@ def make_engine(url: str, schema: str | None = None) -> AsyncEngine:
         database = make_url(url).database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        # hide_parameters: a logged database error must not print a volunteer's phone number.
+        engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _pragmas(dbapi_conn, _record):  # WAL: readers never block the projection's writer
@@ -49,7 +50,16 @@ def make_engine(url: str, schema: str | None = None) -> AsyncEngine:
         return engine
     connect_args = {"server_settings": {"search_path": schema}} if schema else {}
     return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True,
-                               connect_args=connect_args)
+                               connect_args=connect_args, hide_parameters=True)
+
+
+async def write_lock(conn: AsyncConnection) -> None:
+    """Take SQLite's write lock now, at the start of a transaction that reads before it
+    writes: the driver would begin only at the first write, so a decision made on what was
+    read could rest on data another writer has changed since. (PostgreSQL locks the rows
+    read with FOR UPDATE instead.)"""
+    if conn.dialect.name == "sqlite":
+        await conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def alembic_config(service: str, url: str, schema: str | None) -> Config:

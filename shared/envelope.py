@@ -6,8 +6,9 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from shared.dates import Moment
 from shared.text import refuse_nul
 
 
@@ -17,7 +18,7 @@ class Envelope(BaseModel):
     event_id: uuid.UUID = Field(description="idempotency key: accepted twice, it is one event")
     type: str = Field(min_length=1, max_length=100, pattern=r"^[a-z_]+(\.[a-z_]+)+$")
     version: int = Field(1, ge=1)
-    occurred_at: AwareDatetime
+    occurred_at: Moment
     source: str = Field(min_length=1, max_length=100)
     data: dict[str, Any]
 

@@ -1,18 +1,20 @@
 """The `data` of each event type (CONTRACT.md), validated by pydantic v2.
 
-One model per type, looked up by `EVENT_TYPES`; the events service validates every offer, from
-HTTP or the bus, through these and nothing else.
+One model per type; `shared.event_types.EVENT_TYPES` declares each type with its model,
+references, identity and senders. The events service validates every offer, from HTTP, the bus
+or a bulk file, through these and nothing else, and stores the normalised form they produce.
 """
 
 from __future__ import annotations
 
+import re
+import unicodedata
 import uuid
-from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
 from pydantic import (
-    AwareDatetime,
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -21,12 +23,39 @@ from pydantic import (
     field_validator,
 )
 
+from shared.dates import Day, Moment
 from shared.text import refuse_nul
 
 Ref = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 Code = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+PhotoRef = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 Theme = Literal["city_quality", "new_countryside", "harmonious_society", "enterprise_upgrade",
                 "other"]
+
+# A mainland mobile number (perhaps after +86) or a resident ID number, standing alone.
+_PERSONAL = re.compile(r"(?<![0-9])(?:\+?86|0086)?(1[3-9][0-9]{9}|[0-9]{17}[0-9Xx])(?![0-9Xx])")
+_SEPARATORS = re.compile(r"[\s\-()]")
+
+
+def _no_personal_data(text: str) -> str:
+    """Residents' phone and ID numbers stay with the channel that took them: an event is
+    published to every read model and kept forever, so it must never carry them. Full-width
+    digits and spaces (NFKC) and separators do not hide a number."""
+    if _PERSONAL.search(_SEPARATORS.sub("", unicodedata.normalize("NFKC", text))):
+        raise ValueError("looks like a phone or ID number; personal data stays with the "
+                         "channel that collected it and must not be sent to Tongxin")
+    return text
+
+
+_NoPersonalData = AfterValidator(_no_personal_data)
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+                  _NoPersonalData]
+Summary = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
+                                           max_length=5000), _NoPersonalData]
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000),
+                   _NoPersonalData]
+Note = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000),
+                 _NoPersonalData]
 
 
 class EventData(BaseModel):
@@ -35,6 +64,8 @@ class EventData(BaseModel):
     _no_nul = field_validator("*", mode="before")(refuse_nul)
 
 
+# -- activities ---------------------------------------------------------------------------
+
 class Donation(EventData):
     item: str = Field(min_length=1, max_length=200)
     quantity: Decimal = Field(gt=0, max_digits=14, decimal_places=3)
@@ -42,8 +73,25 @@ class Donation(EventData):
     value_cny: Decimal = Field(ge=0, max_digits=14, decimal_places=2)
 
 
-class ActivityFigures(EventData):
-    """What an activity did: shared by `activity.logged` and `activity.corrected`."""
+class Stall(EventData):
+    """One booth at a fair (大集市): its figures count for its unit."""
+
+    service_type: Code
+    served: int = Field(ge=0, le=10_000_000)
+    organization_id: Ref | None = Field(None, description="default: the activity's unit")
+    title: Title | None = None
+    volunteers: int | None = Field(None, ge=0, le=1_000_000)
+
+
+class Output(EventData):
+    """A countable result beyond people served (libraries built, students funded, ...)."""
+
+    indicator: Code
+    quantity: Decimal = Field(ge=0, max_digits=14, decimal_places=3)
+
+
+class ActivityPlan(EventData):
+    """Who serves where, and what kind of service: shared by a plan and a logged activity."""
 
     activity_id: uuid.UUID
     organization_id: Ref
@@ -51,21 +99,67 @@ class ActivityFigures(EventData):
     team_id: Ref | None = None
     pairing_id: Ref | None = None
     project_id: Ref | None = None
-    title: str = Field(min_length=1, max_length=200)
+    title: Title
+
+
+class ActivityScheduled(ActivityPlan):
+    """A rota entry: logging the same activity_id later fulfils it."""
+
     service_types: list[Code] = Field(min_length=1, max_length=20)
     theme: Theme
-    started_at: AwareDatetime
-    ended_at: AwareDatetime
+    planned_on: Day
+
+
+class ActivityFigures(ActivityPlan):
+    """What an activity did: shared by `activity.logged` and `activity.corrected`.
+
+    `stalls` come before `service_types` and `served` so those two can be checked against
+    them: at a fair, they are the stalls' (a different `served` is refused, naming it)."""
+
+    stalls: list[Stall] = Field(default_factory=list, max_length=500)
+    service_types: list[Code] = Field(default_factory=list, max_length=60,
+                                      validate_default=True)
+    theme: Theme
+    started_at: Moment
+    ended_at: Moment
     volunteers: int = Field(ge=0, le=1_000_000, description="volunteer turn-outs")
     volunteer_hours: float = Field(ge=0, le=10_000_000)
-    served: int = Field(ge=0, le=10_000_000, description="people served, person-times")
+    served: int | None = Field(None, ge=0, le=10_000_000, validate_default=True,
+                               description="people served, person-times; a fair: its stalls' sum")
     trainees: int = Field(0, ge=0, le=10_000_000)
     donations: list[Donation] = Field(default_factory=list, max_length=200)
-    summary: str | None = Field(None, max_length=5000)
+    outputs: list[Output] = Field(default_factory=list, max_length=100)
+    summary: Summary | None = None
+
+    @field_validator("service_types")
+    @classmethod
+    def _types_of_stalls(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        stalls = info.data.get("stalls") or []
+        if not stalls:
+            if not value and "stalls" in info.data:
+                raise ValueError("at least one service type is required")
+            return value
+        theirs = list(dict.fromkeys(s.service_type for s in stalls))
+        if value and set(value) != set(theirs):
+            raise ValueError(f"must be the stalls' service types {theirs} (or be left out)")
+        return value or theirs
+
+    @field_validator("served")
+    @classmethod
+    def _served_by_stalls(cls, value: int | None, info: ValidationInfo) -> int | None:
+        stalls = info.data.get("stalls") or []
+        if not stalls:
+            if value is None and "stalls" in info.data:
+                raise ValueError("required")
+            return value
+        total = sum(s.served for s in stalls)
+        if value is not None and value != total:
+            raise ValueError(f"must be the sum of the stalls' served ({total}), or be left out")
+        return total
 
     @field_validator("ended_at")
     @classmethod
-    def _ends_after_start(cls, ended_at: datetime, info: ValidationInfo) -> datetime:
+    def _ends_after_start(cls, ended_at, info: ValidationInfo):
         started_at = info.data.get("started_at")
         if started_at is not None and ended_at < started_at:
             raise ValueError("must not be before started_at")
@@ -75,11 +169,136 @@ class ActivityFigures(EventData):
     def donation_value_cny(self) -> Decimal:
         return sum((d.value_cny for d in self.donations), Decimal(0))
 
+    @property
+    def units(self) -> tuple[str, ...]:
+        """Every organisation whose figures this activity carries: its own and its stalls'."""
+        return tuple(dict.fromkeys([self.organization_id] + [
+            s.organization_id for s in self.stalls if s.organization_id]))
+
+    @property
+    def hours_long(self) -> float:
+        return (self.ended_at - self.started_at).total_seconds() / 3600
+
 
 class ActivityLogged(ActivityFigures):
     pass
 
 
-EVENT_TYPES: dict[str, type[EventData]] = {
-    "activity.logged": ActivityLogged,
-}
+class ActivityCorrected(ActivityFigures):
+    reason: Reason
+
+
+class ActivityRetracted(EventData):
+    activity_id: uuid.UUID
+    reason: Reason
+
+
+# -- attendance and hours -----------------------------------------------------------------
+
+class AttendanceRecorded(EventData):
+    activity_id: uuid.UUID
+    volunteer_id: Ref
+    hours: float = Field(gt=0, le=24 * 366)
+    method: Literal["self", "organiser", "sign_in", "import"]
+
+
+class AttendanceConfirmed(EventData):
+    activity_id: uuid.UUID
+    volunteer_id: Ref
+    organization_id: Ref = Field(description="the unit confirming the hours")
+    reason: Reason | None = None
+
+
+class AttendanceDeclined(EventData):
+    activity_id: uuid.UUID
+    volunteer_id: Ref
+    organization_id: Ref = Field(description="the unit declining the hours")
+    reason: Reason
+
+
+# -- needs (按需点单) -----------------------------------------------------------------------
+
+class NeedSubmitted(EventData):
+    need_id: Ref = Field(description="the submitter's own id, e.g. a hotline work order")
+    base_id: Ref
+    pairing_id: Ref | None = None
+    title: Title
+    category: Code = Field(description="a service-type code")
+    urgency: Literal["low", "normal", "high", "urgent"] = "normal"
+    channel: Literal["community", "resident", "unit", "hotline", "fair", "other"]
+    description: Summary | None = None
+
+
+class NeedClaimed(EventData):
+    need_id: Ref
+    organization_id: Ref
+
+
+class NeedReturned(EventData):
+    need_id: Ref
+    organization_id: Ref = Field(description="the unit that had claimed it")
+    reason: Reason
+
+
+class NeedFollowupAssigned(EventData):
+    need_id: Ref
+    assignee_id: Ref = Field(description="a volunteer, the named person (落实专人)")
+    due_on: Day
+    note: Note | None = None
+
+
+class NeedResolved(EventData):
+    need_id: Ref
+    organization_id: Ref = Field(description="the unit that claimed it")
+    activity_id: uuid.UUID | None = None
+    note: Note | None = None
+
+
+class NeedClosed(EventData):
+    need_id: Ref
+    outcome: Literal["confirmed", "unresolved", "withdrawn", "duplicate"]
+    note: Note | None = None
+
+
+class NeedReopened(EventData):
+    need_id: Ref
+    reason: Reason
+
+
+# -- reports owed after service (服务旗帜接传) -----------------------------------------------
+
+class ReportSubmitted(EventData):
+    activity_id: uuid.UUID
+    organization_id: Ref
+    summary: Summary
+    photos: list[PhotoRef] = Field(default_factory=list, max_length=50,
+                                   description="refs from POST /v1/photos")
+
+
+class ReportOverdue(EventData):
+    activity_id: uuid.UUID
+    organization_id: Ref
+    due_at: Moment
+
+
+# -- campaigns (敲门行动) -------------------------------------------------------------------
+
+class CampaignVisitRecorded(EventData):
+    campaign_id: Ref
+    base_id: Ref
+    visited_on: Day
+    household_keys: list[Annotated[str, StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=64)]] = Field(
+        default_factory=list, max_length=20_000,
+        description="opaque keys such as '3-2-401', so a household visited twice counts once")
+    households_visited: int = Field(ge=0, le=1_000_000)
+    volunteers: int | None = Field(None, ge=0, le=1_000_000)
+    problems_found: int | None = Field(None, ge=0, le=1_000_000)
+
+    @field_validator("households_visited")
+    @classmethod
+    def _at_least_the_keys(cls, value: int, info: ValidationInfo) -> int:
+        keys = info.data.get("household_keys")
+        if keys and value < len(set(keys)):
+            raise ValueError(f"is less than the {len(set(keys))} distinct household_keys given")
+        return value

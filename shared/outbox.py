@@ -10,6 +10,7 @@ import logging
 from datetime import UTC, datetime
 
 from nats.js import JetStreamContext
+from opentelemetry.trace import SpanKind
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -30,15 +31,18 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.bus import MSG_ID, first_error, gather_acks
 from shared.envelope import Envelope
-from shared.telemetry import inject, producer_span
+from shared.retry import Backoff
+from shared.telemetry import inject, producer_span, tracer
 from shared.watermark import Watermark
 
 log = logging.getLogger(__name__)
 
 
-def outbox_table(metadata: MetaData) -> Table:
+def outbox_table(metadata: MetaData, name: str = "outbox", *extra: Column) -> Table:
+    """The outbox's columns; a service may add its own (`extra`) and name it for what it is
+    (the events service's accepted events are its outbox)."""
     return Table(
-        "outbox", metadata,
+        name, metadata,
         Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
                autoincrement=True),
         Column("event_id", String(36), nullable=False, unique=True),
@@ -48,6 +52,7 @@ def outbox_table(metadata: MetaData) -> Table:
         Column("created_at", DateTime(timezone=True), nullable=False),
         Column("published_at", DateTime(timezone=True), nullable=True, index=True),
         Column("seq", BigInteger, nullable=True),
+        *extra,
     )
 
 
@@ -85,6 +90,9 @@ class Relay:
         self._stopping = False
         self.published_upto = Watermark()  # highest outbox id known to be published
         self.published = 0
+        # One publisher at a time, so the stream takes rows in commit order.
+        self._lock = asyncio.Lock()
+        self._behind = True  # rows may be waiting from before (a restart): look first
 
     def wake(self) -> None:
         self._wake.set()
@@ -94,17 +102,17 @@ class Relay:
         self._wake.set()
 
     async def run(self) -> None:
-        delay = 0.2
+        backoff = Backoff(first=0.2, cap=5)
         while not self._stopping:
             try:
                 sent = await self.publish_pending()
-                delay = 0.2
+                backoff.reset()
                 if sent:
                     continue  # more may be waiting
             except Exception as exc:
-                log.warning("outbox relay could not publish (%s); retrying in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5)
+                log.warning("outbox relay could not publish (%s); retrying in %.1fs", exc,
+                            backoff.delay)
+                await backoff.sleep()
                 continue
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=1.0)
@@ -121,8 +129,33 @@ class Relay:
         self.wake()
         return await self.published_upto.reached(upto, timeout)
 
+    async def publish_now(self, rows: list) -> dict[str, int]:
+        """Publish rows just committed (id, event_id, subject, payload, headers), without
+        reading them back: {event_id: seq} of those that made it. If earlier rows are still
+        waiting (NATS was away), those go first, so the stream keeps commit order. Whatever
+        does not make it stays for the relay; the error is raised after the rest is kept."""
+        async with self._lock:
+            if self._behind:
+                seqs: dict[str, int] = {}
+                while await self._publish_pending_locked(seqs):
+                    pass
+                self._behind = False
+                return {r.event_id: seqs[r.event_id] for r in rows if r.event_id in seqs}
+            try:
+                return await self._publish_rows(rows)
+            except Exception:
+                self._behind = True
+                raise
+
     async def publish_pending(self) -> int:
         """Publish the oldest unpublished rows in order; record the prefix that made it."""
+        async with self._lock:
+            sent = await self._publish_pending_locked({})
+            if not sent:
+                self._behind = False
+            return sent
+
+    async def _publish_pending_locked(self, seqs: dict[str, int]) -> int:
         t = self.table
         async with self.engine.connect() as conn:
             # Read the highest id first: if nothing is pending after it, all up to it is out
@@ -135,31 +168,48 @@ class Relay:
         if not rows:
             await self.published_upto.advance(upto)
             return 0
+        seqs.update(await self._publish_rows(list(rows)))
+        return len(rows)
+
+    async def _publish_rows(self, rows: list) -> dict[str, int]:
+        """One pipelined round of publishes; the prefix that made it is marked published."""
         futures = []
-        for row in rows:
+        if len(rows) == 1:
+            # One change or one HTTP request: a producer span of its own, in its trace.
+            row = rows[0]
             with producer_span(row.subject, parent_headers=row.headers,
                                **{"messaging.message.id": row.event_id}):
                 futures.append(await self.js.publish_async(
-                    row.subject, row.payload.encode(),
-                    headers=inject({MSG_ID: row.event_id})))
+                    row.subject, row.payload.encode(), headers=inject({MSG_ID: row.event_id})))
+        else:
+            # A batch: one span for the round, and each message carries on the trace it
+            # came with (a span per message would cost more than the rest of the work).
+            with tracer.start_as_current_span(
+                    "outbox publish", kind=SpanKind.PRODUCER,
+                    attributes={"messaging.system": "nats",
+                                "messaging.batch.message_count": len(rows)}):
+                for row in rows:
+                    futures.append(await self.js.publish_async(
+                        row.subject, row.payload.encode(),
+                        headers={**(row.headers or {}), MSG_ID: row.event_id}))
         acks = await gather_acks(futures, self.timeout)
         done = []
         for row, ack in zip(rows, acks, strict=True):
             if isinstance(ack, BaseException):
                 break  # the rest go again next round, deduplicated by Nats-Msg-Id
-            done.append((row.id, ack.seq))
+            done.append((row.id, row.event_id, ack.seq))
         if done:
             await self._mark(done)
         if len(done) < len(rows):
-            raise first_error(acks)
-        return len(done)
+            raise first_error(acks)  # type: ignore[misc]
+        return {event_id: seq for _, event_id, seq in done}
 
-    async def _mark(self, done: list[tuple[int, int]]) -> None:
+    async def _mark(self, done: list[tuple[int, str, int]]) -> None:
         now = datetime.now(UTC)
         async with self.engine.begin() as conn:
             await conn.execute(
                 update(self.table).where(self.table.c.id == bindparam("b_id"))
                 .values(published_at=now, seq=bindparam("b_seq")),
-                [{"b_id": i, "b_seq": s} for i, s in done])
+                [{"b_id": i, "b_seq": s} for i, _, s in done])
         self.published += len(done)
         await self.published_upto.advance(done[-1][0])

@@ -38,6 +38,14 @@ class Settings(BaseSettings):
     publish_timeout: float = Field(5.0, description="seconds to wait for a JetStream PubAck")
     batch_size: int = 500
     min_seq_wait: float = 5.0
+    # A unit owes a report this many days after an activity ends (服务旗帜接传).
+    report_due_days: float = Field(7.0, ge=0)
+    # How often the events service looks for reports that fell overdue.
+    deadline_sweep_seconds: float = Field(5.0, gt=0)
+    # An offer whose prerequisite has not arrived (a need claimed before it was submitted,
+    # from two systems) is retried with back-off for this long before it is dead-lettered.
+    prerequisite_wait: float = Field(600.0, ge=0)
+    photo_max_bytes: int = Field(10 * 1024 * 1024, gt=0)
     log_level: str = "INFO"
 
     @field_validator("db_schema", "registry_database_url", "events_database_url",

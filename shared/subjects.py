@@ -36,6 +36,11 @@ class Names:
     def notify_stream(self) -> str:
         return self._stream("TONGXIN_NOTIFY")
 
+    @property
+    def photos_bucket(self) -> str:
+        """The NATS object store bucket holding report photos (its stream is OBJ_<bucket>)."""
+        return self._stream("TONGXIN_PHOTOS")
+
     # subjects
     def ingest(self, event_type: str = ">") -> str:
         return self._subject(f"tongxin.ingest.{event_type}")

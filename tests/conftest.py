@@ -75,7 +75,9 @@ def backend(request, tmp_path_factory, pg_url) -> Backend:
 @pytest.fixture(scope="session")
 def system(backend, nats_url, tmp_path_factory):
     """The three services running, on this back-end, shared by the end-to-end tests."""
-    s = System(nats_url, backend, tmp_path_factory.mktemp(f"system-{backend.name}"))
+    # An offer waiting for its prerequisite is dead-lettered after seconds, not minutes.
+    s = System(nats_url, backend, tmp_path_factory.mktemp(f"system-{backend.name}"),
+               settings={"TONGXIN_PREREQUISITE_WAIT": "6"})
     try:
         s.start()
     except Exception:

@@ -43,3 +43,33 @@ def envelope(data: dict, event_type: str = "activity.logged", **changes) -> dict
 
 def raw(env: dict) -> bytes:
     return json.dumps(env, ensure_ascii=False).encode()
+
+
+def need(base_id: str, **changes) -> dict:
+    """The `data` of a valid `need.submitted` (a hotline work order at a base)."""
+    data = {
+        "need_id": f"hotline-{uuid.uuid4().hex[:12]}",
+        "base_id": base_id,
+        "title": "老旧小区路灯维修",
+        "category": "repair",
+        "urgency": "normal",
+        "channel": "hotline",
+        "description": "三号楼前路灯不亮",
+    }
+    data.update(changes)
+    return data
+
+
+def schedule(org_id: str, base_id: str, **changes) -> dict:
+    """The `data` of a valid `activity.scheduled` (a rota entry)."""
+    data = {
+        "activity_id": str(uuid.uuid4()),
+        "organization_id": org_id,
+        "base_id": base_id,
+        "title": "周六义诊",
+        "service_types": ["free_clinic"],
+        "theme": "new_countryside",
+        "planned_on": "2013-10-19",
+    }
+    data.update(changes)
+    return data

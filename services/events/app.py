@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -11,9 +12,14 @@ from faststream.specification import AsyncAPI
 from faststream.specification.asyncapi.site import get_asyncapi_html
 
 from services.events import bus, http, store
+from services.events.deadlines import Deadlines
+from services.events.photos import Photos
+from services.events.photos import router as photos_router
 from services.events.service import Acceptor
 from shared.envelope import Envelope
-from shared.events import EVENT_TYPES
+from shared.event_types import EVENT_TYPES
+from shared.events import ActivityLogged
+from shared.outbox import Relay
 from shared.projection import Projection
 from shared.replica import apply_registry_events
 from shared.runtime import Runtime
@@ -28,26 +34,38 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         await rt.start()
+        photos = app.state.photos = Photos(rt.js, names, settings)
+        await photos.ensure()
         replica = Projection(
             name="events-registry-replica", js=rt.js, stream=names.registry_stream,
             subject=names.registry(">"), engine=rt.engine, positions=store.positions,
+            parked=store.parked,
             apply=lambda conn, msgs: apply_registry_events(conn, store.registry_entities, msgs),
             batch_size=settings.batch_size)
-        acceptor = app.state.acceptor = Acceptor(rt.engine, rt.js, names, replica,
-                                                 settings.publish_timeout)
-        ingest = bus.Ingest(rt.js, names, acceptor, settings.batch_size)
-        rt.spawn("registry-replica", replica.run, lambda: replica.healthy)
+        relay = Relay(rt.engine, rt.js, store.accepted_events, settings.publish_timeout,
+                      settings.batch_size)
+        acceptor = app.state.acceptor = Acceptor(
+            rt.engine, rt.js, names, replica, relay, photos,
+            report_due=timedelta(days=settings.report_due_days))
+        ingest = bus.Ingest(rt.js, names, acceptor, settings.batch_size,
+                            settings.prerequisite_wait)
+        deadlines = app.state.deadlines = Deadlines(acceptor, settings.deadline_sweep_seconds)
+        rt.spawn("registry-replica", replica)
         rt.spawn("ingest", ingest.run)
-        rt.spawn("publish-relay", acceptor.run_relay)
+        rt.spawn("publish-relay", relay.run)
+        rt.spawn("report-deadlines", deadlines.run)
         yield
         ingest.stop()
+        deadlines.stop()
+        relay.stop()
         replica.stop()
         await rt.stop()
 
     app = rt.app(title="Tongxin events", lifespan=lifespan, router=http.router,
                  description="What happened: activities and more, accepted once each and "
                              "published in order on `tongxin.events.*`.",
-                 models=(Envelope, *EVENT_TYPES.values()))
+                 models=(Envelope, ActivityLogged, *(t.envelope for t in EVENT_TYPES.values())))
+    app.include_router(photos_router)
 
     docs = NatsBroker(settings.nats_url)  # describes the subjects; never started
     bus.document(docs, names, settings.batch_size)

@@ -1,11 +1,14 @@
 """The events service on the bus: offers from `tongxin.ingest.>` in batches; rejects to the DLQ.
 
 A durable pull consumer, shared by every events instance, fetches batches. Every offer is
-validated on its own; the valid ones are accepted together (one transaction, one round of
-publishes); invalid ones go, unchanged, to `tongxin.dlq.<type>` with a `Tongxin-Error` header.
-Offers are acked only after that, so a crash redelivers them and idempotency on `event_id`
-makes the redelivery harmless. A batch that keeps failing is taken apart so one poisonous
-offer cannot hold the others back; after `MAX_ATTEMPTS` it is dead-lettered with the reason.
+validated on its own; the valid ones are judged and accepted together (`Acceptor.offer`).
+An offer refused for good goes, unchanged, to `tongxin.dlq.<type>` with a `Tongxin-Error`
+header; one whose prerequisite has not arrived yet (a need claimed before it was submitted,
+by another system) is retried with back-off until `prerequisite_wait` has passed, then
+dead-lettered with the reason. Offers are acked only after that, so a crash redelivers them and
+idempotency on `event_id` makes the redelivery harmless. A batch that keeps failing is taken
+apart so one poisonous offer cannot hold the others back; after `MAX_ATTEMPTS` it is
+dead-lettered with the reason.
 
 (The consume loop is ours, on nats-py: FastStream 0.7.8's pull loop lets nats-py's plain
 asyncio.TimeoutError escape, restarts, and strands fetched offers until their ack_wait ends.
@@ -17,20 +20,21 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from datetime import UTC, datetime
+from typing import Any
 
-import nats.errors
 from faststream.nats import JStream, NatsBroker, PullSub
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig
-from sqlalchemy.exc import InterfaceError, OperationalError
 
 from services.events.domain import Offer, parse_offer
-from services.events.service import Acceptor
+from services.events.service import Acceptor, Outcome
 from shared.bus import ERROR_HEADER, MSG_ID, first_error, gather_acks, stream_seq
-from shared.envelope import Envelope
 from shared.errors import FieldError, Rejected, Unavailable
+from shared.event_types import EVENT_TYPES
+from shared.retry import Backoff, is_transient
 from shared.subjects import Names
 from shared.telemetry import batch_span, inject
 
@@ -38,18 +42,17 @@ log = logging.getLogger(__name__)
 
 INGEST_DURABLE = "events-ingest-v1"  # durable settings never update in place: bump to change
 MAX_ATTEMPTS = 5
-# Failures of the infrastructure, not of an offer: never a reason to dead-letter anything.
-TRANSIENT = (OperationalError, InterfaceError, nats.errors.Error, TimeoutError, OSError)
 TRACE_HEADERS = ("traceparent", "tracestate")
 
 
 class Ingest:
     def __init__(self, js: JetStreamContext, names: Names, acceptor: Acceptor,
-                 batch_size: int = 500):
+                 batch_size: int = 500, prerequisite_wait: float = 600.0):
         self.js = js
         self.names = names
         self.acceptor = acceptor
         self.batch_size = batch_size
+        self.prerequisite_wait = prerequisite_wait
         self._stopping = asyncio.Event()
 
     def stop(self) -> None:
@@ -75,32 +78,28 @@ class Ingest:
     async def handle(self, msgs: list[Msg]) -> None:
         try:
             with batch_span(f"{self.names.ingest()} process", [m.headers for m in msgs]):
-                await handle_offers(msgs, self.names, self.acceptor)
+                await handle_offers(msgs, self.names, self.acceptor, self.prerequisite_wait)
         except Unavailable as exc:  # e.g. the registry replica is behind: later, same answer
             log.warning("%d offers wait: %s", len(msgs), exc)
             await _nak(msgs, delay=2)
-            return
-        except TRANSIENT as exc:  # the database or NATS is away: everything waits, nothing is lost
-            log.warning("%d offers wait: %r", len(msgs), exc)
-            await _nak(msgs, delay=5)
-            return
-        except Exception:
+        except Exception as exc:
+            if is_transient(exc):  # the database or NATS is away: all wait, nothing is lost
+                log.warning("%d offers wait: %r", len(msgs), exc)
+                await _nak(msgs, delay=5)
+                return
             if len(msgs) > 1:  # take the batch apart: one bad offer must not hold the rest
                 log.exception("a batch of %d offers failed; handling them one by one", len(msgs))
                 for m in msgs:
                     await self.handle([m])
                 return
             await self._failed(msgs[0])
-            return
-        for m in msgs:
-            await m.ack()
 
     async def _failed(self, msg: Msg) -> None:
         attempts = msg.metadata.num_delivered
         if attempts < MAX_ATTEMPTS:
             log.exception("offer at ingest seq %d failed (attempt %d of %d); it will be retried",
                           stream_seq(msg), attempts, MAX_ATTEMPTS)
-            await msg.nak(delay=2 * attempts)
+            await msg.nak(delay=_backoff(attempts, first=2.0, cap=30.0))
             return
         log.exception("offer at ingest seq %d failed %d times; dead-lettered", stream_seq(msg),
                       attempts)
@@ -120,7 +119,9 @@ def _trace_of(msg: Msg) -> dict[str, str]:
     return given if "traceparent" in given else inject()
 
 
-async def handle_offers(msgs: list[Msg], names: Names, acceptor: Acceptor) -> None:
+async def handle_offers(msgs: list[Msg], names: Names, acceptor: Acceptor,
+                        prerequisite_wait: float = 600.0) -> None:
+    """Validate, accept, dead-letter or put back each offer; then ack what is settled."""
     offers: list[tuple[Msg, Offer]] = []
     rejected: list[tuple[Msg, list[FieldError]]] = []
     for m in msgs:
@@ -128,17 +129,52 @@ async def handle_offers(msgs: list[Msg], names: Names, acceptor: Acceptor) -> No
             offers.append((m, parse_offer(m.data, names.type_from_subject(m.subject, "ingest"))))
         except Rejected as exc:
             rejected.append((m, exc.errors))
+    later: list[tuple[Msg, float]] = []
     if offers:
-        ref_errors = await acceptor.check([o for _, o in offers])
-        rejected += [(m, e) for (m, _), e in zip(offers, ref_errors, strict=True) if e]
-        offers = [(m, o) for (m, o), e in zip(offers, ref_errors, strict=True) if not e]
-    if offers:
-        receipts = await acceptor.accept_batch([o for _, o in offers], via="bus",
-                                               trace_headers=[_trace_of(m) for m, _ in offers])
-        rejected += [(m, r.refused) for (m, _), r in zip(offers, receipts, strict=True)
-                     if r.refused]
+        outcomes = await acceptor.offer([o for _, o in offers], via="bus",
+                                        trace_headers=[_trace_of(m) for m, _ in offers])
+        for (m, _), outcome in zip(offers, outcomes, strict=True):
+            if outcome.accepted:
+                continue
+            if outcome.wait and (delay := _retry_in(m, prerequisite_wait)) is not None:
+                later.append((m, delay))
+            else:
+                rejected.append((m, _reasons(m, outcome, prerequisite_wait)))
     if rejected:
         await dead_letter(acceptor, names, rejected)
+    waiting = {id(m) for m, _ in later}
+    for m, delay in later:
+        await m.nak(delay=delay)
+    for m in msgs:
+        if id(m) not in waiting:
+            await m.ack()
+
+
+def _retry_in(msg: Msg, horizon: float) -> float | None:
+    """Seconds until the next try of an offer waiting for its prerequisite, or None once it
+    has waited `horizon` seconds since it was first published."""
+    age = (datetime.now(UTC) - msg.metadata.timestamp).total_seconds()
+    if age >= horizon:
+        return None
+    return min(_backoff(msg.metadata.num_delivered, first=1.0, cap=60.0),
+               max(horizon - age, 0.1))
+
+
+def _backoff(attempt: int, first: float, cap: float) -> float:
+    """The delay before redelivery `attempt + 1`: the same doubling as every loop's."""
+    backoff = Backoff(first, cap)
+    for _ in range(max(attempt, 1) - 1):
+        backoff.next()
+    return backoff.delay
+
+
+def _reasons(msg: Msg, outcome: Outcome, horizon: float) -> list[FieldError]:
+    errors = list(outcome.errors)
+    if outcome.wait:
+        waited = (datetime.now(UTC) - msg.metadata.timestamp).total_seconds()
+        errors = [FieldError(field=e.field, message=f"{e.message} (waited {waited:.0f} s for "
+                                                     "it to arrive)") for e in errors]
+    return errors
 
 
 async def dead_letter(acceptor: Acceptor, names: Names,
@@ -159,20 +195,31 @@ async def dead_letter(acceptor: Acceptor, names: Names,
 
 
 def document(broker: NatsBroker, names: Names, batch_size: int) -> None:
-    """Declare the subjects for the AsyncAPI document (this broker is never started)."""
-    for event_type in ("activity.logged",):
-        broker.publisher(names.events(event_type), schema=Envelope,
-                         title=f"{names.events(event_type)}:accepted",
-                         description=f"Accepted `{event_type}` events, in order.")
+    """Declare the subjects for the AsyncAPI document, from the event type table (this broker
+    is never started)."""
+    for event_type in EVENT_TYPES.values():
+        model = event_type.envelope
+        broker.publisher(names.events(event_type.name), schema=model,
+                         title=f"{names.events(event_type.name)}:accepted",
+                         description=f"Accepted `{event_type.name}` events, in order. "
+                                     f"{event_type.summary}")
+        if event_type.sender == "outside":
+            broker.subscriber(
+                names.ingest(event_type.name),
+                stream=JStream(names.ingest_stream, declare=False),
+                pull_sub=PullSub(batch_size=batch_size, batch=True),
+                title=f"{names.ingest(event_type.name)}:offer",
+                description=f"Offer `{event_type.name}`: {event_type.summary} Header "
+                            "`Nats-Msg-Id` = `event_id`; optional W3C `traceparent`.",
+            )(_documented(model))
     broker.publisher(names.dlq(), title="tongxin.dlq:rejected",
                      description="A rejected offer, unchanged, with header `Tongxin-Error`: "
                                  '`[{"field": ..., "message": ...}]`.')
 
-    @broker.subscriber(
-        names.ingest(), stream=JStream(names.ingest_stream, declare=False),
-        durable=INGEST_DURABLE, pull_sub=PullSub(batch_size=batch_size, batch=True),
-        title="tongxin.ingest:offer",
-        description="Offer any event for acceptance: the envelope of CONTRACT.md as JSON, "
-                    "header `Nats-Msg-Id` = `event_id`, optional W3C `traceparent`.")
-    async def offer(envelope: Envelope) -> None:  # pragma: no cover - documentation only
+
+def _documented(model: type) -> Any:
+    async def offer(envelope: Any) -> None:  # pragma: no cover - documentation only
         ...
+
+    offer.__annotations__ = {"envelope": model, "return": None}
+    return offer

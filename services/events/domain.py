@@ -1,60 +1,97 @@
-"""Validating an offered event: one path for HTTP and the bus. No I/O here."""
+"""Validating an offered event: one path for HTTP, the bus and bulk files. No I/O here."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import ValidationError
 
 from shared.envelope import Envelope
 from shared.errors import FieldError, Rejected, from_validation_error
-from shared.events import EVENT_TYPES, ActivityFigures, EventData
+from shared.event_types import EVENT_TYPES, EventType, Sender
+from shared.events import EventData
 
 IDEMPOTENCY_NAMESPACE = uuid.UUID("6f1d7a52-3c1e-4d0c-9a57-2a8f0c6b7e11")
 
 
 @dataclass(frozen=True)
 class Offer:
-    envelope: Envelope
+    envelope: Envelope   # normalised: `data` as the model dumps it
     data: EventData
+    type: EventType
+
+    @property
+    def event_id(self) -> str:
+        return str(self.envelope.event_id)
+
+    @property
+    def digest(self) -> str:
+        """What the event says (type and data; not when or how it was sent): the same
+        event_id offered again must say the same, or it is not a retry."""
+        body = json.dumps([self.envelope.type, self.envelope.data], sort_keys=True,
+                          ensure_ascii=False, separators=(",", ":"))
+        return hashlib.sha256(body.encode()).hexdigest()
+
+    @property
+    def about(self) -> str | None:
+        """What it is about, by its type's identity key: "need_id=N1"."""
+        if not self.type.key:
+            return None
+        return "&".join(f"{k}={self.envelope.data[k]}" for k in self.type.key)[:200]
 
 
-def parse_offer(raw: bytes | str | dict, subject_type: str | None = None) -> Offer:
+def parse_offer(raw: bytes | str | dict, subject_type: str | None = None,
+                sender: Sender = "outside") -> Offer:
     """Bytes or a decoded object -> a valid `Offer`, or `Rejected` naming every bad field."""
     if isinstance(raw, bytes | str):
         try:
             raw = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
             raise Rejected([FieldError(field="body", message=f"not valid JSON: {exc}")]) from None
     if not isinstance(raw, dict):
         raise Rejected([FieldError(field="body", message="must be a JSON object (an envelope)")])
     errors: list[FieldError] = []
     try:
-        envelope = Envelope.model_validate(raw)
+        envelope: Envelope | None = Envelope.model_validate(raw)
     except ValidationError as exc:
         errors = from_validation_error(exc)
         envelope = None
-    event_type = raw.get("type")
-    model = EVENT_TYPES.get(event_type) if isinstance(event_type, str) else None
-    if event_type is not None and model is None and not any(e.field == "type" for e in errors):
-        errors.append(FieldError(field="type", message=f"unknown event type {event_type!r}; "
-                                 f"known: {', '.join(sorted(EVENT_TYPES))}"))
-    if subject_type and isinstance(event_type, str) and subject_type != event_type:
-        errors.append(FieldError(field="type", message=f"{event_type!r} offered on the subject "
+    name = raw.get("type")
+    declared = EVENT_TYPES.get(name) if isinstance(name, str) else None
+    if name is not None and declared is None and not any(e.field == "type" for e in errors):
+        errors.append(FieldError(field="type", message=f"unknown event type {name!r}; "
+                                 f"known: {', '.join(sorted(_sendable(sender)))}"))
+    if declared is not None and declared.sender == "tongxin" and sender != "tongxin":
+        errors.append(FieldError(field="type", message=f"{name} is published by Tongxin "
+                                 "itself and is not accepted from other systems"))
+    if subject_type and isinstance(name, str) and subject_type != name:
+        errors.append(FieldError(field="type", message=f"{name!r} offered on the subject "
                                  f"for {subject_type!r}"))
     data = None
-    if model is not None and isinstance(raw.get("data"), dict):
+    if declared is not None and isinstance(raw.get("data"), dict):
         try:
-            data = model.model_validate(raw["data"])
+            data = declared.data.model_validate(raw["data"])
         except ValidationError as exc:
             errors += from_validation_error(exc, "data")
-    if errors or envelope is None or data is None:
+    if errors or envelope is None or data is None or declared is None:
         raise Rejected(errors)
     # Store and publish the normalised form, so every consumer reads one shape.
     envelope = envelope.model_copy(update={"data": data.model_dump(mode="json")})
-    return Offer(envelope, data)
+    return Offer(envelope, data, declared)
+
+
+def offer_of(event_type: str, data: dict[str, Any], source: str, **envelope: Any) -> Offer:
+    """An offer Tongxin makes itself (a deadline firing), through the same validation."""
+    return parse_offer({"type": event_type, "version": 1, "source": source, "data": data,
+                        **envelope}, sender="tongxin")
+
+
+def _sendable(sender: Sender) -> list[str]:
+    return [n for n, t in EVENT_TYPES.items() if sender == "tongxin" or t.sender == "outside"]
 
 
 def event_id_from_key(key: str) -> uuid.UUID:
@@ -63,14 +100,3 @@ def event_id_from_key(key: str) -> uuid.UUID:
         return uuid.UUID(key)
     except ValueError:
         return uuid.uuid5(IDEMPOTENCY_NAMESPACE, key)
-
-
-def references(data: EventData) -> list[tuple[str, str, str]]:
-    """(field, registry kind, id) for each reference an event makes."""
-    refs: list[tuple[str, str, str]] = []
-    if isinstance(data, ActivityFigures):
-        refs.append(("data.organization_id", "organization", data.organization_id))
-        refs.append(("data.base_id", "base", data.base_id))
-        if data.team_id:
-            refs.append(("data.team_id", "team", data.team_id))
-    return refs

@@ -1,7 +1,8 @@
 """Events HTTP routes: the same validation and acceptance path as the bus.
 
 Bodies are read as bytes and handed to `parse_offer`, so malformed JSON, a bad envelope and
-bad data all get the one error shape: 422 `{"errors": [{"field", "message"}]}`.
+bad data all get the one error shape: 422 `{"errors": [{"field", "message"}]}`; an offer at odds
+with what was accepted before (a need claimed twice) gets 409 with the reason.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy import select
 
+from services.events import bulk, store
 from services.events.domain import event_id_from_key, parse_offer
-from services.events.service import Acceptor, Receipt
-from shared.envelope import Envelope
+from services.events.service import Acceptor, Outcome
 from shared.errors import FieldError, Rejected
+from shared.event_types import EVENT_TYPES
 from shared.events import ActivityLogged
 from shared.http import body_of
 
@@ -35,19 +38,60 @@ class Errors(BaseModel):
     errors: list[FieldError]
 
 
-RESPONSES = {422: {"model": Errors, "description": "invalid input; every bad field named"}}
+class BulkError(BaseModel):
+    line: int
+    field: str
+    message: str
 
 
-def _answer(receipt: Receipt) -> JSONResponse:
-    return JSONResponse(Accepted(**receipt.__dict__).model_dump(), status_code=202)
+class BulkLoaded(BaseModel):
+    accepted: int
+    duplicates: int
+    refused: int
+    lines: int
+    errors: list[BulkError]
+    errors_truncated: bool
+
+
+class StoredEvent(BaseModel):
+    """An accepted event with its provenance: who sent it, how, and when it was taken."""
+
+    event_id: str
+    type: str
+    source: str
+    via: str
+    occurred_at: datetime
+    received_at: datetime
+    seq: int | None
+    principal: str | None
+    envelope: dict
+
+
+RESPONSES: dict[int | str, dict] = {
+    409: {"model": Errors, "description": "at odds with what was accepted before; the reason"},
+    422: {"model": Errors, "description": "invalid input; every bad field named"},
+    503: {"model": Errors, "description": "cannot be decided now (Retry-After)"},
+}
+ANY_EVENT = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
+    "oneOf": [{"$ref": f"#/components/schemas/{t.envelope.__name__}"}
+              for t in EVENT_TYPES.values() if t.sender == "outside"]}}}}}
+
+
+def _answer(outcome: Outcome) -> JSONResponse:
+    return JSONResponse(Accepted(event_id=outcome.event_id, seq=outcome.seq,
+                                 duplicate=outcome.duplicate).model_dump(), status_code=202)
+
+
+def _acceptor(request: Request) -> Acceptor:
+    return request.app.state.acceptor
 
 
 @router.post("/v1/events", status_code=202, response_model=Accepted, responses=RESPONSES,
              summary="Offer any event (an envelope); same path as tongxin.ingest.<type>",
-             openapi_extra=body_of(Envelope))
+             openapi_extra=ANY_EVENT)
 async def post_event(request: Request) -> JSONResponse:
-    acceptor: Acceptor = request.app.state.acceptor
-    return _answer(await acceptor.accept_one(parse_offer(await request.body()), via="http"))
+    offer = parse_offer(await request.body())
+    return _answer(await _acceptor(request).accept_one(offer, via="http"))
 
 
 @router.post("/v1/activities", status_code=202, response_model=Accepted, responses=RESPONSES,
@@ -60,11 +104,42 @@ async def post_activity(request: Request,
                         ) -> JSONResponse:
     try:
         data = json.loads(await request.body())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise Rejected([FieldError(field="body", message=f"not valid JSON: {exc}")]) from None
     event_id = event_id_from_key(idempotency_key) if idempotency_key else uuid.uuid4()
     envelope = {"event_id": str(event_id), "type": "activity.logged", "version": 1,
                 "occurred_at": datetime.now(UTC).isoformat(),
                 "source": x_tongxin_source or "http", "data": data}
-    acceptor: Acceptor = request.app.state.acceptor
-    return _answer(await acceptor.accept_one(parse_offer(envelope), via="http"))
+    return _answer(await _acceptor(request).accept_one(parse_offer(envelope), via="http"))
+
+
+@router.post("/v1/events/bulk", response_model=BulkLoaded, responses=RESPONSES,
+             summary="Load history: NDJSON, one envelope a line, idempotent on event_id",
+             description="Streamed in batches (memory stays flat); bad lines are listed by "
+                         "number with the reason and the good ones are kept. Sending the same "
+                         "file again accepts nothing twice.",
+             openapi_extra={"requestBody": {"required": True, "content": {
+                 "application/x-ndjson": {"schema": {"type": "string"}}}}})
+async def post_bulk(request: Request) -> dict:
+    result = await bulk.load(request.stream(), _acceptor(request))
+    return result.as_json()
+
+
+@router.get("/v1/events/{event_id}", response_model=StoredEvent,
+            responses={404: {"model": Errors, "description": "no such event was accepted"}},
+            summary="An accepted event with its provenance (source, door, time, seq)")
+async def get_event(request: Request, event_id: uuid.UUID) -> JSONResponse:
+    t = store.accepted_events
+    async with _acceptor(request).engine.connect() as conn:
+        row = (await conn.execute(select(t).where(t.c.event_id == str(event_id)))).first()
+    if row is None:
+        return JSONResponse({"errors": [{"field": "event_id", "message": (
+            f"no event {event_id} was accepted")}]}, status_code=404)
+    return JSONResponse(StoredEvent(
+        event_id=row.event_id, type=row.type, source=row.source, via=row.via,
+        occurred_at=_utc(row.occurred_at), received_at=_utc(row.created_at), seq=row.seq,
+        principal=row.principal, envelope=json.loads(row.payload)).model_dump(mode="json"))
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)  # SQLite keeps no offset

@@ -1,61 +1,76 @@
-"""Accepting events: check references, store once, publish to `TONGXIN_EVENTS`, report `seq`.
+"""Accepting events: check references, judge by the type's rule, store once, publish in order.
 
-HTTP offers one event at a time; the bus offers batches. Both go through `accept_batch`: one
-transaction to store, one pipelined round of publishes, one transaction to record the seqs.
+Every door (HTTP, the bus, bulk files, Tongxin's own deadlines) goes through `Acceptor.offer`
+with a batch of valid offers: one read of the registry replica for references, one transaction
+that loads the facts the rules need, stores the accepted events and the state they leave
+behind, and one pipelined round of publishes to `TONGXIN_EVENTS`. Nothing here knows one event
+type from another: `shared.event_types` and `services.events.rules` do.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
 
 from nats.js import JetStreamContext
-from opentelemetry.trace import SpanKind
-from sqlalchemy import bindparam, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.events import store
-from services.events.domain import Offer, references
-from shared.bus import MSG_ID, first_error, gather_acks
+from services.events.domain import Offer
+from services.events.facts import load_facts
+from services.events.rules import RULES, Refuse
+from services.events.state import Facts
+from shared.db import write_lock
 from shared.errors import Conflict, FieldError, Rejected, Unavailable
-from shared.events import ActivityFigures
+from shared.outbox import Relay
 from shared.projection import Projection, upsert
-from shared.replica import known_ids, record_json
+from shared.replica import known_ids
 from shared.subjects import Names
-from shared.taxonomy import SERVICE_TYPES
-from shared.telemetry import inject, producer_span, tracer
+from shared.taxonomy import INDICATORS, SERVICE_TYPES
+from shared.telemetry import inject
 
 log = logging.getLogger(__name__)
 
+# Codes Tongxin ships; the registry's replica holds the ones organisers added.
+BUILTIN: dict[str, Any] = {"service_type": SERVICE_TYPES, "indicator": INDICATORS}
+STORE_ATTEMPTS = 3
 
-async def _team_units(conn, team_ids: set[str]) -> dict[str, str]:
-    """{team id: the organisation leading it}, from the registry replica."""
-    if not team_ids:
-        return {}
-    t = store.registry_entities
-    rows = await conn.execute(select(t.c.id, t.c.record).where(t.c.kind == "team",
-                                                                t.c.id.in_(team_ids)))
-    return {r.id: record_json(r.record).get("organization_id") for r in rows}
+
+class PhotoStore(Protocol):
+    async def existing(self, refs: Sequence[str]) -> set[str]: ...
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one offer."""
+
+    event_id: str
+    seq: int | None = None       # its place in TONGXIN_EVENTS, once published
+    duplicate: bool = False      # accepted before (same event_id, same data)
+    errors: tuple[FieldError, ...] = ()
+    status: int = 202            # 202 accepted; 409 at odds with what was accepted; 422 invalid
+    wait: bool = False           # refused for now: its prerequisite may still arrive
+
+    @property
+    def accepted(self) -> bool:
+        return self.status == 202
 
 
 @dataclass(frozen=True)
 class _Row:
-    """An accepted event as stored, enough to publish it."""
+    """An accepted event as the relay publishes it."""
 
+    id: int
     event_id: str
-    type: str
-    envelope: str
-    trace_headers: dict
-
-
-@dataclass(frozen=True)
-class Receipt:
-    event_id: str
-    seq: int | None
-    duplicate: bool
-    refused: list[FieldError] | None = None  # valid alone, at odds with what was accepted
+    subject: str
+    payload: str
+    headers: dict
 
 
 class ReplicaBehind(Unavailable):
@@ -65,12 +80,46 @@ class ReplicaBehind(Unavailable):
 
 class Acceptor:
     def __init__(self, engine: AsyncEngine, js: JetStreamContext, names: Names,
-                 replica: Projection, publish_timeout: float = 5.0):
+                 replica: Projection, relay: Relay, photos: PhotoStore | None = None,
+                 report_due: timedelta = timedelta(days=7)):
         self.engine = engine
         self.js = js
         self.names = names
         self.replica = replica
-        self.publish_timeout = publish_timeout
+        self.relay = relay
+        self.photos = photos
+        self.report_due = report_due
+        # One batch at a time from judging to publishing: rules see every earlier acceptance,
+        # and the stream takes events in the order they were accepted.
+        self._turn = asyncio.Lock()
+
+    @property
+    def publish_timeout(self) -> float:
+        return self.relay.timeout
+
+    async def offer(self, offers: list[Offer], via: str,
+                    trace_headers: list[dict] | None = None) -> list[Outcome]:
+        """Judge, store and publish valid offers; one `Outcome` each, in order."""
+        traces = trace_headers or [inject()] * len(offers)
+        ref_errors = await self.check(offers)
+        outcomes: list[Outcome | None] = [
+            Outcome(o.event_id, errors=tuple(e), status=422) if e else None
+            for o, e in zip(offers, ref_errors, strict=True)]
+        todo = [k for k, o in enumerate(outcomes) if o is None]
+        if todo:
+            judged = await self._store([offers[k] for k in todo], via, [traces[k] for k in todo])
+            for k, outcome in zip(todo, judged, strict=True):
+                outcomes[k] = outcome
+        return [o for o in outcomes if o is not None]
+
+    async def accept_one(self, offer: Offer, via: str) -> Outcome:
+        """One offer from HTTP: refusals raise (422 or 409 with the reasons)."""
+        (outcome,) = await self.offer([offer], via)
+        if outcome.status == 422:
+            raise Rejected(outcome.errors)
+        if outcome.status == 409:
+            raise Conflict(outcome.errors)
+        return outcome
 
     # -- references ----------------------------------------------------------------------
     async def check(self, offers: list[Offer]) -> list[list[FieldError]]:
@@ -82,184 +131,135 @@ class Acceptor:
         except Exception as exc:  # NATS away: the replica may still know enough
             log.warning("could not check the registry replica is current: %r", exc)
             current = False
-        errors, unknown = await self._reference_errors(offers)
-        if unknown and not current:
-            raise ReplicaBehind("the registry replica is behind the registry stream")
-        return errors
-
-    async def _reference_errors(self, offers: list[Offer]) -> tuple[list[list[FieldError]],
-                                                                       bool]:
-        wanted = {(kind, id_) for o in offers for _, kind, id_ in references(o.data)}
-        codes = {c for o in offers if isinstance(o.data, ActivityFigures)
-                 for c in o.data.service_types if c not in SERVICE_TYPES}
-        wanted |= {("service_type", c) for c in codes}
-        teams = {o.data.team_id for o in offers
-                 if isinstance(o.data, ActivityFigures) and o.data.team_id}
+        refs = [list(o.type.references_in(o.envelope.data)) for o in offers]
+        wanted = {(kind, id_) for rs in refs for _, kind, id_ in rs
+                  if id_ not in BUILTIN.get(kind, ())}
         async with self.engine.connect() as conn:
             known = await known_ids(conn, store.registry_entities, wanted)
-            team_units = await _team_units(conn, teams)
+        if set(wanted) - known.keys() and not current:
+            raise ReplicaBehind("the registry replica is behind the registry stream")
         out = []
-        for o in offers:
+        for rs in refs:
             errs = []
-            for field, kind, id_ in references(o.data):
+            for field, kind, id_ in rs:
+                what = kind.replace("_", " ")
+                if id_ in BUILTIN.get(kind, ()):
+                    continue
                 if (kind, id_) not in known:
-                    errs.append(FieldError(field=field, message=f"no {kind} with id {id_!r} is "
-                                                                "known to the registry"))
+                    errs.append(FieldError(field=field, message=f"no {what} {id_!r} is known "
+                                                                "to the registry"))
                 elif not known[(kind, id_)]:
-                    errs.append(FieldError(field=field, message=f"{kind} {id_!r} is deactivated"))
-            if isinstance(o.data, ActivityFigures):
-                unit = team_units.get(o.data.team_id)
-                if unit and unit != o.data.organization_id:
-                    errs.append(FieldError(field="data.team_id", message=(
-                        f"team {o.data.team_id!r} belongs to another organisation ({unit})")))
-                for i, code in enumerate(o.data.service_types):
-                    if code not in SERVICE_TYPES and ("service_type", code) not in known:
-                        errs.append(FieldError(field=f"data.service_types[{i}]",
-                                               message=f"unknown service type {code!r}"))
+                    errs.append(FieldError(field=field, message=f"{what} {id_!r} is "
+                                                                "deactivated"))
             out.append(errs)
-        return out, bool(wanted - known.keys())
+        return out
 
-    # -- accepting -----------------------------------------------------------------------
-    async def accept_one(self, offer: Offer, via: str) -> Receipt:
-        (errors,) = await self.check([offer])
-        if errors:
-            raise Rejected(errors)
-        (receipt,) = await self.accept_batch([offer], via, [inject()])
-        if receipt.refused:
-            raise Conflict(receipt.refused)
-        return receipt
+    # -- judging and storing -------------------------------------------------------------
+    async def _store(self, offers: list[Offer], via: str, traces: list[dict]) -> list[Outcome]:
+        photos = await self._photos_in(offers)
+        async with self._turn:
+            for attempt in range(1, STORE_ATTEMPTS + 1):
+                try:
+                    async with self.engine.begin() as conn:
+                        await write_lock(conn)
+                        outcomes, rows = await self._judge(conn, offers, via, traces, photos)
+                    break
+                except (IntegrityError, OperationalError) as exc:
+                    # Another instance stored the same event or state first (or SQLite was
+                    # busy): judge again against what it stored.
+                    if attempt == STORE_ATTEMPTS:
+                        raise
+                    log.info("storing %d offers raced another writer (%s); judging again",
+                             len(offers), type(exc).__name__)
+            seqs: dict[str, int] = {}
+            if rows:
+                try:
+                    seqs = await self.relay.publish_now(rows)
+                except Exception as exc:  # stored is accepted: the relay publishes it later
+                    log.warning("accepted %d events but could not publish them yet: %r",
+                                len(rows), exc)
+        return [o if o.seq is not None or not o.accepted else
+                Outcome(o.event_id, seqs.get(o.event_id), o.duplicate) for o in outcomes]
 
-    async def accept_batch(self, offers: list[Offer], via: str,
-                           trace_headers: list[dict] | None = None) -> list[Receipt]:
-        """Store the (already checked) offers once each and publish what is unpublished.
-        `trace_headers[i]` is the trace offer i came in with; its event carries it on."""
-        ids = [str(o.envelope.event_id) for o in offers]
-        traces = trace_headers or [inject()] * len(offers)
-        rows = self._new_rows(offers, ids, traces, via)
+    async def _judge(self, conn: AsyncConnection, offers: list[Offer], via: str,
+                     traces: list[dict], photos: set[str]) -> tuple[list[Outcome], list[_Row]]:
         t = store.accepted_events
-        async with self.engine.begin() as conn:
-            before = {r.event_id: r.seq for r in await conn.execute(
-                select(t.c.event_id, t.c.seq).where(t.c.event_id.in_(ids)))}
-            rows = [r for r in rows if r["event_id"] not in before]
-            inserted: set[str] = set()
-            if rows:  # a concurrent offer of the same event, or of the same activity, loses
-                inserted = set((await conn.execute(
-                    upsert(conn, t).on_conflict_do_nothing().returning(t.c.event_id),
-                    rows)).scalars())
-            lost = [r for r in rows if r["event_id"] not in inserted]
-            if lost:
-                raced = {r.event_id: r.seq for r in await conn.execute(
-                    select(t.c.event_id, t.c.seq).where(
-                        t.c.event_id.in_([r["event_id"] for r in lost])))}
-                before |= raced
-                refused = {r["event_id"]: await self._logged_by(conn, r) for r in lost
-                           if r["event_id"] not in raced}
-            else:
-                refused = {}
-        new = [_Row(r["event_id"], r["type"], r["envelope"], r["trace_headers"])
-               for r in rows if r["event_id"] in inserted]
-        stale = [e for e, s in before.items() if s is None]  # stored earlier, never published
-        seqs = dict(before)
-        if new or stale:
-            try:
-                if stale:
-                    seqs.update(await self.publish(stale))
-                if new:
-                    seqs.update(await self._publish_rows(new))
-            except Exception as exc:  # stored is accepted: the relay publishes it later
-                log.warning("accepted %d events but could not publish them yet: %r",
-                            len(new) + len(stale), exc)
-        receipts, counted = [], set()
-        for event_id in ids:
-            duplicate = event_id in before or event_id in counted
-            counted.add(event_id)
-            receipts.append(Receipt(event_id, seqs.get(event_id), duplicate,
-                                    refused.get(event_id)))
-        return receipts
-
-    @staticmethod
-    def _new_rows(offers: list[Offer], ids: list[str], traces: list[dict],
-                  via: str) -> list[dict]:
-        now, rows, seen = datetime.now(UTC), [], set()
-        for o, event_id, trace in zip(offers, ids, traces, strict=True):
-            if event_id in seen:  # a repeat inside one batch is a duplicate of the first
+        ids = list({o.event_id for o in offers})
+        stored = {r.event_id: r for r in await conn.execute(
+            select(t.c.event_id, t.c.seq, t.c.digest).where(t.c.event_id.in_(ids)))}
+        facts = await load_facts(conn, [o for o in offers if o.event_id not in stored],
+                                 now=datetime.now(UTC), report_due=self.report_due,
+                                 photos=photos, history=via == "bulk")
+        outcomes: list[Outcome] = []
+        accepted: dict[str, Offer] = {}
+        new: list[dict] = []
+        now = datetime.now(UTC)
+        for offer, trace in zip(offers, traces, strict=True):
+            earlier = stored.get(offer.event_id)
+            if earlier is not None or offer.event_id in accepted:
+                digest = earlier.digest if earlier is not None else \
+                    accepted[offer.event_id].digest
+                outcomes.append(_repeat(offer, digest, earlier.seq if earlier else None))
                 continue
-            seen.add(event_id)
-            rows.append({
-                "event_id": event_id, "type": o.envelope.type, "source": o.envelope.source,
-                "occurred_at": o.envelope.occurred_at, "received_at": now, "via": via,
-                "envelope": o.envelope.model_dump_json(), "trace_headers": trace,
-                "logged_activity_id": (str(o.data.activity_id)
-                                       if o.envelope.type == "activity.logged" else None)})
-        return rows
+            verdict = RULES[offer.type.name](offer.data, offer.envelope, facts)
+            if isinstance(verdict, Refuse):
+                outcomes.append(Outcome(offer.event_id, errors=verdict.errors,
+                                        status=422 if verdict.invalid else 409,
+                                        wait=verdict.wait))
+                continue
+            for change in verdict.changes:
+                facts.put(change)
+            accepted[offer.event_id] = offer
+            outcomes.append(Outcome(offer.event_id))
+            new.append({
+                "event_id": offer.event_id, "subject": self.names.events(offer.type.name),
+                "payload": offer.envelope.model_dump_json(), "headers": trace,
+                "created_at": now, "type": offer.type.name, "source": offer.envelope.source,
+                "occurred_at": offer.envelope.occurred_at, "via": via, "digest": offer.digest,
+                "about": offer.about})
+        rows: list[_Row] = []
+        if new:
+            # Ids matched by event_id: asking for them in parameter order makes SQLite insert
+            # row by row.
+            result = await conn.execute(insert(t).returning(t.c.id, t.c.event_id), new)
+            ids_of = {r.event_id: r.id for r in result}
+            rows = sorted((_Row(ids_of[n["event_id"]], n["event_id"], n["subject"],
+                                n["payload"], n["headers"]) for n in new), key=lambda r: r.id)
+        await _write_state(conn, facts)
+        return outcomes, rows
 
-    @staticmethod
-    async def _logged_by(conn, row: dict) -> list[FieldError]:
-        t = store.accepted_events
-        other = (await conn.execute(select(t.c.event_id).where(
-            t.c.logged_activity_id == row["logged_activity_id"]))).scalar()
-        return [FieldError(field="data.activity_id", message=(
-            f"activity {row['logged_activity_id']} was already logged (event {other}); "
-            "send activity.corrected to change its figures"))]
+    async def _photos_in(self, offers: list[Offer]) -> set[str]:
+        refs = {ref for o in offers for ref in o.envelope.data.get("photos") or ()}
+        if not refs or self.photos is None:
+            return set()
+        return await self.photos.existing(sorted(refs))
 
-    async def publish(self, event_ids: list[str]) -> dict[str, int]:
-        """Publish stored events in their stored order; record and return their seqs."""
-        t = store.accepted_events
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(
-                select(t.c.event_id, t.c.type, t.c.envelope, t.c.trace_headers)
-                .where(t.c.event_id.in_(event_ids)).order_by(t.c.id))).all()
-        return await self._publish_rows(rows)
 
-    async def _publish_rows(self, rows: list) -> dict[str, int]:
-        t = store.accepted_events
-        futures = []
-        if len(rows) == 1:
-            # One event (an HTTP request): a producer span of its own, in the caller's trace.
-            row = rows[0]
-            subject = self.names.events(row.type)
-            with producer_span(subject, parent_headers=row.trace_headers,
-                               **{"messaging.message.id": row.event_id}):
-                futures.append(await self.js.publish_async(
-                    subject, row.envelope.encode(), headers=inject({MSG_ID: row.event_id})))
-        else:
-            # A batch: one span for the round; each event carries on the trace it was offered
-            # in. (A span per event would cost more than the rest of accepting it.)
-            with tracer.start_as_current_span(
-                    f"{self.names.events()} publish", kind=SpanKind.PRODUCER,
-                    attributes={"messaging.system": "nats",
-                                "messaging.batch.message_count": len(rows)}):
-                for row in rows:
-                    futures.append(await self.js.publish_async(
-                        self.names.events(row.type), row.envelope.encode(),
-                        headers={**(row.trace_headers or {}), MSG_ID: row.event_id}))
-        acks = await gather_acks(futures, self.publish_timeout)
-        seqs = {row.event_id: ack.seq for row, ack in zip(rows, acks, strict=True)
-                if not isinstance(ack, BaseException)}
-        if seqs:  # keep what made it; the rest stay unpublished for the relay
-            async with self.engine.begin() as conn:
-                await conn.execute(update(t).where(t.c.event_id == bindparam("b_event_id"))
-                                   .values(seq=bindparam("b_seq")),
-                                   [{"b_event_id": e, "b_seq": s} for e, s in seqs.items()])
-        if error := first_error(acks):
-            raise error
-        return seqs
+def _repeat(offer: Offer, digest: str | None, seq: int | None) -> Outcome:
+    """The same event_id again: a retry if it says the same, else a mistake to refuse."""
+    if digest and digest != offer.digest:
+        return Outcome(offer.event_id, status=409, errors=(FieldError(
+            field="event_id", message=f"event {offer.event_id} was accepted earlier with "
+                                      "different data; a retry must send the same event, a new "
+                                      "event needs a new event_id"),))
+    return Outcome(offer.event_id, seq, duplicate=True)
 
-    async def publish_leftovers(self) -> int:
-        """Events stored but never published (NATS was away): publish them, oldest first."""
-        t = store.accepted_events
-        async with self.engine.connect() as conn:
-            ids = list((await conn.execute(select(t.c.event_id).where(t.c.seq.is_(None))
-                                           .order_by(t.c.id).limit(500))).scalars())
-        if ids:
-            await self.publish(ids)
-        return len(ids)
 
-    async def run_relay(self) -> None:
-        while True:
-            try:
-                sent = await self.publish_leftovers()
-            except Exception as exc:
-                log.warning("could not publish stored events yet: %s", exc)
-                sent = 0
-            await asyncio.sleep(0 if sent else 2.0)
+async def _write_state(conn: AsyncConnection, facts: Facts) -> None:
+    """Write the state rows the batch's rules changed: updates of rows read (locked) at the
+    start, inserts of new ones, one statement each per table."""
+    updates: dict[type, list[dict]] = {}
+    inserts: dict[type, list[dict]] = {}
+    for (kind, key), state in facts.dirty.items():
+        into = updates if (kind, key) in facts.loaded else inserts
+        into.setdefault(kind, []).append(store.state_row(state))
+    for kind, rows in inserts.items():
+        await conn.execute(insert(store.STATE_TABLES[kind]), rows)
+    for kind, rows in updates.items():
+        table = store.STATE_TABLES[kind]
+        keys = [c.name for c in table.primary_key.columns]
+        stmt = upsert(conn, table)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=keys,
+            set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys})
+        await conn.execute(stmt, rows)

@@ -7,20 +7,25 @@ import logging
 from zoneinfo import ZoneInfo
 
 from nats.aio.msg import Msg
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.reporting import store
 from shared.bus import stream_seq
 from shared.envelope import Envelope
-from shared.events import ActivityLogged
+from shared.events import ActivityCorrected, ActivityFigures, ActivityLogged
 from shared.projection import upsert
 from shared.replica import apply_registry_events, record_json
 
 log = logging.getLogger(__name__)
 
 
-def activity_row(data: ActivityLogged, event_id: str, seq: int, tz: ZoneInfo) -> dict:
+# The events that carry an activity's figures, and how to read them.
+FIGURES_OF: dict[str, type[ActivityFigures]] = {"activity.logged": ActivityLogged,
+                                                "activity.corrected": ActivityCorrected}
+
+
+def activity_row(data: ActivityFigures, event_id: str, seq: int, tz: ZoneInfo) -> dict:
     local = data.started_at.astimezone(tz)
     return {
         "activity_id": str(data.activity_id), "event_id": event_id, "seq": seq,
@@ -58,38 +63,54 @@ def make_apply_events(tz_name: str):
     tz = ZoneInfo(tz_name)
 
     async def apply_events(conn: AsyncConnection, msgs: list[Msg]) -> None:
-        facts: dict[str, dict] = {}
-        types: set[tuple[str, str]] = set()
+        """Activities' current figures: logged once, replaced by each correction, retracted
+        for good. Whatever cannot be read raises: the projection parks that message, with the
+        reason, and goes on counting the rest."""
+        logged: dict[str, dict] = {}
+        corrected: dict[str, dict] = {}
+        types: dict[str, set[str]] = {}
+        retracted: set[str] = set()
         for msg in msgs:
-            try:
-                env = Envelope.model_validate_json(msg.data)
-                data = ActivityLogged.model_validate(env.data) if (
-                    env.type == "activity.logged") else None
-            except ValueError as exc:
-                # Only the events service publishes here, validated; anything unreadable came
-                # from elsewhere. Skip it, loudly, rather than stop counting.
-                log.error("skipped unreadable message at seq %d on %s: %s", stream_seq(msg),
-                          msg.subject, str(exc).splitlines()[0])
+            env = Envelope.model_validate_json(msg.data)
+            if env.type not in FIGURES_OF and env.type != "activity.retracted":
                 continue
-            if data is not None:
-                key = str(data.activity_id)
-                # An activity counts once, whatever its events say: the first logging wins.
-                if key not in facts:
-                    facts[key] = activity_row(data, str(env.event_id), stream_seq(msg), tz)
-                    types |= {(key, st) for st in data.service_types}
-        if facts:
-            t = store.activity_facts
+            key = str(env.data.get("activity_id"))
+            if env.type == "activity.retracted":
+                retracted.add(key)
+                continue
+            data = FIGURES_OF[env.type].model_validate(env.data)
+            row = activity_row(data, str(env.event_id), stream_seq(msg), tz)
+            if env.type == "activity.logged":
+                if key in logged or key in corrected:
+                    continue  # an activity counts once: the first logging wins
+                logged[key] = row
+            else:
+                corrected[key] = row
+            types[key] = set(data.service_types)
+        t = store.activity_facts
+        if logged:
             seen = set((await conn.execute(
-                select(t.c.activity_id).where(t.c.activity_id.in_(list(facts))))).scalars())
-            facts = {k: v for k, v in facts.items() if k not in seen}
-            types = {(a, st) for a, st in types if a not in seen}
-        if facts:
-            await conn.execute(upsert(conn, store.activity_facts)
-                               .on_conflict_do_nothing(index_elements=["activity_id"]),
-                               list(facts.values()))
-            if types:
-                await conn.execute(upsert(conn, store.activity_service_types)
-                                   .on_conflict_do_nothing(),
-                                   [{"activity_id": a, "service_type": st} for a, st in types])
+                select(t.c.activity_id).where(t.c.activity_id.in_(list(logged))))).scalars())
+            logged = {k: v for k, v in logged.items() if k not in seen}
+            for k in seen:
+                types.pop(k, None)
+        if logged:
+            await conn.execute(insert(t), list(logged.values()))
+        if corrected:  # the newest version replaces the figures (and the service types)
+            stmt = upsert(conn, t)
+            await conn.execute(stmt.on_conflict_do_update(
+                index_elements=["activity_id"],
+                set_={c.name: stmt.excluded[c.name] for c in t.columns
+                      if c.name not in ("activity_id", "retracted")}), list(corrected.values()))
+            st = store.activity_service_types
+            await conn.execute(delete(st).where(st.c.activity_id.in_(list(corrected))))
+        if types:
+            await conn.execute(upsert(conn, store.activity_service_types)
+                               .on_conflict_do_nothing(),
+                               [{"activity_id": a, "service_type": code}
+                                for a, codes in types.items() for code in sorted(codes)])
+        if retracted:
+            await conn.execute(update(t).where(t.c.activity_id.in_(list(retracted)))
+                               .values(retracted=True))
 
     return apply_events

@@ -218,6 +218,6 @@ async def test_starting_again_on_the_same_data_dir_keeps_the_data_and_loads_no_d
     assert after["totals"] == before["totals"]
     assert (after["totals"]["activities"], after["totals"]["served"]) == (activities, served)
     assert after["rows"] == before["rows"]
-    assert after["as_of"] == before["as_of"], "no event was accepted a second time"
+    # (`as_of` may move on: the demo's 2013 reports fall overdue, one report.overdue each.)
     assert await again.interrupt() == 0, again.output
     assert processes_of(path) == []

@@ -12,6 +12,7 @@ import httpx
 import nats
 import pytest
 
+from shared.event_types import EVENT_TYPES
 from tests.factories import activity, envelope, raw
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -301,7 +302,13 @@ async def test_docs_and_health(system):
             refs = set(re.findall(r'"\$ref": "#/components/schemas/([^"]+)"', json.dumps(spec)))
             assert refs <= set(spec["components"]["schemas"]), "every schema $ref resolves"
         spec = (await http.get(f"{system.url('events')}/asyncapi.json")).json()
-        assert system.names.ingest() in json.dumps(spec)
+        # Made from the event type table: every type's accepted subject, and an offer subject
+        # for each type outside systems may send, with its data schema.
+        text = json.dumps(spec)
+        for name, declared in EVENT_TYPES.items():
+            assert system.names.events(name) in text
+            assert (system.names.ingest(name) in text) == (declared.sender == "outside")
+            assert declared.envelope.__name__ in text
         assert (await http.get(f"{system.url('events')}/asyncapi")).status_code == 200
 
 

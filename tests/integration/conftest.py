@@ -38,9 +38,10 @@ async def nc(nats_url):
 
 
 async def delete_streams(js, names: Names) -> None:
-    for config in stream_configs(names):
+    # The photo bucket is a stream too (OBJ_<bucket>); tests that use it create it.
+    for name in [c.name for c in stream_configs(names)] + [f"OBJ_{names.photos_bucket}"]:
         try:
-            await js.delete_stream(config.name)
+            await js.delete_stream(name)
         except NotFoundError:
             pass
 

@@ -6,19 +6,19 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from datetime import UTC, datetime
 
 import nats
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
 from services.events import store
 from services.events.domain import Offer, parse_offer
-from services.events.service import Acceptor, Receipt
+from services.events.service import Acceptor, Outcome
 from shared.bus import MSG_ID
 from shared.db import migrate
 from shared.envelope import new_envelope
-from shared.errors import Rejected, Unavailable
+from shared.errors import Conflict, Rejected, Unavailable
+from shared.outbox import Relay
 from shared.projection import Projection
 from shared.replica import apply_registry_events
 from tests.factories import activity, envelope
@@ -81,10 +81,11 @@ async def events(backend, tag, nc, names):
     js = nc.jetstream()
     replica = Projection(name="events-registry-replica", js=js, stream=names.registry_stream,
                          subject=names.registry(">"), engine=engine, positions=store.positions,
-                         apply=apply, batch_size=500)
+                         parked=store.parked, apply=apply, batch_size=500)
     task = asyncio.create_task(replica.run())
     try:
-        yield Events(Acceptor(engine, js, names, replica, publish_timeout=5.0), replica, gate)
+        relay = Relay(engine, js, store.accepted_events, timeout=5.0)
+        yield Events(Acceptor(engine, js, names, replica, relay), replica, gate)
     finally:
         gate.set()
         replica.stop()
@@ -103,11 +104,11 @@ async def test_the_same_event_twice_in_a_batch_is_stored_and_published_once(even
     event_id = str(offer.envelope.event_id)
 
     assert await events.acceptor.check([offer, other, offer]) == [[], [], []]
-    receipts = await events.acceptor.accept_batch([offer, other, offer], via="bus")
+    receipts = await events.acceptor.offer([offer, other, offer], via="bus")
     seq = receipts[0].seq
-    assert receipts == [Receipt(event_id, seq, False),
-                        Receipt(str(other.envelope.event_id), seq + 1, False),
-                        Receipt(event_id, seq, True)]
+    assert receipts == [Outcome(event_id, seq, False),
+                        Outcome(str(other.envelope.event_id), seq + 1, False),
+                        Outcome(event_id, seq, True)]
 
     msgs = await events.stream()
     assert [m.seq for m in msgs] == [seq, seq + 1]
@@ -118,7 +119,7 @@ async def test_the_same_event_twice_in_a_batch_is_stored_and_published_once(even
         (event_id, seq), (str(other.envelope.event_id), seq + 1)]
 
     # Offered again later (HTTP this time): the same event, same seq, nothing new published.
-    assert await events.acceptor.accept_one(offer, via="http") == Receipt(event_id, seq, True)
+    assert await events.acceptor.accept_one(offer, via="http") == Outcome(event_id, seq, True)
     assert len(await events.stream()) == 2
 
 
@@ -163,7 +164,7 @@ async def test_unknown_or_deactivated_references_are_rejected_naming_the_field(e
     assert await events.stored() == []
 
 
-async def test_events_stored_while_publishing_fails_are_published_by_publish_leftovers(
+async def test_events_stored_while_publishing_fails_are_published_later_in_order(
         events, nats_url):
     org, base = await events.org_and_base()
     first, second, third = (offer_for(org, base, served=n) for n in (1, 2, 3))
@@ -172,44 +173,45 @@ async def test_events_stored_while_publishing_fails_are_published_by_publish_lef
     # NATS unreachable while accepting: the events are stored and accepted, without a seq yet.
     broken_nc = await nats.connect(nats_url)
     await broken_nc.close()
+    broken_relay = Relay(events.engine, broken_nc.jetstream(), store.accepted_events, 2.0)
     broken = Acceptor(events.engine, broken_nc.jetstream(), events.names, events.replica,
-                      publish_timeout=2.0)
-    receipts = await broken.accept_batch([first, second], via="bus")
+                      broken_relay)
+    receipts = await broken.offer([first, second], via="bus")
     assert [(r.event_id, r.seq, r.duplicate) for r in receipts] == [
         (ids[0], None, False), (ids[1], None, False)]
+    assert [tuple(r) for r in await events.stored()] == [(i, None) for i in ids[:2]]
 
-    # The third was published, but its PubAck was lost before the seq was recorded.
-    env = json.loads(third.envelope.model_dump_json())
-    async with events.engine.begin() as conn:
-        await conn.execute(insert(store.accepted_events).values(
-            event_id=ids[2], type="activity.logged", source=env["source"],
-            occurred_at=third.envelope.occurred_at, received_at=datetime.now(UTC), via="http",
-            envelope=third.envelope.model_dump_json(), trace_headers={}, seq=None))
-    ack = await events.js.publish(events.names.events("activity.logged"),
-                                  third.envelope.model_dump_json().encode(),
-                                  headers={MSG_ID: ids[2]}, timeout=5)
-    assert [tuple(r) for r in await events.stored()] == [(i, None) for i in ids]
-
-    assert await events.acceptor.publish_leftovers() == 3
+    # NATS is back: the next acceptance publishes the waiting ones first, in commit order.
+    (receipt,) = await events.acceptor.offer([third], via="http")
     msgs = await events.stream()
-    # One message each: the third's earlier copy is recognised by its Nats-Msg-Id.
-    assert len(msgs) == 3
-    by_id = {m.headers[MSG_ID]: m.seq for m in msgs}
-    assert set(by_id) == set(ids)
-    assert by_id[ids[2]] == ack.seq
-    assert by_id[ids[0]] < by_id[ids[1]], "leftovers are published oldest first"
-    assert [tuple(r) for r in await events.stored()] == [(i, by_id[i]) for i in ids]
-
-    assert await events.acceptor.publish_leftovers() == 0
-    assert await events.acceptor.accept_batch([first], via="bus") == [
-        Receipt(ids[0], by_id[ids[0]], True)]
+    assert [m.headers[MSG_ID] for m in msgs] == ids
+    assert receipt.seq == msgs[-1].seq
+    assert [tuple(r) for r in await events.stored()] == [(i, m.seq) for i, m in zip(
+        ids, msgs, strict=True)]
+    assert await events.acceptor.relay.publish_pending() == 0
+    assert await events.acceptor.offer([first], via="bus") == [
+        Outcome(ids[0], msgs[0].seq, True)]
     assert len(await events.stream()) == 3
+
+
+async def test_the_relay_publishes_what_was_stored_but_never_published(events, nats_url):
+    org, base = await events.org_and_base()
+    offer = offer_for(org, base)
+    broken_nc = await nats.connect(nats_url)
+    await broken_nc.close()
+    broken = Acceptor(events.engine, broken_nc.jetstream(), events.names, events.replica,
+                      Relay(events.engine, broken_nc.jetstream(), store.accepted_events, 2.0))
+    (receipt,) = await broken.offer([offer], via="bus")
+    assert receipt.seq is None
+    assert await events.acceptor.relay.publish_pending() == 1  # what the relay loop runs
+    (msg,) = await events.stream()
+    assert [tuple(r) for r in await events.stored()] == [(offer.event_id, msg.seq)]
 
 
 async def test_the_same_event_offered_at_once_from_many_sides_is_stored_once(events):
     org, base = await events.org_and_base()
     offer = offer_for(org, base)
-    receipts = await asyncio.gather(*(events.acceptor.accept_batch([offer], via="http")
+    receipts = await asyncio.gather(*(events.acceptor.offer([offer], via="http")
                                       for _ in range(6)))
     flat = [r for batch in receipts for r in batch]
     assert sum(not r.duplicate for r in flat) == 1, flat
@@ -227,3 +229,61 @@ async def test_an_unknown_reference_while_the_replica_cannot_catch_up_is_not_ref
     events.gate.set()
     receipt = await events.acceptor.accept_one(offer_for(org, base), via="http")
     assert receipt.seq is not None
+
+
+def need_offer(event_type: str, **data) -> Offer:
+    return parse_offer(envelope(data, event_type))
+
+
+async def test_two_instances_claiming_one_need_at_once_accept_one_claim(events):
+    """Two events instances share a database: the state row is the arbiter. Whoever stores
+    second judges again against what the first stored."""
+    org, base = await events.org_and_base()
+    other = await events.register("organization", name="博山区统战部", kind="party_organization")
+    for unit in (org, other):
+        await events.register("pairing", organization_id=unit["id"], base_id=base["id"],
+                              starts_on="2013-01-01", status="active")
+    assert await events.replica.caught_up(10)
+    twin = Acceptor(events.engine, events.js, events.names, events.replica,
+                    Relay(events.engine, events.js, store.accepted_events, 5.0))
+    need_id = f"12345-{uuid.uuid4().hex[:8]}"
+    await events.acceptor.accept_one(need_offer(
+        "need.submitted", need_id=need_id, base_id=base["id"], title="楼道灯坏了",
+        category="repair", channel="hotline"), via="http")
+    claims = [need_offer("need.claimed", need_id=need_id, organization_id=unit["id"])
+              for unit in (org, other)]
+    results = await asyncio.gather(events.acceptor.offer([claims[0]], via="bus"),
+                                   twin.offer([claims[1]], via="bus"))
+    outcomes = [r[0] for r in results]
+    assert sorted(o.status for o in outcomes) == [202, 409], outcomes
+    (refused,) = [o for o in outcomes if o.status == 409]
+    assert "is claimed by" in refused.errors[0].message
+    # submitting the same need twice at once: one need, one refusal
+    submit = [need_offer("need.submitted", need_id=f"{need_id}-b", base_id=base["id"],
+                         title="下水道堵了", category="repair", channel="hotline")
+              for _ in range(2)]
+    results = await asyncio.gather(events.acceptor.offer([submit[0]], via="bus"),
+                                   twin.offer([submit[1]], via="bus"))
+    assert sorted(r[0].status for r in results) == [202, 409]
+
+
+async def test_a_batch_judges_each_offer_against_the_ones_before_it(events):
+    org, base = await events.org_and_base()
+    await events.register("pairing", organization_id=org["id"], base_id=base["id"],
+                          starts_on="2013-01-01", status="active")
+    assert await events.replica.caught_up(10)
+    need_id = f"n-{uuid.uuid4().hex[:8]}"
+    batch = [need_offer("need.submitted", need_id=need_id, base_id=base["id"], title="送药",
+                        category="free_clinic", channel="community"),
+             need_offer("need.claimed", need_id=need_id, organization_id=org["id"]),
+             need_offer("need.claimed", need_id=need_id, organization_id=org["id"]),
+             need_offer("need.resolved", need_id=need_id, organization_id=org["id"])]
+    outcomes = await events.acceptor.offer(batch, via="bus")
+    assert [o.status for o in outcomes] == [202, 202, 409, 202]
+    assert [json.loads(m.data)["type"] for m in await events.stream()] == [
+        "need.submitted", "need.claimed", "need.resolved"]
+    with pytest.raises(Conflict) as exc:
+        await events.acceptor.accept_one(batch[1].__class__(
+            batch[1].envelope.model_copy(update={"event_id": uuid.uuid4()}), batch[1].data,
+            batch[1].type), via="http")
+    assert "is resolved" in exc.value.errors[0].message

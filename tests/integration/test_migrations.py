@@ -35,3 +35,48 @@ async def test_migrations_match_the_code_and_are_idempotent(backend, tag, servic
         assert differences == [], f"{service}: migrations and tables differ: {differences}"
     finally:
         await drop_schema(db)
+
+
+async def test_events_0002_keeps_what_0001_accepted(backend, tag):
+    """An events database from before the event-type table upgrades in place: accepted events
+    become the outbox (published ones stay published) and logged activities get their state."""
+    import asyncio
+    import json
+    import uuid
+    from datetime import UTC, datetime
+
+    from alembic import command
+    from sqlalchemy import select, text
+
+    from services.events import store
+    from shared.db import alembic_config
+
+    db = db_for(backend, "events", tag)
+    (backend.root / tag).mkdir(parents=True, exist_ok=True)
+    try:
+        await migrate("events", db.url, db.schema)  # makes the schema; then back to 0001
+        await asyncio.to_thread(command.downgrade, alembic_config("events", db.url, db.schema),
+                                "0001")
+        activity_id, event_id = str(uuid.uuid4()), str(uuid.uuid4())
+        envelope = {"event_id": event_id, "type": "activity.logged", "data": {
+            "activity_id": activity_id, "organization_id": "o1", "base_id": "b1",
+            "started_at": "2013-10-13T08:30:00+08:00", "ended_at": "2013-10-13T16:00:00+08:00"}}
+        engine = db.engine()
+        async with engine.begin() as conn:
+            await conn.execute(text(
+                "INSERT INTO accepted_events (event_id, type, source, occurred_at, received_at, "
+                "via, envelope, trace_headers, seq, logged_activity_id) VALUES (:e, "
+                "'activity.logged', 'zibo', :t, :t, 'http', :env, '{}', 7, :a)"),
+                {"e": event_id, "t": datetime(2013, 10, 13, tzinfo=UTC),
+                 "env": json.dumps(envelope), "a": activity_id})
+        await migrate("events", db.url, db.schema)
+        async with engine.connect() as conn:
+            row = (await conn.execute(select(store.accepted_events))).one()
+            act = (await conn.execute(select(store.activities))).one()
+        await engine.dispose()
+        assert (row.subject, row.seq, row.published_at is not None, row.about) == (
+            "tongxin.events.activity.logged", 7, True, f"activity_id={activity_id}")
+        assert (act.activity_id, act.state, act.logged_event_id, act.overdue) == (
+            activity_id, "logged", event_id, False)
+    finally:
+        await drop_schema(db)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 from services.events.bus import MAX_ATTEMPTS, Ingest, handle_offers
-from services.events.service import Receipt
+from services.events.service import Outcome
 from shared.errors import FieldError
 from shared.subjects import Names
 from tests.factories import activity, envelope, raw
@@ -34,16 +35,22 @@ class FakeAcceptor:
     traces: list = field(default_factory=list)
     poison: str = "no-such-title"
 
-    async def check(self, offers):
-        return [[FieldError(field="data.base_id", message="unknown")]
-                if o.data.base_id == "unknown" else [] for o in offers]
-
-    async def accept_batch(self, offers, via, trace_headers=None):
+    async def offer(self, offers, via, trace_headers=None):
         if any(o.data.title == self.poison for o in offers):
             raise ValueError("this offer breaks something")
-        self.accepted += [(o, via) for o in offers]
-        self.traces += trace_headers
-        return [Receipt(str(o.envelope.event_id), 1, False) for o in offers]
+        outcomes = []
+        for o, trace in zip(offers, trace_headers, strict=True):
+            if o.data.base_id == "unknown":
+                outcomes.append(Outcome(o.event_id, status=422, errors=(
+                    FieldError(field="data.base_id", message="unknown"),)))
+            elif o.data.base_id == "later":  # its prerequisite has not arrived yet
+                outcomes.append(Outcome(o.event_id, status=409, wait=True, errors=(
+                    FieldError(field="data.base_id", message="not yet"),)))
+            else:
+                self.accepted.append((o, via))
+                self.traces.append(trace)
+                outcomes.append(Outcome(o.event_id, 1))
+        return outcomes
 
 
 class FakeMsg(SimpleNamespace):
@@ -51,14 +58,16 @@ class FakeMsg(SimpleNamespace):
         self.outcome = "ack"
 
     async def nak(self, delay=None):
-        self.outcome = "nak"
+        self.outcome, self.delay = "nak", delay
 
 
 def msg(payload: bytes, seq: int, subject="tongxin.ingest.activity.logged", attempt=1,
-        **headers):
+        age: float = 0.0, **headers):
+    published = datetime.now(UTC) - timedelta(seconds=age)
     return FakeMsg(data=payload, subject=subject, headers={"Nats-Msg-Id": str(seq), **headers},
                    metadata=SimpleNamespace(sequence=SimpleNamespace(stream=seq),
-                                            num_delivered=attempt), outcome=None)
+                                            num_delivered=attempt, timestamp=published),
+                   outcome=None, delay=None)
 
 
 async def test_valid_offers_are_accepted_and_the_rest_dead_lettered_unchanged():
@@ -98,3 +107,20 @@ async def test_a_poisonous_offer_is_taken_out_of_its_batch_then_dead_lettered():
     assert last.outcome == "ack"
     (subject, payload, headers), = acceptor.js.published
     assert payload == last.data and "could not be processed" in headers["Tongxin-Error"]
+
+
+async def test_an_offer_waiting_for_its_prerequisite_is_retried_then_dead_lettered():
+    acceptor = FakeAcceptor()
+    early = msg(raw(envelope(activity("org", "later"))), 1, attempt=3, age=5)
+    await handle_offers([early], Names(), acceptor, prerequisite_wait=60)
+    assert (early.outcome, early.delay) == ("nak", 4)  # back-off: 1, 2, 4 … seconds
+    assert acceptor.js.published == []
+    nearly = msg(raw(envelope(activity("org", "later"))), 2, attempt=9, age=59.5)
+    await handle_offers([nearly], Names(), acceptor, prerequisite_wait=60)
+    assert nearly.outcome == "nak" and nearly.delay <= 0.5  # never past the horizon
+    stale = msg(raw(envelope(activity("org", "later"))), 3, attempt=12, age=61)
+    await handle_offers([stale], Names(), acceptor, prerequisite_wait=60)
+    assert stale.outcome == "ack"
+    (subject, payload, headers), = acceptor.js.published
+    (reason,) = json.loads(headers["Tongxin-Error"])
+    assert reason["field"] == "data.base_id" and "waited 61 s" in reason["message"]

@@ -1,0 +1,95 @@
+"""Loading a batch's `Facts` in bulk: a few queries for the whole batch, keyed by the fields
+the offers carry (`activity_id`, `need_id`, `volunteer_id`, references), never by type."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.events import store
+from services.events.domain import Offer
+from services.events.state import Activity, Attendance, Facts, Need
+from shared.replica import record_json
+
+
+async def load_facts(conn: AsyncConnection, offers: list[Offer], *, now: datetime,
+                     report_due: timedelta, photos: set[str], history: bool = False) -> Facts:
+    facts = Facts(now=now, report_due=report_due, photos=photos, history=history)
+    data = [o.envelope.data for o in offers]
+    activity_ids = _values(data, "activity_id")
+    need_ids = _values(data, "need_id")
+    volunteer_ids = _values(data, "volunteer_id")
+    lock = conn.dialect.name == "postgresql"  # another instance waits for our commit
+
+    if volunteer_ids:  # every attendance of these volunteers: overlaps are checked against it
+        for row in await conn.execute(_select(store.attendance, lock).where(
+                store.attendance.c.volunteer_id.in_(volunteer_ids))):
+            att = store.from_row(Attendance, row)
+            facts.know(att)
+            activity_ids.add(att.activity_id)
+    if activity_ids:
+        for row in await conn.execute(_select(store.activities, lock).where(
+                store.activities.c.activity_id.in_(activity_ids))):
+            facts.know(store.from_row(Activity, row))
+    if need_ids:
+        for row in await conn.execute(_select(store.needs, lock).where(
+                store.needs.c.need_id.in_(need_ids))):
+            facts.know(store.from_row(Need, row))
+
+    wanted = {(kind, id_) for o in offers for _, kind, id_ in o.type.references_in(
+        o.envelope.data)}
+    wanted |= {("volunteer", v) for v in volunteer_ids}
+    wanted |= {("pairing", n.pairing_id) for n in facts.needs.values() if n.pairing_id}
+    facts.registry = await _records(conn, wanted)
+    await _regions_above(conn, facts.registry)
+    bases = {n.base_id for n in facts.needs.values()} | _values(data, "base_id")
+    facts.pairings_by_base = await _pairings(conn, bases)
+    return facts
+
+
+def _select(table, lock: bool):
+    stmt = select(table)
+    return stmt.with_for_update() if lock else stmt
+
+
+def _values(data: Iterable[dict], field: str) -> set[str]:
+    return {str(d[field]) for d in data if d.get(field) is not None}
+
+
+async def _records(conn: AsyncConnection, wanted: set[tuple[str, str]]) -> dict:
+    if not wanted:
+        return {}
+    t = store.registry_entities
+    cond = or_(*(and_(t.c.kind == k, t.c.id == i) for k, i in wanted))
+    return {(r.kind, r.id): record_json(r.record)
+            for r in await conn.execute(select(t.c.kind, t.c.id, t.c.record).where(cond))}
+
+
+async def _regions_above(conn: AsyncConnection, records: dict) -> None:
+    """Add the regions the loaded records lie in, up to the top: a level at a time (a
+    hierarchy is a handful of levels deep)."""
+    frontier = {r["region_code"] for r in records.values() if r.get("region_code")}
+    for _ in range(10):
+        frontier -= {i for k, i in records if k == "region"}
+        if not frontier:
+            return
+        found = await _records(conn, {("region", code) for code in frontier})
+        records.update(found)
+        frontier = {r["parent_code"] for r in found.values() if r.get("parent_code")}
+
+
+async def _pairings(conn: AsyncConnection, bases: set[str]) -> dict[str, list[dict]]:
+    """The active pairings of each base: which units may claim its needs."""
+    if not bases:
+        return {}
+    t = store.registry_entities
+    out: dict[str, list[dict]] = {}
+    for r in await conn.execute(select(t.c.base_id, t.c.record).where(
+            t.c.kind == "pairing", t.c.base_id.in_(bases), t.c.active.is_(True))):
+        record = record_json(r.record)
+        if record.get("status", "active") == "active":
+            out.setdefault(r.base_id, []).append(record)
+    return out

@@ -1,0 +1,30 @@
+"""The rule of each event type: a pure function deciding whether an offer is legal given what
+the events service knows (`services.events.state.Facts`). One entry per type in
+`shared.event_types.EVENT_TYPES`; a test checks the two tables name the same types."""
+
+from __future__ import annotations
+
+from services.events.rules import activities, attendance, campaigns, needs, reports
+from services.events.rules.base import Accept, Refuse, Rule, Verdict
+
+RULES: dict[str, Rule] = {
+    "activity.scheduled": activities.scheduled,
+    "activity.logged": activities.logged,
+    "activity.corrected": activities.corrected,
+    "activity.retracted": activities.retracted,
+    "attendance.recorded": attendance.recorded,
+    "attendance.confirmed": attendance.confirmed,
+    "attendance.declined": attendance.declined,
+    "need.submitted": needs.submitted,
+    "need.claimed": needs.claimed,
+    "need.returned": needs.returned,
+    "need.followup_assigned": needs.followup_assigned,
+    "need.resolved": needs.resolved,
+    "need.closed": needs.closed,
+    "need.reopened": needs.reopened,
+    "report.submitted": reports.submitted,
+    "report.overdue": reports.overdue,
+    "campaign.visit_recorded": campaigns.visit_recorded,
+}
+
+__all__ = ["RULES", "Accept", "Refuse", "Rule", "Verdict"]

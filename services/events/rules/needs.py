@@ -1,0 +1,126 @@
+"""The need life cycle (按需点单): open → claimed → resolved → closed; claimed → open by
+returned (退单); resolved or closed → open by reopened. Anything else is refused, naming the
+need's state. A missing earlier step may still be on its way from another system: those
+refusals wait (on the bus, the offer is retried for a while)."""
+
+from __future__ import annotations
+
+from services.events.rules.base import Refuse, Verdict, accept, refuse
+from services.events.state import Facts, Need, replace
+from shared.envelope import Envelope
+from shared.events import (
+    NeedClaimed,
+    NeedClosed,
+    NeedFollowupAssigned,
+    NeedReopened,
+    NeedResolved,
+    NeedReturned,
+    NeedSubmitted,
+)
+
+FIELD = "data.need_id"
+
+
+def submitted(d: NeedSubmitted, env: Envelope, facts: Facts) -> Verdict:
+    need = facts.need(d.need_id)
+    if need is not None:
+        return refuse(FIELD, f"need {d.need_id} was already submitted (it is {need.state})")
+    pairing = facts.record("pairing", d.pairing_id)
+    if pairing is not None and pairing.get("base_id") != d.base_id:
+        return refuse("data.pairing_id", f"pairing {d.pairing_id} is with base "
+                                         f"{pairing.get('base_id')}, not with {d.base_id}",
+                      invalid=True)
+    return accept(Need(d.need_id, "open", d.base_id, d.pairing_id,
+                       submitted_at=env.occurred_at))
+
+
+def claimed(d: NeedClaimed, env: Envelope, facts: Facts) -> Verdict:
+    need = facts.need(d.need_id)
+    if need is None:
+        return _not_submitted(d.need_id)
+    if need.state != "open":
+        by = f" by {need.claimed_by}" if need.state == "claimed" else ""
+        return refuse(FIELD, f"need {d.need_id} is {need.state}{by}; only an open need can be "
+                             "claimed")
+    pairing = facts.record("pairing", need.pairing_id)
+    if pairing is not None:
+        if pairing.get("organization_id") != d.organization_id:
+            return refuse("data.organization_id", (
+                f"need {d.need_id} is under pairing {need.pairing_id}; only its unit "
+                f"{pairing.get('organization_id')} can claim it"))
+    elif not any(p.get("organization_id") == d.organization_id
+                 for p in facts.pairings_by_base.get(need.base_id, [])):
+        return refuse("data.organization_id", (
+            f"unit {d.organization_id} is not paired with base {need.base_id}; only a paired "
+            "unit can claim its needs"))
+    return accept(replace(need, state="claimed", claimed_by=d.organization_id))
+
+
+def returned(d: NeedReturned, env: Envelope, facts: Facts) -> Verdict:
+    need = facts.need(d.need_id)
+    if need is None:
+        return _not_submitted(d.need_id)
+    if need.state != "claimed":
+        return refuse(FIELD, f"need {d.need_id} is {need.state}; only a claimed need can be "
+                             "returned", wait=need.state == "open")
+    if need.claimed_by != d.organization_id:
+        return _not_claimer(need, d.organization_id)
+    return accept(replace(need, state="open", claimed_by=None))
+
+
+def followup_assigned(d: NeedFollowupAssigned, env: Envelope, facts: Facts) -> Verdict:
+    need = facts.need(d.need_id)
+    if need is None:
+        return _not_submitted(d.need_id)
+    if need.state == "closed":
+        return refuse(FIELD, f"need {d.need_id} is closed; reopen it to follow it up")
+    return accept()
+
+
+def resolved(d: NeedResolved, env: Envelope, facts: Facts) -> Verdict:
+    need = facts.need(d.need_id)
+    if need is None:
+        return _not_submitted(d.need_id)
+    if need.state != "claimed":
+        return refuse(FIELD, f"need {d.need_id} is {need.state}; only a claimed need can be "
+                             "resolved", wait=need.state == "open")
+    if need.claimed_by != d.organization_id:
+        return _not_claimer(need, d.organization_id)
+    if d.activity_id is not None:
+        act = facts.activity(d.activity_id)
+        if act is None or act.state != "logged":
+            return refuse("data.activity_id", f"activity {d.activity_id} is "
+                                              f"{act.state if act else 'not logged'}",
+                          wait=act is None or act.state == "scheduled")
+    return accept(replace(need, state="resolved"))
+
+
+def closed(d: NeedClosed, env: Envelope, facts: Facts) -> Verdict:
+    need = facts.need(d.need_id)
+    if need is None:
+        return _not_submitted(d.need_id)
+    if need.state == "closed":
+        return refuse(FIELD, f"need {d.need_id} is already closed")
+    if d.outcome == "confirmed" and need.state != "resolved":
+        return refuse("data.outcome", f"need {d.need_id} is {need.state}; it can be closed as "
+                                      "confirmed only after it is resolved", wait=True)
+    return accept(replace(need, state="closed"))
+
+
+def reopened(d: NeedReopened, env: Envelope, facts: Facts) -> Verdict:
+    need = facts.need(d.need_id)
+    if need is None:
+        return _not_submitted(d.need_id)
+    if need.state not in ("resolved", "closed"):
+        return refuse(FIELD, f"need {d.need_id} is {need.state}; only a resolved or closed "
+                             "need can be reopened")
+    return accept(replace(need, state="open", claimed_by=None))
+
+
+def _not_submitted(need_id: str) -> Refuse:
+    return refuse(FIELD, f"need {need_id} has not been submitted", wait=True)
+
+
+def _not_claimer(need: Need, organization_id: str) -> Refuse:
+    return refuse("data.organization_id", f"need {need.need_id} was claimed by "
+                                          f"{need.claimed_by}, not by {organization_id}")

@@ -1,0 +1,34 @@
+"""Times and dates a programme can mean: 1900 to 2100.
+
+Python's datetime stops at years 1 and 9999; a time near either end cannot even be moved into
+the programme's time zone (OverflowError), and no service record is dated there. Refusing such
+values at the door, naming the field, keeps every later step (months, deadlines) total.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, AwareDatetime
+
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(2101, 1, 1, tzinfo=UTC)  # exclusive
+
+
+def _moment_in_range(value: datetime) -> datetime:
+    if not EARLIEST <= value < LATEST:
+        raise ValueError("must be between 1900-01-01 and 2100-12-31")
+    return value
+
+
+def _day_in_range(value: date) -> date:
+    if not EARLIEST.date() <= value < LATEST.date():
+        raise ValueError("must be between 1900-01-01 and 2100-12-31")
+    return value
+
+
+# A time with its UTC offset, within the years a programme can mean.
+Moment = Annotated[AwareDatetime, AfterValidator(_moment_in_range)]
+# A calendar date (a rota day, a due date), within the same years.
+Day = Annotated[date, AfterValidator(_day_in_range)]

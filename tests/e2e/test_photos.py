@@ -1,0 +1,74 @@
+"""Report photos through the events service as a process: upload, download, refusals."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from tests.photo_files import PNG, TEXT, jpeg_of_size
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+MIB = 1024 * 1024
+
+
+def fields(r: httpx.Response) -> list[str]:
+    return [e["field"] for e in r.json()["errors"]]
+
+
+async def test_upload_a_png_and_get_it_back(system):
+    async with httpx.AsyncClient(base_url=system.url("events"), timeout=60) as http:
+        r = await http.post("/v1/photos", files={"file": ("合影.png", PNG, "image/png")})
+        assert r.status_code == 201, r.text
+        ref = r.json()["ref"]
+        assert r.json() == {"ref": hashlib.sha256(PNG).hexdigest(), "content_type": "image/png",
+                            "size": len(PNG)}
+        again = await http.post("/v1/photos", files={"file": ("again.png", PNG)})
+        assert again.status_code == 201 and again.json()["ref"] == ref
+        r = await http.get(f"/v1/photos/{ref}")
+        assert r.status_code == 200
+        assert r.content == PNG and r.headers["content-type"] == "image/png"
+        assert "max-age" in r.headers["cache-control"]
+
+
+async def test_refusals_name_the_field(system):
+    async with httpx.AsyncClient(base_url=system.url("events"), timeout=60) as http:
+        r = await http.post("/v1/photos", files={"file": ("photo.jpg", TEXT, "image/jpeg")})
+        assert r.status_code == 422 and fields(r) == ["file"], r.text
+        assert "JPEG, PNG, WebP" in r.json()["errors"][0]["message"]
+        r = await http.post("/v1/photos", files={"file": ("big.jpg", jpeg_of_size(10 * MIB + 1))})
+        assert r.status_code == 413 and fields(r) == ["file"], r.text
+        assert r.json()["errors"][0]["message"].startswith("larger than 10 MB")
+        r = await http.post("/v1/photos", data={"note": "no photo attached"})
+        assert r.status_code == 422 and fields(r) == ["file"], r.text
+        r = await http.get(f"/v1/photos/{hashlib.sha256(b'never uploaded').hexdigest()}")
+        assert r.status_code == 404 and fields(r) == ["ref"], r.text
+        r = await http.get("/v1/photos/not-a-ref")
+        assert r.status_code == 422 and fields(r) == ["ref"], r.text
+
+
+async def test_a_body_declared_far_too_large_is_answered_before_it_is_sent(system):
+    url = urlsplit(system.url("events"))
+    reader, writer = await asyncio.open_connection(url.hostname, url.port)
+    try:
+        writer.write(b"POST /v1/photos HTTP/1.1\r\nHost: events\r\n"
+                     b"Content-Type: multipart/form-data; boundary=b\r\n"
+                     b"Content-Length: 209715200\r\n\r\n--b\r\n")  # 200 MB promised, none sent
+        await writer.drain()
+        status = await asyncio.wait_for(reader.readline(), 10)
+        assert status.split(b" ")[1] == b"413", status
+    finally:
+        writer.close()
+
+
+async def test_the_routes_are_documented(system):
+    async with httpx.AsyncClient(base_url=system.url("events"), timeout=30) as http:
+        spec = (await http.get("/openapi.json")).json()
+    post, get = spec["paths"]["/v1/photos"]["post"], spec["paths"]["/v1/photos/{ref}"]["get"]
+    assert {"201", "413", "422"} <= set(post["responses"])
+    assert "multipart/form-data" in post["requestBody"]["content"]
+    assert {"200", "404", "422"} <= set(get["responses"])

@@ -1,0 +1,254 @@
+"""The rules alone: pure functions from facts to a verdict (no database, no NATS)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from services.events.domain import offer_of, parse_offer
+from services.events.rules import RULES, Accept, Refuse
+from services.events.state import Activity, Attendance, Facts, Need
+from shared.event_types import EVENT_TYPES
+from tests.factories import activity, envelope
+
+NOW = datetime(2013, 10, 20, 12, tzinfo=UTC)
+
+
+def judge(event_type: str, data: dict, facts: Facts):
+    offer = parse_offer(envelope(data, event_type)) if EVENT_TYPES[event_type].sender == \
+        "outside" else offer_of(event_type, data, "test", event_id=str(uuid.uuid4()),
+                                occurred_at=NOW.isoformat())
+    verdict = RULES[event_type](offer.data, offer.envelope, facts)
+    if isinstance(verdict, Accept):
+        for change in verdict.changes:
+            facts.put(change)
+    return verdict
+
+
+def refused(verdict) -> tuple[str, str, bool]:
+    assert isinstance(verdict, Refuse), verdict
+    (error,) = verdict.errors
+    return error.field, error.message, verdict.wait
+
+
+def test_every_declared_type_has_a_rule_and_every_rule_a_type():
+    assert set(RULES) == set(EVENT_TYPES)
+
+
+def logged(facts: Facts, **changes) -> dict:
+    data = activity("org-1", "base-1", **changes)
+    assert isinstance(judge("activity.logged", data, facts), Accept)
+    return data
+
+
+# -- activities ---------------------------------------------------------------------------
+
+def test_an_activity_is_scheduled_logged_corrected_and_retracted():
+    facts = Facts(now=NOW, report_due=timedelta(days=7))
+    data = activity("org-1", "base-1")
+    plan = {k: data[k] for k in ("activity_id", "organization_id", "base_id", "title",
+                                 "service_types", "theme")} | {"planned_on": "2013-10-20"}
+    assert isinstance(judge("activity.scheduled", plan, facts), Accept)
+    assert isinstance(judge("activity.logged", data, facts), Accept)
+    act = facts.activity(data["activity_id"])
+    assert (act.state, act.planned_on.isoformat()) == ("logged", "2013-10-20")
+    assert act.report_due_at == datetime(2013, 10, 27, 4, tzinfo=UTC)  # ended + 7 days
+    assert "activity.corrected" in refused(judge("activity.logged", data, facts))[1]
+    later = {**data, "ended_at": "2013-10-20T15:00:00+08:00", "reason": "时间记错"}
+    assert isinstance(judge("activity.corrected", later, facts), Accept)
+    assert facts.activity(data["activity_id"]).report_due_at == datetime(2013, 10, 27, 7,
+                                                                         tzinfo=UTC)
+    retract = {"activity_id": data["activity_id"], "reason": "重复登记"}
+    assert isinstance(judge("activity.retracted", retract, facts), Accept)
+    assert "retracted" in refused(judge("activity.corrected", later, facts))[1]
+    assert "already retracted" in refused(judge("activity.retracted", retract, facts))[1]
+    assert "retracted" in refused(judge("activity.logged", data, facts))[1]
+
+
+def test_a_correction_before_the_logging_waits_for_it():
+    facts = Facts(now=NOW)
+    data = {**activity("o", "b"), "reason": "x"}
+    assert refused(judge("activity.corrected", data, facts))[::2] == ("data.activity_id", True)
+
+
+def test_a_team_serves_for_its_own_unit():
+    facts = Facts(now=NOW, registry={("team", "t1"): {"id": "t1", "organization_id": "org-2"}})
+    verdict = judge("activity.logged", activity("org-1", "b", team_id="t1"), facts)
+    assert refused(verdict)[0] == "data.team_id" and verdict.invalid
+
+
+# -- attendance ---------------------------------------------------------------------------
+
+def test_hours_are_recorded_replaced_and_confirmed_by_a_unit():
+    facts = Facts(now=NOW, registry={("volunteer", "v1"): {"organization_id": "org-9"}})
+    data = logged(facts)
+    rec = {"activity_id": data["activity_id"], "volunteer_id": "v1", "hours": 2,
+           "method": "self"}
+    judge("attendance.recorded", rec, facts)
+    assert facts.attendance_of(data["activity_id"], "v1").status == "unconfirmed"
+    judge("attendance.recorded", {**rec, "hours": 3}, facts)  # replaces
+    assert facts.attendance_of(data["activity_id"], "v1").hours == 3
+    who = {"activity_id": data["activity_id"], "volunteer_id": "v1"}
+    assert refused(judge("attendance.confirmed", {**who, "organization_id": "org-5"},
+                         facts))[0] == "data.organization_id"
+    assert isinstance(judge("attendance.confirmed", {**who, "organization_id": "org-9"},
+                            facts), Accept)  # the volunteer's own unit may
+    assert "already confirmed" in refused(judge("attendance.confirmed", {
+        **who, "organization_id": "org-1"}, facts))[1]
+    assert isinstance(judge("attendance.declined", {**who, "organization_id": "org-1",
+                                                    "reason": "未到场"}, facts), Accept)
+
+
+def test_hours_longer_than_the_activity_and_overlaps_are_refused():
+    facts = Facts(now=NOW)
+    first = logged(facts)  # 09:00-12:00
+    second = logged(facts, started_at="2013-10-20T11:00:00+08:00",
+                    ended_at="2013-10-20T13:00:00+08:00")
+    third = logged(facts, started_at="2013-10-20T12:00:00+08:00",
+                   ended_at="2013-10-20T14:00:00+08:00")
+    rec = {"volunteer_id": "v1", "hours": 3, "method": "sign_in"}
+    assert refused(judge("attendance.recorded", {**rec, "activity_id": first["activity_id"],
+                                                 "hours": 3.5}, facts))[0] == "data.hours"
+    assert isinstance(judge("attendance.recorded", {**rec, "activity_id": first["activity_id"]},
+                            facts), Accept)
+    field, message, _ = refused(judge("attendance.recorded", {
+        **rec, "activity_id": second["activity_id"], "hours": 1}, facts))
+    assert field == "data.volunteer_id" and first["activity_id"] in message
+    # back to back is not an overlap
+    assert isinstance(judge("attendance.recorded", {**rec, "activity_id": third["activity_id"],
+                                                    "hours": 2}, facts), Accept)
+
+
+def test_confirming_hours_nobody_recorded_waits_then_is_refused():
+    facts = Facts(now=NOW)
+    data = logged(facts)
+    verdict = judge("attendance.confirmed", {"activity_id": data["activity_id"],
+                                             "volunteer_id": "v1", "organization_id": "org-1"},
+                    facts)
+    assert refused(verdict)[::2] == ("data.volunteer_id", True)
+
+
+# -- needs --------------------------------------------------------------------------------
+
+def need_facts(**kw) -> Facts:
+    return Facts(now=NOW, pairings_by_base={"base-1": [{"id": "p1", "organization_id": "org-1",
+                                                        "base_id": "base-1"}]}, **kw)
+
+
+def submitted(facts: Facts, need_id: str = "N1", **kw) -> None:
+    judge("need.submitted", {"need_id": need_id, "base_id": "base-1", "title": "路灯不亮",
+                             "category": "repair", "channel": "hotline", **kw}, facts)
+
+
+@pytest.mark.parametrize("steps", [
+    ["claimed", "resolved", "closed"],
+    ["claimed", "returned", "claimed", "resolved", "reopened", "claimed", "resolved"],
+    ["claimed", "resolved", "closed", "reopened"],
+])
+def test_the_need_life_cycle(steps):
+    facts = need_facts()
+    submitted(facts)
+    body = {"organization_id": "org-1", "reason": "人手不足", "outcome": "confirmed"}
+    for step in steps:
+        data = {"need_id": "N1", **{k: v for k, v in body.items()
+                                    if k in EVENT_TYPES[f"need.{step}"].data.model_fields}}
+        assert isinstance(judge(f"need.{step}", data, facts), Accept), step
+    expected = {"claimed": "claimed", "resolved": "resolved", "closed": "closed",
+                "returned": "open", "reopened": "open"}[steps[-1]]
+    assert facts.need("N1").state == expected
+
+
+def test_illegal_need_transitions_name_the_state():
+    facts = need_facts()
+    claim = {"need_id": "N1", "organization_id": "org-1"}
+    assert refused(judge("need.claimed", claim, facts)) == (
+        "data.need_id", "need N1 has not been submitted", True)
+    submitted(facts)
+    field, message, wait = refused(judge("need.resolved", claim, facts))
+    assert (field, "is open" in message, wait) == ("data.need_id", True, True)
+    judge("need.claimed", claim, facts)
+    field, message, wait = refused(judge("need.claimed", claim, facts))
+    assert ("is claimed by org-1" in message, wait) == (True, False)
+    assert refused(judge("need.resolved", {"need_id": "N1", "organization_id": "org-2"},
+                         facts))[0] == "data.organization_id"
+    assert refused(judge("need.closed", {"need_id": "N1", "outcome": "confirmed"},
+                         facts))[0] == "data.outcome"
+    assert isinstance(judge("need.closed", {"need_id": "N1", "outcome": "withdrawn"}, facts),
+                      Accept)
+    assert "already closed" in refused(judge("need.closed", {"need_id": "N1",
+                                                             "outcome": "duplicate"}, facts))[1]
+
+
+def test_only_a_paired_unit_claims_and_under_a_pairing_only_its_unit():
+    facts = need_facts(registry={("pairing", "p2"): {"id": "p2", "organization_id": "org-3",
+                                                     "base_id": "base-1"}})
+    submitted(facts, "N1")
+    assert "not paired" in refused(judge("need.claimed", {"need_id": "N1",
+                                                          "organization_id": "org-2"}, facts))[1]
+    submitted(facts, "N2", pairing_id="p2")
+    assert "only its unit org-3" in refused(judge("need.claimed", {
+        "need_id": "N2", "organization_id": "org-1"}, facts))[1]
+    assert isinstance(judge("need.claimed", {"need_id": "N2", "organization_id": "org-3"},
+                            facts), Accept)
+
+
+# -- reports ------------------------------------------------------------------------------
+
+def test_a_report_cites_uploaded_photos_and_the_deadline_fires_once():
+    ref = "a" * 64
+    facts = Facts(now=NOW, photos={ref})
+    data = logged(facts)
+    report = {"activity_id": data["activity_id"], "organization_id": "org-1",
+              "summary": "活动总结", "photos": ["b" * 64]}
+    verdict = judge("report.submitted", report, facts)
+    assert refused(verdict)[0] == "data.photos[0]" and verdict.invalid
+    overdue = {"activity_id": data["activity_id"], "organization_id": "org-1",
+               "due_at": "2013-10-27T12:00:00+08:00"}
+    assert isinstance(judge("report.overdue", overdue, facts), Accept)
+    assert refused(judge("report.overdue", overdue, facts))[0] == "data.activity_id"  # once
+    assert isinstance(judge("report.submitted", {**report, "photos": [ref]}, facts), Accept)
+    assert facts.activity(data["activity_id"]).reported_at is not None
+
+
+def test_no_deadline_fires_for_an_activity_already_reported():
+    facts = Facts(now=NOW)
+    overdue = {"activity_id": str(uuid.UUID(int=1)), "organization_id": "org-1",
+               "due_at": "2013-10-27T12:00:00+08:00"}
+    facts.put(Activity(overdue["activity_id"], "logged", "org-1", "b", ("org-1",),
+                       reported_at=NOW))
+    assert refused(judge("report.overdue", overdue, facts))[0] == "data.activity_id"
+
+
+# -- campaigns ----------------------------------------------------------------------------
+
+def test_a_visit_is_at_one_of_the_campaigns_bases_within_its_dates():
+    facts = Facts(now=NOW, registry={("campaign", "c1"): {
+        "id": "c1", "base_ids": ["b1"], "starts_on": "2013-06-01", "ends_on": "2013-06-30"}})
+    visit = {"campaign_id": "c1", "base_id": "b1", "visited_on": "2013-06-15",
+             "households_visited": 2, "household_keys": ["3-2-401", "3-2-402"]}
+    assert isinstance(judge("campaign.visit_recorded", visit, facts), Accept)
+    assert refused(judge("campaign.visit_recorded", {**visit, "base_id": "b2"},
+                         facts))[0] == "data.base_id"
+    assert refused(judge("campaign.visit_recorded", {**visit, "visited_on": "2013-07-01"},
+                         facts))[0] == "data.visited_on"
+
+
+def test_state_objects_know_their_keys():
+    assert Need("N1", "open", "b").key == ("N1",)
+    assert Attendance("a", "v", 1.0, "self", "unconfirmed").key == ("a", "v")
+
+
+def test_history_loaded_in_bulk_raises_no_overdue_notices_for_deadlines_long_past():
+    live, history = Facts(now=NOW), Facts(now=NOW, history=True)
+    old = activity("org-1", "b", started_at="2012-10-20T09:00:00+08:00",
+                   ended_at="2012-10-20T12:00:00+08:00")
+    recent = activity("org-1", "b", started_at="2013-10-20T09:00:00+08:00",
+                      ended_at="2013-10-20T12:00:00+08:00")
+    for facts in (live, history):
+        judge("activity.logged", old, facts)
+        judge("activity.logged", recent, facts)
+    assert live.activity(old["activity_id"]).overdue is False  # logged late: the notice fires
+    assert history.activity(old["activity_id"]).overdue is True  # history: no notice owed
+    assert history.activity(recent["activity_id"]).overdue is False  # not yet due
