@@ -1,20 +1,25 @@
-"""End-to-end throughput: outside systems publish N events on the bus; how fast are they
-accepted (events service) and counted (reporting)? Also HTTP logging, one request at a time.
+"""End-to-end throughput: outside systems send N events of a realistic mix (activities, needs
+submitted and claimed, attendance, reports); how fast are they accepted (events service) and
+counted (reporting)? On the bus (`tongxin.ingest`), through the bulk endpoint
+(`POST /v1/events/bulk`, what `tongxin load` uses), and HTTP logging one request at a time.
 
     python -m bench [--events 20000] [--http 300] [--postgres URL]
 
 Uses TONGXIN_NATS_URL if set, else an embedded nats-server; SQLite unless --postgres is given.
-Prints figures and their ratio to the targets in NATS-NOTES.md (measured on these machines).
+Prints figures and their ratio to the targets in NATS-NOTES.md (measured on these machines),
+and the events service's peak memory.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import io
+import json
 import os
+import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import httpx
@@ -22,12 +27,43 @@ import nats
 from rich.console import Console
 from rich.table import Table
 
-from tests.factories import activity, envelope, raw
+from bench.mix import Mix, recent, volunteers
+from tests.factories import activity
 from tests.harness import Backend, System, create_pg_database, drop_pg_database
+from tongxin import load
 from tongxin.natsserver import NatsServer
 
 TARGET_E2E = 14_000  # events/s, one transaction per 500-event batch on PostgreSQL (NATS-NOTES)
-console = Console()
+VOLUNTEERS = 500
+console = Console(width=None if sys.stdout.isatty() else 120)  # a log keeps rows whole
+
+
+def ratio(rate: float) -> str:
+    return f"{rate / TARGET_E2E:.2f}× of {TARGET_E2E:,}/s"
+
+
+def peak_rss_mb(pid: int) -> float:
+    """VmHWM: the most resident memory the process has had, in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def counted(system: System, org_id: str, min_seq: int) -> int:
+    """Activities the reports count for the unit, once they have applied `min_seq`."""
+    async with httpx.AsyncClient(timeout=60) as http:
+        while True:
+            r = await http.get(f"{system.url('reporting')}/v1/reports/summary",
+                               params={"organization_id": org_id, "min_seq": min_seq})
+            if r.status_code != 503:
+                r.raise_for_status()
+                return r.json()["totals"]["activities"]
+
+
+def mix_of(m: Mix, before: dict) -> str:
+    now = {t: m.counts[t] - before.get(t, 0) for t in m.counts}
+    return ", ".join(f"{n:,} {t}" for t, n in now.items() if n)
 
 
 async def run(args) -> None:
@@ -41,57 +77,90 @@ async def run(args) -> None:
     backend = Backend("postgres" if pg else "sqlite", tmp / "db", pg)
     system = System(nats_url, backend, tmp / "system", traces=False).start()
     rows = []
+    notes = []
     try:
         org, base = await system.org_and_base()
+        await system.register("pairings", organization_id=org["id"], base_id=base["id"],
+                              starts_on="2013-01-01")
+        mix = Mix(org["id"], base["id"],
+                  await volunteers(system.url("registry"), org["id"], "bench", VOLUNTEERS))
+        events_pid = system.sup.children["events"].proc.pid
 
-        # HTTP, one request at a time (what a form or mini-program does).
+        # HTTP, one request at a time (what a form or mini-program does). Recent times: an
+        # activity of 2013 would owe its report at once, and the deadline sweep would publish
+        # report.overdue events among the ones measured below.
         async with httpx.AsyncClient(timeout=30) as http:
             t0 = time.perf_counter()
             for _ in range(args.http):
                 r = await http.post(f"{system.url('events')}/v1/activities",
-                                    json=activity(org["id"], base["id"]))
+                                    json=activity(org["id"], base["id"], **recent()))
                 r.raise_for_status()
             http_rate = args.http / (time.perf_counter() - t0)
         rows.append(("HTTP POST /v1/activities, sequential", f"{http_rate:,.0f} /s", "—"))
         start_seq = await system.events_last_seq()
 
-        # The bus: N envelopes published pipelined by "another system".
-        payloads = [raw(envelope(activity(org["id"], base["id"]))) for _ in range(args.events)]
+        # The bus: N envelopes of the mix published pipelined by "another system".
+        before = dict(mix.counts)
+        envelopes = list(mix.envelopes(args.events))
+        activities_bus = mix.activities - before.get("activity.logged", 0)
+        payloads = [(system.names.ingest(e["type"]), json.dumps(e, ensure_ascii=False).encode(),
+                     e["event_id"]) for e in envelopes]
+        notes.append(f"bus: {mix_of(mix, before)}")
         nc = await nats.connect(nats_url)
         js = nc.jetstream()
-        subject = system.names.ingest("activity.logged")
         t0 = time.perf_counter()
-        futures = [await js.publish_async(subject, p, headers={"Nats-Msg-Id": str(uuid.uuid4())})
-                   for p in payloads]
+        futures = [await js.publish_async(subject, p, headers={"Nats-Msg-Id": event_id})
+                   for subject, p, event_id in payloads]
         await asyncio.gather(*futures)
         published = time.perf_counter() - t0
-        target_seq = start_seq + args.events
-        await system.wait_for_seq(target_seq, timeout=600)
-        accepted = time.perf_counter() - t0
-        async with httpx.AsyncClient(timeout=60) as http:
-            r = await http.get(f"{system.url('reporting')}/v1/reports/summary",
-                               params={"organization_id": org["id"], "min_seq": target_seq})
-            while r.status_code == 503:
-                r = await http.get(f"{system.url('reporting')}/v1/reports/summary",
-                                   params={"organization_id": org["id"], "min_seq": target_seq})
-        counted = time.perf_counter() - t0
-        total = r.json()["totals"]["activities"]
         await nc.close()
-        assert total == args.events + args.http, f"counted {total}"
-        e2e = args.events / counted
+        target_seq = start_seq + args.events
+        await system.wait_for_seq(target_seq, timeout=900)
+        accepted = time.perf_counter() - t0
+        total = await counted(system, org["id"], target_seq)
+        counted_at = time.perf_counter() - t0
+        assert total == args.http + activities_bus, f"counted {total}"
+        e2e = args.events / counted_at
         rows += [
-            ("publish to tongxin.ingest (pipelined)", f"{args.events / published:,.0f} /s", "—"),
-            ("accepted → TONGXIN_EVENTS", f"{args.events / accepted:,.0f} /s", "—"),
-            ("end to end: published → counted in reports", f"{e2e:,.0f} /s",
-             f"{e2e / TARGET_E2E:.2f}× of {TARGET_E2E:,}/s"),
+            ("bus: publish to tongxin.ingest (pipelined)", f"{args.events / published:,.0f} /s",
+             "—"),
+            ("bus: accepted → TONGXIN_EVENTS", f"{args.events / accepted:,.0f} /s",
+             ratio(args.events / accepted)),
+            ("bus end to end: published → counted in reports", f"{e2e:,.0f} /s", ratio(e2e)),
+            ("  activities only: published → counted",
+             f"{activities_bus / counted_at:,.0f} /s", "—"),
         ]
+
+        # The bulk endpoint: the same number of events of the mix as one NDJSON upload.
+        before = dict(mix.counts)
+        ndjson = io.BytesIO(b"".join(
+            json.dumps(e, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+            for e in mix.envelopes(args.events)))
+        activities_bulk = mix.activities - before.get("activity.logged", 0)
+        notes.append(f"bulk: {mix_of(mix, before)} ({len(ndjson.getvalue()) / 1e6:.1f} MB)")
+        t0 = time.perf_counter()
+        answer = await asyncio.to_thread(load.send, ndjson, system.url("events"))
+        answered = time.perf_counter() - t0
+        assert (answer["accepted"], answer["refused"]) == (args.events, 0), answer
+        total = await counted(system, org["id"], await system.events_last_seq())
+        bulk_counted = time.perf_counter() - t0
+        assert total == args.http + activities_bus + activities_bulk, f"counted {total}"
+        rows += [
+            ("bulk: POST /v1/events/bulk → answered (all accepted)",
+             f"{args.events / answered:,.0f} /s", ratio(args.events / answered)),
+            ("bulk end to end: upload → counted in reports",
+             f"{args.events / bulk_counted:,.0f} /s", ratio(args.events / bulk_counted)),
+        ]
+        rows.append(("events service peak RSS (VmHWM)", f"{peak_rss_mb(events_pid):,.0f} MB",
+                     "—"))
     finally:
         system.stop()
         if server:
             server.stop()
         if pg:
             await drop_pg_database(args.postgres, pg)
-    table = Table(title=f"Tongxin end to end, {args.events:,} bus events, {backend.name}")
+    table = Table(title=f"Tongxin end to end, {args.events:,} events of a mix per path, "
+                        f"{backend.name}", caption="; ".join(notes))
     for col in ("path", "rate", "ratio to target"):
         table.add_column(col)
     for row in rows:

@@ -179,6 +179,105 @@ def import_cmd(file: Path = typer.Argument(..., exists=True, dir_okay=False,
                   f"{result['unchanged']} unchanged.")
 
 
+@app.command("load")
+def load_cmd(file: str = typer.Argument(..., metavar="FILE.ndjson",
+                                        help="NDJSON, one event envelope a line; - for "
+                                             "standard input"),
+             url: str | None = typer.Option(None, "--url", envvar="TONGXIN_EVENTS_URL",
+                                            help="the events service (default: "
+                                                 "http://TONGXIN_HOST:TONGXIN_EVENTS_PORT)"),
+             show: int = typer.Option(20, "--show-errors", min=0,
+                                      help="how many refused lines to list"),
+             as_json: bool = typer.Option(False, "--json",
+                                          help="print the service's answer as JSON (for "
+                                               "scripts; the progress bar goes to stderr)"),
+             ) -> None:
+    """Load history: stream an NDJSON file to the events service (POST /v1/events/bulk).
+
+    Each line is checked like any event: good lines are kept, bad ones listed by number.
+
+    Idempotent on event_id: the same file sent again accepts nothing twice.
+
+    Exit code 1 if any line was refused, 2 if the service cannot be reached."""
+    import json
+    import sys
+
+    from rich.markup import escape
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TransferSpeedColumn,
+    )
+
+    from tongxin.load import Failed, Unreachable, default_url, send
+
+    url = url or default_url()
+    if file == "-":
+        stream, name, total = sys.stdin.buffer, "standard input", None
+    else:
+        path = Path(file)
+        if not path.is_file():
+            console.print(f"[red]No such file:[/] {escape(file)}", highlight=False)
+            raise typer.Exit(2)
+        stream, name, total = path.open("rb"), path.name, path.stat().st_size
+    out = Console(stderr=True, soft_wrap=True) if as_json else console
+    t0 = time.perf_counter()
+    try:
+        with stream, Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                              TransferSpeedColumn(), TimeElapsedColumn(), console=out) as bar:
+            task = bar.add_task(f"sending {name}", total=total)
+            result = send(stream, url, sent=lambda n: bar.advance(task, n),
+                          finished=lambda: bar.update(
+                              task, total=bar.tasks[0].completed,
+                              description="sent; the events service is finishing"))
+    except Unreachable as exc:
+        out.print(f"[red]{escape(str(exc))}.[/] Is it running (`tongxin up`)? Give its "
+                  "address with --url or TONGXIN_EVENTS_URL.", highlight=False)
+        raise typer.Exit(2) from None
+    except Failed as exc:
+        out.print(f"[red]{escape(str(exc))}.[/] Lines accepted before this stay accepted; "
+                  "sending the file again is safe (each event_id counts once).",
+                  highlight=False)
+        raise typer.Exit(2) from None
+    took = time.perf_counter() - t0
+    if as_json:
+        print(json.dumps(result, ensure_ascii=False))
+    else:
+        _print_loaded(result, name, took, show)
+    raise typer.Exit(1 if result["refused"] else 0)
+
+
+def _print_loaded(result: dict, name: str, took: float, show: int) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+    from rich.text import Text
+
+    lines = result.get("lines", 0)
+    style = "red" if result["refused"] else "green"
+    console.print(f"[{style}]{escape(name)}: {lines:,} lines in {took:.1f}s "
+                  f"({lines / took if took else 0:,.0f}/s):[/] {result['accepted']:,} accepted, "
+                  f"{result['duplicates']:,} duplicates (sent before), "
+                  f"{result['refused']:,} refused.", highlight=False)
+    errors = result.get("errors") or []
+    if not errors or not show:
+        return
+    listed = errors[:show]
+    more = len(errors) > show or result.get("errors_truncated")
+    table = Table(title=f"Refused lines (the first {len(listed)} problems)" if more
+              else "Refused lines", title_justify="left")
+    for col in ("line", "field", "message"):
+        table.add_column(col, overflow="fold")
+    for e in listed:
+        table.add_row(str(e["line"]), Text(e["field"]), Text(e["message"]))
+    console.print(table)
+    if more:
+        console.print(f"…{result['refused']:,} lines refused in all; --show-errors N or --json "
+                      "lists more.", highlight=False)
+
+
 def _print_errors(errors) -> None:
     from rich.table import Table
 
