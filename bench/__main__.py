@@ -83,7 +83,8 @@ async def run(args) -> None:
         await system.register("pairings", organization_id=org["id"], base_id=base["id"],
                               starts_on="2013-01-01")
         mix = Mix(org["id"], base["id"],
-                  await volunteers(system.url("registry"), org["id"], "bench", VOLUNTEERS))
+                  await volunteers(system.url("registry"), org["id"], "bench", VOLUNTEERS),
+                  activities_only=args.activities_only)
         events_pid = system.sup.children["events"].proc.pid
 
         # HTTP, one request at a time (what a form or mini-program does). Recent times: an
@@ -172,6 +173,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--events", type=int, default=20_000)
     p.add_argument("--http", type=int, default=300)
+    p.add_argument("--activities-only", action="store_true",
+                   help="send only activity.logged (comparable with runs before other types)")
     p.add_argument("--postgres", default=os.environ.get("TONGXIN_TEST_POSTGRES_URL"),
                    help="a PostgreSQL server URL (a throwaway database is created there)")
     asyncio.run(run(p.parse_args()))

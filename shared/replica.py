@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from nats.aio.msg import Msg
-from sqlalchemy import JSON, Boolean, Column, MetaData, String, Table, and_, or_, select
+from sqlalchemy import JSON, Boolean, Column, MetaData, String, Table, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.envelope import Envelope
@@ -89,15 +90,23 @@ async def apply_registry_events(conn: AsyncConnection, table: Table, msgs: list[
     await conn.execute(stmt, list(rows.values()))
 
 
-async def known_ids(conn: AsyncConnection, table: Table,
-                    wanted: Iterable[tuple[str, str]]) -> dict[tuple[str, str], bool]:
-    """{(kind, id): active} for each wanted reference the replica knows."""
+@dataclass(frozen=True)
+class Known:
+    active: bool
+    record: dict
+
+
+async def records_of(conn: AsyncConnection, table: Table,
+                     wanted: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Known]:
+    """{(kind, id): Known} for each wanted reference the replica knows. Two expanding INs (one
+    cached statement, whatever the count) and the pairs picked out here."""
     wanted = set(wanted)
     if not wanted:
         return {}
-    cond = or_(*(and_(table.c.kind == k, table.c.id == i) for k, i in wanted))
-    result = await conn.execute(select(table.c.kind, table.c.id, table.c.active).where(cond))
-    return {(k, i): bool(a) for k, i, a in result}
+    kinds, ids = {k for k, _ in wanted}, {i for _, i in wanted}
+    result = await conn.execute(select(table.c.kind, table.c.id, table.c.active, table.c.record)
+                                .where(table.c.kind.in_(kinds), table.c.id.in_(ids)))
+    return {(k, i): Known(bool(a), record_json(r)) for k, i, a, r in result if (k, i) in wanted}
 
 
 def record_json(value) -> dict:

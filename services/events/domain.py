@@ -6,6 +6,7 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from pydantic import ValidationError
@@ -24,11 +25,16 @@ class Offer:
     data: EventData
     type: EventType
 
-    @property
+    @cached_property
     def event_id(self) -> str:
         return str(self.envelope.event_id)
 
-    @property
+    @cached_property
+    def references(self) -> list[tuple[str, str, str]]:
+        """(field, registry kind, id) for each reference its data makes."""
+        return list(self.type.references_in(self.envelope.data))
+
+    @cached_property
     def digest(self) -> str:
         """What the event says (type and data; not when or how it was sent): the same
         event_id offered again must say the same, or it is not a retry."""

@@ -6,18 +6,21 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.events import store
 from services.events.domain import Offer
 from services.events.state import Activity, Attendance, Facts, Need
-from shared.replica import record_json
+from shared.replica import record_json, records_of
 
 
 async def load_facts(conn: AsyncConnection, offers: list[Offer], *, now: datetime,
-                     report_due: timedelta, photos: set[str], history: bool = False) -> Facts:
-    facts = Facts(now=now, report_due=report_due, photos=photos, history=history)
+                     report_due: timedelta, photos: set[str], registry: dict | None = None,
+                     history: bool = False) -> Facts:
+    """`registry`: the records of the offers' references, already read to check them."""
+    facts = Facts(now=now, report_due=report_due, photos=photos, history=history,
+                  registry=dict(registry or {}))
     data = [o.envelope.data for o in offers]
     activity_ids = _values(data, "activity_id")
     need_ids = _values(data, "need_id")
@@ -39,13 +42,14 @@ async def load_facts(conn: AsyncConnection, offers: list[Offer], *, now: datetim
                 store.needs.c.need_id.in_(need_ids))):
             facts.know(store.from_row(Need, row))
 
-    wanted = {(kind, id_) for o in offers for _, kind, id_ in o.type.references_in(
-        o.envelope.data)}
+    wanted = {(kind, id_) for o in offers for _, kind, id_ in o.references}
     wanted |= {("volunteer", v) for v in volunteer_ids}
     wanted |= {("pairing", n.pairing_id) for n in facts.needs.values() if n.pairing_id}
-    facts.registry = await _records(conn, wanted)
+    facts.registry.update(await _records(conn, wanted - facts.registry.keys()))
     await _regions_above(conn, facts.registry)
-    bases = {n.base_id for n in facts.needs.values()} | _values(data, "base_id")
+    # Who may claim a need: the units paired with its base.
+    bases = {n.base_id for n in facts.needs.values()} | _values(
+        (d for d in data if d.get("need_id") is not None), "base_id")
     facts.pairings_by_base = await _pairings(conn, bases)
     return facts
 
@@ -60,12 +64,8 @@ def _values(data: Iterable[dict], field: str) -> set[str]:
 
 
 async def _records(conn: AsyncConnection, wanted: set[tuple[str, str]]) -> dict:
-    if not wanted:
-        return {}
-    t = store.registry_entities
-    cond = or_(*(and_(t.c.kind == k, t.c.id == i) for k, i in wanted))
-    return {(r.kind, r.id): record_json(r.record)
-            for r in await conn.execute(select(t.c.kind, t.c.id, t.c.record).where(cond))}
+    return {key: known.record for key, known in (
+        await records_of(conn, store.registry_entities, wanted)).items()}
 
 
 async def _regions_above(conn: AsyncConnection, records: dict) -> None:

@@ -30,7 +30,7 @@ from shared.db import write_lock
 from shared.errors import Conflict, FieldError, Rejected, Unavailable
 from shared.outbox import Relay
 from shared.projection import Projection, upsert
-from shared.replica import known_ids
+from shared.replica import records_of
 from shared.subjects import Names
 from shared.taxonomy import INDICATORS, SERVICE_TYPES
 from shared.telemetry import inject
@@ -101,13 +101,14 @@ class Acceptor:
                     trace_headers: list[dict] | None = None) -> list[Outcome]:
         """Judge, store and publish valid offers; one `Outcome` each, in order."""
         traces = trace_headers or [inject()] * len(offers)
-        ref_errors = await self.check(offers)
+        ref_errors, records = await self._references(offers)
         outcomes: list[Outcome | None] = [
             Outcome(o.event_id, errors=tuple(e), status=422) if e else None
             for o, e in zip(offers, ref_errors, strict=True)]
         todo = [k for k, o in enumerate(outcomes) if o is None]
         if todo:
-            judged = await self._store([offers[k] for k in todo], via, [traces[k] for k in todo])
+            judged = await self._store([offers[k] for k in todo], via,
+                                       [traces[k] for k in todo], records)
             for k, outcome in zip(todo, judged, strict=True):
                 outcomes[k] = outcome
         return [o for o in outcomes if o is not None]
@@ -123,19 +124,24 @@ class Acceptor:
 
     # -- references ----------------------------------------------------------------------
     async def check(self, offers: list[Offer]) -> list[list[FieldError]]:
+        """Reference errors per offer (see `_references`)."""
+        return (await self._references(offers))[0]
+
+    async def _references(self, offers: list[Offer]) -> tuple[list[list[FieldError]], dict]:
         """Reference errors per offer, judged against everything the registry stream holds
         now: a base registered (or deactivated) a moment ago counts as such. The replica is
-        usually current, so catching up is one stream-info request."""
+        usually current, so catching up is one stream-info request. Also the records found,
+        which the rules read."""
         try:
             current = await self.replica.caught_up(timeout=3.0)
         except Exception as exc:  # NATS away: the replica may still know enough
             log.warning("could not check the registry replica is current: %r", exc)
             current = False
-        refs = [list(o.type.references_in(o.envelope.data)) for o in offers]
+        refs = [o.references for o in offers]
         wanted = {(kind, id_) for rs in refs for _, kind, id_ in rs
                   if id_ not in BUILTIN.get(kind, ())}
         async with self.engine.connect() as conn:
-            known = await known_ids(conn, store.registry_entities, wanted)
+            known = await records_of(conn, store.registry_entities, wanted)
         if set(wanted) - known.keys() and not current:
             raise ReplicaBehind("the registry replica is behind the registry stream")
         out = []
@@ -148,21 +154,23 @@ class Acceptor:
                 if (kind, id_) not in known:
                     errs.append(FieldError(field=field, message=f"no {what} {id_!r} is known "
                                                                 "to the registry"))
-                elif not known[(kind, id_)]:
+                elif not known[(kind, id_)].active:
                     errs.append(FieldError(field=field, message=f"{what} {id_!r} is "
                                                                 "deactivated"))
             out.append(errs)
-        return out
+        return out, {key: k.record for key, k in known.items()}
 
     # -- judging and storing -------------------------------------------------------------
-    async def _store(self, offers: list[Offer], via: str, traces: list[dict]) -> list[Outcome]:
+    async def _store(self, offers: list[Offer], via: str, traces: list[dict],
+                     records: dict) -> list[Outcome]:
         photos = await self._photos_in(offers)
         async with self._turn:
             for attempt in range(1, STORE_ATTEMPTS + 1):
                 try:
                     async with self.engine.begin() as conn:
                         await write_lock(conn)
-                        outcomes, rows = await self._judge(conn, offers, via, traces, photos)
+                        outcomes, rows = await self._judge(conn, offers, via, traces, photos,
+                                                           records)
                     break
                 except (IntegrityError, OperationalError) as exc:
                     # Another instance stored the same event or state first (or SQLite was
@@ -182,14 +190,15 @@ class Acceptor:
                 Outcome(o.event_id, seqs.get(o.event_id), o.duplicate) for o in outcomes]
 
     async def _judge(self, conn: AsyncConnection, offers: list[Offer], via: str,
-                     traces: list[dict], photos: set[str]) -> tuple[list[Outcome], list[_Row]]:
+                     traces: list[dict], photos: set[str],
+                     records: dict) -> tuple[list[Outcome], list[_Row]]:
         t = store.accepted_events
         ids = list({o.event_id for o in offers})
         stored = {r.event_id: r for r in await conn.execute(
             select(t.c.event_id, t.c.seq, t.c.digest).where(t.c.event_id.in_(ids)))}
         facts = await load_facts(conn, [o for o in offers if o.event_id not in stored],
                                  now=datetime.now(UTC), report_due=self.report_due,
-                                 photos=photos, history=via == "bulk")
+                                 photos=photos, registry=records, history=via == "bulk")
         outcomes: list[Outcome] = []
         accepted: dict[str, Offer] = {}
         new: list[dict] = []

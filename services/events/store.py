@@ -88,12 +88,11 @@ STATE_TABLES: dict[type, Table] = {Activity: activities, Need: needs, Attendance
 
 
 def state_row(state: State) -> dict[str, Any]:
-    row = dataclasses.asdict(state)
-    for k, v in row.items():
-        if isinstance(v, tuple):
-            row[k] = list(v)
-        elif isinstance(v, datetime):
-            row[k] = v.astimezone(UTC)
+    row: dict[str, Any] = {}
+    for f in dataclasses.fields(state):  # shallow: asdict's deep copies cost more than a write
+        v = getattr(state, f.name)
+        row[f.name] = list(v) if isinstance(v, tuple) else v.astimezone(UTC) if isinstance(
+            v, datetime) else v
     return row
 
 
