@@ -85,7 +85,10 @@ async def run(args) -> None:
         mix = Mix(org["id"], base["id"],
                   await volunteers(system.url("registry"), org["id"], "bench", VOLUNTEERS),
                   activities_only=args.activities_only)
-        events_pid = system.sup.children["events"].proc.pid
+        assert system.sup is not None  # System.start() made it
+        events_proc = system.sup.children["events"].proc
+        assert events_proc is not None  # and started every service
+        events_pid = events_proc.pid
 
         # HTTP, one request at a time (what a form or mini-program does). Recent times: an
         # activity of 2013 would owe its report at once, and the deadline sweep would publish

@@ -20,7 +20,9 @@ def make_broker(url: str, name: str) -> NatsBroker:
     # Reconnect forever: an outage of NATS must never stop a service; the outbox holds the work.
     servers = [u.strip() for u in url.split(",") if u.strip()]  # a cluster: "nats://a,nats://b"
     # FastStream's per-batch "Received"/"Processed" lines go to DEBUG, through our log format.
-    return NatsBroker(servers, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+    # reconnect_time_wait is typed int, but nats-py only sleeps for it: seconds, a float is fine.
+    return NatsBroker(servers, name=name, max_reconnect_attempts=-1,
+                      reconnect_time_wait=0.5,  # type: ignore[arg-type]
                       connect_timeout=5, allow_reconnect=True,
                       logger=logging.getLogger("faststream"), log_level=logging.DEBUG)
 
@@ -36,7 +38,8 @@ async def publish(js: JetStreamContext, subject: str, payload: bytes, msg_id: st
                             headers={**(headers or {}), MSG_ID: msg_id})
 
 
-async def gather_acks(futures: list[asyncio.Future], timeout: float) -> list[PubAck | Exception]:
+async def gather_acks(futures: list[asyncio.Future],
+                      timeout: float) -> list[PubAck | BaseException]:
     """Wait (bounded) for a window of `publish_async` PubAcks. Each is a PubAck or the error
     it ended with; one that did not come in time is a TimeoutError. Callers decide what a
     failure means (retry the rest; keep what succeeded)."""
@@ -48,7 +51,7 @@ async def gather_acks(futures: list[asyncio.Future], timeout: float) -> list[Pub
                 else TimeoutError("no PubAck in time") for f in futures]
 
 
-def first_error(acks: list) -> Exception | None:
+def first_error(acks: list) -> BaseException | None:
     return next((a for a in acks if isinstance(a, BaseException)), None)
 
 

@@ -23,6 +23,7 @@ def run(target_metadata: MetaData) -> None:
             context.run_migrations()
 
     async def main() -> None:
+        assert url is not None  # set by shared.db.alembic_config
         engine = make_engine(url, schema)
         async with engine.connect() as conn:
             await conn.run_sync(do_run)

@@ -384,8 +384,10 @@ def _identify(data: bytes) -> tuple[str | None, str | None]:
 def _as_msg(js: JetStreamContext, stream: str, raw: RawStreamMsg) -> Msg:
     """A message fetched by seq, shaped as a consumer delivers it (apply functions read its
     stream seq from the metadata)."""
-    metadata = Msg.Metadata(sequence=Msg.Metadata.SequencePair(consumer=0, stream=raw.seq),
-                            num_pending=0, num_delivered=1, timestamp=raw.time, stream=stream,
-                            consumer="")
-    return Msg(_client=js._nc, subject=raw.subject, data=raw.data or b"", headers=raw.headers,
-               _metadata=metadata)
+    # nats-py types RawStreamMsg's fields optional; a message got by seq has seq, time, subject.
+    metadata = Msg.Metadata(
+        sequence=Msg.Metadata.SequencePair(consumer=0, stream=raw.seq),  # type: ignore[arg-type]
+        num_pending=0, num_delivered=1, timestamp=raw.time,  # type: ignore[arg-type]
+        stream=stream, consumer="")
+    return Msg(_client=js._nc, subject=raw.subject,  # type: ignore[arg-type]
+               data=raw.data or b"", headers=raw.headers, _metadata=metadata)

@@ -80,6 +80,7 @@ class Runtime:
             self._add_projection(projection)
             work = projection.run
             healthy = healthy or (lambda: projection.healthy)
+        assert not isinstance(work, Projection)  # a projection was swapped for its run above
 
         async def supervise() -> None:
             backoff = Backoff(first=1.0, cap=30)
@@ -183,6 +184,7 @@ class Runtime:
             for p in self.projections:
                 count, last = await p.parked_summary()
                 if count:
+                    assert last is not None  # some parked: parked_summary gives the newest
                     parked[p.name] = count
                     if newest is None or last["parked_at"] > newest["parked_at"]:
                         newest = last

@@ -60,6 +60,7 @@ def stream_configs(names: Names, replicas: int = 1) -> list[StreamConfig]:
 async def ensure_streams(js: JetStreamContext, names: Names, replicas: int = 1) -> None:
     """Create each stream, or bring an existing one back to the declared configuration."""
     for config in stream_configs(names, replicas):
+        assert config.name is not None  # stream_configs names every stream
         try:
             await js.stream_info(config.name)
         except NotFoundError:

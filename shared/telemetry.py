@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 from opentelemetry import context as otel_context
@@ -34,7 +34,7 @@ class JsonLinesExporter(SpanExporter):
     def __init__(self, path: str):
         self._file = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
 
-    def export(self, spans: list[ReadableSpan]) -> SpanExportResult:
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         for span in spans:
             self._file.write(json.dumps(json.loads(span.to_json()), ensure_ascii=False) + "\n")
         return SpanExportResult.SUCCESS

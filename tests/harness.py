@@ -42,6 +42,7 @@ class Backend:
     def url(self, service: str, tag: str) -> str:
         if self.name == "sqlite":
             return f"sqlite+aiosqlite:///{self.root / tag / f'{service}.db'}"
+        assert self.pg_url is not None  # a postgres backend is given its database
         return self.pg_url
 
     def schema(self, service: str, tag: str) -> str | None:
@@ -116,6 +117,7 @@ class System:
         return self
 
     def restart(self, service: str) -> None:
+        assert self.sup is not None  # started
         self.sup.stop(service)
         self.sup.start(service, self.env(service))
         self.sup.wait_healthy([service], timeout=60)
@@ -138,6 +140,7 @@ class System:
             # The photo bucket is a stream too (OBJ_<bucket>), made by the events service.
             for name in [c.name for c in stream_configs(self.names)] + [
                     f"OBJ_{self.names.photos_bucket}"]:
+                assert name is not None  # stream_configs names every stream
                 try:
                     await nc.jetstream().delete_stream(name)
                 except NotFoundError:
@@ -146,6 +149,7 @@ class System:
             await nc.close()
 
     def url(self, service: str) -> str:
+        assert self.sup is not None  # started
         return self.sup.children[service].url
 
     # -- the public interface, as an outside system uses it ----------------------------

@@ -65,6 +65,7 @@ class Supervisor:
         while pending:
             for name in list(pending):
                 child = self.children[name]
+                assert child.proc is not None  # start() sets proc before adding the child
                 if child.proc.poll() is not None:
                     raise RuntimeError(f"{name} exited with code {child.proc.returncode} "
                                        f"while starting{self._log_hint(name)}")

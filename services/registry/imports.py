@@ -87,6 +87,7 @@ async def import_file(registry: Registry, collection: str, content: bytes,
         errors += exc.errors
     if errors:
         raise ImportRejected(sorted(errors, key=lambda e: (e.row or 0, e.column)))
+    assert saved is not None  # no valid rows means the "no rows to import" error above
     if progress:
         progress("save", len(valid), len(valid))
     return ImportResult(len(valid), len(saved.created), len(saved.updated), len(saved.unchanged))

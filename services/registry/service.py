@@ -5,8 +5,9 @@ the same `_save` path, so they validate, resolve references and publish alike.""
 from __future__ import annotations
 
 import asyncio
+import builtins
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,7 +33,7 @@ from shared.taxonomy import INDICATORS, SERVICE_TYPES
 SOURCE = "registry"
 SYSTEM_FIELDS = ("id", "active", "created_at", "updated_at")
 # kind -> code -> (label_zh, label_en) or, for indicators, (label_zh, label_en, unit)
-TAXONOMY_DEFAULTS: dict[str, dict[str, tuple[str, ...]]] = {
+TAXONOMY_DEFAULTS: dict[str, Mapping[str, tuple[str, ...]]] = {
     "service_type": SERVICE_TYPES, "team_category": TEAM_CATEGORIES, "indicator": INDICATORS}
 
 
@@ -274,7 +275,7 @@ class Registry:
                                             active=active, limit=limit, offset=offset,
                                             linked=linked)
 
-    async def export(self, entity: Entity) -> list[dict]:
+    async def export(self, entity: Entity) -> builtins.list[dict]:
         async with self.engine.connect() as conn:
             return await store.all_records(conn, entity)
 
@@ -293,7 +294,7 @@ class Registry:
         allowed = set(entity.create.model_fields) - set(entity.private)
         return {k: v for k, v in record.items() if k in allowed}
 
-    async def _save(self, conn: AsyncConnection, entity: Entity, items: list[Item],
+    async def _save(self, conn: AsyncConnection, entity: Entity, items: builtins.list[Item],
                     as_http: bool) -> Saved:
         resolver = await Resolver.load(conn, entity, items)
         privates = (await store.private_for_many(conn, [i.existing["id"] for i in items
@@ -351,7 +352,7 @@ class Registry:
         return saved
 
     async def _publish(self, conn: AsyncConnection, entity: Entity, verb: str,
-                       records: list[dict]) -> None:
+                       records: builtins.list[dict]) -> None:
         subject = self.names.registry(entity.name, verb)
         await outbox.add_many(conn, store.outbox, [
             (subject, new_envelope(f"{entity.name}.{verb}", r, SOURCE)) for r in records])
@@ -393,7 +394,7 @@ def _given(entity: Entity, fields: dict, provided: set[str] | None) -> dict:
 
 def _taxonomy_entry(kind: str, code: str, label_zh: str, label_en: str,
                     unit: str | None = None, *, builtin: bool) -> dict:
-    entry = {"code": code, "label_zh": label_zh, "label_en": label_en}
+    entry: dict[str, str | None] = {"code": code, "label_zh": label_zh, "label_en": label_en}
     if kind == "indicator":
         entry["unit"] = unit
     return {**entry, "builtin": builtin}
@@ -467,10 +468,11 @@ class Resolver:
         return fields, errors
 
     def _resolve_one(self, ref: Reference, fields: dict) -> list[tuple[str, str]]:
-        errors = []
+        errors: list[tuple[str, str]] = []
         ids = list(_values(fields.get(ref.field)))
         codes = list(_values(fields.pop(ref.code_field, None))) if ref.code_field else []
         for code in codes:
+            assert ref.code_field is not None  # codes are only read from a code field
             hit = self.by_code.get(ref.entity, {}).get(code)
             if hit is None:
                 errors.append((ref.code_field, f"no {ref.entity} with code {code!r}"))
@@ -482,11 +484,11 @@ class Resolver:
                                                    f"{ref.field}"))
                 ids.append(hit[0])
         for id_ in _values(fields.get(ref.field)):
-            hit = self.by_id.get(ref.entity, {}).get(id_)
-            if hit is None:
+            known = self.by_id.get(ref.entity, {}).get(id_)
+            if known is None:
                 what = "code" if ref.entity == "region" or ref.entity in TAXONOMY_DEFAULTS else "id"
                 errors.append((ref.field, f"no {ref.entity.replace('_', ' ')} with {what} {id_!r}"))
-            elif not hit[0]:
+            elif not known[0]:
                 errors.append((ref.field, f"{ref.entity} {id_!r} is deactivated"))
         if ref.required and not ids:
             errors.append((ref.field, f"required: give {ref.field}"

@@ -305,7 +305,7 @@ def _csv_rows(text: str) -> list[list[str | None]]:
 
 def _delimiter(header_line: str) -> str:
     counts = {d: header_line.count(d) for d in (",", "\t", ";")}
-    best = max(counts, key=counts.get)
+    best = max(counts, key=counts.__getitem__)
     return best if counts[best] else ","
 
 

@@ -77,10 +77,11 @@ async def summary(request: Request,
 async def page(request: Request) -> str:
     parts = []
     as_of = 0
-    for group_by, title in (("organization", "By unit 按单位"),
-                            ("base", "By base 按服务基地"),
-                            ("month", "By month 按月份"),
-                            ("service_type", "By service 按服务类型")):
+    sections: tuple[tuple[GroupBy, str], ...] = (("organization", "By unit 按单位"),
+                                                ("base", "By base 按服务基地"),
+                                                ("month", "By month 按月份"),
+                                                ("service_type", "By service 按服务类型"))
+    for group_by, title in sections:
         result = await _summary(request, group_by, Scope(), None)
         as_of = result["as_of"]
         rows = "".join(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from typing import Literal
+from typing import Any, Literal
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import ColumnElement, FromClause, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.reporting import store
@@ -52,7 +52,7 @@ async def summary(conn: AsyncConnection, group_by: GroupBy, scope: Scope) -> dic
     f = store.activity_facts
     reg = store.registry_entities
     base = reg.alias("base_record")
-    where = [f.c.retracted.is_(False)]
+    where: list[ColumnElement[bool]] = [f.c.retracted.is_(False)]
     if scope.date_from:
         where.append(f.c.day >= scope.date_from)
     if scope.date_to:
@@ -62,13 +62,13 @@ async def summary(conn: AsyncConnection, group_by: GroupBy, scope: Scope) -> dic
     if scope.base_id:
         where.append(f.c.base_id == scope.base_id)
     needs_base = group_by == "region" or scope.region is not None
-    source = f
+    source: FromClause = f
     if needs_base:
         source = f.outerjoin(base, and_(base.c.kind == "base", base.c.id == f.c.base_id))
     if scope.region:
         ra = store.region_ancestors
         where.append(base.c.region_code.in_(select(ra.c.code).where(ra.c.ancestor == scope.region)))
-    region_key = base.c.region_code
+    region_key: ColumnElement[Any] = base.c.region_code
     if group_by == "region" and scope.region_level:
         up = store.region_ancestors.alias("up")
         source = source.outerjoin(up, and_(up.c.code == base.c.region_code,
@@ -78,7 +78,7 @@ async def summary(conn: AsyncConnection, group_by: GroupBy, scope: Scope) -> dic
     if group_by == "service_type":
         st = store.activity_service_types
         source = source.join(st, st.c.activity_id == f.c.activity_id)
-        key = st.c.service_type
+        key: ColumnElement[Any] = st.c.service_type
     else:
         key = {"organization": f.c.organization_id, "base": f.c.base_id, "team": f.c.team_id,
                "theme": f.c.theme, "month": f.c.month,
@@ -107,9 +107,9 @@ async def _labels(conn: AsyncConnection, group_by: GroupBy, keys: list) -> dict:
     kind = {"organization": "organization", "base": "base", "team": "team",
             "region": "region", "service_type": "service_type"}[group_by]
     reg = store.registry_entities
-    found = dict((await conn.execute(
+    found: dict[Any, Any] = dict((await conn.execute(
         select(reg.c.id, reg.c.name).where(reg.c.kind == kind,
-                                           reg.c.id.in_([k for k in keys if k])))).all())
+                                           reg.c.id.in_([k for k in keys if k])))).tuples().all())
     if group_by == "service_type":
         found = {k: found.get(k) or SERVICE_TYPES.get(k, (k,))[0] for k in keys}
     if None in keys:

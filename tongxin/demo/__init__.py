@@ -32,7 +32,7 @@ def load(registry_url: str, events_url: str) -> int:
                           files={"file": (f.name, f.read_bytes())})
             if r.status_code != 200:
                 raise RuntimeError(f"demo import of {f.name} failed: {r.text}")
-        ids = {}
+        ids: dict[str, str] = {}
         for collection in ("organizations", "bases", "teams"):
             items = http.get(f"{registry_url}/v1/{collection}", params={"limit": 1000}).json()
             ids |= {i["code"]: i["id"] for i in items["items"] if i.get("code")}

@@ -60,11 +60,8 @@ def returned(d: NeedReturned, env: Envelope, facts: Facts) -> Verdict:
     need = facts.need(d.need_id)
     if need is None:
         return _not_submitted(d.need_id)
-    if need.state != "claimed":
-        return refuse(FIELD, f"need {d.need_id} is {need.state}; only a claimed need can be "
-                             "returned", wait=need.state == "open")
-    if need.claimed_by != d.organization_id:
-        return _not_claimer(need, d.organization_id)
+    if refused := _not_by_its_claimer(need, d.organization_id, "returned"):
+        return refused
     return accept(replace(need, state="open", claimed_by=None))
 
 
@@ -81,11 +78,8 @@ def resolved(d: NeedResolved, env: Envelope, facts: Facts) -> Verdict:
     need = facts.need(d.need_id)
     if need is None:
         return _not_submitted(d.need_id)
-    if need.state != "claimed":
-        return refuse(FIELD, f"need {d.need_id} is {need.state}; only a claimed need can be "
-                             "resolved", wait=need.state == "open")
-    if need.claimed_by != d.organization_id:
-        return _not_claimer(need, d.organization_id)
+    if refused := _not_by_its_claimer(need, d.organization_id, "resolved"):
+        return refused
     if d.activity_id is not None:
         act = facts.activity(d.activity_id)
         if act is None or act.state != "logged":
@@ -121,6 +115,13 @@ def _not_submitted(need_id: str) -> Refuse:
     return refuse(FIELD, f"need {need_id} has not been submitted", wait=True)
 
 
-def _not_claimer(need: Need, organization_id: str) -> Refuse:
-    return refuse("data.organization_id", f"need {need.need_id} was claimed by "
-                                          f"{need.claimed_by}, not by {organization_id}")
+def _not_by_its_claimer(need: Need, organization_id: str, verb: str) -> Refuse | None:
+    """Only a claimed need is returned or resolved, and only by the unit that claimed it. An
+    open one may yet be claimed by a message on its way: that refusal waits."""
+    if need.state != "claimed":
+        return refuse(FIELD, f"need {need.need_id} is {need.state}; only a claimed need can be "
+                             f"{verb}", wait=need.state == "open")
+    if need.claimed_by != organization_id:
+        return refuse("data.organization_id", f"need {need.need_id} was claimed by "
+                                              f"{need.claimed_by}, not by {organization_id}")
+    return None
