@@ -19,6 +19,7 @@ import pytest
 from nats.aio.msg import Msg
 
 from tests.factories import activity, envelope, need, raw, schedule
+from tests.harness import recent
 from tests.photo_files import PNG
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -70,7 +71,8 @@ async def read_by_id(system, stream: str, subject: str, event_ids: set[str],
     got: dict[str, list[Msg]] = {}
     nc = await nats.connect(system.nats_url)
     try:
-        sub = await nc.jetstream().subscribe(subject, stream=stream, ordered_consumer=True)
+        sub = await nc.jetstream().subscribe(subject, stream=stream, ordered_consumer=True,
+                                             config=recent())
         while True:
             if event_ids <= got.keys():
                 # Everything wanted is in; drain what is already stored, for duplicates.
