@@ -94,6 +94,11 @@ class Relay:
         self._lock = asyncio.Lock()
         self._behind = True  # rows may be waiting from before (a restart): look first
 
+    def behind(self) -> None:
+        """Rows were committed but not handed to `publish_now`: look for them first."""
+        self._behind = True
+        self._wake.set()
+
     def wake(self) -> None:
         self._wake.set()
 

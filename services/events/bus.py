@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 
 INGEST_DURABLE = "events-ingest-v1"  # durable settings never update in place: bump to change
 MAX_ATTEMPTS = 5
+IN_FLIGHT = 2
 TRACE_HEADERS = ("traceparent", "tracestate")
 
 
@@ -62,14 +63,23 @@ class Ingest:
         sub = await self.js.pull_subscribe(
             self.names.ingest(), durable=INGEST_DURABLE, stream=self.names.ingest_stream,
             config=ConsumerConfig(ack_wait=60, max_ack_pending=self.batch_size * 4))
+        # Two batches at once: one is judged while the one before it is published (the
+        # acceptor keeps their order); more would only wait for the same database.
+        handling: set[asyncio.Task] = set()
         try:
             while not self._stopping.is_set():
+                if len(handling) >= IN_FLIGHT:
+                    await asyncio.wait(handling, return_when=asyncio.FIRST_COMPLETED)
                 try:
                     msgs = await sub.fetch(self.batch_size, timeout=1.0)
                 except (NatsTimeout, TimeoutError):
                     continue
-                await self.handle(msgs)
+                task = asyncio.create_task(self.handle(msgs))
+                handling.add(task)
+                task.add_done_callback(handling.discard)
         finally:  # unfetched offers stay with the durable consumer for the next instance
+            if handling:
+                await asyncio.gather(*handling, return_exceptions=True)
             try:
                 await sub.unsubscribe()
             except Exception:  # the connection may already be gone

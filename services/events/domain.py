@@ -38,9 +38,9 @@ class Offer:
     def digest(self) -> str:
         """What the event says (type and data; not when or how it was sent): the same
         event_id offered again must say the same, or it is not a retry."""
-        body = json.dumps([self.envelope.type, self.envelope.data], sort_keys=True,
-                          ensure_ascii=False, separators=(",", ":"))
-        return hashlib.sha256(body.encode()).hexdigest()
+        # The validated data in its model's field order: one form for every way it came.
+        body = self.envelope.type.encode() + b"\n" + self.data.model_dump_json().encode()
+        return hashlib.sha256(body).hexdigest()
 
     @property
     def about(self) -> str | None:

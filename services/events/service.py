@@ -89,9 +89,11 @@ class Acceptor:
         self.relay = relay
         self.photos = photos
         self.report_due = report_due
-        # One batch at a time from judging to publishing: rules see every earlier acceptance,
-        # and the stream takes events in the order they were accepted.
-        self._turn = asyncio.Lock()
+        # One batch at a time is judged and stored, so rules see every earlier acceptance. A
+        # batch publishes only after the one stored before it has, so the stream takes events
+        # in the order they were accepted; meanwhile the next batch is already being judged.
+        self._judging = asyncio.Lock()
+        self._published_before: asyncio.Future | None = None
 
     @property
     def publish_timeout(self) -> float:
@@ -164,7 +166,7 @@ class Acceptor:
     async def _store(self, offers: list[Offer], via: str, traces: list[dict],
                      records: dict) -> list[Outcome]:
         photos = await self._photos_in(offers)
-        async with self._turn:
+        async with self._judging:
             for attempt in range(1, STORE_ATTEMPTS + 1):
                 try:
                     async with self.engine.begin() as conn:
@@ -179,13 +181,21 @@ class Acceptor:
                         raise
                     log.info("storing %d offers raced another writer (%s); judging again",
                              len(offers), type(exc).__name__)
-            seqs: dict[str, int] = {}
+            before = self._published_before
+            mine = self._published_before = asyncio.get_running_loop().create_future()
+        seqs: dict[str, int] = {}
+        try:
+            if before is not None:
+                await asyncio.shield(before)
             if rows:
-                try:
-                    seqs = await self.relay.publish_now(rows)
-                except Exception as exc:  # stored is accepted: the relay publishes it later
-                    log.warning("accepted %d events but could not publish them yet: %r",
-                                len(rows), exc)
+                seqs = await self.relay.publish_now(rows)
+        except asyncio.CancelledError:
+            self.relay.behind()  # ours wait in the table: whoever publishes next takes them first
+            raise
+        except Exception as exc:  # stored is accepted: the relay publishes it later
+            log.warning("accepted %d events but could not publish them yet: %r", len(rows), exc)
+        finally:
+            mine.set_result(None)
         return [o if o.seq is not None or not o.accepted else
                 Outcome(o.event_id, seqs.get(o.event_id), o.duplicate) for o in outcomes]
 

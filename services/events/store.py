@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from datetime import UTC, datetime
 from typing import Any
 
@@ -89,11 +90,17 @@ STATE_TABLES: dict[type, Table] = {Activity: activities, Need: needs, Attendance
 
 def state_row(state: State) -> dict[str, Any]:
     row: dict[str, Any] = {}
-    for f in dataclasses.fields(state):  # shallow: asdict's deep copies cost more than a write
-        v = getattr(state, f.name)
-        row[f.name] = list(v) if isinstance(v, tuple) else v.astimezone(UTC) if isinstance(
+    kind: type = type(state)
+    for name in _field_names(kind):  # shallow: asdict's deep copies cost more
+        v = getattr(state, name)
+        row[name] = list(v) if isinstance(v, tuple) else v.astimezone(UTC) if isinstance(
             v, datetime) else v
     return row
+
+
+@functools.cache
+def _field_names(kind: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(kind))
 
 
 def from_row(kind: type, row: Any) -> Any:
