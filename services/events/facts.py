@@ -46,7 +46,8 @@ async def load_facts(conn: AsyncConnection, offers: list[Offer], *, now: datetim
     wanted |= {("volunteer", v) for v in volunteer_ids}
     wanted |= {("pairing", n.pairing_id) for n in facts.needs.values() if n.pairing_id}
     facts.registry.update(await _records(conn, wanted - facts.registry.keys()))
-    await _regions_above(conn, facts.registry)
+    if any(kind == "campaign" for kind, _ in wanted):  # a campaign may cover a region
+        await _regions_above(conn, facts.registry)
     # Who may claim a need: the units paired with its base.
     bases = {n.base_id for n in facts.needs.values()} | _values(
         (d for d in data if d.get("need_id") is not None), "base_id")
