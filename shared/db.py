@@ -80,4 +80,5 @@ async def migrate(service: str, url: str, schema: str | None = None) -> None:
         await engine.dispose()
     cfg = alembic_config(service, url, schema)
     # Alembic's env runs its own event loop, so it gets a thread of its own.
-    await asyncio.to_thread(command.upgrade, cfg, "head")
+    # "heads": a service's migrations may branch (reporting: one line per read model).
+    await asyncio.to_thread(command.upgrade, cfg, "heads")

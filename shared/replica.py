@@ -66,14 +66,24 @@ def _ref(value) -> str | None:
 
 async def apply_registry_events(conn: AsyncConnection, table: Table, msgs: list[Msg]) -> None:
     """Upsert each record; later events in the batch win, as they came later in the stream."""
-    rows: dict[tuple[str, str], dict] = {}
+    envelopes = []
     for msg in msgs:
         try:
-            env = Envelope.model_validate_json(msg.data)
-            kind, _, verb = env.type.partition(".")
-            row = _row(kind, verb, env.data)
+            envelopes.append(Envelope.model_validate_json(msg.data))
         except Exception:  # the registry is the only publisher; a bad record must not block
             log.exception("unreadable registry event on %s", msg.subject)
+    await apply_registry_records(conn, table, envelopes)
+
+
+async def apply_registry_records(conn: AsyncConnection, table: Table,
+                                 envelopes: Iterable[Envelope]) -> None:
+    rows: dict[tuple[str, str], dict] = {}
+    for env in envelopes:
+        try:
+            kind, _, verb = env.type.partition(".")
+            row = _row(kind, verb, env.data)
+        except Exception:
+            log.exception("unreadable registry record %s", env.type)
             continue
         key = (row["kind"], row["id"])
         if key not in rows or rows[key]["version"] <= row["version"]:

@@ -1,43 +1,53 @@
-"""Reporting service wiring: read models built only from events, queried over HTTP."""
+"""Reporting service wiring: a projection per read model (`models.READ_MODELS`), each with its
+routes; the notifier beside them, independent of them."""
 
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 
-from services.reporting import http, store
-from services.reporting.projections import apply_registry, make_apply_events
+from services.reporting import page, store
+from services.reporting.models import READ_MODELS
+from services.reporting.readmodel import ReadModel
 from shared.projection import Projection
 from shared.runtime import Runtime
 from shared.settings import Settings, get_settings
 
 
+def projection_of(model: ReadModel, rt: Runtime, engine=None) -> Projection:
+    names = rt.names
+    stream, subject = ((names.events_stream, names.events()) if model.stream == "events"
+                       else (names.registry_stream, names.registry(">")))
+    return Projection(name=model.name, js=rt.js, stream=stream, subject=subject,
+                      engine=engine or rt.engine, positions=store.positions,
+                      parked=store.parked, apply=model.make_apply(rt.settings),
+                      batch_size=rt.settings.batch_size)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     rt = Runtime("reporting", settings)
-    names = rt.names
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         await rt.start()
-        activities = Projection(
-            name=http.ACTIVITIES, js=rt.js, stream=names.events_stream,
-            subject=names.events(), engine=rt.engine, positions=store.positions,
-            parked=store.parked, apply=make_apply_events(settings.timezone),
-            batch_size=settings.batch_size)
-        labels = Projection(
-            name=http.REGISTRY, js=rt.js, stream=names.registry_stream,
-            subject=names.registry(">"), engine=rt.engine, positions=store.positions,
-            parked=store.parked, apply=apply_registry, batch_size=settings.batch_size)
-        app.state.activities = activities
-        app.state.registry = labels
+        projections = {m.name: projection_of(m, rt) for m in READ_MODELS}
+        app.state.projections = projections
+        app.state.registry = next(p for m, p in zip(READ_MODELS, projections.values(),
+                                                    strict=True) if m.stream == "registry")
         app.state.engine = rt.engine
         app.state.settings = settings
-        rt.spawn("activities-projection", activities)
-        rt.spawn("registry-projection", labels)
+        for name, projection in projections.items():
+            rt.spawn(name, projection)
         yield
         await rt.stop()  # stops the projections first
 
-    return rt.app(title="Tongxin reporting", lifespan=lifespan, router=http.router,
-                  description="What it adds up to: summaries built only from events.")
+    router = APIRouter()
+    for model in READ_MODELS:
+        if model.router is not None:
+            router.include_router(model.router)
+    router.include_router(page.router)
+    return rt.app(title="Tongxin reporting", lifespan=lifespan, router=router,
+                  description="What it adds up to: read models built only from events, and "
+                              "the notifications they raise.")

@@ -9,6 +9,7 @@ import httpx
 import nats
 import pytest
 
+from services.reporting.models import READ_MODELS
 from shared.bus import MSG_ID
 from tests.factories import activity, envelope, raw
 
@@ -70,7 +71,8 @@ async def test_what_cannot_be_applied_is_parked_and_seen_and_the_rest_counts(sys
                    ("ValidationError", "OverflowError"))  # refused, or failing in astimezone
     bad_item = (bad_seq, base_subject, bad["event_id"], "base.registered",
                 ("ProgrammingError", "DBAPIError"))  # SQLite's word, asyncpg's
-    expected = {"reporting": {"reporting-activities": forged_item,
+    expected = {"reporting": {**{m.name: forged_item for m in READ_MODELS
+                                 if "activity.logged" in m.handlers},
                               "reporting-registry": bad_item},
                 "events": {"events-registry-replica": bad_item}}
     for service, projections in expected.items():

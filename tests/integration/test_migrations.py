@@ -22,6 +22,7 @@ async def test_migrations_match_the_code_and_are_idempotent(backend, tag, servic
     try:
         await migrate(service, db.url, db.schema)
         await migrate(service, db.url, db.schema)  # a second start migrates nothing
+        importlib.import_module(f"services.{service}.app")  # every table declared
         metadata = importlib.import_module(f"services.{service}.store").metadata
         engine = db.engine()
 

@@ -18,11 +18,12 @@ import pytest
 from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, func, insert, select
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from services.reporting import projections as reporting_projections
 from services.reporting import store as reporting_store
+from services.reporting.models import activities as cube
 from shared.bus import MSG_ID, stream_seq
 from shared.envelope import new_envelope
 from shared.projection import Projection, parked_json, parked_table, positions_table
+from shared.settings import Settings
 from tests.factories import activity, envelope, raw
 from tests.integration.conftest import create_schema, db_for, drop_schema
 
@@ -458,10 +459,10 @@ async def test_an_activity_in_year_9999_is_parked_and_never_stalls_the_reporting
     p = Projection(name="reporting-activities", js=js, stream=names.events_stream,
                    subject=names.events(), engine=engine, positions=reporting_store.positions,
                    parked=reporting_store.parked, batch_size=500,
-                   apply=reporting_projections.make_apply_events("Asia/Shanghai"))
+                   apply=cube.MODEL.make_apply(Settings()))
     await run_until(p, len(served))
 
-    facts = reporting_store.activity_facts
+    facts = cube.shares
     async with engine.connect() as conn:
         counted = sorted((await conn.execute(select(facts.c.served))).scalars())
     assert counted == [10, 20, 30, 40]  # every other activity, once

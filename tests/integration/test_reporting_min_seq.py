@@ -11,11 +11,13 @@ from types import SimpleNamespace
 import pytest
 from fastapi import HTTPException
 
-from services.reporting import http, queries, store
-from services.reporting.projections import apply_registry, make_apply_events
+from services.reporting import reports, store
+from services.reporting.models import activities, labels
+from services.reporting.scope import Scope
 from shared.bus import MSG_ID
 from shared.envelope import new_envelope
 from shared.projection import Projection
+from shared.settings import Settings
 from tests.factories import activity, envelope, raw
 from tests.integration.conftest import create_schema, db_for, drop_schema
 
@@ -29,7 +31,7 @@ async def engine(backend, tag):
     await create_schema(db)
     engine = db.engine()
     async with engine.begin() as conn:
-        await conn.run_sync(store.metadata.create_all)
+        await conn.run_sync(store.metadata.create_all)  # (models imported: every table)
     yield engine
     await engine.dispose()
     await drop_schema(db)
@@ -49,34 +51,37 @@ async def test_min_seq_waits_for_the_registry_projection_too(nc, names, engine):
 
     gate = asyncio.Event()  # the registry projection lags until it is set
 
+    apply_registry = labels.MODEL.make_apply(Settings())
+
     async def lagging_registry(conn, msgs) -> None:
         await gate.wait()
         await apply_registry(conn, msgs)
 
     common = {"js": js, "engine": engine, "positions": store.positions, "parked": store.parked}
-    activities = Projection(name=http.ACTIVITIES, stream=names.events_stream,
-                            subject=names.events(), apply=make_apply_events("Asia/Shanghai"),
-                            **common)
-    registry = Projection(name=http.REGISTRY, stream=names.registry_stream,
+    cube = Projection(name=activities.NAME, stream=names.events_stream,
+                      subject=names.events(), apply=activities.MODEL.make_apply(Settings()),
+                      **common)
+    registry = Projection(name=labels.MODEL.name, stream=names.registry_stream,
                           subject=names.registry(">"), apply=lagging_registry, **common)
-    app = SimpleNamespace(state=SimpleNamespace(
-        activities=activities, registry=registry, settings=SimpleNamespace(min_seq_wait=1.0)))
-    tasks = [asyncio.create_task(p.run()) for p in (activities, registry)]
+    request = SimpleNamespace(app=SimpleNamespace(state=SimpleNamespace(
+        projections={activities.NAME: cube}, registry=registry,
+        settings=SimpleNamespace(min_seq_wait=1.0))))
+    tasks = [asyncio.create_task(p.run()) for p in (cube, registry)]
     try:
-        assert await activities.wait_for(seq, 15)
+        assert await cube.wait_for(seq, 15)
         with pytest.raises(HTTPException) as lagging:
-            await http._wait_for(app, seq)
+            await reports.wait_for(request, [activities.NAME], seq)
         assert lagging.value.status_code == 503
         assert lagging.value.headers == {"Retry-After": "1"}
 
         gate.set()
-        await http._wait_for(app, seq)
+        await reports.wait_for(request, [activities.NAME], seq)
         async with engine.connect() as conn:
-            result = await queries.summary(conn, "base", queries.Scope())
-        assert [(r["label"], r["served"]) for r in result["rows"]] == [("高青县孟家村", 150)]
+            rows, _ = await activities.summary(conn, "base", Scope())
+        assert [(r["label"], r["served"]) for r in rows] == [("高青县孟家村", 150)]
     finally:
         gate.set()
-        for p in (activities, registry):
+        for p in (cube, registry):
             p.stop()
         for t in tasks:
             t.cancel()

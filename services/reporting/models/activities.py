@@ -1,0 +1,425 @@
+"""The activity cube: what was done, where, by whom, for how many (`/v1/reports/summary`).
+
+Grain: one *share* per activity and credited unit. An ordinary activity has one share, its
+unit's, with all its figures. A fair (大集市) has a share per unit with a stall there, holding
+that unit's stalls' served and volunteers; the organising unit's share also holds the hours,
+trainees and donations. So grouping by unit credits each stall to its unit, and the totals are
+the activity's own figures, counted once. Each share lists its service types (a stall's type
+for a stall unit), for `group_by=service_type`; an activity appears in each of its types' rows
+but once in the totals. Outputs (indicators) and attendance (for distinct volunteers) belong to
+the organising unit's share.
+
+A correction replaces an activity's shares, types and outputs; a retraction removes them, so
+every figure and period restates at once.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ColumnElement,
+    Date,
+    DateTime,
+    Float,
+    FromClause,
+    Numeric,
+    String,
+    Table,
+    and_,
+    delete,
+    distinct,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.reporting.models.labels import label_map, region_ancestors, registry_entities
+from services.reporting.readmodel import Batch, ReadModel
+from services.reporting.reports import Column as Col
+from services.reporting.reports import (
+    FormatQuery,
+    HeadersQuery,
+    MinSeq,
+    Report,
+    answer,
+)
+from services.reporting.scope import Scope, scope_query
+from services.reporting.store import metadata
+from shared.events import ActivityFigures
+from shared.projection import upsert
+from shared.taxonomy import INDICATORS
+
+NAME = "reporting-activities"
+
+GroupBy = Literal["organization", "base", "team", "region", "theme", "service_type", "month",
+                  "pairing", "project", "week", "quarter", "year"]
+FIGURES = ("activities", "served", "volunteers", "volunteer_hours", "trainees",
+           "donation_value_cny", "unique_volunteers")
+
+
+def _dimensions() -> list[Column]:
+    return [
+        Column("base_id", String(64), nullable=False, index=True),
+        Column("team_id", String(64), nullable=True, index=True),
+        Column("pairing_id", String(64), nullable=True, index=True),
+        Column("project_id", String(64), nullable=True),
+        Column("theme", String(40), nullable=False),
+        Column("day", Date, nullable=False, index=True),        # local day, for from/to
+        Column("week", String(8), nullable=False),              # ISO week, 'YYYY-Www'
+        Column("month", String(7), nullable=False),             # 'YYYY-MM'
+        Column("quarter", String(7), nullable=False),           # 'YYYY-Qn'
+        Column("year", String(4), nullable=False),
+    ]
+
+
+def _figures() -> list[Column]:
+    return [
+        Column("served", BigInteger, nullable=False),
+        Column("volunteers", BigInteger, nullable=False),
+        Column("volunteer_hours", Float, nullable=False),
+        Column("trainees", BigInteger, nullable=False),
+        Column("donation_value_cny", Numeric(16, 2), nullable=False),
+    ]
+
+
+# Each logged activity, newest version: whether it counts, and what it is at a glance.
+activities = Table(
+    "cube_activities", metadata,
+    Column("activity_id", String(36), primary_key=True),
+    Column("event_id", String(36), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("organization_id", String(64), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("retracted", Boolean, nullable=False, server_default="0"),
+)
+
+shares = Table(
+    "cube_shares", metadata,
+    Column("activity_id", String(36), primary_key=True),
+    Column("organization_id", String(64), primary_key=True),
+    Column("lead", Boolean, nullable=False),  # the organising unit's share
+    *_dimensions(), *_figures(),
+)
+
+share_types = Table(
+    "cube_share_types", metadata,
+    Column("activity_id", String(36), primary_key=True),
+    Column("organization_id", String(64), primary_key=True),
+    Column("service_type", String(40), primary_key=True, index=True),
+    *_figures(),
+)
+
+outputs = Table(
+    "cube_outputs", metadata,
+    Column("activity_id", String(36), primary_key=True),
+    Column("indicator", String(40), primary_key=True),
+    Column("quantity", Numeric(18, 3), nullable=False),
+)
+
+# Who attended (for distinct volunteers): declined hours are not attendance.
+attendance = Table(
+    "cube_attendance", metadata,
+    Column("activity_id", String(36), primary_key=True),
+    Column("volunteer_id", String(64), primary_key=True),
+    Column("declined", Boolean, nullable=False, server_default="0"),
+)
+
+
+# -- handlers ---------------------------------------------------------------------------------
+
+def _dims(data: ActivityFigures, batch: Batch) -> dict[str, Any]:
+    day = batch.local_day(data.started_at)
+    iso = day.isocalendar()
+    return {"base_id": data.base_id, "team_id": data.team_id, "pairing_id": data.pairing_id,
+            "project_id": data.project_id, "theme": data.theme, "day": day,
+            "week": f"{iso.year}-W{iso.week:02d}", "month": f"{day:%Y-%m}",
+            "quarter": f"{day.year}-Q{(day.month - 1) // 3 + 1}", "year": f"{day.year}"}
+
+
+def _rows(activity_id: str, data: ActivityFigures, batch: Batch) -> tuple[list, list, list]:
+    """The activity's shares, share types and outputs."""
+    dims = _dims(data, batch)
+    lead = data.organization_id
+    zero = {"served": 0, "volunteers": 0, "volunteer_hours": 0.0, "trainees": 0,
+            "donation_value_cny": Decimal(0)}
+    # Figures by unit and by (unit, service type), from the stalls when it is a fair.
+    by_unit: dict[str, dict[str, Any]] = defaultdict(lambda: dict(zero))
+    by_type: dict[tuple[str, str], dict[str, Any]] = defaultdict(lambda: dict(zero))
+    by_unit[lead]  # the organising unit always has a share
+    if data.stalls:
+        attributed = 0
+        for stall in data.stalls:
+            unit = stall.organization_id or lead
+            for target in (by_unit[unit], by_type[(unit, stall.service_type)]):
+                target["served"] += stall.served
+                target["volunteers"] += stall.volunteers or 0
+            attributed += stall.volunteers or 0
+        by_unit[lead]["volunteers"] += max(data.volunteers - attributed, 0)
+    else:
+        by_unit[lead].update(served=data.served or 0, volunteers=data.volunteers)
+    rest = {"volunteer_hours": data.volunteer_hours, "trainees": data.trainees,
+            "donation_value_cny": data.donation_value_cny}
+    by_unit[lead].update(rest)
+    lead_types = {t for (u, t) in by_type if u == lead} or set(data.service_types)
+    for code in lead_types:  # the organiser's types carry what is not a stall's
+        by_type[(lead, code)].update(rest)
+        if not data.stalls:
+            by_type[(lead, code)].update(served=data.served or 0, volunteers=data.volunteers)
+    share_rows = [{"activity_id": activity_id, "organization_id": unit, "lead": unit == lead,
+                   **dims, **figures} for unit, figures in by_unit.items()]
+    type_rows = [{"activity_id": activity_id, "organization_id": unit, "service_type": code,
+                  **figures} for (unit, code), figures in by_type.items()]
+    output_rows: dict[str, Decimal] = defaultdict(Decimal)
+    for output in data.outputs:
+        output_rows[output.indicator] += output.quantity
+    return share_rows, type_rows, [
+        {"activity_id": activity_id, "indicator": k, "quantity": v}
+        for k, v in output_rows.items()]
+
+
+async def _replace(batch: Batch, versions: dict[str, Any]) -> None:
+    """Write each activity's rows from its newest version in the batch."""
+    conn = batch.conn
+    ids = list(versions)
+    for table in (shares, share_types, outputs):
+        await conn.execute(delete(table).where(table.c.activity_id.in_(ids)))
+    rows: tuple[list, list, list] = ([], [], [])
+    for activity_id, event in versions.items():
+        for target, new in zip(rows, _rows(activity_id, event.data, batch), strict=True):
+            target.extend(new)
+    for table, new in zip((shares, share_types, outputs), rows, strict=True):
+        if new:
+            await conn.execute(insert(table), new)
+
+
+async def _counting(conn: AsyncConnection, ids: list[str]) -> dict[str, bool]:
+    """{activity_id: retracted} for the activities already known."""
+    return dict((await conn.execute(select(activities.c.activity_id, activities.c.retracted)
+                                    .where(activities.c.activity_id.in_(ids)))).tuples().all())
+
+
+async def on_logged(batch: Batch) -> None:
+    """An activity counts once: the first logging wins (the events service accepts one)."""
+    new: dict[str, Any] = {}
+    for event in batch.events:
+        new.setdefault(str(event.data.activity_id), event)
+    known = await _counting(batch.conn, list(new))
+    new = {k: e for k, e in new.items() if k not in known}
+    if not new:
+        return
+    await batch.conn.execute(insert(activities), [
+        {"activity_id": k, "event_id": e.event_id, "seq": e.seq,
+         "organization_id": e.data.organization_id, "started_at": e.data.started_at,
+         "retracted": False} for k, e in new.items()])
+    await _replace(batch, new)
+
+
+async def on_corrected(batch: Batch) -> None:
+    """The newest correction replaces the figures, in every period they fall in."""
+    newest: dict[str, Any] = {}
+    for event in batch.events:
+        newest[str(event.data.activity_id)] = event
+    known = await _counting(batch.conn, list(newest))
+    newest = {k: e for k, e in newest.items() if not known.get(k, False)}  # retracted: for good
+    if not newest:
+        return
+    stmt = upsert(batch.conn, activities)
+    await batch.conn.execute(stmt.on_conflict_do_update(
+        index_elements=["activity_id"],
+        set_={c: stmt.excluded[c] for c in ("event_id", "seq", "organization_id",
+                                            "started_at")}),
+        [{"activity_id": k, "event_id": e.event_id, "seq": e.seq,
+          "organization_id": e.data.organization_id, "started_at": e.data.started_at,
+          "retracted": False} for k, e in newest.items()])
+    await _replace(batch, newest)
+
+
+async def on_retracted(batch: Batch) -> None:
+    ids = list({str(e.data.activity_id) for e in batch.events})
+    await batch.conn.execute(update(activities).where(activities.c.activity_id.in_(ids))
+                             .values(retracted=True))
+    for table in (shares, share_types, outputs):
+        await batch.conn.execute(delete(table).where(table.c.activity_id.in_(ids)))
+
+
+async def on_attendance(batch: Batch) -> None:
+    rows: dict[tuple[str, str], bool] = {}
+    for event in batch.events:
+        rows[(str(event.data.activity_id), event.data.volunteer_id)] = (
+            event.type == "attendance.declined")
+    stmt = upsert(batch.conn, attendance)
+    await batch.conn.execute(
+        stmt.on_conflict_do_update(index_elements=["activity_id", "volunteer_id"],
+                                   set_={"declined": stmt.excluded.declined}),
+        [{"activity_id": a, "volunteer_id": v, "declined": d} for (a, v), d in rows.items()])
+
+
+# -- the summary ------------------------------------------------------------------------------
+
+def _sums(t: FromClause) -> list:
+    return [
+        func.count(distinct(t.c.activity_id)).label("activities"),
+        func.coalesce(func.sum(t.c.served), 0).label("served"),
+        func.coalesce(func.sum(t.c.volunteers), 0).label("volunteers"),
+        func.coalesce(func.sum(t.c.volunteer_hours), 0).label("volunteer_hours"),
+        func.coalesce(func.sum(t.c.trainees), 0).label("trainees"),
+        func.coalesce(func.sum(t.c.donation_value_cny), 0).label("donation_value_cny"),
+    ]
+
+
+def _json(row: Any) -> dict:
+    return {"activities": int(row.activities), "served": int(row.served),
+            "volunteers": int(row.volunteers),
+            "volunteer_hours": round(float(row.volunteer_hours), 2),
+            "trainees": int(row.trainees),
+            "donation_value_cny": round(float(row.donation_value_cny), 2)}
+
+
+class _Query:
+    """The pieces of one summary: where shares come from, the grouping key, the scope."""
+
+    def __init__(self, group_by: GroupBy, scope: Scope, region_level: str | None):
+        self.group_by = group_by
+        s = shares
+        base = registry_entities.alias("base_record")
+        self.source: FromClause = s
+        if group_by == "region":
+            self.source = s.outerjoin(base, and_(base.c.kind == "base", base.c.id == s.c.base_id))
+            key: ColumnElement[Any] = base.c.region_code
+            if region_level:
+                up = region_ancestors.alias("up")
+                self.source = self.source.outerjoin(up, and_(
+                    up.c.code == base.c.region_code, up.c.ancestor_level == region_level))
+                key = up.c.ancestor
+        elif group_by == "service_type":
+            st = share_types
+            self.source = s.join(st, and_(st.c.activity_id == s.c.activity_id,
+                                          st.c.organization_id == s.c.organization_id))
+            key = st.c.service_type
+        else:
+            key = s.c[{"organization": "organization_id", "base": "base_id", "team": "team_id",
+                       "pairing": "pairing_id", "project": "project_id"}.get(group_by, group_by)]
+        self.key = key
+        self.where = scope.where(organization=s.c.organization_id, base=s.c.base_id,
+                                 day=s.c.day)
+        # Figures of a service-type row are the type's own (a fair's stalls of that type).
+        self.figures = share_types if group_by == "service_type" else shares
+
+    def grouped(self):
+        return (select(self.key.label("key"), *_sums(self.figures)).select_from(self.source)
+                .where(*self.where).group_by(self.key).order_by(self.key))
+
+    def totals(self):
+        return select(*_sums(shares)).where(*self.where)
+
+    def by_lead(self, table: Table, on: ColumnElement[bool], *columns) -> tuple:
+        """Statements for figures of a table hung on the organising unit's share (outputs,
+        attendance): per group, and over the whole scope."""
+        where = [*self.where, shares.c.lead.is_(True)]
+        grouped = (select(self.key.label("key"), *columns)
+                   .select_from(self.source.join(table, on)).where(*where))
+        total = select(*columns).select_from(shares.join(table, on)).where(*where)
+        return grouped, total
+
+
+async def summary(conn: AsyncConnection, group_by: GroupBy, scope: Scope,
+                  region_level: str | None = None) -> tuple[list[dict], dict]:
+    q = _Query(group_by, scope, region_level)
+    rows = (await conn.execute(q.grouped())).all()
+    totals = _json((await conn.execute(q.totals())).one())
+
+    a = attendance
+    people = func.count(distinct(a.c.volunteer_id))
+    grouped, total = q.by_lead(a, and_(a.c.activity_id == shares.c.activity_id,
+                                       a.c.declined.is_(False)), people)
+    unique = dict((await conn.execute(grouped.group_by(q.key))).tuples().all())
+    totals["unique_volunteers"] = int((await conn.execute(total)).scalar() or 0)
+
+    o = outputs
+    per_key: dict[Any, dict[str, float | int]] = defaultdict(dict)
+    grouped, total = q.by_lead(o, o.c.activity_id == shares.c.activity_id, o.c.indicator,
+                               func.sum(o.c.quantity))
+    for key, indicator, quantity in await conn.execute(grouped.group_by(q.key, o.c.indicator)):
+        per_key[key][indicator] = _number(quantity)
+    totals["outputs"] = {indicator: _number(quantity) for indicator, quantity in
+                         await conn.execute(total.group_by(o.c.indicator)
+                                            .order_by(o.c.indicator))}
+
+    labels = await label_map(conn, group_by, [r.key for r in rows])
+    return [{"key": r.key, "label": labels.get(r.key, r.key), **_json(r),
+             "unique_volunteers": int(unique.get(r.key, 0)),
+             "outputs": dict(sorted(per_key.get(r.key, {}).items()))} for r in rows], totals
+
+
+def _number(value: Any) -> float | int:
+    value = Decimal(value or 0)
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+SUMMARY_COLUMNS = [
+    Col("label", "名称", "Name"), Col("key", "编码", "Key"),
+    Col("activities", "活动次数", "Activities"), Col("served", "服务群众(人次)", "Served"),
+    Col("volunteers", "志愿者参与(人次)", "Volunteer turn-outs"),
+    Col("unique_volunteers", "志愿者(人)", "Distinct volunteers"),
+    Col("volunteer_hours", "服务时长(小时)", "Volunteer hours"),
+    Col("trainees", "培训(人)", "Trainees"),
+    Col("donation_value_cny", "捐赠价值(元)", "Donations (CNY)"),
+]
+
+GROUP_TITLES = {
+    "organization": ("按单位", "by unit"), "base": ("按服务基地", "by base"),
+    "team": ("按服务团队", "by team"), "region": ("按区域", "by region"),
+    "theme": ("按主题", "by theme"), "service_type": ("按服务类型", "by service type"),
+    "month": ("按月", "by month"), "pairing": ("按结对", "by pairing"),
+    "project": ("按项目", "by project"), "week": ("按周", "by week"),
+    "quarter": ("按季度", "by quarter"), "year": ("按年", "by year"),
+}
+
+
+async def summary_report(conn: AsyncConnection, group_by: GroupBy, scope: Scope,
+                         region_level: str | None = None) -> Report:
+    rows, totals = await summary(conn, group_by, scope, region_level)
+    indicators = sorted({k for r in rows for k in r["outputs"]} | set(totals["outputs"]))
+    columns = SUMMARY_COLUMNS + [
+        Col(f"outputs.{k}", INDICATORS.get(k, (k, k))[0], INDICATORS.get(k, (k, k))[1])
+        for k in indicators]
+    zh, en = GROUP_TITLES[group_by]
+    return Report(f"服务活动台账（{zh}）", f"Service activities ({en})", columns, rows,
+                  {"key": None, "label": None, **totals}, extra={"group_by": group_by})
+
+
+router = APIRouter(tags=["reports"])
+
+
+@router.get("/v1/reports/summary", summary="Figures grouped one way, within a scope")
+async def get_summary(
+    request: Request,
+    scope: Annotated[Scope, Depends(scope_query)],
+    group_by: GroupBy = "organization",
+    region_level: Annotated[Literal["city", "district", "town", "community"] | None, Query(
+        description="with group_by=region: roll up to this level")] = None,
+    min_seq: MinSeq = None, format: FormatQuery = "json", headers: HeadersQuery = "zh",
+) -> Any:
+    """Activities, served, turn-outs, distinct volunteers, hours, trainees, donations and
+    outputs per group. Totals count each activity once (an activity of three service types, a
+    fair of many units) and distinct volunteers over the whole scope, never summed from rows."""
+    return await answer(request, lambda conn: summary_report(conn, group_by, scope, region_level),
+                        models=(NAME,), min_seq=min_seq, format=format, headers=headers,
+                        filename=f"summary-{group_by}")
+
+
+MODEL = ReadModel(
+    name=NAME, tables=(activities, shares, share_types, outputs, attendance),
+    handlers={"activity.logged": on_logged, "activity.corrected": on_corrected,
+              "activity.retracted": on_retracted, "attendance.recorded": on_attendance,
+              "attendance.confirmed": on_attendance, "attendance.declined": on_attendance},
+    router=router, description="what was done, where, by whom, for how many")

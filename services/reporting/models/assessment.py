@@ -1,0 +1,9 @@
+"""The assessment read model (being written)."""
+
+from __future__ import annotations
+
+from services.reporting.readmodel import ReadModel
+
+NAME = "reporting-assessment"
+
+MODEL = ReadModel(name=NAME, tables=(), handlers={})

@@ -1,0 +1,9 @@
+"""The needs read model (being written)."""
+
+from __future__ import annotations
+
+from services.reporting.readmodel import ReadModel
+
+NAME = "reporting-needs"
+
+MODEL = ReadModel(name=NAME, tables=(), handlers={})

@@ -1,0 +1,249 @@
+"""How every report is answered: read-your-writes (`min_seq`), one consistent snapshot with its
+`as_of`, and the same table as JSON, CSV or XLSX (the monthly ledger, 台账, an organiser hands
+upward: a title line, Chinese headers by default, the rows, then 合计).
+
+CSV and XLSX are streamed: rows come from the database cursor and go out as they are written
+(XLSX through openpyxl's write-only mode, which keeps rows on disk, not in memory).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import csv
+import io
+import os
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+from urllib.parse import quote
+
+from fastapi import HTTPException, Query, Request
+from fastapi.responses import StreamingResponse
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.reporting.store import positions
+
+Format = Literal["json", "csv", "xlsx"]
+Headers = Literal["zh", "en"]
+FormatQuery = Annotated[Format, Query(description="json, or a spreadsheet: csv or xlsx")]
+HeadersQuery = Annotated[Headers, Query(description="spreadsheet headers: Chinese or English")]
+MinSeq = Annotated[int | None, Query(ge=0, le=2**63 - 1, description=(
+    "wait (a few seconds at most) until the report includes this TONGXIN_EVENTS seq"))]
+_CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str   # a row's key; dotted for a nested value (`outputs.students_funded`)
+    zh: str
+    en: str
+
+    def value(self, row: dict) -> Any:
+        value: Any = row
+        for part in self.key.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        return value
+
+
+Rows = list[dict] | AsyncIterator[dict]
+
+
+@dataclass
+class Report:
+    """One table: what JSON answers as `rows` and `totals`, what a spreadsheet shows."""
+
+    title_zh: str
+    title_en: str
+    columns: list[Column]
+    rows: Rows
+    totals: dict | None = None
+    extra: dict = field(default_factory=dict)        # JSON only: further lists and facts
+    sheets: list[Report] = field(default_factory=list)  # XLSX only: further tables
+
+    def header(self, lang: Headers) -> list[str]:
+        return [c.zh if lang == "zh" else c.en for c in self.columns]
+
+
+Build = Callable[[AsyncConnection], Awaitable[Report]]
+
+
+async def wait_for(request: Request, models: Iterable[str], min_seq: int | None) -> None:
+    """Until every model the report reads has applied `min_seq` and the registry replica has
+    applied everything in its stream (labels, hierarchies), within the min_seq wait; else 503
+    with Retry-After."""
+    if not min_seq:
+        return
+    state = request.app.state
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + state.settings.min_seq_wait
+    for name in models:
+        projection = state.projections[name]
+        if not await projection.wait_for(min_seq, max(deadline - loop.time(), 0.0)):
+            raise HTTPException(503, detail=f"{name} has applied up to seq "
+                                f"{projection.position}, not yet {min_seq}",
+                                headers={"Retry-After": "1"})
+    left = max(deadline - loop.time(), 0.0)
+    try:
+        # caught_up asks NATS for the stream's end first: bound that too.
+        registry = await asyncio.wait_for(state.registry.caught_up(left), left + 1.0)
+    except Exception:  # NATS away: whether the registry is in is unknown
+        registry = False
+    if not registry:
+        raise HTTPException(503, detail="reports have not yet applied every registry change "
+                            "(labels, regions)", headers={"Retry-After": "1"})
+
+
+async def snapshot(conn: AsyncConnection, models: Iterable[str]) -> int:
+    """Begin one consistent read and return its `as_of`: the least position among the models
+    read. Read first, so the figures after it are at least as new as `as_of` says."""
+    if conn.dialect.name == "postgresql":
+        await conn.execution_options(isolation_level="REPEATABLE READ")
+    else:
+        await conn.exec_driver_sql("BEGIN")  # SQLite: one WAL snapshot for every statement
+    names = list(models)
+    found = dict((await conn.execute(select(positions.c.name, positions.c.position)
+                                      .where(positions.c.name.in_(names)))).tuples().all())
+    return min((found.get(n, 0) for n in names), default=0)
+
+
+async def answer(request: Request, build: Build, *, models: tuple[str, ...],
+                 min_seq: int | None = None, format: Format = "json",
+                 headers: Headers = "zh", filename: str = "report") -> Any:
+    """The report as JSON (`rows`, `totals`, `as_of`, ...) or streamed as CSV or XLSX."""
+    await wait_for(request, models, min_seq)
+    engine = request.app.state.engine
+    if format == "json":
+        async with engine.connect() as conn:
+            as_of = await snapshot(conn, models)
+            report = await build(conn)
+            return await as_json(report, as_of)
+    stream = _csv(engine, build, models, headers) if format == "csv" else _xlsx(
+        engine, build, models, headers)
+    media = ("text/csv; charset=utf-8" if format == "csv" else
+             "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+    name = f"{filename}.{format}"
+    return StreamingResponse(stream, media_type=media, headers={
+        "Content-Disposition": f"attachment; filename=\"{name}\"; "
+                               f"filename*=UTF-8''{quote(name)}"})
+
+
+async def as_json(report: Report, as_of: int) -> dict:
+    rows = report.rows if isinstance(report.rows, list) else [r async for r in report.rows]
+    out: dict[str, Any] = {"rows": rows}
+    if report.totals is not None:
+        out["totals"] = report.totals
+    return {**out, **report.extra, "as_of": as_of}
+
+
+async def _rows(rows: Rows) -> AsyncIterator[dict]:
+    if isinstance(rows, list):
+        for row in rows:
+            yield row
+    else:
+        async for row in rows:
+            yield row
+
+
+def _cell(value: Any) -> Any:
+    """A value as a spreadsheet cell: numbers stay numbers, lists join, dicts read `k: v`."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, list | tuple):
+        return "、".join(str(_cell(v)) for v in value)
+    if isinstance(value, dict):
+        return "；".join(f"{k}: {_cell(v)}" for k, v in value.items())
+    return str(value)
+
+
+def _guard(value: Any) -> Any:
+    """A text cell that a spreadsheet would run as a formula is written as text."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
+        return "'" + value
+    return value
+
+
+def _totals_row(report: Report, lang: Headers) -> list[Any] | None:
+    if report.totals is None:
+        return None
+    row = [_cell(c.value(report.totals)) for c in report.columns]
+    row[0] = "合计" if lang == "zh" else "Total"
+    return row
+
+
+async def _csv(engine, build: Build, models, lang: Headers) -> AsyncIterator[bytes]:
+    async with engine.connect() as conn:
+        await snapshot(conn, models)
+        report = await build(conn)
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        # A BOM: Excel on Chinese Windows reads UTF-8 CSV correctly only with one.
+        yield codecs.BOM_UTF8
+        writer.writerow(report.header(lang))
+        async for row in _rows(report.rows):
+            writer.writerow([_guard(_cell(c.value(row))) for c in report.columns])
+            if buffer.tell() > _CHUNK:
+                yield buffer.getvalue().encode()
+                buffer.seek(0)
+                buffer.truncate()
+        if (totals := _totals_row(report, lang)) is not None:
+            writer.writerow(totals)
+        yield buffer.getvalue().encode()
+
+
+async def _xlsx(engine, build: Build, models, lang: Headers) -> AsyncIterator[bytes]:
+    import openpyxl
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.styles import Font
+
+    book = openpyxl.Workbook(write_only=True)
+    bold = Font(bold=True)
+
+    def styled(sheet, values: list[Any]) -> list:
+        cells = []
+        for value in values:
+            cell = WriteOnlyCell(sheet, value=value)
+            cell.font = bold
+            cells.append(cell)
+        return cells
+
+    async def write(report: Report, as_of: int) -> None:
+        title = report.title_zh if lang == "zh" else report.title_en
+        sheet = book.create_sheet(title=_sheet_name(title, book.sheetnames))
+        sheet.append(styled(sheet, [title, f"截至事件 {as_of}" if lang == "zh"
+                                    else f"as of event {as_of}"]))
+        sheet.append(styled(sheet, report.header(lang)))
+        async for row in _rows(report.rows):
+            sheet.append([_cell(c.value(row)) for c in report.columns])
+        if (totals := _totals_row(report, lang)) is not None:
+            sheet.append(styled(sheet, totals))
+        for more in report.sheets:
+            await write(more, as_of)
+
+    async with engine.connect() as conn:
+        as_of = await snapshot(conn, models)
+        await write(await build(conn), as_of)
+    fd, path = tempfile.mkstemp(suffix=".xlsx")
+    os.close(fd)
+    try:
+        await asyncio.to_thread(book.save, path)
+        with open(path, "rb") as f:  # noqa: ASYNC230 (a local temp file, read in chunks)
+            while chunk := f.read(_CHUNK):
+                yield chunk
+    finally:
+        os.unlink(path)
+
+
+def _sheet_name(title: str, taken: list[str]) -> str:
+    name = "".join(ch for ch in title if ch not in "[]:*?/\\")[:28] or "sheet"
+    while name in taken:
+        name = name[:26] + f"_{len(taken)}"
+    return name

@@ -1,0 +1,93 @@
+"""The one scope every report query takes: an organisation subtree, a region subtree, a base
+and a period. It is applied inside the aggregates and the totals (never by filtering rows after
+the sums), so narrowing it narrows every figure. [5/7] attaches a scope to each key and narrows
+what the request asks with it (`within`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import Query
+from sqlalchemy import ColumnElement, Select, select
+
+from services.reporting.models.labels import organization_ancestors, region_ancestors
+from services.reporting.models.labels import registry_entities as reg
+
+
+@dataclass(frozen=True)
+class Scope:
+    organization_id: str | None = None  # this unit and every unit under it
+    region: str | None = None           # bases in this region, at any depth
+    base_id: str | None = None
+    date_from: date | None = None
+    date_to: date | None = None
+
+    def within(self, outer: Scope) -> Scope:
+        """This scope, kept inside `outer` (a key's scope): where `outer` says something, it
+        wins unless this one is narrower (a unit under it, a day inside its period)."""
+        return replace(
+            self,
+            organization_id=self.organization_id or outer.organization_id,
+            region=self.region or outer.region,
+            base_id=self.base_id or outer.base_id,
+            date_from=max(filter(None, (self.date_from, outer.date_from)), default=None),
+            date_to=min(filter(None, (self.date_to, outer.date_to)), default=None))
+
+    def units(self) -> Select:
+        """Ids of the scope's organisations: the unit and all beneath it."""
+        oa = organization_ancestors
+        return select(oa.c.code).where(oa.c.ancestor == self.organization_id)
+
+    def bases_in_region(self) -> Select:
+        ra = region_ancestors
+        return select(reg.c.id).where(reg.c.kind == "base", reg.c.region_code.in_(
+            select(ra.c.code).where(ra.c.ancestor == self.region)))
+
+    def paired_bases(self) -> Select:
+        """Bases the scope's units are paired with (a unit's view of bases and needs)."""
+        return select(reg.c.base_id).where(reg.c.kind == "pairing",
+                                           reg.c.organization_id.in_(self.units()))
+
+    def where(self, *, organization: ColumnElement[Any] | None = None,
+              base: ColumnElement[Any] | None = None,
+              day: ColumnElement[Any] | None = None) -> list[ColumnElement[bool]]:
+        """Conditions for a query whose rows have these columns. A report without an
+        organisation column scopes a unit to the bases it is paired with; one without a base
+        column cannot honour a base or region, and says so (ValueError) rather than ignore it."""
+        out: list[ColumnElement[bool]] = []
+        if self.organization_id:
+            if organization is not None:
+                out.append(organization.in_(self.units()))
+            elif base is not None:
+                out.append(base.in_(self.paired_bases()))
+            else:
+                raise ValueError("this report cannot be narrowed to an organisation")
+        if self.base_id or self.region:
+            if base is None:
+                raise ValueError("this report cannot be narrowed to a base or region")
+            if self.base_id:
+                out.append(base == self.base_id)
+            if self.region:
+                out.append(base.in_(self.bases_in_region()))
+        if day is not None:
+            if self.date_from:
+                out.append(day >= self.date_from)
+            if self.date_to:
+                out.append(day <= self.date_to)
+        return out
+
+
+def scope_query(
+    date_from: Annotated[date | None, Query(alias="from", description=(
+        "first day (local), inclusive"))] = None,
+    date_to: Annotated[date | None, Query(alias="to", description="last day, inclusive")] = None,
+    organization_id: Annotated[str | None, Query(
+        max_length=64, description="a unit: it and every unit under it")] = None,
+    base_id: Annotated[str | None, Query(max_length=64)] = None,
+    region: Annotated[str | None, Query(
+        max_length=64, description="a region code: bases in it at any depth")] = None,
+) -> Scope:
+    return Scope(organization_id, region, base_id, date_from, date_to)
