@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     # An offer whose prerequisite has not arrived (a need claimed before it was submitted,
     # from two systems) is retried with back-off for this long before it is dead-lettered.
     prerequisite_wait: float = Field(600.0, ge=0)
+    # Volunteers' star levels 1-5 by confirmed hours (CONTRACT.md: default 100/300/600/1000/1500).
+    star_thresholds: tuple[float, float, float, float, float] = (100, 300, 600, 1000, 1500)
     photo_max_bytes: int = Field(10 * 1024 * 1024, gt=0)
     log_level: str = "INFO"
 

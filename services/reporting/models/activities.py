@@ -365,6 +365,19 @@ def _number(value: Any) -> float | int:
     return int(value) if value == value.to_integral_value() else float(value)
 
 
+async def unit_figures(conn: AsyncConnection, scope: Scope) -> dict[str, dict[str, float]]:
+    """{organization_id: {figure: value}} within the scope (the year-end assessment's input):
+    activities, served, volunteers, volunteer_hours, trainees, donation_value_cny,
+    unique_volunteers, and each output indicator as `outputs.<code>`."""
+    rows, _ = await summary(conn, "organization", scope)
+    out: dict[str, dict[str, float]] = {}
+    for row in rows:
+        figures = {k: float(row[k]) for k in FIGURES}
+        figures.update({f"outputs.{k}": float(v) for k, v in row["outputs"].items()})
+        out[row["key"]] = figures
+    return out
+
+
 SUMMARY_COLUMNS = [
     Col("label", "名称", "Name"), Col("key", "编码", "Key"),
     Col("activities", "活动次数", "Activities"), Col("served", "服务群众(人次)", "Served"),
