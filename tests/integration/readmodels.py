@@ -70,11 +70,11 @@ class Reporting:
         self.last_seq["events"] = ack.seq
         return ack.seq
 
-    async def registry(self, kind: str, verb: str = "registered", **record) -> dict:
+    async def registry(self, entity: str, verb: str = "registered", /, **record) -> dict:
         record.setdefault("id", str(uuid.uuid4()))
         record.setdefault("updated_at", datetime.now(UTC).isoformat())
-        env = new_envelope(f"{kind}.{verb}", record, "registry")
-        ack = await self.js.publish(self.names.registry(kind, verb),
+        env = new_envelope(f"{entity}.{verb}", record, "registry")
+        ack = await self.js.publish(self.names.registry(entity, verb),
                                     env.model_dump_json().encode(),
                                     headers={MSG_ID: str(env.event_id)}, timeout=5)
         self.last_seq["registry"] = ack.seq
