@@ -1,0 +1,392 @@
+"""Reporting: how fast the read models are rebuilt from the record, beside the reference
+pipelines measured in the same run on the same events, and how fast reports answer.
+
+    python -m bench.reporting [--events 1000000] [--postgres URL] [--clients 50]
+
+1. N accepted events (a mix: activities, some of them fairs, corrections, retractions,
+   attendance, needs and their claims, reports) are put on a fresh TONGXIN_EVENTS.
+2. Reference pipelines over the same stream, on PostgreSQL: (a) raw nats-py `fetch(500)`, the
+   batch's figures summed in memory, one upsert transaction per batch; (b) one transaction per
+   event (over the first `--per-event` events: a million would take half an hour).
+3. Tongxin: `tongxin reporting rebuild` (in process): every read model replays the stream into
+   fresh tables and swaps them in. Events/s per model and for all of them, each with its ratio
+   to (a).
+4. The reporting service on the rebuilt tables; `--clients` concurrent clients ask for the
+   summary (grouped different ways, scoped to units) and the year-end assessment: p50 and p99.
+
+Prints the table and appends it, with machine and versions, to bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import nats
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import text
+
+from shared.db import make_engine, migrate
+from shared.settings import Settings
+from shared.streams import ensure_streams, stream_configs
+from shared.subjects import Names
+from tests.harness import create_pg_database, drop_pg_database
+from tongxin.natsserver import NatsServer, free_port
+from tongxin.supervisor import Supervisor
+
+console = Console(width=None if sys.stdout.isatty() else 140)
+RESULTS = Path(__file__).with_name("RESULTS.md")
+UNITS, BASES, VOLUNTEERS = 200, 600, 5_000
+KINDS = ["free_clinic", "haircut", "repair", "tutoring", "legal_aid", "consultation"]
+
+
+# -- the events -----------------------------------------------------------------------------
+
+def _env(event_type: str, data: dict, when: datetime) -> dict:
+    return {"event_id": str(uuid.uuid4()), "type": event_type, "version": 1,
+            "occurred_at": when.isoformat(), "source": "bench", "data": data}
+
+
+def events(n: int, seed: int = 7):
+    """(type, payload) for n accepted events over two years, in a realistic mix."""
+    rnd = random.Random(seed)
+    start = datetime(2013, 1, 1, 1, tzinfo=UTC)
+    logged: list[dict] = []
+    needs: list[str] = []
+    made = 0
+    while made < n:
+        when = start + timedelta(minutes=made)  # a million events span about two years
+        roll = rnd.random()
+        unit, base = f"u{rnd.randrange(UNITS)}", f"b{rnd.randrange(BASES)}"
+        if roll < 0.55 or not logged:
+            data = {"activity_id": str(uuid.uuid4()), "organization_id": unit, "base_id": base,
+                    "title": "同心服务活动", "theme": "harmonious_society",
+                    "started_at": when.isoformat(),
+                    "ended_at": (when + timedelta(hours=2)).isoformat(),
+                    "volunteers": rnd.randrange(1, 30), "volunteer_hours": rnd.randrange(2, 60),
+                    "trainees": rnd.randrange(0, 5)}
+            if rnd.random() < 0.02:  # a fair: stalls from other units
+                data["stalls"] = [{"service_type": rnd.choice(KINDS),
+                                   "served": rnd.randrange(10, 200),
+                                   "organization_id": f"u{rnd.randrange(UNITS)}"}
+                                  for _ in range(rnd.randrange(5, 15))]
+            else:
+                data["service_types"] = rnd.sample(KINDS, rnd.randrange(1, 3))
+                data["served"] = rnd.randrange(5, 300)
+            if rnd.random() < 0.1:
+                data["outputs"] = [{"indicator": "students_funded",
+                                    "quantity": rnd.randrange(1, 10)}]
+            logged.append(data)
+            yield "activity.logged", _env("activity.logged", data, when)
+        elif roll < 0.80:
+            act = rnd.choice(logged[-500:])
+            yield "attendance.recorded", _env("attendance.recorded", {
+                "activity_id": act["activity_id"], "volunteer_id": f"v{rnd.randrange(VOLUNTEERS)}",
+                "hours": 2, "method": rnd.choice(["sign_in", "self", "organiser"])}, when)
+        elif roll < 0.86:
+            act = rnd.choice(logged[-500:])
+            yield "report.submitted", _env("report.submitted", {
+                "activity_id": act["activity_id"], "organization_id": act["organization_id"],
+                "summary": "服务小结", "photos": []}, when)
+        elif roll < 0.93:
+            need_id = f"n{made}"
+            needs.append(need_id)
+            yield "need.submitted", _env("need.submitted", {
+                "need_id": need_id, "base_id": base, "title": "路灯维修", "category": "repair",
+                "urgency": "normal", "channel": "hotline"}, when)
+        elif roll < 0.98 and needs:
+            yield "need.claimed", _env("need.claimed", {"need_id": needs.pop(),
+                                                         "organization_id": unit}, when)
+        elif roll < 0.995:
+            act = rnd.choice(logged[-2000:])
+            fixed = {**act, "served": (act.get("served") or 0) + 1, "reason": "更正人数"}
+            if "stalls" in act:
+                fixed.pop("served")
+            yield "activity.corrected", _env("activity.corrected", fixed, when)
+        else:
+            act = logged.pop(rnd.randrange(len(logged)))
+            yield "activity.retracted", _env("activity.retracted", {
+                "activity_id": act["activity_id"], "reason": "重复录入"}, when)
+        made += 1
+
+
+async def fill(js, names: Names, n: int) -> float:
+    """Put n accepted events on the events stream (as the events service would)."""
+    t0 = time.perf_counter()
+    window = []
+    for event_type, env in events(n):
+        window.append(await js.publish_async(
+            names.events(event_type), json.dumps(env, ensure_ascii=False).encode(),
+            headers={"Nats-Msg-Id": env["event_id"]}))
+        if len(window) >= 5_000:
+            await asyncio.gather(*window)
+            window = []
+    await asyncio.gather(*window)
+    return n / (time.perf_counter() - t0)
+
+
+async def registry(js, names: Names) -> None:
+    """Names for the units and bases, so reports have labels."""
+    now = datetime.now(UTC).isoformat()
+    futures = []
+    for kind, count, prefix, extra in (("organization", UNITS, "u", {"kind": "enterprise"}),
+                                       ("base", BASES, "b", {"kind": "community"})):
+        for i in range(count):
+            env = _env(f"{kind}.registered", {"id": f"{prefix}{i}", "name": f"{kind}{i}",
+                                              "updated_at": now, **extra}, datetime.now(UTC))
+            futures.append(await js.publish_async(
+                names.registry(kind, "registered"), json.dumps(env).encode(),
+                headers={"Nats-Msg-Id": env["event_id"]}))
+    await asyncio.gather(*futures)
+
+
+# -- the reference pipelines ----------------------------------------------------------------
+
+def _subscription(js, names: Names):
+    config = ConsumerConfig(ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.ALL,
+                            mem_storage=True, inactive_threshold=60)
+    return js.pull_subscribe(names.events(), durable=None, stream=names.events_stream,
+                             config=config)
+
+
+CUBE = """CREATE TABLE ref_cube (organization_id text, base_id text, month text,
+activities bigint, served bigint, volunteers bigint, hours double precision,
+PRIMARY KEY (organization_id, base_id, month))"""
+UPSERT = """INSERT INTO ref_cube VALUES (:o, :b, :m, :a, :s, :v, :h)
+ON CONFLICT (organization_id, base_id, month) DO UPDATE SET
+activities = ref_cube.activities + excluded.activities, served = ref_cube.served + excluded.served,
+volunteers = ref_cube.volunteers + excluded.volunteers, hours = ref_cube.hours + excluded.hours"""
+
+
+def _figures(msg) -> tuple[tuple[str, str, str], list] | None:
+    env = json.loads(msg.data)
+    if env["type"] != "activity.logged":
+        return None
+    d = env["data"]
+    served = d.get("served") or sum(s["served"] for s in d.get("stalls", []))
+    return ((d["organization_id"], d["base_id"], d["started_at"][:7]),
+            [1, served, d["volunteers"], d["volunteer_hours"]])
+
+
+async def reference_batched(js, names: Names, url: str, schema: str, n: int) -> float:
+    """Raw nats-py fetch(500) → figures summed per batch → one upsert transaction a batch."""
+    engine = make_engine(url, schema)
+    async with engine.begin() as conn:
+        await conn.execute(text(CUBE))
+    sub = await _subscription(js, names)
+    t0 = time.perf_counter()
+    done = 0
+    while done < n:
+        batch = await sub.fetch(500, timeout=10)
+        sums: dict[tuple[str, str, str], list] = defaultdict(lambda: [0, 0, 0, 0.0])
+        for msg in batch:
+            if (got := _figures(msg)) is not None:
+                key, figures = got
+                sums[key] = [a + b for a, b in zip(sums[key], figures, strict=True)]
+        if sums:
+            async with engine.begin() as conn:
+                await conn.execute(text(UPSERT), [
+                    {"o": o, "b": b, "m": m, "a": f[0], "s": f[1], "v": f[2], "h": f[3]}
+                    for (o, b, m), f in sums.items()])
+        done += len(batch)
+    rate = n / (time.perf_counter() - t0)
+    await sub.unsubscribe()
+    await engine.dispose()
+    return rate
+
+
+async def reference_per_event(js, names: Names, url: str, schema: str, n: int) -> float:
+    """The same, but one transaction per event (what a naive consumer does)."""
+    engine = make_engine(url, schema)
+    async with engine.begin() as conn:
+        await conn.execute(text(CUBE.replace("ref_cube", "ref_cube_single")))
+    sub = await _subscription(js, names)
+    t0 = time.perf_counter()
+    done = 0
+    while done < n:
+        batch = await sub.fetch(min(500, n - done), timeout=10)
+        for msg in batch:
+            if (got := _figures(msg)) is not None:
+                (o, b, m), f = got
+                async with engine.begin() as conn:
+                    await conn.execute(text(UPSERT.replace("ref_cube", "ref_cube_single")),
+                                       {"o": o, "b": b, "m": m, "a": f[0], "s": f[1],
+                                        "v": f[2], "h": f[3]})
+            else:
+                async with engine.begin() as conn:
+                    await conn.execute(text("SELECT 1"))
+        done += len(batch)
+    rate = n / (time.perf_counter() - t0)
+    await sub.unsubscribe()
+    await engine.dispose()
+    return rate
+
+
+# -- report latency -------------------------------------------------------------------------
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * p))]
+
+
+async def latency(url: str, clients: int, requests: int) -> dict[str, list[float]]:
+    """`clients` concurrent clients, each asking `requests` times in turn for a summary
+    (grouped one way, for the whole programme or one unit) and the assessment."""
+    timings: dict[str, list[float]] = defaultdict(list)
+    groupings = ["organization", "month", "service_type", "base", "region", "quarter"]
+
+    async def client(i: int) -> None:
+        rnd = random.Random(i)
+        async with httpx.AsyncClient(base_url=url, timeout=120) as http:
+            for k in range(requests):
+                if k % 2:
+                    path, params, name = "/v1/reports/assessment", {"year": "2013"}, "assessment"
+                else:
+                    params = {"group_by": rnd.choice(groupings)}
+                    if rnd.random() < 0.5:
+                        params["organization_id"] = f"u{rnd.randrange(UNITS)}"
+                    path, name = "/v1/reports/summary", "summary"
+                t0 = time.perf_counter()
+                r = await http.get(path, params=params)
+                timings[name].append((time.perf_counter() - t0) * 1000)
+                r.raise_for_status()
+
+    await asyncio.gather(*(client(i) for i in range(clients)))
+    return timings
+
+
+# -- the run --------------------------------------------------------------------------------
+
+async def run(args) -> None:
+    from services.reporting.rebuild import rebuild
+
+    tmp = Path(tempfile.mkdtemp(prefix="tongxin-bench-reporting-"))
+    server = None
+    nats_url = os.environ.get("TONGXIN_NATS_URL")
+    if not nats_url:
+        server = NatsServer(tmp / "nats").start()
+        nats_url = server.url
+    assert args.postgres, "set --postgres or TONGXIN_TEST_POSTGRES_URL: the references run there"
+    pg = await create_pg_database(args.postgres)
+    tag = f"bench{uuid.uuid4().hex[:6]}"
+    names = Names(tag)
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    rows: list[tuple[str, str, str]] = []
+    sup = None
+    try:
+        await ensure_streams(js, names)
+        await registry(js, names)
+        fill_rate = await fill(js, names, args.events)
+        rows.append((f"publish {args.events:,} accepted events (pipelined)",
+                     f"{fill_rate:,.0f} /s", "—"))
+
+        admin = make_engine(pg)
+        async with admin.begin() as conn:
+            await conn.execute(text("CREATE SCHEMA ref"))
+        await admin.dispose()
+        ref = await reference_batched(js, names, pg, "ref", args.events)
+        rows.append(("(a) reference: fetch(500) → pre-summed upsert, 1 tx a batch",
+                     f"{ref:,.0f} /s", "1.00 (denominator)"))
+        single_n = min(args.per_event, args.events)
+        single = await reference_per_event(js, names, pg, "ref", single_n)
+        rows.append((f"(b) reference: 1 tx per event (first {single_n:,})",
+                     f"{single:,.0f} /s", f"{single / ref:.2f}× of (a)"))
+
+        settings = Settings(nats_url=nats_url, namespace=tag, reporting_database_url=pg,
+                            db_schema="reporting", data_dir=tmp)
+        await migrate("reporting", pg, "reporting")
+        result = await rebuild(settings)
+        total_events = sum(m.events for m in result.models)
+        total_seconds = sum(m.seconds for m in result.models)
+        for m in result.models:
+            rate = m.events / m.seconds if m.seconds else 0.0
+            rows.append((f"tongxin rebuild: {m.name}", f"{rate:,.0f} /s",
+                         f"{rate / ref:.2f}× of (a), {rate / single:.1f}× of (b)"))
+        per_stream = args.events / total_seconds
+        rows.append(("tongxin rebuild, every read model (stream events ÷ total time)",
+                     f"{per_stream:,.0f} /s", f"{per_stream / ref:.2f}× of (a), "
+                     f"{per_stream / single:.1f}× of (b)"))
+        rows.append(("  events applied, all models", f"{total_events:,} in {total_seconds:,.0f} s",
+                     "—"))
+
+        port = free_port()
+        sup = Supervisor(env={}, ports={"reporting": port}, log_dir=tmp / "logs")
+        sup.start("reporting", {"TONGXIN_NATS_URL": nats_url, "TONGXIN_NAMESPACE": tag,
+                                "TONGXIN_REPORTING_DATABASE_URL": pg,
+                                "TONGXIN_DB_SCHEMA": "reporting", "TONGXIN_DATA_DIR": str(tmp),
+                                "TONGXIN_TRACE_FILE": ""})
+        sup.wait_healthy(["reporting"], timeout=120)
+        timings = await latency(f"http://127.0.0.1:{port}", args.clients, args.requests)
+        for name, values in timings.items():
+            rows.append((f"GET {name}: {args.clients} concurrent clients, "
+                         f"{len(values):,} requests",
+                         f"p50 {statistics.median(values):,.0f} ms · "
+                         f"p99 {percentile(values, 0.99):,.0f} ms", "—"))
+    finally:
+        if sup:
+            sup.stop_all()
+        for config in stream_configs(names):
+            try:
+                await js.delete_stream(config.name or "")
+            except Exception:
+                pass
+        await nc.close()
+        if server:
+            server.stop()
+        await drop_pg_database(args.postgres, pg)
+    report(args, rows)
+
+
+def report(args, rows: list[tuple[str, str, str]]) -> None:
+    title = f"Tongxin reporting, {args.events:,} events, PostgreSQL"
+    table = Table(title=title)
+    for col in ("path", "figure", "ratio"):
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+    import importlib.metadata as md
+
+    versions = ", ".join(f"{p} {md.version(p)}" for p in (
+        "faststream", "nats-py", "sqlalchemy", "asyncpg", "pydantic", "fastapi"))
+    machine = (f"{platform.node()}: {os.cpu_count()} cores, "
+               f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, "
+               f"Python {platform.python_version()}, {platform.platform()}")
+    lines = [f"\n## {title} — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC\n",
+             f"Machine: {machine}.  ", f"Versions: {versions}.\n",
+             "| path | figure | ratio |", "| --- | --- | --- |",
+             *[f"| {a} | {b} | {c} |" for a, b, c in rows]]
+    with RESULTS.open("a") as f:
+        f.write("\n".join(lines) + "\n")
+    console.print(f"appended to {RESULTS}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--events", type=int, default=1_000_000)
+    p.add_argument("--per-event", type=int, default=20_000,
+                   help="events for the one-transaction-per-event reference")
+    p.add_argument("--clients", type=int, default=50)
+    p.add_argument("--requests", type=int, default=20, help="requests per client")
+    p.add_argument("--postgres", default=os.environ.get("TONGXIN_TEST_POSTGRES_URL"))
+    asyncio.run(run(p.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
