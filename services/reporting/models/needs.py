@@ -1,9 +1,457 @@
-"""The needs read model (being written)."""
+"""Needs (按需点单): each need's current state, claimer, follow-up and history, from the
+`need.*` events (`/v1/reports/needs`, `/v1/reports/needs/items`).
+
+The events service enforces the life cycle (open → claimed → resolved → closed; returned and
+reopened → open), so this model only follows the events. A need's `claimed_at` is its first
+claim (time to claim counts from submission to the first claim, even if it was returned);
+`resolved_at` and `closed_at` are the current ones, cleared when it is reopened.
+
+A need's `description` is residents' free text: it is never stored here, nor reported.
+"""
 
 from __future__ import annotations
 
-from services.reporting.readmodel import ReadModel
+import statistics
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Depends, Query, Request
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ColumnElement,
+    Date,
+    DateTime,
+    Float,
+    Select,
+    String,
+    Table,
+    Text,
+    and_,
+    case,
+    func,
+    or_,
+    select,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.reporting.models.labels import label_map, registry_entities
+from services.reporting.readmodel import Batch, Event, ReadModel
+from services.reporting.reports import Column as Col
+from services.reporting.reports import FormatQuery, HeadersQuery, MinSeq, Report, answer
+from services.reporting.scope import Scope, scope_query
+from services.reporting.store import metadata
+from shared.projection import upsert
+from shared.taxonomy import SERVICE_TYPES
 
 NAME = "reporting-needs"
 
-MODEL = ReadModel(name=NAME, tables=(), handlers={})
+GroupBy = Literal["base", "organization", "pairing", "category"]
+State = Literal["open", "claimed", "resolved", "closed"]
+STATES = ("open", "claimed", "resolved", "closed")
+OUTCOMES = ("confirmed", "unresolved", "withdrawn", "duplicate")
+LIVE = ("open", "claimed")  # a follow-up still owed
+
+needs = Table(
+    "need_items", metadata,
+    Column("need_id", String(64), primary_key=True),
+    Column("seq", BigInteger, nullable=False),  # the last event applied to it
+    Column("base_id", String(64), nullable=False, index=True),
+    Column("pairing_id", String(64), nullable=True, index=True),
+    Column("title", String(200), nullable=False),
+    Column("category", String(40), nullable=False),
+    Column("urgency", String(10), nullable=False),
+    Column("channel", String(10), nullable=False),
+    Column("state", String(10), nullable=False),
+    Column("outcome", String(12), nullable=True),
+    Column("claimer_id", String(64), nullable=True, index=True),
+    Column("submitted_at", DateTime(timezone=True), nullable=False),
+    Column("day", Date, nullable=False, index=True),  # submitted, local: the period
+    Column("claimed_at", DateTime(timezone=True), nullable=True),
+    Column("resolved_at", DateTime(timezone=True), nullable=True),
+    Column("closed_at", DateTime(timezone=True), nullable=True),
+    Column("hours_to_claim", Float, nullable=True),
+    Column("hours_to_resolve", Float, nullable=True),
+    Column("followup_assignee_id", String(64), nullable=True),
+    Column("followup_due_on", Date, nullable=True),
+    Column("followup_note", Text, nullable=True),
+)
+
+history = Table(
+    "need_history", metadata,
+    Column("need_id", String(64), primary_key=True),
+    Column("seq", BigInteger, primary_key=True),
+    Column("type", String(40), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("organization_id", String(64), nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("note", Text, nullable=True),
+    Column("outcome", String(12), nullable=True),
+    Column("assignee_id", String(64), nullable=True),
+    Column("due_on", Date, nullable=True),
+)
+
+
+# -- handlers ---------------------------------------------------------------------------------
+
+def utc(moment: datetime) -> datetime:
+    """Stored in UTC (SQLite keeps no offset); a naive value read back is UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _hours(start: datetime, end: datetime) -> float:
+    return max((utc(end) - utc(start)).total_seconds() / 3600, 0.0)
+
+
+def _submitted(event: Event, batch: Batch) -> dict[str, Any]:
+    d, at = event.data, event.envelope.occurred_at
+    return {"need_id": d.need_id, "seq": event.seq, "base_id": d.base_id,
+            "pairing_id": d.pairing_id, "title": d.title, "category": d.category,
+            "urgency": d.urgency, "channel": d.channel, "state": "open", "outcome": None,
+            "claimer_id": None, "submitted_at": utc(at), "day": batch.local_day(at),
+            "claimed_at": None, "resolved_at": None, "closed_at": None,
+            "hours_to_claim": None, "hours_to_resolve": None, "followup_assignee_id": None,
+            "followup_due_on": None, "followup_note": None}
+
+
+def _follow(row: dict[str, Any], event: Event) -> None:
+    """The need's row after one event of its life cycle."""
+    d, at, kind = event.data, utc(event.envelope.occurred_at), event.type
+    if kind == "need.claimed":
+        row.update(state="claimed", claimer_id=d.organization_id)
+        if row["claimed_at"] is None:
+            row.update(claimed_at=at, hours_to_claim=_hours(row["submitted_at"], at))
+    elif kind == "need.returned":
+        row.update(state="open", claimer_id=None)
+    elif kind == "need.followup_assigned":
+        row.update(followup_assignee_id=d.assignee_id, followup_due_on=d.due_on,
+                   followup_note=d.note)
+    elif kind == "need.resolved":
+        row.update(state="resolved", resolved_at=at,
+                   hours_to_resolve=_hours(row["submitted_at"], at))
+    elif kind == "need.closed":
+        row.update(state="closed", outcome=d.outcome, closed_at=at)
+    elif kind == "need.reopened":
+        row.update(state="open", claimer_id=None, outcome=None, resolved_at=None,
+                   hours_to_resolve=None, closed_at=None)
+
+
+def _history_row(event: Event) -> dict[str, Any]:
+    d = event.data
+    return {"need_id": d.need_id, "seq": event.seq, "type": event.type,
+            "at": utc(event.envelope.occurred_at),
+            "organization_id": getattr(d, "organization_id", None),
+            "reason": getattr(d, "reason", None), "note": getattr(d, "note", None),
+            "outcome": getattr(d, "outcome", None), "assignee_id": getattr(d, "assignee_id", None),
+            "due_on": getattr(d, "due_on", None)}
+
+
+async def on_need(batch: Batch) -> None:
+    """Every `need.*` type: read the batch's needs once, follow their events in stream order,
+    write them back in one statement. An event already applied (seq not newer) is skipped."""
+    conn = batch.conn
+    ids = list({e.data.need_id for e in batch.events})
+    rows: dict[str, dict[str, Any]] = {
+        r["need_id"]: dict(r) for r in (await conn.execute(
+            select(needs).where(needs.c.need_id.in_(ids)))).mappings()}
+    changed: dict[str, dict[str, Any]] = {}
+    events = []
+    for event in batch.events:
+        need_id = event.data.need_id
+        row = rows.get(need_id)
+        if row is not None and row["seq"] >= event.seq:
+            continue
+        if event.type == "need.submitted":
+            if row is not None:
+                raise ValueError(f"need {need_id} was already submitted (seq {row['seq']})")
+            row = rows[need_id] = _submitted(event, batch)
+        elif row is None:
+            raise ValueError(f"need {need_id} has not been submitted")
+        else:
+            _follow(row, event)
+        row["seq"] = event.seq
+        changed[need_id] = row
+        events.append(_history_row(event))
+    if not changed:
+        return
+    stmt = upsert(conn, needs)
+    await conn.execute(stmt.on_conflict_do_update(
+        index_elements=["need_id"],
+        set_={c.name: stmt.excluded[c.name] for c in needs.columns if c.name != "need_id"}),
+        list(changed.values()))
+    stmt = upsert(conn, history)
+    await conn.execute(stmt.on_conflict_do_nothing(index_elements=["need_id", "seq"]), events)
+
+
+# -- queries ----------------------------------------------------------------------------------
+
+def in_scope(scope: Scope) -> list[ColumnElement[bool]]:
+    """A unit sees the needs it claimed, those under its pairings and those at the bases it is
+    paired with; a base or region narrows on the need's base; the period on its submission."""
+    t, reg = needs, registry_entities
+    out: list[ColumnElement[bool]] = []
+    if scope.organization_id:
+        units = scope.units()
+        pairings = select(reg.c.id).where(reg.c.kind == "pairing",
+                                          reg.c.organization_id.in_(units))
+        out.append(or_(t.c.claimer_id.in_(units), t.c.pairing_id.in_(pairings),
+                       t.c.base_id.in_(scope.paired_bases())))
+    return out + replace(scope, organization_id=None).where(base=t.c.base_id, day=t.c.day)
+
+
+def today(tz: ZoneInfo, at: datetime | None = None) -> date:
+    """The local day of `at` (a naive `at` is local), or of now."""
+    at = at or datetime.now(UTC)
+    return (at.replace(tzinfo=tz) if at.tzinfo is None else at).astimezone(tz).date()
+
+
+def _overdue(on: date) -> ColumnElement[bool]:
+    return and_(needs.c.state.in_(LIVE), needs.c.followup_due_on < on)
+
+
+def _counts(on: date) -> list:
+    t = needs
+
+    def count(cond: ColumnElement[bool], label: str):
+        return func.coalesce(func.sum(case((cond, 1), else_=0)), 0).label(label)
+
+    return [func.count().label("total"),
+            *(count(t.c.state == s, s) for s in STATES),
+            *(count(and_(t.c.state == "closed", t.c.outcome == o), f"closed_{o}")
+              for o in OUTCOMES),
+            count(_overdue(on), "followups_overdue")]
+
+
+COUNTS = ("total", *STATES, *(f"closed_{o}" for o in OUTCOMES), "followups_overdue")
+KEYS = {"base": needs.c.base_id, "organization": needs.c.claimer_id,
+        "pairing": needs.c.pairing_id, "category": needs.c.category}
+
+
+def _median(values: list[float]) -> float | None:
+    return round(statistics.median(values), 2) if values else None
+
+
+async def report_rows(conn: AsyncConnection, group_by: GroupBy, scope: Scope,
+                      on: date) -> tuple[list[dict], dict]:
+    """Rows per group and the totals; medians from each need's own durations (the totals'
+    over every need in scope, never from the rows')."""
+    key, where = KEYS[group_by], in_scope(scope)
+    grouped = await conn.execute(select(key.label("key"), *_counts(on)).where(*where)
+                                 .group_by(key))
+    counts = {r.key: {k: int(r._mapping[k]) for k in COUNTS} for r in grouped}
+    total_row = (await conn.execute(select(*_counts(on)).where(*where))).one()
+    totals: dict[str, Any] = {k: int(total_row._mapping[k]) for k in COUNTS}
+
+    to_claim: dict[Any, list[float]] = defaultdict(list)
+    to_resolve: dict[Any, list[float]] = defaultdict(list)
+    durations = await conn.execute(
+        select(key, needs.c.hours_to_claim, needs.c.hours_to_resolve).where(
+            *where, or_(needs.c.hours_to_claim.is_not(None),
+                        needs.c.hours_to_resolve.is_not(None))))
+    for k, claim, resolve in durations:
+        if claim is not None:
+            to_claim[k].append(claim)
+        if resolve is not None:
+            to_resolve[k].append(resolve)
+    totals["median_hours_to_claim"] = _median([v for vs in to_claim.values() for v in vs])
+    totals["median_hours_to_resolve"] = _median([v for vs in to_resolve.values() for v in vs])
+
+    keys = sorted(counts, key=lambda k: (k is None, k or ""))
+    labels = await label_map(conn, group_by, keys)
+    rows = [{"key": k, "label": labels.get(k, k), **counts[k],
+             "median_hours_to_claim": _median(to_claim.get(k, [])),
+             "median_hours_to_resolve": _median(to_resolve.get(k, []))} for k in keys]
+    return rows, totals
+
+
+async def unit_figures(conn: AsyncConnection, scope: Scope,
+                       at: datetime | None = None,
+                       tz: ZoneInfo = ZoneInfo("Asia/Shanghai")) -> dict[str, dict[str, float]]:
+    """{claiming organization_id: {needs_claimed, needs_resolved, followups_overdue}} within
+    the scope (the year-end assessment's input): needs it holds now, those resolved or closed
+    as confirmed, and its follow-ups overdue on `at`'s day (default today)."""
+    t, on = needs, today(tz, at)
+    done = or_(t.c.state == "resolved", and_(t.c.state == "closed", t.c.outcome == "confirmed"))
+    result = await conn.execute(
+        select(t.c.claimer_id, func.count(),
+               func.coalesce(func.sum(case((done, 1), else_=0)), 0),
+               func.coalesce(func.sum(case((_overdue(on), 1), else_=0)), 0))
+        .where(*in_scope(scope), t.c.claimer_id.is_not(None)).group_by(t.c.claimer_id))
+    return {org: {"needs_claimed": float(n), "needs_resolved": float(r),
+                  "followups_overdue": float(o)} for org, n, r, o in result}
+
+
+# -- items ------------------------------------------------------------------------------------
+
+def _items_query(scope: Scope, state: str | None, category: str | None) -> Select:
+    t, reg = needs, registry_entities
+    base, org = reg.alias("base_record"), reg.alias("claimer_record")
+    stmt = (select(t, base.c.name.label("base_label"), org.c.name.label("claimer_label"))
+            .select_from(t.outerjoin(base, and_(base.c.kind == "base", base.c.id == t.c.base_id))
+                         .outerjoin(org, and_(org.c.kind == "organization",
+                                              org.c.id == t.c.claimer_id)))
+            .where(*in_scope(scope)))
+    if state:
+        stmt = stmt.where(t.c.state == state)
+    if category:
+        stmt = stmt.where(t.c.category == category)
+    return stmt.order_by(t.c.submitted_at, t.c.need_id)
+
+
+def _local(moment: datetime | None, tz: ZoneInfo) -> str | None:
+    return utc(moment).astimezone(tz).isoformat() if moment is not None else None
+
+
+def _item(r: Any, tz: ZoneInfo, on: date) -> dict[str, Any]:
+    due = r.followup_due_on
+    followup = None
+    if r.followup_assignee_id:
+        followup = {"assignee_id": r.followup_assignee_id,
+                    "due_on": due.isoformat() if due else None, "note": r.followup_note,
+                    "overdue": bool(due and due < on and r.state in LIVE)}
+    return {"need_id": r.need_id, "base_id": r.base_id, "base_label": r.base_label or r.base_id,
+            "pairing_id": r.pairing_id, "title": r.title, "category": r.category,
+            "category_label": SERVICE_TYPES.get(r.category, (r.category,))[0],
+            "urgency": r.urgency, "channel": r.channel, "state": r.state, "outcome": r.outcome,
+            "organization_id": r.claimer_id,
+            "organization_label": (r.claimer_label or r.claimer_id) if r.claimer_id else None,
+            "followup": followup, "submitted_at": _local(r.submitted_at, tz),
+            "claimed_at": _local(r.claimed_at, tz), "resolved_at": _local(r.resolved_at, tz),
+            "closed_at": _local(r.closed_at, tz)}
+
+
+_EVENT_FIELDS = ("organization_id", "reason", "note", "outcome", "assignee_id")
+
+
+async def _histories(conn: AsyncConnection, ids: list[str],
+                     tz: ZoneInfo) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = defaultdict(list)
+    if not ids:
+        return out
+    h = history
+    for r in await conn.execute(select(h).where(h.c.need_id.in_(ids)).order_by(h.c.seq)):
+        entry: dict[str, Any] = {"type": r.type, "at": _local(r.at, tz)}
+        entry.update({k: getattr(r, k) for k in _EVENT_FIELDS if getattr(r, k) is not None})
+        if r.due_on is not None:
+            entry["due_on"] = r.due_on.isoformat()
+        out[r.need_id].append(entry)
+    return out
+
+
+ITEM_COLUMNS = [
+    Col("need_id", "需求编号", "Need"), Col("base_label", "服务基地", "Base"),
+    Col("pairing_id", "结对", "Pairing"), Col("title", "需求", "Title"),
+    Col("category_label", "类别", "Category"), Col("urgency", "紧急程度", "Urgency"),
+    Col("channel", "渠道", "Channel"), Col("state", "状态", "State"),
+    Col("outcome", "办结结果", "Outcome"), Col("organization_label", "认领单位", "Claimed by"),
+    Col("followup.assignee_id", "落实专人", "Follow-up by"),
+    Col("followup.due_on", "跟踪期限", "Follow-up due"),
+    Col("followup.overdue", "跟踪逾期", "Follow-up overdue"),
+    Col("submitted_at", "提交时间", "Submitted"), Col("claimed_at", "认领时间", "Claimed"),
+    Col("resolved_at", "解决时间", "Resolved"), Col("closed_at", "办结时间", "Closed"),
+]
+
+
+async def items_report(conn: AsyncConnection, scope: Scope, tz: ZoneInfo, on: date, *,
+                       state: str | None = None, category: str | None = None,
+                       limit: int | None = 100, offset: int = 0) -> Report:
+    """A page of needs with their history (JSON), or every need streamed (limit None: the
+    spreadsheets, which leave the history out)."""
+    stmt = _items_query(scope, state, category)
+    title = ("需求清单办理台账", "Needs and their handling")
+    if limit is None:
+        async def stream() -> AsyncIterator[dict]:
+            async for r in await conn.stream(stmt):
+                yield _item(r, tz, on)
+        return Report(*title, ITEM_COLUMNS, stream())
+    count = (await conn.execute(select(func.count()).select_from(
+        stmt.order_by(None).subquery()))).scalar_one()
+    rows = [_item(r, tz, on) for r in await conn.execute(stmt.limit(limit).offset(offset))]
+    histories = await _histories(conn, [r["need_id"] for r in rows], tz)
+    for row in rows:
+        row["history"] = histories.get(row["need_id"], [])
+    return Report(*title, ITEM_COLUMNS, rows,
+                  extra={"total": int(count), "limit": limit, "offset": offset})
+
+
+# -- the report -------------------------------------------------------------------------------
+
+REPORT_COLUMNS = [
+    Col("label", "名称", "Name"), Col("key", "编码", "Key"), Col("total", "需求总数", "Needs"),
+    Col("open", "待认领", "Open"), Col("claimed", "已认领", "Claimed"),
+    Col("resolved", "已解决", "Resolved"), Col("closed", "已办结", "Closed"),
+    Col("closed_confirmed", "办结·确认解决", "Closed: confirmed"),
+    Col("closed_unresolved", "办结·未解决", "Closed: unresolved"),
+    Col("closed_withdrawn", "办结·撤回", "Closed: withdrawn"),
+    Col("closed_duplicate", "办结·重复", "Closed: duplicate"),
+    Col("median_hours_to_claim", "认领用时中位数(小时)", "Median hours to claim"),
+    Col("median_hours_to_resolve", "解决用时中位数(小时)", "Median hours to resolve"),
+    Col("followups_overdue", "跟踪逾期", "Follow-ups overdue"),
+]
+GROUP_TITLES = {"base": ("按服务基地", "by base"), "organization": ("按认领单位", "by claimer"),
+                "pairing": ("按结对", "by pairing"), "category": ("按类别", "by category")}
+
+
+async def needs_report(conn: AsyncConnection, group_by: GroupBy, scope: Scope,
+                       on: date) -> Report:
+    rows, totals = await report_rows(conn, group_by, scope, on)
+    zh, en = GROUP_TITLES[group_by]
+    return Report(f"按需点单台账（{zh}）", f"Needs ({en})", REPORT_COLUMNS, rows,
+                  {"key": None, "label": None, **totals},
+                  extra={"group_by": group_by, "today": on.isoformat()})
+
+
+router = APIRouter(tags=["reports"])
+AtQuery = Annotated[datetime | None, Query(description=(
+    "the moment follow-ups are judged overdue at (default now; without an offset: local)"))]
+
+
+def _tz(request: Request) -> ZoneInfo:
+    return ZoneInfo(request.app.state.settings.timezone)
+
+
+@router.get("/v1/reports/needs", summary="Needs by state per group, medians, overdue follow-ups")
+async def get_needs(
+    request: Request, scope: Annotated[Scope, Depends(scope_query)],
+    group_by: GroupBy = "base", at: AtQuery = None,
+    min_seq: MinSeq = None, format: FormatQuery = "json", headers: HeadersQuery = "zh",
+) -> Any:
+    """Counts by state (and closed by outcome), median hours from submission to the first
+    claim and to resolution, follow-ups overdue (due before today, need still open or
+    claimed). `group_by=organization` is the current claimer (unclaimed needs: key null)."""
+    on = today(_tz(request), at)
+    return await answer(request, lambda conn: needs_report(conn, group_by, scope, on),
+                        models=(NAME,), min_seq=min_seq, format=format, headers=headers,
+                        filename=f"needs-{group_by}")
+
+
+@router.get("/v1/reports/needs/items", summary="Each need with its state, claimer and history")
+async def get_need_items(
+    request: Request, scope: Annotated[Scope, Depends(scope_query)],
+    state: State | None = None,
+    category: Annotated[str | None, Query(max_length=40)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0, at: AtQuery = None,
+    min_seq: MinSeq = None, format: FormatQuery = "json", headers: HeadersQuery = "zh",
+) -> Any:
+    """JSON: a page (`limit`, `offset`, `total`), each need with its `history`. CSV/XLSX:
+    every need in scope, without the history."""
+    tz = _tz(request)
+    on = today(tz, at)
+    page = limit if format == "json" else None
+    return await answer(
+        request, lambda conn: items_report(conn, scope, tz, on, state=state, category=category,
+                                           limit=page, offset=offset),
+        models=(NAME,), min_seq=min_seq, format=format, headers=headers, filename="need-items")
+
+
+MODEL = ReadModel(
+    name=NAME, tables=(needs, history),
+    handlers={t: on_need for t in ("need.submitted", "need.claimed", "need.returned",
+                                   "need.followup_assigned", "need.resolved", "need.closed",
+                                   "need.reopened")},
+    router=router, description="needs: state, claimer, follow-up, history")
