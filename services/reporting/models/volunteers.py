@@ -1,9 +1,271 @@
-"""The volunteers read model (being written)."""
+"""The volunteer ledger (`/v1/reports/volunteers`): each volunteer's hours, confirmed or not, by
+how they were recorded, the activities attended and a star level by confirmed hours.
+
+Hours live per (activity, volunteer): recorded (self-reported hours wait for their unit; other
+methods are confirmed as recorded; recording again replaces hours, method and status), then
+confirmed or declined (declined hours count nowhere). The model keeps its own small table of
+activities (unit, base, local day, retracted), so the period and base/region scope apply on the
+activity's day and base, a correction moving the activity moves its hours to that period, and a
+retracted activity's hours count nowhere. The organisation scope is the volunteer's unit.
+"""
 
 from __future__ import annotations
 
-from services.reporting.readmodel import ReadModel
+from collections.abc import AsyncIterator, Sequence
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Date,
+    Float,
+    Select,
+    String,
+    Table,
+    and_,
+    case,
+    distinct,
+    func,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.reporting.models.labels import registry_entities
+from services.reporting.readmodel import Batch, ReadModel
+from services.reporting.reports import Column as Col
+from services.reporting.reports import FormatQuery, HeadersQuery, MinSeq, Report, answer
+from services.reporting.scope import Scope, scope_query
+from services.reporting.store import metadata
+from shared.projection import upsert
+from shared.settings import get_settings
 
 NAME = "reporting-volunteers"
+METHODS = ("self", "organiser", "sign_in", "import")
 
-MODEL = ReadModel(name=NAME, tables=(), handlers={})
+activities = Table(
+    "vol_activities", metadata,
+    Column("activity_id", String(36), primary_key=True),
+    Column("organization_id", String(64), nullable=False),
+    Column("base_id", String(64), nullable=False, index=True),
+    Column("day", Date, nullable=False, index=True),  # the activity's local day
+    Column("retracted", Boolean, nullable=False, server_default="0"),
+)
+
+attendance = Table(
+    "vol_attendance", metadata,
+    Column("activity_id", String(36), primary_key=True),
+    Column("volunteer_id", String(64), primary_key=True, index=True),
+    Column("hours", Float, nullable=False),
+    Column("method", String(16), nullable=False),
+    Column("status", String(16), nullable=False),  # unconfirmed, confirmed, declined
+)
+
+
+# -- handlers ---------------------------------------------------------------------------------
+
+def _activity_rows(batch: Batch, newest: bool) -> list[dict]:
+    """One row per activity in the batch: its first version (logged) or newest (corrected)."""
+    rows: dict[str, dict] = {}
+    for e in batch.events:
+        key = str(e.data.activity_id)
+        if newest or key not in rows:
+            rows[key] = {"activity_id": key, "organization_id": e.data.organization_id,
+                         "base_id": e.data.base_id, "day": batch.local_day(e.data.started_at),
+                         "retracted": False}
+    return list(rows.values())
+
+
+async def on_logged(batch: Batch) -> None:
+    """The first logging wins (the events service accepts one)."""
+    stmt = upsert(batch.conn, activities)
+    await batch.conn.execute(stmt.on_conflict_do_nothing(index_elements=["activity_id"]),
+                             _activity_rows(batch, newest=False))
+
+
+async def on_corrected(batch: Batch) -> None:
+    """The newest correction moves the activity (and so its hours) to its unit, base and day;
+    a retracted activity stays retracted."""
+    stmt = upsert(batch.conn, activities)
+    await batch.conn.execute(stmt.on_conflict_do_update(
+        index_elements=["activity_id"],
+        set_={c: stmt.excluded[c] for c in ("organization_id", "base_id", "day")},
+        where=activities.c.retracted.is_(False)), _activity_rows(batch, newest=True))
+
+
+async def on_retracted(batch: Batch) -> None:
+    ids = list({str(e.data.activity_id) for e in batch.events})
+    await batch.conn.execute(update(activities).where(activities.c.activity_id.in_(ids))
+                             .values(retracted=True))
+
+
+async def on_recorded(batch: Batch) -> None:
+    """Recording again replaces hours, method and status (the last in the batch wins)."""
+    rows: dict[tuple[str, str], dict] = {}
+    for e in batch.events:
+        d = e.data
+        rows[(str(d.activity_id), d.volunteer_id)] = {
+            "activity_id": str(d.activity_id), "volunteer_id": d.volunteer_id,
+            "hours": d.hours, "method": d.method,
+            "status": "unconfirmed" if d.method == "self" else "confirmed"}
+    stmt = upsert(batch.conn, attendance)
+    await batch.conn.execute(stmt.on_conflict_do_update(
+        index_elements=["activity_id", "volunteer_id"],
+        set_={c: stmt.excluded[c] for c in ("hours", "method", "status")}), list(rows.values()))
+
+
+def _judged(status: str):
+    async def handler(batch: Batch) -> None:
+        # One type per batch, so one status: a single UPDATE for every pair.
+        pairs = list({(str(e.data.activity_id), e.data.volunteer_id) for e in batch.events})
+        a = attendance
+        await batch.conn.execute(update(a).where(tuple_(a.c.activity_id, a.c.volunteer_id)
+                                                 .in_(pairs)).values(status=status))
+    return handler
+
+
+# -- the ledger -------------------------------------------------------------------------------
+
+def star_level(hours: float, thresholds: Sequence[float]) -> int:
+    """Level n when confirmed hours reach the nth threshold."""
+    hours = round(hours, 6)  # a sum of floats a hair under a threshold still reaches it
+    return sum(1 for t in thresholds if hours >= t)
+
+
+_vol = registry_entities.alias("volunteer")
+_org = registry_entities.alias("unit")
+
+
+def _counted(scope: Scope) -> tuple[Any, list]:
+    """Attendance that counts within the scope: not declined, at an activity not retracted."""
+    a, act = attendance, activities
+    source = (a.join(act, act.c.activity_id == a.c.activity_id)
+              .outerjoin(_vol, and_(_vol.c.kind == "volunteer", _vol.c.id == a.c.volunteer_id)))
+    where = [act.c.retracted.is_(False), a.c.status != "declined",
+             *scope.where(organization=_vol.c.organization_id, base=act.c.base_id,
+                          day=act.c.day)]
+    return source, where
+
+
+def _sums() -> list:
+    a = attendance
+
+    def hours(cond) -> Any:
+        return func.coalesce(func.sum(case((cond, a.c.hours), else_=0.0)), 0.0)
+
+    return [hours(a.c.status == "confirmed").label("hours_confirmed"),
+            hours(a.c.status == "unconfirmed").label("hours_unconfirmed"),
+            *(hours(a.c.method == m).label(f"by_{m}") for m in METHODS),
+            func.count(distinct(a.c.activity_id)).label("activities")]
+
+
+def _ledger(scope: Scope, limit: int | None = None, offset: int = 0) -> Select:
+    source, where = _counted(scope)
+    a = attendance
+    grouped = [a.c.volunteer_id, _vol.c.name, _vol.c.organization_id, _org.c.name]
+    stmt = (select(a.c.volunteer_id, _vol.c.name.label("name"),
+                   _vol.c.organization_id.label("organization_id"),
+                   _org.c.name.label("organization_name"), *_sums())
+            .select_from(source.outerjoin(_org, and_(_org.c.kind == "organization",
+                                                     _org.c.id == _vol.c.organization_id)))
+            .where(*where).group_by(*grouped)
+            .order_by(func.sum(case((a.c.status == "confirmed", a.c.hours), else_=0.0)).desc(),
+                      a.c.volunteer_id))
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return stmt.offset(offset) if offset else stmt
+
+
+def _figures(r: Any) -> dict:
+    return {"hours_confirmed": round(float(r.hours_confirmed), 2),
+            "hours_unconfirmed": round(float(r.hours_unconfirmed), 2),
+            "hours_by_method": {m: round(float(getattr(r, f"by_{m}")), 2) for m in METHODS},
+            "activities": int(r.activities)}
+
+
+def _row(r: Any, thresholds: Sequence[float]) -> dict:
+    return {"volunteer_id": r.volunteer_id, "name": r.name or r.volunteer_id,
+            "organization_id": r.organization_id, "organization_name": r.organization_name,
+            **_figures(r), "star_level": star_level(float(r.hours_confirmed), thresholds)}
+
+
+async def ranking(conn: AsyncConnection, scope: Scope, limit: int | None = None,
+                  thresholds: Sequence[float] | None = None) -> list[dict]:
+    """Ledger rows, most confirmed hours first (the year-end assessment's individuals)."""
+    thresholds = thresholds or get_settings().star_thresholds
+    return [_row(r, thresholds) for r in await conn.execute(_ledger(scope, limit))]
+
+
+async def totals(conn: AsyncConnection, scope: Scope) -> dict:
+    """Over the whole scope: hours summed, activities and volunteers distinct (never summed
+    from rows: two volunteers at one activity are one activity)."""
+    source, where = _counted(scope)
+    r = (await conn.execute(select(*_sums(), func.count(distinct(attendance.c.volunteer_id))
+                                   .label("volunteers")).select_from(source).where(*where))).one()
+    return {"volunteer_id": None, "name": None, "organization_id": None,
+            "organization_name": None, "volunteers": int(r.volunteers), **_figures(r),
+            "star_level": None}
+
+
+async def _stream(conn: AsyncConnection, stmt: Select,
+                  thresholds: Sequence[float]) -> AsyncIterator[dict]:
+    """Rows from the database cursor as they come: an export of every volunteer never sits in
+    memory whole."""
+    result = await conn.stream(stmt)
+    async for r in result:
+        yield _row(r, thresholds)
+
+
+COLUMNS = [
+    Col("name", "姓名", "Name"), Col("volunteer_id", "志愿者编号", "Volunteer"),
+    Col("organization_name", "所属单位", "Unit"), Col("organization_id", "单位编码", "Unit code"),
+    Col("hours_confirmed", "已确认时长(小时)", "Confirmed hours"),
+    Col("hours_unconfirmed", "待确认时长(小时)", "Unconfirmed hours"),
+    Col("hours_by_method.self", "本人申报(小时)", "Self-reported (h)"),
+    Col("hours_by_method.organiser", "组织者录入(小时)", "By organiser (h)"),
+    Col("hours_by_method.sign_in", "签到(小时)", "Sign-in (h)"),
+    Col("hours_by_method.import", "导入(小时)", "Imported (h)"),
+    Col("activities", "参加活动(次)", "Activities"), Col("star_level", "星级", "Star level"),
+]
+
+
+async def ledger_report(conn: AsyncConnection, scope: Scope, thresholds: Sequence[float],
+                        limit: int | None = None, offset: int = 0) -> Report:
+    total = await totals(conn, scope)
+    return Report("志愿者服务时长台账", "Volunteer hours ledger", COLUMNS,
+                  _stream(conn, _ledger(scope, limit, offset), thresholds), total,
+                  extra={"total": total["volunteers"], "limit": limit, "offset": offset,
+                         "star_thresholds": list(thresholds)})
+
+
+router = APIRouter(tags=["reports"])
+
+
+@router.get("/v1/reports/volunteers", summary="Each volunteer's hours and star level")
+async def get_volunteers(
+    request: Request,
+    scope: Annotated[Scope, Depends(scope_query)],
+    limit: Annotated[int | None, Query(ge=1, le=100_000)] = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    min_seq: MinSeq = None, format: FormatQuery = "json", headers: HeadersQuery = "zh",
+) -> Any:
+    """One row per volunteer, most confirmed hours first: confirmed and unconfirmed hours,
+    hours by method (not declined), activities attended, star level 0-5 by confirmed hours.
+    The organisation scope is the volunteer's unit subtree; period, base and region apply on
+    the activity's day and base."""
+    thresholds = request.app.state.settings.star_thresholds
+    return await answer(request, lambda conn: ledger_report(conn, scope, thresholds, limit,
+                                                            offset),
+                        models=(NAME,), min_seq=min_seq, format=format, headers=headers,
+                        filename="volunteers")
+
+
+MODEL = ReadModel(
+    name=NAME, tables=(activities, attendance),
+    handlers={"activity.logged": on_logged, "activity.corrected": on_corrected,
+              "activity.retracted": on_retracted, "attendance.recorded": on_recorded,
+              "attendance.confirmed": _judged("confirmed"),
+              "attendance.declined": _judged("declined")},
+    router=router, description="volunteers' hours and star levels")
