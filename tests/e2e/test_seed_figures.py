@@ -8,6 +8,7 @@ system is shared across tests."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from datetime import date, timedelta
@@ -174,3 +175,73 @@ async def test_turn_outs_and_distinct_volunteers_differ_and_corrections_restate(
         assert (summary["totals"]["activities"], summary["totals"]["served"]) == (2, 80)
         assert "2013-09" not in {r["key"] for r in summary["rows"]}
     assert summary["totals"]["unique_volunteers"] == 6
+    # ... and from every other report: hours, reports owed.
+    ledger = await report(system, "/v1/reports/volunteers", organization_id=unit["id"])
+    assert sum(row["activities"] for row in ledger["rows"]) == 10
+    assert sum(row["hours_confirmed"] for row in ledger["rows"]) == 30
+    owed = await report(system, "/v1/reports/timeliness", organization_id=unit["id"])
+    assert owed["totals"]["due"] == 2
+
+
+async def test_shangyu_rota_overdue_units_show_in_timeliness_and_are_notified_once(system):
+    """Seed 004: units on a Saturday rota each owe the service flag's report the week after.
+    One reports on time, one late, one never (missing: named in timeliness and notified
+    once), one never comes (missed)."""
+    s = uuid.uuid4().hex[:6]
+    office = await system.register("organizations", name=f"上虞区委组织部-{s}",
+                                   kind="party_organization")
+    units = {k: await system.register("organizations", name=f"上虞区{k}-{s}",
+                                      kind="government_department", parent_id=office["id"])
+             for k in ("检察院", "法院", "财政局", "卫生局")}
+    base = await system.register("bases", name=f"百官街道龙山社区-{s}", kind="community")
+    saturday = "2013-10-19"
+    rota = {k: {"activity_id": str(uuid.uuid4()), "organization_id": u["id"],
+                "base_id": base["id"], "title": "周六服务日", "service_types": ["cleanup"],
+                "theme": "city_quality", "planned_on": saturday} for k, u in units.items()}
+    for plan in rota.values():
+        await post(system, "activity.scheduled", plan)
+    for k in ("检察院", "法院", "财政局"):  # 卫生局 never logs its Saturday
+        await post(system, "activity.logged", activity(
+            units[k]["id"], base["id"], activity_id=rota[k]["activity_id"],
+            service_types=["cleanup"], theme="city_quality",
+            started_at=f"{saturday}T08:30:00+08:00", ended_at=f"{saturday}T11:30:00+08:00"))
+    report_of = {"organization_id": "", "summary": "服务小结：清理楼道杂物十二处", "photos": []}
+    for unit, when in (("检察院", "2013-10-22T10:00:00+08:00"),
+                       ("法院", "2013-11-04T10:00:00+08:00")):
+        r = await system.post_event(envelope(
+            {**report_of, "activity_id": rota[unit]["activity_id"],
+             "organization_id": units[unit]["id"]}, event_type="report.submitted",
+            occurred_at=when))
+        assert r.status_code == 202, r.text
+    seq = r.json()["seq"]
+
+    table = await report(system, "/v1/reports/timeliness", organization_id=office["id"],
+                         min_seq=seq)
+    rows = {row["key"]: row for row in table["rows"]}
+    missing = rows[units["财政局"]["id"]]
+    assert (missing["missing"], missing["on_time"], missing["due"]) == (1, 0, 1)
+    assert rows[units["法院"]["id"]]["late"] == 1
+    assert rows[units["检察院"]["id"]]["on_time"] == 1
+    assert rows[units["卫生局"]["id"]]["missed"] == 1
+    totals = table["totals"]
+    assert (totals["scheduled"], totals["missed"], totals["due"], totals["missing"]) == (
+        4, 1, 3, 1)
+    assert totals["on_time_rate"] == pytest.approx(1 / 3)  # the missing one counts against
+    listed = await report(system, "/v1/reports/timeliness/missing",
+                          organization_id=office["id"])
+    assert [row["organization_id"] for row in listed["rows"]] == [units["财政局"]["id"]]
+
+    # The deadline sweep publishes report.overdue; the notifier tells the unit, once.
+    async def overdue_notices() -> list[dict]:
+        got = await report(system, "/v1/notifications", organization_id=units["财政局"]["id"])
+        return [n for n in got["items"] if n["kind"] == "report_overdue"]
+
+    deadline = asyncio.get_running_loop().time() + 30
+    while not await overdue_notices():
+        assert asyncio.get_running_loop().time() < deadline, "no report_overdue notification"
+        await asyncio.sleep(0.5)
+    system.restart("reporting")
+    await asyncio.sleep(2)
+    [notice] = await overdue_notices()
+    assert notice["subject"] == {"type": "activity", "id": rota["财政局"]["activity_id"]}
+    assert "财政局" in notice["message_zh"]
