@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 
-from services.reporting import page, store
+from services.reporting import notify, page, store
 from services.reporting.models import READ_MODELS
 from services.reporting.readmodel import ReadModel
 from shared.projection import Projection
@@ -40,6 +40,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.settings = settings
         for name, projection in projections.items():
             rt.spawn(name, projection)
+        app.state.notifier = notify.Notifier(rt.js, rt.engine, settings)
+        app.state.notifier.spawn(rt)  # its own projections: independent of the read models
         yield
         await rt.stop()  # stops the projections first
 
@@ -47,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for model in READ_MODELS:
         if model.router is not None:
             router.include_router(model.router)
+    router.include_router(notify.router)
     router.include_router(page.router)
     return rt.app(title="Tongxin reporting", lifespan=lifespan, router=router,
                   description="What it adds up to: read models built only from events, and "
