@@ -186,11 +186,12 @@ def _rows(activity_id: str, data: ActivityFigures, batch: Batch) -> tuple[list, 
         for k, v in output_rows.items()]
 
 
-async def _replace(batch: Batch, versions: dict[str, Any]) -> None:
-    """Write each activity's rows from its newest version in the batch."""
+async def _replace(batch: Batch, versions: dict[str, Any], new: bool = False) -> None:
+    """Write each activity's rows from its newest version in the batch (a `new` activity has
+    none to delete)."""
     conn = batch.conn
     ids = list(versions)
-    for table in (shares, share_types, outputs):
+    for table in (shares, share_types, outputs) if not new else ():
         await conn.execute(delete(table).where(table.c.activity_id.in_(ids)))
     rows: tuple[list, list, list] = ([], [], [])
     for activity_id, event in versions.items():
@@ -220,7 +221,7 @@ async def on_logged(batch: Batch) -> None:
         {"activity_id": k, "event_id": e.event_id, "seq": e.seq,
          "organization_id": e.data.organization_id, "started_at": e.data.started_at,
          "retracted": False} for k, e in new.items()])
-    await _replace(batch, new)
+    await _replace(batch, new, new=True)
 
 
 async def on_corrected(batch: Batch) -> None:
@@ -435,4 +436,5 @@ MODEL = ReadModel(
     handlers={"activity.logged": on_logged, "activity.corrected": on_corrected,
               "activity.retracted": on_retracted, "attendance.recorded": on_attendance,
               "attendance.confirmed": on_attendance, "attendance.declined": on_attendance},
-    router=router, description="what was done, where, by whom, for how many")
+    router=router, description="what was done, where, by whom, for how many",
+    separate=frozenset({"attendance"}))

@@ -268,4 +268,5 @@ MODEL = ReadModel(
               "activity.retracted": on_retracted, "attendance.recorded": on_recorded,
               "attendance.confirmed": _judged("confirmed"),
               "attendance.declined": _judged("declined")},
-    router=router, description="volunteers' hours and star levels")
+    router=router, description="volunteers' hours and star levels",
+    separate=frozenset({"attendance"}))
