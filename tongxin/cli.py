@@ -7,6 +7,7 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import typer
@@ -288,6 +289,87 @@ def _print_errors(errors) -> None:
     for e in rows:
         table.add_row(str(e["row"] or ""), e["column"], e["message"])
     console.print(table)
+
+
+reporting_app = typer.Typer(help="The reporting service's read models.", no_args_is_help=True)
+app.add_typer(reporting_app, name="reporting")
+
+
+@reporting_app.command("rebuild")
+def reporting_rebuild(
+    models: list[str] | None = typer.Argument(None, metavar="[MODEL ...]",
+                                              help="read models to rebuild (default: all)"),
+    check: bool = typer.Option(False, "--check", help="compare with the live tables; swap "
+                               "nothing (exit code 1 if any differ)"),
+    list_models: bool = typer.Option(False, "--list", help="list the read models"),
+) -> None:
+    """Replay the streams into fresh tables and swap them in while the service runs.
+
+    Reads TONGXIN_NATS_URL, TONGXIN_NAMESPACE, TONGXIN_REPORTING_DATABASE_URL (or
+    TONGXIN_DATA_DIR), TONGXIN_DB_SCHEMA, as the reporting service does."""
+    import logging
+
+    from rich.logging import RichHandler
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from services.reporting.rebuild import choose, rebuild, rebuildable
+
+    if list_models:
+        for model in rebuildable():
+            console.print(f"{model.name}  [dim]({model.stream}) {model.description}[/]",
+                          highlight=False)
+        return
+    try:
+        choose(models)
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/]", highlight=False)
+        raise typer.Exit(2) from None
+    logging.basicConfig(level=logging.WARNING, format="%(message)s",
+                        handlers=[RichHandler(console=console, show_path=False)])
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console) as bar:
+        tasks: dict[str, Any] = {}
+
+        def progress(name: str, done: int, total: int) -> None:
+            if name not in tasks:
+                tasks[name] = bar.add_task(name, total=total)
+            bar.update(tasks[name], completed=done, total=total)
+
+        try:
+            result = asyncio.run(rebuild(Settings(), models, check=check, progress=progress))
+        except OSError as exc:  # NATS or the database cannot be reached
+            console.print(f"[red]{exc}[/]", markup=False, highlight=False)
+            raise typer.Exit(2) from None
+    _print_rebuild(result)
+    raise typer.Exit(0 if result.equal else 1)
+
+
+def _print_rebuild(result) -> None:
+    from rich.table import Table
+
+    table = Table(title="checked (nothing swapped)" if result.checked else "rebuilt and swapped",
+                  title_justify="left")
+    for col in ("read model", "position", "events", "seconds", "events/s", "rows", "parked"):
+        table.add_column(col, justify="left" if col == "read model" else "right")
+    for m in result.models:
+        table.add_row(m.name, f"{m.position:,}", f"{m.events:,}", f"{m.seconds:.1f}",
+                      f"{m.events_per_second:,.0f}", f"{sum(m.rows.values()):,}", str(m.parked))
+    console.print(table)
+    for m in result.models:
+        for c in m.checks:
+            mark = "[green]equal[/]" if c.equal else "[red]DIFFERENT[/]"
+            console.print(f"{m.name} {c.table}: {c.live:,} rows live, {c.rebuilt:,} rebuilt: "
+                          f"{mark}", highlight=False)
+            for label, rows in (("only live", c.only_live), ("only rebuilt", c.only_rebuilt)):
+                for row in rows:
+                    console.print(f"    {label}: {row}", markup=False, highlight=False)
+    console.print(f"{len(result.models)} read models in {result.seconds:.1f}s", highlight=False)
 
 
 if __name__ == "__main__":
