@@ -195,11 +195,11 @@ async def _replace(batch: Batch, versions: dict[str, Any], new: bool = False) ->
         await conn.execute(delete(table).where(table.c.activity_id.in_(ids)))
     rows: tuple[list, list, list] = ([], [], [])
     for activity_id, event in versions.items():
-        for target, new in zip(rows, _rows(activity_id, event.data, batch), strict=True):
-            target.extend(new)
-    for table, new in zip((shares, share_types, outputs), rows, strict=True):
-        if new:
-            await conn.execute(insert(table), new)
+        for target, made in zip(rows, _rows(activity_id, event.data, batch), strict=True):
+            target.extend(made)
+    for table, made in zip((shares, share_types, outputs), rows, strict=True):
+        if made:
+            await conn.execute(insert(table), made)
 
 
 async def _counting(conn: AsyncConnection, ids: list[str]) -> dict[str, bool]:
