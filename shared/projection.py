@@ -9,8 +9,8 @@ its seqs must be consecutive: if a fetched batch ever went missing, the gap is n
 projection reads again from its stored position.
 
 No message may stall a projection. While the database or NATS is away, a batch is retried until
-they are back (an outage parks nothing). A batch that fails for any other reason is applied one
-message at a time; a message that fails alone is *parked*: a row in `parked`, written in the
+they are back (an outage parks nothing). A batch that fails for any other reason is applied in
+halves, and halves of those; a message that fails alone is *parked*: a row in `parked`, written in the
 transaction that moves the position past it, and logged. The rest keep counting. Parked messages
 are applied again (`replay_parked`) when the projection starts, i.e. once a fix is deployed, and
 on request (`POST /v1/parked/replay`).
@@ -197,10 +197,13 @@ class Projection:
                         park = exc
                         continue
                     log.warning("projection %s: seq %d..%d failed together (%s); applying "
-                                "them one at a time", self.name, stream_seq(batch[0]),
-                                stream_seq(batch[-1]), reason_of(exc))
-                    for msg in batch:
-                        await self._apply_until_done([msg])
+                                "them in halves to find the one that fails", self.name,
+                                stream_seq(batch[0]), stream_seq(batch[-1]), reason_of(exc))
+                    # Halves, not one at a time: one bad message in a batch of 1,000 costs
+                    # about 20 transactions, not 1,000.
+                    middle = len(batch) // 2
+                    await self._apply_until_done(batch[:middle])
+                    await self._apply_until_done(batch[middle:])
                     return
                 # An outage (or parking itself failed): the same work again, later.
                 self.failing_since = self.failing_since or time.monotonic()
