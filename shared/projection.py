@@ -10,10 +10,10 @@ projection reads again from its stored position.
 
 No message may stall a projection. While the database or NATS is away, a batch is retried until
 they are back (an outage parks nothing). A batch that fails for any other reason is applied in
-halves, and halves of those; a message that fails alone is *parked*: a row in `parked`, written in the
-transaction that moves the position past it, and logged. The rest keep counting. Parked messages
-are applied again (`replay_parked`) when the projection starts, i.e. once a fix is deployed, and
-on request (`POST /v1/parked/replay`).
+halves, and halves of those; a message that fails alone is *parked*: a row in `parked`, written
+in the transaction that moves the position past it, and logged. The rest keep counting. Parked
+messages are applied again (`replay_parked`) when the projection starts, i.e. once a fix is
+deployed, and on request (`POST /v1/parked/replay`).
 """
 
 from __future__ import annotations
