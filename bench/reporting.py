@@ -311,15 +311,15 @@ async def run(args) -> None:
         settings = Settings(nats_url=nats_url, namespace=tag, reporting_database_url=pg,
                             db_schema="reporting", data_dir=tmp)
         await migrate("reporting", pg, "reporting")
-        result = await rebuild(settings)
+        result = await rebuild(settings, settle=1.0)  # no live service: nothing to wait for
         total_events = sum(m.events for m in result.models)
-        total_seconds = sum(m.seconds for m in result.models)
+        total_seconds = result.seconds  # the models replay side by side
         for m in result.models:
             rate = m.events / m.seconds if m.seconds else 0.0
-            rows.append((f"tongxin rebuild: {m.name}", f"{rate:,.0f} /s",
+            rows.append((f"tongxin rebuild: {m.name} (beside the others)", f"{rate:,.0f} /s",
                          f"{rate / ref:.2f}× of (a), {rate / single:.1f}× of (b)"))
         per_stream = args.events / total_seconds
-        rows.append(("tongxin rebuild, every read model (stream events ÷ total time)",
+        rows.append(("tongxin rebuild, every read model at once (stream events ÷ wall time)",
                      f"{per_stream:,.0f} /s", f"{per_stream / ref:.2f}× of (a), "
                      f"{per_stream / single:.1f}× of (b)"))
         rows.append(("  events applied, all models", f"{total_events:,} in {total_seconds:,.0f} s",

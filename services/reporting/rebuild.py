@@ -425,7 +425,11 @@ async def rebuild(settings: Settings, models: Sequence[str] | None = None, check
         if not any(m.stream == "registry" for m in chosen):
             await target.copy_live([t for m in registry for t in m.tables])
         rebuilder = _Rebuilder(settings, nc.jetstream(), target, progress, settle)
-        results = [await rebuilder.run(model, check) for model in chosen]
+        # The registry replica first (others' queries read it); then every other model at
+        # once: each replays and swaps on its own, and their database work overlaps.
+        results = [await rebuilder.run(m, check) for m in chosen if m.stream == "registry"]
+        results += await asyncio.gather(*(rebuilder.run(m, check) for m in chosen
+                                          if m.stream != "registry"))
     finally:
         try:
             await target.close()
