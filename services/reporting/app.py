@@ -32,7 +32,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         await rt.start()
-        projections = {m.name: projection_of(m, rt) for m in READ_MODELS}
+        # A model without handlers (the assessment) only reads others' tables: no projection.
+        projections = {m.name: projection_of(m, rt) for m in READ_MODELS if m.handlers}
         app.state.projections = projections
         app.state.registry = next(p for m, p in zip(READ_MODELS, projections.values(),
                                                     strict=True) if m.stream == "registry")

@@ -122,22 +122,32 @@ class ReadModel:
         return apply
 
     def _read(self, msg: Msg) -> Event | None:
-        event = _decoded(self.stream, msg)
-        return event if self.handler_for(event.type) is not None else None
+        """The event, if this model handles its type (only then is its data validated: a
+        model never parks what it does not read)."""
+        envelope = _envelope(self.stream, msg)
+        if self.handler_for(envelope.type) is None:
+            return None
+        return _decoded(self.stream, msg, envelope)
 
 
 _DECODED: OrderedDict[tuple[str, int], Event] = OrderedDict()
 _DECODED_MAX = 20_000
 
 
-def _decoded(stream: str, msg: Msg) -> Event:
+def _envelope(stream: str, msg: Msg) -> Envelope:
+    cached = _DECODED.get((stream, stream_seq(msg)))
+    if cached is not None and cached.envelope.event_id == _peek_id(msg):
+        return cached.envelope
+    return Envelope.model_validate_json(msg.data)
+
+
+def _decoded(stream: str, msg: Msg, envelope: Envelope) -> Event:
     """The event in a message, decoded once per process: every read model's projection reads
     the same messages at about the same time, and decoding is most of their CPU. (A message
-    that cannot be decoded raises each time, for each projection to park.)"""
+    that cannot be decoded raises each time, for each projection that reads it to park.)"""
     key = (stream, stream_seq(msg))
     event = _DECODED.get(key)
-    if event is None or event.envelope.event_id != _peek_id(msg):
-        envelope = Envelope.model_validate_json(msg.data)
+    if event is None or event.envelope is not envelope:
         declared = EVENT_TYPES.get(envelope.type) if stream == "events" else None
         data: Any = (declared.data.model_validate(envelope.data) if declared is not None
                      else envelope.data)

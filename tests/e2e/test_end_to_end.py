@@ -39,7 +39,7 @@ async def test_register_log_over_http_and_bus_then_read_summary(system):
     assert by_org["rows"] == [{
         "key": org["id"], "label": org["name"], "activities": 3, "served": 650 + 100 + 269,
         "volunteers": 60 + 18 + 12, "volunteer_hours": 180 + 135 + 192, "trainees": 269,
-        "donation_value_cny": 4000.0}]
+        "donation_value_cny": 4000.0, "unique_volunteers": 0, "outputs": {}}]
     assert by_org["totals"]["served"] == 1019
     assert by_org["as_of"] >= first.json()["seq"]
 
