@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from shared.errors import Conflict, Rejected, Unavailable, dotted
 
@@ -32,6 +33,13 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unavailable(_request: Request, exc: Unavailable) -> JSONResponse:
         return JSONResponse({"errors": [{"field": "", "message": str(exc)}]},
                             status_code=503, headers={"Retry-After": "1"})
+
+    @app.exception_handler(PoolTimeout)
+    async def _busy(_request: Request, exc: PoolTimeout) -> JSONResponse:
+        # Every database connection stayed busy past the pool's wait: overload, not a fault.
+        return JSONResponse({"errors": [{"field": "", "message": "busy: no database "
+                                         "connection came free in time; try again"}]},
+                            status_code=503, headers={"Retry-After": "5"})
 
     @app.exception_handler(Rejected)
     async def _rejected(_request: Request, exc: Rejected) -> JSONResponse:
