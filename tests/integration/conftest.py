@@ -83,3 +83,20 @@ async def drop_schema(db: Db) -> None:
 
 async def create_schema(db: Db) -> None:
     await _schema_statement(db, f'CREATE SCHEMA IF NOT EXISTS "{db.schema}"')
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def engine(backend, tag) -> AsyncEngine:
+    """A fresh reporting database with every read model's tables (a file, or a schema)."""
+    from services.reporting import models  # noqa: F401  (every table on the metadata)
+    from services.reporting.store import metadata
+
+    db = db_for(backend, "reporting", tag)
+    (backend.root / tag).mkdir(parents=True, exist_ok=True)
+    await create_schema(db)
+    engine = db.engine()
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    yield engine
+    await engine.dispose()
+    await drop_schema(db)

@@ -16,7 +16,6 @@ from alembic import command
 from fastapi import FastAPI
 from sqlalchemy import select
 
-from services.reporting import store
 from services.reporting.models import (
     activities,
     assessment,
@@ -35,19 +34,6 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 MODELS = [labels.MODEL, activities.MODEL, timeliness.MODEL, needs.MODEL, volunteers.MODEL,
           assessment.MODEL]
-
-
-@pytest.fixture
-async def engine(backend, tag):
-    db = db_for(backend, "reporting", tag)
-    (backend.root / tag).mkdir(parents=True, exist_ok=True)
-    await create_schema(db)
-    engine = db.engine()
-    async with engine.begin() as conn:
-        await conn.run_sync(store.metadata.create_all)
-    yield engine
-    await engine.dispose()
-    await drop_schema(db)
 
 
 def client_for(rep: Reporting) -> httpx.AsyncClient:

@@ -19,25 +19,11 @@ from services.reporting.models import labels, needs
 from services.reporting.scope import Scope
 from shared.settings import Settings
 from tests.factories import need
-from tests.integration.conftest import create_schema, db_for, drop_schema
 from tests.integration.readmodels import Reporting
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 CST = ZoneInfo("Asia/Shanghai")
 T0 = datetime(2013, 10, 20, 9, 0, tzinfo=CST)
-
-
-@pytest.fixture
-async def engine(backend, tag):
-    db = db_for(backend, "reporting", tag)
-    (backend.root / tag).mkdir(parents=True, exist_ok=True)
-    await create_schema(db)
-    engine = db.engine()
-    async with engine.begin() as conn:
-        await conn.run_sync(store.metadata.create_all)
-    yield engine
-    await engine.dispose()
-    await drop_schema(db)
 
 
 def app_for(rep: Reporting) -> FastAPI:

@@ -14,28 +14,13 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from services.reporting import store
 from services.reporting.models import labels, pairings
 from services.reporting.scope import Scope
 from shared.settings import Settings
 from tests.factories import activity, need
-from tests.integration.conftest import create_schema, db_for, drop_schema
 from tests.integration.readmodels import Reporting
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-
-
-@pytest.fixture
-async def engine(backend, tag):
-    db = db_for(backend, "reporting", tag)
-    (backend.root / tag).mkdir(parents=True, exist_ok=True)
-    await create_schema(db)
-    engine = db.engine()
-    async with engine.begin() as conn:
-        await conn.run_sync(store.metadata.create_all)
-    yield engine
-    await engine.dispose()
-    await drop_schema(db)
 
 
 def app_for(rep: Reporting) -> FastAPI:

@@ -19,21 +19,9 @@ from services.reporting.models import labels
 from services.reporting.scope import Scope
 from shared.settings import Settings
 from tests.factories import activity
-from tests.integration.conftest import create_schema, db_for, drop_schema
 from tests.integration.readmodels import Reporting
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-
-
-@pytest.fixture
-async def engine(backend, tag):
-    db = db_for(backend, "reporting", tag)
-    (backend.root / tag).mkdir(parents=True, exist_ok=True)
-    await create_schema(db)
-    engine = db.engine()
-    yield engine
-    await engine.dispose()
-    await drop_schema(db)
 
 
 @pytest.fixture

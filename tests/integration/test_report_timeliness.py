@@ -13,31 +13,17 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from services.reporting import reports, store
+from services.reporting import reports
 from services.reporting.models import labels, timeliness
 from services.reporting.scope import Scope
 from shared.settings import Settings
 from tests.factories import activity, schedule
-from tests.integration.conftest import create_schema, db_for, drop_schema
 from tests.integration.readmodels import Reporting
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 SATURDAY = "2013-10-19"
 AT = datetime.fromisoformat("2013-11-05T12:00:00+08:00")
-
-
-@pytest.fixture
-async def engine(backend, tag):
-    db = db_for(backend, "reporting", tag)
-    (backend.root / tag).mkdir(parents=True, exist_ok=True)
-    await create_schema(db)
-    engine = db.engine()
-    async with engine.begin() as conn:
-        await conn.run_sync(store.metadata.create_all)
-    yield engine
-    await engine.dispose()
-    await drop_schema(db)
 
 
 def at(text: str) -> datetime:

@@ -19,22 +19,8 @@ from shared.envelope import new_envelope
 from shared.projection import Projection
 from shared.settings import Settings
 from tests.factories import activity, envelope, raw
-from tests.integration.conftest import create_schema, db_for, drop_schema
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-
-
-@pytest.fixture
-async def engine(backend, tag):
-    db = db_for(backend, "reporting", tag)
-    (backend.root / tag).mkdir(parents=True, exist_ok=True)
-    await create_schema(db)
-    engine = db.engine()
-    async with engine.begin() as conn:
-        await conn.run_sync(store.metadata.create_all)  # (models imported: every table)
-    yield engine
-    await engine.dispose()
-    await drop_schema(db)
 
 
 async def test_min_seq_waits_for_the_registry_projection_too(nc, names, engine):
