@@ -37,7 +37,9 @@ def make_engine(url: str, schema: str | None = None) -> AsyncEngine:
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         # hide_parameters: a logged database error must not print a volunteer's phone number.
-        engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
+        # A connection per projection waiting its turn to write, and room left for readers.
+        engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True,
+                                     pool_size=10, max_overflow=20)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _pragmas(dbapi_conn, _record):  # WAL: readers never block the projection's writer
