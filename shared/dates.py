@@ -32,5 +32,13 @@ def _day_in_range(value: date) -> date:
 
 # A time with its UTC offset, within the years a programme can mean.
 Moment = Annotated[AwareDatetime, AfterValidator(_moment_in_range)]
-# A calendar date (a rota day, a due date), within the same years.
+def _year_in_range(value: datetime) -> datetime:
+    if not 1900 <= value.year <= 2100:
+        raise ValueError("must be between 1900-01-01 and 2100-12-31")
+    return value
+
+
+# A calendar date (a rota day, a due date, a report's from/to), within the same years.
 Day = Annotated[date, AfterValidator(_day_in_range)]
+# A time with or without an offset (a query's `at`: without one, the programme's local time).
+Instant = Annotated[datetime, AfterValidator(_year_in_range)]

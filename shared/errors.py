@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -49,3 +51,25 @@ class Conflict(Rejected):
 
 class Unavailable(Exception):
     """Cannot be decided now; the same request later can (HTTP 503 with Retry-After)."""
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:20]}… is too large")
+    return value
+
+
+def parse_json(raw: bytes | str) -> Any:
+    """JSON read by hand (an HTTP body, a bus message), or `Rejected` naming the body: invalid
+    UTF-8 or syntax, nesting deep enough to be an attack, NaN or Infinity, a number too large
+    for a float or of more than 4,300 digits (Python's own limit on converting them)."""
+    try:
+        return json.loads(raw, parse_constant=_no_constant, parse_float=_finite)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError too
+        message = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise Rejected([FieldError(field="body", message=f"not valid JSON: {message}")]) from None

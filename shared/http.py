@@ -11,11 +11,14 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.errors import Conflict, Rejected, Unavailable, dotted
+from shared.retry import is_transient
 
+MAX_OFFSET = 2**31 - 1  # any database takes it; no collection here comes near it
 Limit = Annotated[int, Query(ge=1, le=1000, description="page size, up to 1000")]
-Offset = Annotated[int, Query(ge=0, description="records to skip")]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="records to skip")]
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -28,6 +31,14 @@ def install_error_handlers(app: FastAPI) -> None:
                 loc = loc[1:]  # the field's own name is what a caller looks for
             errors.append({"field": dotted(loc), "message": err.get("msg", "invalid")})
         return JSONResponse({"errors": errors}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # FastAPI's own refusals (a body it cannot parse: 400; no such route: 404) and ours
+        # raised as HTTPException, in the one shape. A 400 of FastAPI's is about the body.
+        return JSONResponse({"errors": [{"field": "body" if exc.status_code == 400 else "",
+                                         "message": str(exc.detail)}]},
+                            status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(Unavailable)
     async def _unavailable(_request: Request, exc: Unavailable) -> JSONResponse:
@@ -45,6 +56,17 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _rejected(_request: Request, exc: Rejected) -> JSONResponse:
         return JSONResponse({"errors": exc.as_json()},
                             status_code=409 if isinstance(exc, Conflict) else 422)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        # Still logged with its traceback by the server (without SQL parameters). The body
+        # keeps the one error shape, and an outage is said to be one: 503, try again later.
+        if is_transient(exc):
+            return JSONResponse({"errors": [{"field": "", "message": (
+                "unavailable: the database or NATS cannot be reached just now; try again")}]},
+                status_code=503, headers={"Retry-After": "5"})
+        return JSONResponse({"errors": [{"field": "", "message": "internal error"}]},
+                            status_code=500)
 
 
 def add_health(app: FastAPI, checks: Callable[[], Awaitable[dict[str, bool]]],

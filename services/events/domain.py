@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import uuid
 from dataclasses import dataclass
 from functools import cached_property
@@ -12,7 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from shared.envelope import Envelope
-from shared.errors import FieldError, Rejected, from_validation_error
+from shared.errors import FieldError, Rejected, from_validation_error, parse_json
 from shared.event_types import EVENT_TYPES, EventType, Sender
 from shared.events import EventData
 
@@ -54,10 +53,7 @@ def parse_offer(raw: bytes | str | dict, subject_type: str | None = None,
                 sender: Sender = "outside") -> Offer:
     """Bytes or a decoded object -> a valid `Offer`, or `Rejected` naming every bad field."""
     if isinstance(raw, bytes | str):
-        try:
-            raw = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-            raise Rejected([FieldError(field="body", message=f"not valid JSON: {exc}")]) from None
+        raw = parse_json(raw)
     if not isinstance(raw, dict):
         raise Rejected([FieldError(field="body", message="must be a JSON object (an envelope)")])
     errors: list[FieldError] = []

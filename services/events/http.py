@@ -20,7 +20,7 @@ from sqlalchemy import select
 from services.events import bulk, store
 from services.events.domain import event_id_from_key, parse_offer
 from services.events.service import Acceptor, Outcome
-from shared.errors import FieldError, Rejected
+from shared.errors import FieldError, parse_json
 from shared.event_types import EVENT_TYPES
 from shared.events import ActivityLogged
 from shared.http import body_of
@@ -102,10 +102,7 @@ async def post_activity(request: Request,
                         idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
                         x_tongxin_source: Annotated[str | None, Header(max_length=100)] = None,
                         ) -> JSONResponse:
-    try:
-        data = json.loads(await request.body())
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise Rejected([FieldError(field="body", message=f"not valid JSON: {exc}")]) from None
+    data = parse_json(await request.body())
     event_id = event_id_from_key(idempotency_key) if idempotency_key else uuid.uuid4()
     envelope = {"event_id": str(event_id), "type": "activity.logged", "version": 1,
                 "occurred_at": datetime.now(UTC).isoformat(),

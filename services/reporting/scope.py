@@ -15,6 +15,7 @@ from sqlalchemy import ColumnElement, Select, select
 
 from services.reporting.models.labels import organization_ancestors, region_ancestors
 from services.reporting.models.labels import registry_entities as reg
+from shared.dates import Day
 
 
 @dataclass(frozen=True)
@@ -81,9 +82,9 @@ class Scope:
 
 
 def scope_query(
-    date_from: Annotated[date | None, Query(alias="from", description=(
+    date_from: Annotated[Day | None, Query(alias="from", description=(
         "first day (local), inclusive"))] = None,
-    date_to: Annotated[date | None, Query(alias="to", description="last day, inclusive")] = None,
+    date_to: Annotated[Day | None, Query(alias="to", description="last day, inclusive")] = None,
     organization_id: Annotated[str | None, Query(
         max_length=64, description="a unit: it and every unit under it")] = None,
     base_id: Annotated[str | None, Query(max_length=64)] = None,

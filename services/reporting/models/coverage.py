@@ -59,6 +59,7 @@ from services.reporting.reports import (
 )
 from services.reporting.scope import Scope, scope_query
 from services.reporting.store import metadata
+from shared.dates import Day
 from shared.projection import upsert
 from shared.replica import record_json
 
@@ -306,7 +307,7 @@ async def get_coverage(
     scope: Annotated[Scope, Depends(scope_query)],
     idle_days: Annotated[int, Query(ge=1, le=3660, description=(
         "a base is idle with no activity in this many days, ending with `at`"))] = 30,
-    at: Annotated[date | None, Query(description="today, for idle days (default: the "
+    at: Annotated[Day | None, Query(description="today, for idle days (default: the "
                                      "programme's local today)")] = None,
     campaign_id: Annotated[str | None, Query(max_length=64, description=(
         "a registry campaign: its bases' household coverage instead"))] = None,

@@ -45,6 +45,8 @@ from services.reporting.reports import Column as Col
 from services.reporting.reports import FormatQuery, HeadersQuery, MinSeq, Report, answer
 from services.reporting.scope import Scope, scope_query
 from services.reporting.store import metadata
+from shared.dates import Instant
+from shared.http import Offset
 from shared.projection import upsert
 from shared.taxonomy import SERVICE_TYPES
 
@@ -406,7 +408,7 @@ async def needs_report(conn: AsyncConnection, group_by: GroupBy, scope: Scope,
 
 
 router = APIRouter(tags=["reports"])
-AtQuery = Annotated[datetime | None, Query(description=(
+AtQuery = Annotated[Instant | None, Query(description=(
     "the moment follow-ups are judged overdue at (default now; without an offset: local)"))]
 
 
@@ -435,7 +437,7 @@ async def get_need_items(
     state: State | None = None,
     category: Annotated[str | None, Query(max_length=40)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0, at: AtQuery = None,
+    offset: Offset = 0, at: AtQuery = None,
     min_seq: MinSeq = None, format: FormatQuery = "json", headers: HeadersQuery = "zh",
 ) -> Any:
     """JSON: a page (`limit`, `offset`, `total`), each need with its `history`. CSV/XLSX:

@@ -40,6 +40,7 @@ from services.reporting.reports import Column as Col
 from services.reporting.reports import FormatQuery, HeadersQuery, MinSeq, Report, answer
 from services.reporting.scope import Scope, scope_query
 from services.reporting.store import metadata
+from shared.dates import Instant
 from shared.projection import upsert
 from shared.settings import get_settings
 
@@ -324,7 +325,7 @@ async def missing_report(conn: AsyncConnection, scope: Scope, at: datetime | Non
 
 
 router = APIRouter(tags=["reports"])
-AtQuery = Annotated[datetime | None, Query(description=(
+AtQuery = Annotated[Instant | None, Query(description=(
     "the moment deadlines are judged at (ISO datetime; without an offset, local time); "
     "default: now"))]
 

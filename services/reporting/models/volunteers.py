@@ -39,6 +39,7 @@ from services.reporting.reports import Column as Col
 from services.reporting.reports import FormatQuery, HeadersQuery, MinSeq, Report, answer
 from services.reporting.scope import Scope, scope_query
 from services.reporting.store import metadata
+from shared.http import Offset
 from shared.projection import upsert
 from shared.settings import get_settings
 
@@ -248,7 +249,7 @@ async def get_volunteers(
     request: Request,
     scope: Annotated[Scope, Depends(scope_query)],
     limit: Annotated[int | None, Query(ge=1, le=100_000)] = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
     min_seq: MinSeq = None, format: FormatQuery = "json", headers: HeadersQuery = "zh",
 ) -> Any:
     """One row per volunteer, most confirmed hours first: confirmed and unconfirmed hours,
