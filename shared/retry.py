@@ -71,5 +71,10 @@ def is_transient(exc: BaseException) -> bool:
             return True
         sqlstate = getattr(exc.orig, "sqlstate", None)
         return isinstance(sqlstate, str) and sqlstate[:2] in _TRANSIENT_SQLSTATE_CLASSES
+    # asyncpg's errors while connecting reach us unwrapped (SQLAlchemy wraps a statement's
+    # only): "the database system is shutting down" / "is starting up" (57P03).
+    sqlstate = getattr(exc, "sqlstate", None)
+    if isinstance(sqlstate, str) and sqlstate[:2] in _TRANSIENT_SQLSTATE_CLASSES:
+        return True
     # The pool had no connection to give, or one was dropped.
     return isinstance(exc, sa_exc.TimeoutError | sa_exc.DisconnectionError)

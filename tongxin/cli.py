@@ -84,16 +84,19 @@ def up(data_dir: Path = typer.Option(Path("var"), envvar="TONGXIN_DATA_DIR",
   Reporting API docs  {urls['reporting']}/docs
 Logs in {data_dir / 'logs'}. Ctrl-C stops everything.""", soft_wrap=True, highlight=False)
         while True:
-            crashed = sup.crashed()
+            # A crashed service is started again (one crash is not an outage) and said so.
+            for crash in sup.supervise():
+                where = f"Last lines of {crash.log_path}:" if crash.log_path else ""
+                console.print(f"[yellow]{crash}.[/] {where}", highlight=False)
+                # A log is text, not rich markup: "[/v1/events]" in it must not raise.
+                console.print(crash.tail(), markup=False, highlight=False)
             if nats and nats.proc and nats.proc.poll() is not None:
-                crashed.append(("nats-server", nats.proc.returncode))
-            if crashed:
-                for name, rc in crashed:
-                    console.print(f"[red]{name} stopped unexpectedly (exit code {rc}).[/] "
-                                  f"Last lines of {data_dir / 'logs' / (name + '.log')}:")
-                    # A log is text, not rich markup: "[/v1/events]" in it must not raise.
-                    console.print(_tail(data_dir / "logs" / f"{name}.log"), markup=False,
-                                  highlight=False)
+                # Without NATS nothing works; the services' own retries cannot help.
+                console.print(f"[red]nats-server stopped unexpectedly (exit code "
+                              f"{nats.proc.returncode}).[/] Last lines of "
+                              f"{data_dir / 'logs' / 'nats.log'}:", highlight=False)
+                console.print(_tail(data_dir / "logs" / "nats.log"), markup=False,
+                              highlight=False)
                 code = 1
                 break
             time.sleep(0.5)

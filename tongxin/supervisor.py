@@ -1,7 +1,9 @@
-"""Start the three services as child processes, wait for health, stop them cleanly."""
+"""Start the three services as child processes, wait for health, stop them cleanly; polled,
+`supervise()` starts a crashed one again with back-off."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -13,7 +15,11 @@ from typing import IO
 
 import httpx
 
+log = logging.getLogger(__name__)
+
 SERVICES = ("registry", "events", "reporting")
+FIRST_DELAY, MAX_DELAY = 1.0, 30.0  # seconds before restart 1, 2, 3 …: 1, 2, 4 … up to 30
+STEADY = 60.0  # up this long, a crash is a new one: the back-off starts again from 1 s
 
 
 def die_with_parent() -> None:
@@ -32,6 +38,11 @@ class Child:
     port: int
     proc: subprocess.Popen | None = None
     log: IO[bytes] | None = None
+    extra_env: dict[str, str] | None = None  # what it was started with, again on a restart
+    stopping: bool = False     # stop() asked for it: its exit is no crash
+    started_at: float = 0.0    # time.monotonic() of the last start
+    attempts: int = 0          # restarts since it last stayed up STEADY seconds
+    restart_at: float | None = None  # when the pending restart is due
 
     @property
     def url(self) -> str:
@@ -47,6 +58,10 @@ class Supervisor:
 
     def start(self, name: str, extra_env: dict[str, str] | None = None) -> Child:
         child = self.children.get(name) or Child(name, self.ports[name])
+        child.extra_env = extra_env
+        child.stopping, child.restart_at, child.started_at = False, None, time.monotonic()
+        if child.log:
+            child.log.close()  # a restart opens it again
         env = {**os.environ, **self.env, **(extra_env or {}),
                f"TONGXIN_{name.upper()}_PORT": str(child.port)}
         out = None
@@ -82,12 +97,36 @@ class Supervisor:
     def _log_hint(self, name: str) -> str:
         return f" (see {self.log_dir / (name + '.log')})" if self.log_dir else ""
 
-    def crashed(self) -> list[tuple[str, int]]:
-        return [(c.name, c.proc.returncode) for c in self.children.values()
-                if c.proc is not None and c.proc.poll() is not None]
+    def log_path(self, name: str) -> Path | None:
+        return self.log_dir / f"{name}.log" if self.log_dir else None
+
+    def supervise(self) -> list[Restart]:
+        """Call every second or so: a child that exited unasked is started again after a
+        back-off (1 s, 2 s, 4 s … 30 s), so a crash loop does not spin. Returns the crashes
+        seen in this call, each to be said; they are logged too."""
+        seen = []
+        now = time.monotonic()
+        for child in self.children.values():
+            if child.stopping or child.proc is None or child.proc.poll() is None:
+                continue
+            if child.restart_at is None:
+                if now - child.started_at >= STEADY:
+                    child.attempts = 0
+                child.attempts += 1
+                delay = min(FIRST_DELAY * 2 ** (child.attempts - 1), MAX_DELAY)
+                child.restart_at = now + delay
+                crash = Restart(child.name, child.proc.returncode, child.attempts, delay,
+                                self.log_path(child.name))
+                log.warning("%s. Last lines of its log:\n%s", crash, crash.tail())
+                seen.append(crash)
+            elif now >= child.restart_at:
+                self.start(child.name, child.extra_env)
+        return seen
 
     def stop(self, name: str, timeout: float = 15.0) -> None:
         child = self.children.get(name)
+        if child:
+            child.stopping = True  # before the signal: its exit is asked for, not a crash
         if child and child.log:
             child.log.close()  # the child keeps its own descriptor
             child.log = None
@@ -109,3 +148,36 @@ class Supervisor:
     def stop_all(self) -> None:
         for name in reversed(list(self.children)):
             self.stop(name)
+
+
+@dataclass(frozen=True)
+class Restart:
+    """A child that exited unasked, and when it will be started again."""
+
+    name: str
+    returncode: int
+    attempt: int
+    delay: float
+    log_path: Path | None
+
+    @property
+    def how(self) -> str:
+        if self.returncode < 0:
+            try:
+                return f"killed by {signal.Signals(-self.returncode).name}"
+            except ValueError:
+                return f"killed by signal {-self.returncode}"
+        return f"exit code {self.returncode}"
+
+    def __str__(self) -> str:
+        return (f"{self.name} stopped unexpectedly ({self.how}); restart {self.attempt} "
+                f"in {self.delay:.0f}s")
+
+    def tail(self, lines: int = 20) -> str:
+        """The last lines of its log: what it said before it died."""
+        if self.log_path is None:
+            return "(no log)"
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"

@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.factories import activity
 from tongxin import demo
 from tongxin.natsserver import free_port
 
@@ -178,7 +179,7 @@ async def test_up_serves_the_demo_and_ctrl_c_stops_everything(data_dir):
     assert processes_of(path) == []
 
 
-async def test_a_service_that_dies_is_reported_and_everything_stops(data_dir):
+async def test_a_service_that_dies_is_reported_and_restarted(data_dir):
     path, ups = data_dir
     up = Up(path)
     ups.append(up)
@@ -190,12 +191,39 @@ async def test_a_service_that_dies_is_reported_and_everything_stops(data_dir):
     last_words = "ERROR tongxin-events [/v1/events] [bold]KeyError[/bold]: 'data.base_id'"
     append_line(path / "logs" / "events.log", last_words)
     os.kill(events[0], signal.SIGKILL)
-    rc = await up.wait_exit(timeout=20)
 
-    assert rc == 1, up.output
-    assert f"events stopped unexpectedly (exit code -9). Last lines of " \
-           f"{path / 'logs' / 'events.log'}:" in up.lines, up.output
+    said = (f"events stopped unexpectedly (killed by SIGKILL); restart 1 in 1s. "
+            f"Last lines of {path / 'logs' / 'events.log'}:")
+    health = f"http://127.0.0.1:{up.ports['events']}/health"
+    deadline = asyncio.get_running_loop().time() + 60
+    async with httpx.AsyncClient(timeout=2) as http:
+        while asyncio.get_running_loop().time() < deadline:
+            again = [pid for pid, cmd in processes_of(path) if "-m services.events" in cmd]
+            try:
+                healthy = (await http.get(health)).status_code == 200
+            except httpx.HTTPError:
+                healthy = False
+            if healthy and again and again != events:
+                break
+            await asyncio.sleep(0.2)
+        else:
+            raise AssertionError(f"events was not restarted:\n{up.output}")
+    assert up.proc.returncode is None, up.output  # `up` kept running
+    assert said in up.lines, up.output
     assert last_words in up.lines, up.output
+    # The restarted service takes events again, and the others never stopped.
+    registry = up.url("Registry API docs").removesuffix("/docs")
+    async with httpx.AsyncClient(timeout=30) as http:
+        org = (await http.get(f"{registry}/v1/organizations")).json()["items"][0]
+        base = (await http.get(f"{registry}/v1/bases")).json()["items"][0]
+        r = await http.post(f"http://127.0.0.1:{up.ports['events']}/v1/activities",
+                            json=activity(org["id"], base["id"]))
+        assert r.status_code == 202, r.text
+        result = (await http.get(up.url("Summary (JSON)"),
+                                 params={"min_seq": r.json()["seq"]})).json()
+    assert result["totals"]["activities"] == demo_totals()[0] + 1
+
+    assert await up.interrupt(timeout=20) == 0, up.output
     assert up.lines[-1] == "stopping…"
     assert processes_of(path) == []
 
