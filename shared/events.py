@@ -142,6 +142,8 @@ class ActivityFigures(ActivityPlan):
         theirs = list(dict.fromkeys(s.service_type for s in stalls))
         if value and set(value) != set(theirs):
             raise ValueError(f"must be the stalls' service types {theirs} (or be left out)")
+        if len(theirs) > 60:  # what the stalls make must be valid itself (max_length above)
+            raise ValueError(f"the stalls have {len(theirs)} service types; at most 60")
         return value or theirs
 
     @field_validator("served")
@@ -155,6 +157,8 @@ class ActivityFigures(ActivityPlan):
         total = sum(s.served for s in stalls)
         if value is not None and value != total:
             raise ValueError(f"must be the sum of the stalls' served ({total}), or be left out")
+        if total > 10_000_000:  # what the stalls make must be valid itself (le above)
+            raise ValueError(f"the stalls' served add up to {total}; at most 10000000")
         return total
 
     @field_validator("ended_at")
