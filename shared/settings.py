@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     publish_timeout: float = Field(5.0, description="seconds to wait for a JetStream PubAck")
     batch_size: int = 500
     min_seq_wait: float = 5.0
+    # Reports built at once per reporting process; more wait their turn. Past the cores the
+    # database has, more at once only makes each slower (and every one late).
+    report_concurrency: int = Field(4, ge=1)
     # A unit owes a report this many days after an activity ends (服务旗帜接传).
     report_due_days: float = Field(7.0, ge=0)
     # How often the events service looks for reports that fell overdue.

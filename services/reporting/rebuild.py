@@ -312,6 +312,12 @@ class _Rebuilder:
                     await conn.execute(update(p).where(p.c.name == model.name)
                                        .values(position=position))
                 await trans.commit()
+                if conn.dialect.name == "postgresql":
+                    # Every row is new to the planner: without fresh statistics it plans the
+                    # reports as if the tables were nearly empty (nested loops over 100,000s).
+                    for table in model.tables:
+                        await conn.exec_driver_sql(f'ANALYZE "{table.name}"')
+                    await conn.commit()  # statistics are transactional too
                 return result
             except BaseException:
                 if trans.is_active:

@@ -98,6 +98,15 @@ async def wait_for(request: Request, models: Iterable[str], min_seq: int | None)
                             "(labels, regions)", headers={"Retry-After": "1"})
 
 
+def _slots(request: Request) -> asyncio.Semaphore:
+    """The process's turns at building a report (`report_concurrency`): fifty clients at once
+    queue here, rather than thrash the database with fifty queries and their workers."""
+    state = request.app.state
+    if getattr(state, "report_slots", None) is None:
+        state.report_slots = asyncio.Semaphore(state.settings.report_concurrency)
+    return state.report_slots
+
+
 async def snapshot(conn: AsyncConnection, models: Iterable[str]) -> int:
     """Begin one consistent read and return its `as_of`: the least position among the models
     read. Read first, so the figures after it are at least as new as `as_of` says."""
@@ -116,14 +125,14 @@ async def answer(request: Request, build: Build, *, models: tuple[str, ...],
                  headers: Headers = "zh", filename: str = "report") -> Any:
     """The report as JSON (`rows`, `totals`, `as_of`, ...) or streamed as CSV or XLSX."""
     await wait_for(request, models, min_seq)
-    engine = request.app.state.engine
+    engine, slots = request.app.state.engine, _slots(request)
     if format == "json":
-        async with engine.connect() as conn:
+        async with slots, engine.connect() as conn:
             as_of = await snapshot(conn, models)
             report = await build(conn)
             return await as_json(report, as_of)
-    stream = _csv(engine, build, models, headers) if format == "csv" else _xlsx(
-        engine, build, models, headers)
+    stream = _csv(engine, slots, build, models, headers) if format == "csv" else _xlsx(
+        engine, slots, build, models, headers)
     media = ("text/csv; charset=utf-8" if format == "csv" else
              "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
     name = f"{filename}.{format}"
@@ -179,8 +188,9 @@ def _totals_row(report: Report, lang: Headers) -> list[Any] | None:
     return row
 
 
-async def _csv(engine, build: Build, models, lang: Headers) -> AsyncIterator[bytes]:
-    async with engine.connect() as conn:
+async def _csv(engine, slots: asyncio.Semaphore, build: Build, models,
+               lang: Headers) -> AsyncIterator[bytes]:
+    async with slots, engine.connect() as conn:
         await snapshot(conn, models)
         report = await build(conn)
         buffer = io.StringIO()
@@ -199,7 +209,8 @@ async def _csv(engine, build: Build, models, lang: Headers) -> AsyncIterator[byt
         yield buffer.getvalue().encode()
 
 
-async def _xlsx(engine, build: Build, models, lang: Headers) -> AsyncIterator[bytes]:
+async def _xlsx(engine, slots: asyncio.Semaphore, build: Build, models,
+                lang: Headers) -> AsyncIterator[bytes]:
     import openpyxl
     from openpyxl.cell import WriteOnlyCell
     from openpyxl.styles import Font
@@ -228,7 +239,7 @@ async def _xlsx(engine, build: Build, models, lang: Headers) -> AsyncIterator[by
         for more in report.sheets:
             await write(more, as_of)
 
-    async with engine.connect() as conn:
+    async with slots, engine.connect() as conn:
         as_of = await snapshot(conn, models)
         await write(await build(conn), as_of)
     fd, path = tempfile.mkstemp(suffix=".xlsx")

@@ -5,6 +5,7 @@ subtree and by period; star levels; the export; a replay into fresh tables gives
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from datetime import date
@@ -175,8 +176,8 @@ async def test_export_streams_every_row_with_chinese_headers(nc, names, engine):
         await story(rep)
         await rep.caught_up()
 
-    chunks = [c async for c in reports._csv(engine, lambda conn: volunteers.ledger_report(
-        conn, Scope(), STARS), (volunteers.NAME,), "zh")]
+    chunks = [c async for c in reports._csv(engine, asyncio.Semaphore(), lambda conn: (
+        volunteers.ledger_report(conn, Scope(), STARS)), (volunteers.NAME,), "zh")]
     table = list(csv.reader(io.StringIO(b"".join(chunks).decode("utf-8-sig"))))
     assert table[0][:4] == ["姓名", "志愿者编号", "所属单位", "单位编码"]
     assert table[0][-2:] == ["参加活动(次)", "星级"]

@@ -33,6 +33,7 @@ from sqlalchemy import (
     String,
     Table,
     and_,
+    case,
     delete,
     distinct,
     func,
@@ -105,7 +106,7 @@ activities = Table(
 shares = Table(
     "cube_shares", metadata,
     Column("activity_id", String(36), primary_key=True),
-    Column("organization_id", String(64), primary_key=True),
+    Column("organization_id", String(64), primary_key=True, index=True),  # a unit's scope
     Column("lead", Boolean, nullable=False),  # the organising unit's share
     *_dimensions(), *_figures(),
 )
@@ -266,9 +267,10 @@ async def on_attendance(batch: Batch) -> None:
 
 # -- the summary ------------------------------------------------------------------------------
 
-def _sums(t: FromClause) -> list:
+def _sums(t: FromClause, activities: ColumnElement[Any] | None = None) -> list:
     return [
-        func.count(distinct(t.c.activity_id)).label("activities"),
+        (activities if activities is not None
+         else func.count(distinct(t.c.activity_id))).label("activities"),
         func.coalesce(func.sum(t.c.served), 0).label("served"),
         func.coalesce(func.sum(t.c.volunteers), 0).label("volunteers"),
         func.coalesce(func.sum(t.c.volunteer_hours), 0).label("volunteer_hours"),
@@ -314,13 +316,23 @@ class _Query:
                                  day=s.c.day)
         # Figures of a service-type row are the type's own (a fair's stalls of that type).
         self.figures = share_types if group_by == "service_type" else shares
+        # Counting activities without DISTINCT (a sort of every id) where shares allow it: a
+        # unit has one share of an activity; the activity has one lead share, and all its
+        # shares have the same base, day and team, so without a unit in the scope the lead
+        # shares are the activities. (A service type's rows may hold several units' shares.)
+        lead = func.coalesce(func.sum(case((s.c.lead, 1), else_=0)), 0)
+        self.count_grouped = (func.count() if group_by == "organization"
+                              else lead if not scope.organization_id and group_by != "service_type"
+                              else None)
+        self.count_total = None if scope.organization_id else lead
 
     def grouped(self):
-        return (select(self.key.label("key"), *_sums(self.figures)).select_from(self.source)
-                .where(*self.where).group_by(self.key).order_by(self.key))
+        return (select(self.key.label("key"), *_sums(self.figures, self.count_grouped))
+                .select_from(self.source).where(*self.where).group_by(self.key)
+                .order_by(self.key))
 
     def totals(self):
-        return select(*_sums(shares)).where(*self.where)
+        return select(*_sums(shares, self.count_total)).where(*self.where)
 
     def by_lead(self, table: Table, on: ColumnElement[bool], *columns) -> tuple:
         """Statements for figures of a table hung on the organising unit's share (outputs,
