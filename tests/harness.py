@@ -253,5 +253,11 @@ def recent(minutes: float = 10) -> ConsumerConfig:
     return ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_TIME, opt_start_time=since)
 
 
+async def dead_letters_from_now(js, names: Names):
+    """The DLQ from this moment on: where the offers a test is about to make end up."""
+    return await js.subscribe(names.dlq(), stream=names.dlq_stream, ordered_consumer=True,
+                              config=ConsumerConfig(deliver_policy=DeliverPolicy.NEW))
+
+
 def embedded_nats(tmp: Path) -> NatsServer:
     return NatsServer(tmp / "nats", log_file=tmp / "nats.log").start()

@@ -14,6 +14,7 @@ import pytest
 
 from shared.event_types import EVENT_TYPES
 from tests.factories import activity, envelope, raw
+from tests.harness import dead_letters_from_now
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -157,10 +158,7 @@ async def test_bad_offers_on_the_bus_go_to_the_dlq_with_reasons(system):
 
     nc = await nats.connect(system.nats_url)
     js = nc.jetstream()
-    dlq = await js.subscribe(system.names.dlq(), stream=system.names.dlq_stream,
-                             ordered_consumer=True,
-                             config=nats.js.api.ConsumerConfig(
-                                 deliver_policy=nats.js.api.DeliverPolicy.NEW))
+    dlq = await dead_letters_from_now(js, system.names)
     try:
         for key, (payload, _) in offers.items():
             await system.publish_raw("activity.logged", payload,

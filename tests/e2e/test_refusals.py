@@ -17,6 +17,7 @@ import nats
 import pytest
 
 from tests.factories import activity, envelope, raw
+from tests.harness import dead_letters_from_now
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -132,10 +133,7 @@ async def test_the_same_bodies_on_the_bus_are_dead_lettered_and_a_good_one_count
     good = envelope(activity(org["id"], base["id"], served=7))
     nc = await nats.connect(system.nats_url)
     js = nc.jetstream()
-    dlq = await js.subscribe(system.names.dlq(), stream=system.names.dlq_stream,
-                             ordered_consumer=True,
-                             config=nats.js.api.ConsumerConfig(
-                                 deliver_policy=nats.js.api.DeliverPolicy.NEW))
+    dlq = await dead_letters_from_now(js, system.names)
     try:
         for body in BODIES.values():
             await system.publish_raw("activity.logged", body, {"Nats-Msg-Id": str(uuid.uuid4())})
