@@ -243,7 +243,9 @@ class System:
     def spans(self) -> list[dict]:
         if not self.trace_file.exists():
             return []
-        return [json.loads(line) for line in self.trace_file.read_text().splitlines() if line]
+        # split("\n"), not splitlines(): a span may hold U+2028 and the like (a name), which
+        # JSON keeps as it is and splitlines() would break a line at.
+        return [json.loads(line) for line in self.trace_file.read_text().split("\n") if line]
 
 
 def recent(minutes: float = 10) -> ConsumerConfig:

@@ -233,7 +233,7 @@ async def _xlsx(engine, slots: asyncio.Semaphore, build: Build, models,
                                     else f"as of event {as_of}"]))
         sheet.append(styled(sheet, report.header(lang)))
         async for row in _rows(report.rows):
-            sheet.append([_cell(c.value(row)) for c in report.columns])
+            sheet.append([_xlsx_cell(sheet, _cell(c.value(row))) for c in report.columns])
         if (totals := _totals_row(report, lang)) is not None:
             sheet.append(styled(sheet, totals))
         for more in report.sheets:
@@ -251,6 +251,23 @@ async def _xlsx(engine, slots: asyncio.Semaphore, build: Build, models,
                 yield chunk
     finally:
         os.unlink(path)
+
+
+def _xlsx_cell(sheet, value: Any) -> Any:
+    """A value as XLSX can hold it: characters XML forbids (a control character pasted into a
+    name) become U+FFFD instead of ending the download half-written, and text beginning with
+    `=` stays text instead of becoming a formula."""
+    if not isinstance(value, str):
+        return value
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    value = ILLEGAL_CHARACTERS_RE.sub("\ufffd", value)
+    if not value.startswith("="):
+        return value
+    cell = WriteOnlyCell(sheet, value=value)
+    cell.data_type = "s"
+    return cell
 
 
 def _sheet_name(title: str, taken: list[str]) -> str:

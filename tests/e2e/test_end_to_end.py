@@ -44,7 +44,9 @@ async def test_register_log_over_http_and_bus_then_read_summary(system):
     assert by_org["totals"]["served"] == 1019
     assert by_org["as_of"] >= first.json()["seq"]
 
-    by_base = await system.summary(group_by="base", organization_id=org["id"])
+    # min_seq: the labels too (reports then wait for the registry changes already published).
+    by_base = await system.summary(group_by="base", organization_id=org["id"],
+                                   min_seq=second.json()["seq"])
     assert {r["label"]: r["served"] for r in by_base["rows"]} == {
         base["name"]: 650 + 269, "淄川区太河镇西余粮村": 100}
 
