@@ -2,23 +2,42 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, cast
 
+import fastapi.routing
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from shared.errors import Conflict, Rejected, Unavailable, dotted
+from shared.errors import Conflict, FieldError, Rejected, Unavailable, dotted
 from shared.retry import is_transient
 
 MAX_OFFSET = 2**31 - 1  # any database takes it; no collection here comes near it
 Limit = Annotated[int, Query(ge=1, le=1000, description="page size, up to 1000")]
 Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="records to skip")]
+
+
+class Errors(BaseModel):
+    """The one error body: every problem found, each naming its field (`data.served`; empty
+    when the request as a whole is refused)."""
+
+    errors: list[FieldError]
+
+
+ERRORS_REF = "#/components/schemas/Errors"
+RETRY_AFTER = {"Retry-After": {"description": "seconds to wait before trying again",
+                               "schema": {"type": "integer"}}}
+# A write refused because of what is already there (a `code` taken): declared by the routes
+# that can answer it, e.g. `responses=CONFLICT`.
+CONFLICT: dict[int | str, dict] = {409: {"model": Errors, "description": (
+    "valid on its own, but at odds with what is already there; the reason")}}
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -69,6 +88,22 @@ def install_error_handlers(app: FastAPI) -> None:
                             status_code=500)
 
 
+async def refuse_nul(request: Request) -> None:
+    """An app dependency: a NUL character in a path or query parameter is refused as invalid
+    (422 naming it), as `shared.text.refuse_nul` refuses it in a body. It
+    is never meaningful; SQLite's LIKE reads a pattern only up to it (a search for it would
+    match everything) and PostgreSQL cannot take it at all."""
+    bad = [("path", name) for name, value in request.path_params.items()
+           if isinstance(value, str) and "\x00" in value]
+    # Every query parameter, also those a route reads by hand (the registry's filters).
+    bad += [("query", name) for name, value in request.query_params.multi_items()
+            if "\x00" in value]
+    if bad:
+        raise RequestValidationError([
+            {"loc": loc, "msg": "must not contain NUL (\\u0000) characters",
+             "type": "value_error"} for loc in dict.fromkeys(bad)])
+
+
 def add_health(app: FastAPI, checks: Callable[[], Awaitable[dict[str, bool]]],
                details: Callable[[], Awaitable[dict]] | None = None) -> None:
     """`/health`: 200 while every check is true, else 503; `details` add what someone should
@@ -101,6 +136,82 @@ def document_models(app: FastAPI, *models: type[BaseModel]) -> None:
         schema.setdefault("components", {}).setdefault("schemas", {}).update(
             defs.get("$defs", {}))
         app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented override
+
+
+def _error(description: str, headers: dict | None = None) -> dict:
+    return {"description": description, **({"headers": headers} if headers else {}),
+            "content": {"application/json": {"schema": {"$ref": ERRORS_REF}}}}
+
+
+def common_errors(route: APIRoute, operation: dict) -> dict[str, dict]:
+    """The refusals any operation of this kind may answer (by the handlers above), whatever
+    the route: 400 a body FastAPI cannot parse, 404 an id in the path that names nothing, 422
+    bad input, 503 an outage or a report not caught up (with Retry-After)."""
+    params = operation.get("parameters", [])
+    out: dict[str, dict] = {}
+    if route.body_field is not None:  # read by FastAPI (JSON or multipart), not by hand
+        out["400"] = _error("the body cannot be read: not JSON, or not the multipart declared")
+    if any(p.get("in") == "path" and "enum" not in p.get("schema", {}) for p in params):
+        out["404"] = _error("nothing has the id in the path")
+    if params or "requestBody" in operation:
+        out["422"] = _error("invalid input: every bad field named")
+    out["503"] = _error("cannot be answered just now (the database or NATS is away, or a "
+                        "report has not caught up with `min_seq`): try again after Retry-After",
+                        RETRY_AFTER)
+    return out
+
+
+def _api_routes(app: FastAPI) -> list[APIRoute]:
+    """Every API route of the app, also those of included routers (FastAPI 0.16x includes a
+    router lazily: `app.routes` holds the router, `iter_route_contexts` its routes, with their
+    effective path)."""
+    iter_contexts = getattr(fastapi.routing, "iter_route_contexts", None)
+    if iter_contexts is None:  # an older FastAPI: included routes are copied into app.routes
+        return [r for r in app.routes if isinstance(r, APIRoute)]
+    return [cast(APIRoute, c) for c in iter_contexts(app.routes)
+            if isinstance(c.original_route, APIRoute)]
+
+
+def document_errors(app: FastAPI) -> None:
+    """Declare in the OpenAPI, once for every route of the app (also those added later), the
+    error responses `common_errors` names, with the `Errors` body; what a route declares
+    itself stays. FastAPI's own 422 body (`HTTPValidationError`) is never sent: replaced."""
+    build = app.openapi
+    documented: list[dict] = []
+
+    def openapi() -> dict:
+        schema = build()
+        if documented and documented[0] is schema:
+            return schema
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        _, defs = models_json_schema([(Errors, "validation")],
+                                     ref_template="#/components/schemas/{model}")
+        for name, definition in defs.get("$defs", {}).items():
+            components.setdefault(name, definition)
+        for route in _api_routes(app):
+            if not route.include_in_schema:
+                continue
+            for method in route.methods or ():
+                operation = schema.get("paths", {}).get(route.path_format, {}).get(
+                    method.lower())
+                if operation is None:
+                    continue
+                responses = operation.setdefault("responses", {})
+                for status, response in common_errors(route, operation).items():
+                    declared = responses.get(status)
+                    if declared is None:
+                        responses[status] = response
+                    elif "HTTPValidationError" in str(declared.get("content", "")):
+                        responses[status] = {**declared, **response}
+        for unused in ("HTTPValidationError", "ValidationError"):  # in this order
+            others = {k: v for k, v in components.items() if k != unused}
+            if f'"#/components/schemas/{unused}"' not in json.dumps(
+                    [schema.get("paths"), others]):
+                components.pop(unused, None)
+        documented[:] = [schema]
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented override

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Coroutine
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 from pydantic import BaseModel
@@ -15,7 +15,15 @@ from sqlalchemy import text
 from shared.bus import jetstream, make_broker
 from shared.db import make_engine, migrate
 from shared.errors import Unavailable
-from shared.http import Limit, Offset, add_health, document_models, install_error_handlers
+from shared.http import (
+    Limit,
+    Offset,
+    add_health,
+    document_errors,
+    document_models,
+    install_error_handlers,
+    refuse_nul,
+)
 from shared.projection import Projection, reason_of
 from shared.retry import Backoff, is_transient
 from shared.settings import Settings
@@ -46,13 +54,15 @@ class Runtime:
     def app(self, *, title: str, description: str, lifespan, router: APIRouter,
             models: tuple[type[BaseModel], ...] = ()) -> FastAPI:
         """The service's HTTP app, made the same way for every service: one error shape,
-        `/health`, OpenAPI with the documented models, traced requests."""
+        `/health`, OpenAPI with the documented models and every route's error responses,
+        traced requests."""
         app = self._app = FastAPI(title=title, version="1", description=description,
-                                  lifespan=lifespan)
+                                  lifespan=lifespan, dependencies=[Depends(refuse_nul)])
         install_error_handlers(app)
         add_health(app, self.health, self.health_details)
         app.include_router(router)
         document_models(app, *models)
+        document_errors(app)
         FastAPIInstrumentor.instrument_app(app, tracer_provider=self.tracer_provider,
                                            excluded_urls="health")
         return app

@@ -20,10 +20,10 @@ from sqlalchemy import select
 from services.events import bulk, store
 from services.events.domain import event_id_from_key, parse_offer
 from services.events.service import Acceptor, Outcome
-from shared.errors import FieldError, parse_json
+from shared.errors import parse_json
 from shared.event_types import EVENT_TYPES
 from shared.events import ActivityLogged
-from shared.http import body_of
+from shared.http import Errors, body_of
 
 router = APIRouter(tags=["events"])
 
@@ -32,10 +32,6 @@ class Accepted(BaseModel):
     event_id: str
     seq: int | None
     duplicate: bool
-
-
-class Errors(BaseModel):
-    errors: list[FieldError]
 
 
 class BulkError(BaseModel):

@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from services.registry import imports
 from services.registry.domain import ENTITIES, Entity, TaxonomyCreate
 from services.registry.service import ImportRejected, NotFound, Registry
-from shared.http import Limit, Offset, body_of
+from shared.http import CONFLICT, Limit, Offset, body_of
 
 if TYPE_CHECKING:
     CollectionName = str  # built at runtime below, so to mypy just a str
@@ -69,14 +69,16 @@ def _routes(router: APIRouter, entity: Entity) -> None:
 
     body = body_of(entity.create)
     router.add_api_route(path, create, methods=["POST"], status_code=201, tags=tags,
-                         summary=f"Register a {entity.name}", openapi_extra=body)
+                         summary=f"Register a {entity.name}", openapi_extra=body,
+                         responses=CONFLICT)
     filters = ", ".join(("code", *entity.filters, *(r.filter for r in entity.lists)))
     router.add_api_route(path, list_all, methods=["GET"], summary=f"List {entity.collection}",
                          tags=tags, description=f"Filter by: {filters}. `q` searches names.")
     router.add_api_route(f"{path}/{{id}}", get_one, methods=["GET"], tags=tags,
                          summary=f"Get one {entity.name}")
     router.add_api_route(f"{path}/{{id}}", patch, methods=["PATCH"], tags=tags,
-                         summary=f"Change a {entity.name} (send only what changes)")
+                         summary=f"Change a {entity.name} (send only what changes)",
+                         responses=CONFLICT)
     router.add_api_route(f"{path}/{{id}}/deactivate", deactivate, methods=["POST"], tags=tags,
                          summary=f"Deactivate a {entity.name} (records are never deleted)")
     router.add_api_route(f"{path}/{{id}}/reactivate", reactivate, methods=["POST"], tags=tags,
@@ -118,7 +120,7 @@ def router() -> APIRouter:
     async def taxonomy(request: Request) -> dict:
         return await _registry(request).taxonomy()
 
-    @r.post("/v1/taxonomy", tags=["taxonomy"], status_code=201,
+    @r.post("/v1/taxonomy", tags=["taxonomy"], status_code=201, responses=CONFLICT,
             summary="Add a service type, team category or indicator (Chinese and English "
                     "labels; an indicator also its unit)")
     async def add_taxonomy(request: Request, entry: TaxonomyCreate) -> dict:

@@ -64,6 +64,7 @@ from services.reporting.reports import (
 )
 from services.reporting.scope import Scope, scope_query
 from services.reporting.store import metadata
+from shared.http import Errors
 from shared.taxonomy import INDICATORS
 
 NAME = "reporting-assessment"
@@ -311,13 +312,14 @@ def _not_found(field: str, message: str) -> JSONResponse:
     return JSONResponse({"errors": [{"field": field, "message": message}]}, status_code=404)
 
 
-@router.get("/v1/reports/assessment", summary="Year-end assessment: units and individuals")
+@router.get("/v1/reports/assessment", summary="Year-end assessment: units and individuals",
+            responses={404: {"model": Errors, "description": "no rules version `rules_version`"}})
 async def get_assessment(
     request: Request,
     scope: Annotated[Scope, Depends(scope_query)],
     year: Annotated[int | None, Query(ge=2000, le=2100, description=(
         "the year assessed, 1 Jan – 31 Dec local (default: this year)"))] = None,
-    rules_version: Annotated[int | None, Query(ge=1, description=(
+    rules_version: Annotated[int | None, Query(ge=1, le=2**31 - 1, description=(  # INTEGER
         "the rules version to score by (default: the newest)"))] = None,
     min_seq: MinSeq = None, format: FormatQuery = "json", headers: HeadersQuery = "zh",
 ) -> Any:

@@ -60,6 +60,7 @@ from services.reporting.reports import (
 from services.reporting.scope import Scope, scope_query
 from services.reporting.store import metadata
 from shared.dates import Day
+from shared.http import Errors
 from shared.projection import upsert
 from shared.replica import record_json
 
@@ -301,7 +302,8 @@ async def campaign_report(conn: AsyncConnection, campaign_id: str, scope: Scope)
 router = APIRouter(tags=["reports"])
 
 
-@router.get("/v1/reports/coverage", summary="Idle bases, or a campaign's household coverage")
+@router.get("/v1/reports/coverage", summary="Idle bases, or a campaign's household coverage",
+            responses={404: {"model": Errors, "description": "no campaign has `campaign_id`"}})
 async def get_coverage(
     request: Request,
     scope: Annotated[Scope, Depends(scope_query)],
