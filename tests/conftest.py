@@ -16,6 +16,7 @@ from tests.harness import (
     embedded_nats,
     nats_from_env,
     postgres_admin_url,
+    running,
 )
 
 BACKENDS = ["sqlite"] + (["postgres"] if postgres_admin_url() else [])
@@ -76,12 +77,6 @@ def backend(request, tmp_path_factory, pg_url) -> Backend:
 def system(backend, nats_url, tmp_path_factory):
     """The three services running, on this back-end, shared by the end-to-end tests."""
     # An offer waiting for its prerequisite is dead-lettered after seconds, not minutes.
-    s = System(nats_url, backend, tmp_path_factory.mktemp(f"system-{backend.name}"),
-               settings={"TONGXIN_PREREQUISITE_WAIT": "6"})
-    try:
-        s.start()
-    except Exception:
-        s.stop()
-        raise
-    yield s
-    s.stop()
+    with running(System(nats_url, backend, tmp_path_factory.mktemp(f"system-{backend.name}"),
+                        settings={"TONGXIN_PREREQUISITE_WAIT": "6"})) as s:
+        yield s

@@ -9,6 +9,8 @@ import concurrent.futures
 import json
 import os
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -259,6 +261,20 @@ async def dead_letters_from_now(js, names: Names):
     """The DLQ from this moment on: where the offers a test is about to make end up."""
     return await js.subscribe(names.dlq(), stream=names.dlq_stream, ordered_consumer=True,
                               config=ConsumerConfig(deliver_policy=DeliverPolicy.NEW))
+
+
+@contextmanager
+def running(system: System) -> Iterator[System]:
+    """The system started, and stopped afterwards (also when it fails to start half-way)."""
+    try:
+        system.start()
+    except Exception:
+        system.stop()
+        raise
+    try:
+        yield system
+    finally:
+        system.stop()
 
 
 def embedded_nats(tmp: Path) -> NatsServer:

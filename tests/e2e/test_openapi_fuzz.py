@@ -29,7 +29,7 @@ import pytest
 import schemathesis
 from schemathesis.engine import Status, events, from_schema
 
-from tests.harness import System
+from tests.harness import System, running
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -39,15 +39,9 @@ def system(backend, nats_url, tmp_path_factory):
     """Services of this module's own (it stands in for the shared `system`): fuzzing fills
     the register with thousands of odd records that the other tests, reading the shared
     system's lists, exports and traces, must never meet."""
-    s = System(nats_url, backend, tmp_path_factory.mktemp(f"fuzz-{backend.name}"),
-               traces=False, settings={"TONGXIN_PREREQUISITE_WAIT": "6"})
-    try:
-        s.start()
-    except Exception:
-        s.stop()
-        raise
-    yield s
-    s.stop()
+    with running(System(nats_url, backend, tmp_path_factory.mktemp(f"fuzz-{backend.name}"),
+                        traces=False, settings={"TONGXIN_PREREQUISITE_WAIT": "6"})) as s:
+        yield s
 
 SEED = 20131013
 MAX_EXAMPLES = 50     # per operation, in the examples and fuzzing phases (coverage: its own)

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from tests.factories import activity
-from tests.harness import System
+from tests.harness import System, running
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -20,15 +20,9 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 def own_system(backend, nats_url, tmp_path_factory):
     """Services of this module's own: the shared system's streams may hold the bulk tests'
     100,000s of events, which a rebuild would replay."""
-    s = System(nats_url, backend, tmp_path_factory.mktemp(f"rebuild-{backend.name}"),
-               traces=False)
-    try:
-        s.start()
-    except Exception:
-        s.stop()
-        raise
-    yield s
-    s.stop()
+    with running(System(nats_url, backend, tmp_path_factory.mktemp(f"rebuild-{backend.name}"),
+                        traces=False)) as s:
+        yield s
 
 
 async def tongxin(system: System, *args: str) -> subprocess.CompletedProcess:
