@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
+import signal
 from collections.abc import Callable, Coroutine
 
 from fastapi import APIRouter, Depends, FastAPI
@@ -32,6 +34,14 @@ from shared.subjects import Names
 from shared.telemetry import setup_logging, setup_telemetry
 
 log = logging.getLogger(__name__)
+
+
+def log_tasks() -> None:
+    out = io.StringIO()
+    for task in asyncio.all_tasks():
+        out.write(f"\n{task!r}\n")
+        task.print_stack(limit=12, file=out)
+    log.warning("asyncio tasks:%s", out.getvalue())
 
 
 class Runtime:
@@ -72,6 +82,9 @@ class Runtime:
         return jetstream(self.broker)
 
     async def start(self) -> None:
+        # `kill -USR2 <pid>`: every asyncio task's stack to the log (SIGUSR1 gives threads'):
+        # a request awaiting forever shows here, not in any thread.
+        asyncio.get_running_loop().add_signal_handler(signal.SIGUSR2, log_tasks)
         if self.settings.migrate_on_start:
             await migrate(self.service, self.database_url, self.settings.db_schema)
         await self.broker.connect()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import faulthandler
+import signal
+
 import anyio._backends._asyncio  # noqa: F401  (see serve)
 import uvicorn
 
@@ -12,6 +15,9 @@ def serve(service: str) -> None:
     # anyio loads its asyncio backend lazily, on the first request that runs a sync
     # dependency in a thread; imported then, while other threads import too, the event loop
     # once hung for good on an import lock. Imported here, before any thread exists.
+    # `kill -USR1 <pid>` writes every thread's stack to the log: what a stuck service is
+    # doing, without stopping it (the test harness asks for it when a request times out).
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     settings = get_settings()
     port = getattr(settings, f"{service}_port")
     uvicorn.run(f"services.{service}.app:create_app", factory=True, host=settings.host,

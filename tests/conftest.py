@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 import pytest_asyncio
 
+from tests.harness import RUNNING as RUNNING_SYSTEMS
 from tests.harness import (
     Backend,
     System,
@@ -17,6 +18,7 @@ from tests.harness import (
     nats_from_env,
     postgres_admin_url,
     running,
+    stacks,
 )
 
 BACKENDS = ["sqlite"] + (["postgres"] if postgres_admin_url() else [])
@@ -37,6 +39,18 @@ def pytest_terminal_summary(terminalreporter):
             "database tests ran on SQLite only.")
     else:
         terminalreporter.write_line("Database tests ran on: " + ", ".join(BACKENDS))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A test that timed out waiting on a service shows what every running service was doing
+    then: the stacks of its threads (a hang is otherwise a bare ReadTimeout)."""
+    report = yield
+    if report.failed and call.excinfo is not None and "Timeout" in call.excinfo.typename:
+        for system in RUNNING_SYSTEMS:
+            for name, text in stacks(system).items():
+                report.sections.append((f"{name} ({system.tag}) when the test timed out", text))
+    return report
 
 
 def pytest_generate_tests(metafunc):

@@ -8,6 +8,8 @@ import asyncio
 import concurrent.futures
 import json
 import os
+import signal
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -263,6 +265,29 @@ async def dead_letters_from_now(js, names: Names):
                               config=ConsumerConfig(deliver_policy=DeliverPolicy.NEW))
 
 
+RUNNING: list[System] = []  # what a timed-out test's report shows the stacks of
+
+
+def stacks(system: System, tail: int = 40_000) -> dict[str, str]:
+    """Every service's threads and asyncio tasks as they are now (SIGUSR1 and SIGUSR2: see
+    shared/serve.py and shared/runtime.py), read back from the end of its log."""
+    if system.sup is None:
+        return {}
+    sent = []
+    for name, child in system.sup.children.items():
+        if child.proc and child.proc.poll() is None:
+            child.proc.send_signal(signal.SIGUSR1)
+            child.proc.send_signal(signal.SIGUSR2)
+            sent.append(name)
+    time.sleep(1.0)
+    out = {}
+    for name in sent:
+        path = system.sup.log_path(name)
+        if path and path.exists():
+            out[name] = path.read_bytes()[-tail:].decode(errors="replace")
+    return out
+
+
 @contextmanager
 def running(system: System) -> Iterator[System]:
     """The system started, and stopped afterwards (also when it fails to start half-way)."""
@@ -271,9 +296,11 @@ def running(system: System) -> Iterator[System]:
     except Exception:
         system.stop()
         raise
+    RUNNING.append(system)
     try:
         yield system
     finally:
+        RUNNING.remove(system)
         system.stop()
 
 
