@@ -49,6 +49,10 @@ class Conflict(Rejected):
     """Valid on its own, but at odds with what is already there (HTTP 409)."""
 
 
+class Forbidden(Rejected):
+    """Valid, but beyond what the sender's key may do (HTTP 403): the field named."""
+
+
 class Unavailable(Exception):
     """Cannot be decided now; the same request later can (HTTP 503 with Retry-After)."""
 

@@ -5,18 +5,20 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from typing import Annotated, cast
+from urllib.parse import quote
 
 import fastapi.routing
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from shared.errors import Conflict, FieldError, Rejected, Unavailable, dotted
+from shared.auth import OPEN_PATHS, SESSION_COOKIE
+from shared.errors import Conflict, FieldError, Forbidden, Rejected, Unavailable, dotted
 from shared.retry import is_transient
 
 MAX_OFFSET = 2**31 - 1  # any database takes it; no collection here comes near it
@@ -52,12 +54,19 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"errors": errors}, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 401 and _wants_page(request):
+            return login_redirect(request)
         # FastAPI's own refusals (a body it cannot parse: 400; no such route: 404) and ours
         # raised as HTTPException, in the one shape. A 400 of FastAPI's is about the body.
-        return JSONResponse({"errors": [{"field": "body" if exc.status_code == 400 else "",
-                                         "message": str(exc.detail)}]},
-                            status_code=exc.status_code, headers=exc.headers)
+        # A detail that is already a list of errors (a 403 naming its field) is sent as is.
+        if isinstance(exc.detail, list):
+            errors = exc.detail
+        else:
+            errors = [{"field": "body" if exc.status_code == 400 else "",
+                       "message": str(exc.detail)}]
+        return JSONResponse({"errors": errors}, status_code=exc.status_code,
+                            headers=exc.headers)
 
     @app.exception_handler(Unavailable)
     async def _unavailable(_request: Request, exc: Unavailable) -> JSONResponse:
@@ -73,8 +82,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Rejected)
     async def _rejected(_request: Request, exc: Rejected) -> JSONResponse:
-        return JSONResponse({"errors": exc.as_json()},
-                            status_code=409 if isinstance(exc, Conflict) else 422)
+        status = 409 if isinstance(exc, Conflict) else 403 if isinstance(exc, Forbidden) else 422
+        return JSONResponse({"errors": exc.as_json()}, status_code=status)
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
@@ -86,6 +95,19 @@ def install_error_handlers(app: FastAPI) -> None:
                 status_code=503, headers={"Retry-After": "5"})
         return JSONResponse({"errors": [{"field": "", "message": "internal error"}]},
                             status_code=500)
+
+
+def _wants_page(request: Request) -> bool:
+    return request.method == "GET" and "text/html" in request.headers.get("accept", "")
+
+
+def login_redirect(request: Request) -> RedirectResponse:
+    """A person's browser without a session goes to the registry's login page, and back."""
+    settings = getattr(request.app.state, "settings", None)
+    login = getattr(settings, "login_url", None) or (
+        f"{request.url.scheme}://{request.url.hostname}:"
+        f"{getattr(settings, 'registry_port', 8001)}/login")
+    return RedirectResponse(f"{login}?next={quote(str(request.url), safe='')}", status_code=303)
 
 
 async def refuse_nul(request: Request) -> None:
@@ -117,6 +139,21 @@ def add_health(app: FastAPI, checks: Callable[[], Awaitable[dict[str, bool]]],
                             status_code=200 if ok else 503)
 
 
+def add_docs(app: FastAPI) -> None:
+    """`/openapi.json` and `/docs`, as routes of the app: behind the same key or login as
+    the API they describe."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.responses import HTMLResponse
+
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi_json() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} API")
+
+
 def body_of(model: type[BaseModel]) -> dict:
     """`openapi_extra` documenting a JSON body read by hand (validated by our one path)."""
     return {"requestBody": {"required": True, "content": {"application/json": {
@@ -141,6 +178,14 @@ def document_models(app: FastAPI, *models: type[BaseModel]) -> None:
     app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented override
 
 
+SECURITY_SCHEMES = {
+    "key": {"type": "http", "scheme": "bearer",
+            "description": "an API key (`tongxin keys create`, or POST /v1/keys as an admin)"},
+    "session": {"type": "apiKey", "in": "cookie", "name": SESSION_COOKIE,
+                "description": "a person's session, from the registry's /login page"},
+}
+
+
 def _error(description: str, headers: dict | None = None) -> dict:
     return {"description": description, **({"headers": headers} if headers else {}),
             "content": {"application/json": {"schema": {"$ref": ERRORS_REF}}}}
@@ -152,6 +197,13 @@ def common_errors(route: APIRoute, operation: dict) -> dict[str, dict]:
     bad input, 503 an outage or a report not caught up (with Retry-After)."""
     params = operation.get("parameters", [])
     out: dict[str, dict] = {}
+    if route.path not in OPEN_PATHS:
+        out["401"] = _error("no key or login, or one that is not valid",
+                            {"WWW-Authenticate": {"schema": {"type": "string"}}})
+        out["403"] = _error("the key's role or organisation may not do this (the field "
+                            "that is out of its reach is named)")
+        if (route.methods or set()) - {"GET", "HEAD"}:
+            out["429"] = _error("this key has made its writes for the minute", RETRY_AFTER)
     if route.body_field is not None:  # read by FastAPI (JSON or multipart), not by hand
         out["400"] = _error("the body cannot be read: not JSON, or not the multipart declared")
     if any(p.get("in") == "path" and "enum" not in p.get("schema", {}) for p in params):
@@ -187,6 +239,8 @@ def document_errors(app: FastAPI) -> None:
         if documented and documented[0] is schema:
             return schema
         components = schema.setdefault("components", {}).setdefault("schemas", {})
+        schema["components"]["securitySchemes"] = SECURITY_SCHEMES
+        schema["security"] = [{"key": []}, {"session": []}]
         _, defs = models_json_schema([(Errors, "validation")],
                                      ref_template="#/components/schemas/{model}")
         for name, definition in defs.get("$defs", {}).items():

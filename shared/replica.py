@@ -121,3 +121,15 @@ async def records_of(conn: AsyncConnection, table: Table,
 
 def record_json(value) -> dict:
     return value if isinstance(value, dict) else json.loads(value)
+
+
+def identity_lookup(engine, table: Table):
+    """Keys and accounts as this service's replica has them (see `shared.auth.Gate`)."""
+
+    async def lookup(kind: str, id_: str) -> dict | None:
+        async with engine.connect() as conn:
+            row = (await conn.execute(select(table.c.active, table.c.record)
+                                      .where(table.c.kind == kind, table.c.id == id_))).first()
+        return None if row is None else {**record_json(row.record), "active": bool(row.active)}
+
+    return lookup

@@ -6,7 +6,7 @@ import asyncio
 import io
 import logging
 import signal
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 
 from fastapi import APIRouter, Depends, FastAPI
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
@@ -14,12 +14,14 @@ from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 from pydantic import BaseModel
 from sqlalchemy import text
 
+from shared.auth import Gate, Lookup, allow, authenticate, identity_router
 from shared.bus import jetstream, make_broker
 from shared.db import make_engine, migrate
 from shared.errors import Unavailable
 from shared.http import (
     Limit,
     Offset,
+    add_docs,
     add_health,
     document_errors,
     document_models,
@@ -27,6 +29,7 @@ from shared.http import (
     refuse_nul,
 )
 from shared.projection import Projection, reason_of
+from shared.ratelimit import RateLimiter
 from shared.retry import Backoff, is_transient
 from shared.settings import Settings
 from shared.streams import ensure_streams
@@ -66,16 +69,32 @@ class Runtime:
         """The service's HTTP app, made the same way for every service: one error shape,
         `/health`, OpenAPI with the documented models and every route's error responses,
         traced requests."""
+        # Who is asking is checked first, for every route but /health (and the login page);
+        # the docs too, so they are served as routes of the app, behind the same check.
         app = self._app = FastAPI(title=title, version="1", description=description,
-                                  lifespan=lifespan, dependencies=[Depends(refuse_nul)])
+                                  lifespan=lifespan, docs_url=None, redoc_url=None,
+                                  openapi_url=None,
+                                  dependencies=[Depends(authenticate), Depends(refuse_nul)])
         install_error_handlers(app)
         add_health(app, self.health, self.health_details)
+        add_docs(app)
+        app.include_router(identity_router())
         app.include_router(router)
         document_models(app, *models)
         document_errors(app)
         FastAPIInstrumentor.instrument_app(app, tracer_provider=self.tracer_provider,
                                            excluded_urls="health")
         return app
+
+    def guard(self, lookup: Lookup, refresh: Callable[[], Awaitable[object]] | None = None,
+              ) -> None:
+        """Keys and sessions checked against `lookup` (this service's copy of them); writes
+        limited per key."""
+        assert self._app is not None  # app() first
+        self._app.state.gate = Gate(lookup, self.settings.session_secret(),
+                                    self.settings.session_hours, refresh)
+        self._app.state.rate_limiter = RateLimiter(self.settings.rate_limit)
+        self._app.state.settings = self.settings
 
     @property
     def js(self):
@@ -151,7 +170,8 @@ class Runtime:
             return {"items": items[offset:offset + limit], "total": sum(totals),
                     "limit": limit, "offset": offset}
 
-        @router.post("/v1/parked/replay", summary="Apply parked messages again (after a fix)")
+        @router.post("/v1/parked/replay", dependencies=[allow("admin")],
+                     summary="Apply parked messages again (after a fix; admins)")
         async def replay_parked() -> dict:
             """Each parked message is applied again, alone: done, it is no longer parked;
             failing again, it stays parked with the new reason."""

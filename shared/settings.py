@@ -52,8 +52,38 @@ class Settings(BaseSettings):
     star_thresholds: tuple[float, float, float, float, float] = (100, 300, 600, 1000, 1500)
     photo_max_bytes: int = Field(10 * 1024 * 1024, gt=0)
     log_level: str = "INFO"
+    # Signs browser sessions; every service must have the same one. Unset: kept in
+    # <data_dir>/secret_key (made once), which `tongxin up`'s services share.
+    secret_key: str | None = None
+    session_hours: float = Field(12.0, gt=0)
+    # Where a browser without a session is sent (default: the registry's /login on the host
+    # the browser asked); set it when the services sit behind a proxy.
+    login_url: str | None = None
+    # Write requests a key may make per minute, unless the key names its own limit.
+    rate_limit: int = Field(600, ge=1)
 
-    @field_validator("db_schema", "registry_database_url", "events_database_url",
+    def session_secret(self) -> str:
+        if self.secret_key:
+            return self.secret_key
+        import os
+        import secrets
+        import time
+
+        path = self.data_dir / "secret_key"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:  # O_EXCL: of services starting together, one makes it and the others read it
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(32))
+        except FileExistsError:
+            pass
+        for _ in range(50):
+            if secret := path.read_text().strip():
+                return secret
+            time.sleep(0.02)  # being written by the one that made it
+        raise RuntimeError(f"{path} is empty: delete it, or set TONGXIN_SECRET_KEY")
+
+    @field_validator("db_schema", "secret_key", "registry_database_url", "events_database_url",
                      "reporting_database_url", mode="before")
     @classmethod
     def _empty_is_none(cls, value):

@@ -92,6 +92,7 @@ class System:
     sup: Supervisor | None = None
     traces: bool = True  # write spans to a file the tests read (off for benchmarks)
     settings: dict[str, str] = field(default_factory=dict)  # more TONGXIN_* for every service
+    token: str = ""  # an admin key, issued at start: what every helper below sends
 
     @property
     def names(self) -> Names:
@@ -110,6 +111,7 @@ class System:
             "TONGXIN_DB_SCHEMA": self.backend.schema(service, self.tag) or "",
             "TONGXIN_TRACE_FILE": str(self.trace_file) if self.traces else "",
             "TONGXIN_MIN_SEQ_WAIT": "10",
+            "TONGXIN_SECRET_KEY": f"test-secret-{self.tag}",
             **self.settings,
         }
 
@@ -121,6 +123,7 @@ class System:
         for s in SERVICES:
             self.sup.start(s, self.env(s))
         self.sup.wait_healthy(timeout=90)
+        self.token = issue_admin_key(self)
         return self
 
     def restart(self, service: str) -> None:
@@ -160,8 +163,37 @@ class System:
         return self.sup.children[service].url
 
     # -- the public interface, as an outside system uses it ----------------------------
+    def auth(self, key: str | None = None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {key or self.token}"}
+
+    def client(self, key: str | None = None, **kwargs) -> httpx.AsyncClient:
+        """An HTTP client sending `key` (the admin key unless given) with every request."""
+        kwargs.setdefault("timeout", 30)
+        kwargs["headers"] = {**self.auth(key), **kwargs.get("headers", {})}
+        return httpx.AsyncClient(**kwargs)
+
+    async def issue_key(self, role: str, organization_id: str | None = None,
+                        name: str = "test key", **fields) -> str:
+        """A new API key (by the admin over HTTP), once every service accepts it."""
+        async with self.client() as http:
+            r = await http.post(f"{self.url('registry')}/v1/keys", json={
+                "role": role, "organization_id": organization_id, "name": name, **fields})
+            assert r.status_code == 201, r.text
+            key = r.json()["key"]
+        await self.accepted_everywhere(key)
+        return key
+
+    async def accepted_everywhere(self, key: str, timeout: float = 20) -> None:
+        """Until each service knows `key` (the others learn it from the registry's stream)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        async with self.client(key) as http:
+            for service in SERVICES:
+                while (r := await http.get(f"{self.url(service)}/v1/whoami")).status_code != 200:
+                    assert asyncio.get_running_loop().time() < deadline, (service, r.text)
+                    await asyncio.sleep(0.1)
+
     async def register(self, collection: str, **record) -> dict:
-        async with httpx.AsyncClient(timeout=30) as http:
+        async with self.client() as http:
             r = await http.post(f"{self.url('registry')}/v1/{collection}", json=record)
         assert r.status_code == 201, r.text
         return r.json()
@@ -175,19 +207,19 @@ class System:
         return org, base
 
     async def post_activity(self, data: dict, **headers) -> httpx.Response:
-        async with httpx.AsyncClient(timeout=30) as http:
+        async with self.client() as http:
             return await http.post(f"{self.url('events')}/v1/activities", json=data,
                                    headers=headers)
 
     async def post_event(self, envelope: dict | bytes) -> httpx.Response:
-        async with httpx.AsyncClient(timeout=30) as http:
+        async with self.client() as http:
             if isinstance(envelope, bytes):
                 return await http.post(f"{self.url('events')}/v1/events", content=envelope,
                                        headers={"content-type": "application/json"})
             return await http.post(f"{self.url('events')}/v1/events", json=envelope)
 
     async def summary(self, **params) -> dict:
-        async with httpx.AsyncClient(timeout=30) as http:
+        async with self.client() as http:
             r = await http.get(f"{self.url('reporting')}/v1/reports/summary", params=params)
         assert r.status_code == 200, r.text
         return r.json()
@@ -263,6 +295,26 @@ async def dead_letters_from_now(js, names: Names):
     """The DLQ from this moment on: where the offers a test is about to make end up."""
     return await js.subscribe(names.dlq(), stream=names.dlq_stream, ordered_consumer=True,
                               config=ConsumerConfig(deliver_policy=DeliverPolicy.NEW))
+
+
+def issue_admin_key(system: System) -> str:
+    """The first admin key, as an operator makes it (`tongxin keys create`): straight into the
+    registry's database; the registry publishes it for the other services."""
+    from tongxin.keys import create_key
+
+    env = system.env("registry")
+
+    async def issue() -> str:
+        key = await create_key(env["TONGXIN_REGISTRY_DATABASE_URL"],
+                               env["TONGXIN_DB_SCHEMA"] or None,
+                               role="admin", organization_id=None, name="test admin",
+                               namespace=system.tag)
+        await system.accepted_everywhere(key, timeout=60)
+        return key
+
+    # A thread of its own: start() may be called from inside a running event loop.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, issue()).result()
 
 
 RUNNING: list[System] = []  # what a timed-out test's report shows the stacks of

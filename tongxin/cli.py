@@ -14,7 +14,8 @@ import typer
 from rich.console import Console
 
 from shared.settings import Settings
-from tongxin import demo
+from tongxin import credentials, demo
+from tongxin.keys import auth_headers
 from tongxin.natsserver import NatsServer, port_open
 from tongxin.supervisor import SERVICES, Supervisor
 
@@ -66,23 +67,31 @@ def up(data_dir: Path = typer.Option(Path("var"), envvar="TONGXIN_DATA_DIR",
                 sup.start(name)
             sup.wait_healthy(timeout=90)
         urls = {name: sup.children[name].url for name in SERVICES}
-        fresh = httpx.get(f"{urls['registry']}/v1/organizations",
+        creds = credentials.ensure(data_dir, settings, urls)
+        admin = {"Authorization": f"Bearer {creds.key}"}
+        fresh = httpx.get(f"{urls['registry']}/v1/organizations", headers=admin,
                           params={"limit": 1}).json()["total"] == 0
         if fresh and load_demo:
             with console.status("loading the demo programme (Zibo, 2013)…"):
-                seq = demo.load(urls["registry"], urls["events"])
-                httpx.get(f"{urls['reporting']}/v1/reports/summary",
+                seq = demo.load(urls["registry"], urls["events"], creds.key)
+                httpx.get(f"{urls['reporting']}/v1/reports/summary", headers=admin,
                           params={"min_seq": seq}, timeout=30)
             console.print("Demo programme loaded: Zibo's Tongxin service teams, 2013.")
         console.print(f"""
 [bold]Tongxin is running.[/] Open:
   Reports (people)    {urls['reporting']}/
   Summary (JSON)      {urls['reporting']}/v1/reports/summary?group_by=organization
+  Log in              {urls['registry']}/login
   Registry API docs   {urls['registry']}/docs
   Events API docs     {urls['events']}/docs
   Events AsyncAPI     {urls['events']}/asyncapi
   Reporting API docs  {urls['reporting']}/docs
-Logs in {data_dir / 'logs'}. Ctrl-C stops everything.""", soft_wrap=True, highlight=False)
+Log in as [bold]{creds.username}[/] with password [bold]{creds.password}[/] (demo admin;
+kept in {data_dir / credentials.FILE}). For scripts and the CLI, an admin key:""",
+                      soft_wrap=True, highlight=False)
+        # Each on a line of its own, nothing else on it: copied as is into a shell.
+        print(f"TONGXIN_TOKEN={creds.key}", flush=True)
+        console.print(f"Logs in {data_dir / 'logs'}. Ctrl-C stops everything.", highlight=False)
         while True:
             # A crashed service is started again (one crash is not an outage) and said so.
             for crash in sup.supervise():
@@ -135,7 +144,7 @@ def migrate() -> None:
 @app.command("demo")
 def load_demo_cmd(registry: str = "http://127.0.0.1:8001",
                   events: str = "http://127.0.0.1:8002") -> None:
-    """Load the demo programme into a running system (idempotent)."""
+    """Load the demo programme into a running system (idempotent; an admin's TONGXIN_TOKEN)."""
     seq = demo.load(registry, events)
     console.print(f"demo loaded; last event seq {seq}")
 
@@ -169,7 +178,7 @@ def import_cmd(file: Path = typer.Argument(..., exists=True, dir_okay=False,
         if not errors:
             bar.update(task, description=f"importing {len(valid)} {collection}")
             r = httpx.post(f"{registry}/v1/import/{collection}", timeout=600,
-                           files={"file": (file.name, content)})
+                           files={"file": (file.name, content)}, headers=auth_headers())
             if r.status_code == 422:
                 errors = r.json()["errors"]
             else:
@@ -377,3 +386,64 @@ def _print_rebuild(result) -> None:
 
 if __name__ == "__main__":
     app()
+
+
+keys_app = typer.Typer(help="API keys for systems (an admin's first key comes from here).",
+                       no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+def _registry_db() -> tuple[str, str | None, str]:
+    settings = Settings()
+    return settings.database_url("registry"), settings.db_schema, settings.namespace
+
+
+@keys_app.command("create")
+def keys_create(role: str = typer.Option(..., help="admin, organiser, unit, reader or publisher"),
+                name: str = typer.Option(..., help="who or what uses it, e.g. 淄博小程序"),
+                organization: str | None = typer.Option(
+                    None, "--organization", help="the organisation id it acts for (required "
+                                                 "but for admin and publisher keys)"),
+                rate_limit: int | None = typer.Option(None, help="writes per minute")) -> None:
+    """Issue a key, written straight to the registry's database; printed once, never again."""
+    from pydantic import ValidationError
+
+    from shared.errors import Rejected
+    from tongxin.keys import create_key
+
+    url, schema, namespace = _registry_db()
+    try:
+        key = asyncio.run(create_key(url, schema, role=role, organization_id=organization,
+                                     name=name, namespace=namespace, rate_limit=rate_limit))
+    except (ValidationError, Rejected) as exc:
+        console.print(f"[red]Not issued:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    console.print("The key (shown this once; keep it secret):", highlight=False)
+    print(key)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """Every key: id, role, organisation, name, and whether it is revoked."""
+    from rich.table import Table
+
+    from tongxin.keys import list_keys
+
+    url, schema, _ = _registry_db()
+    table = Table("id", "role", "organisation", "name", "created", "revoked")
+    for k in asyncio.run(list_keys(url, schema)):
+        table.add_row(k["id"], k["role"], k["organization_id"] or "(all)", k["name"],
+                      k["created_at"][:19], (k["revoked_at"] or "")[:19])
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str = typer.Argument(..., help="the id `tongxin keys list` shows")) -> None:
+    """Revoke a key: every service refuses it once the registry has published this."""
+    from tongxin.keys import revoke_key
+
+    url, schema, namespace = _registry_db()
+    if asyncio.run(revoke_key(url, schema, key_id, namespace)) is None:
+        console.print(f"[red]No key {key_id!r}.[/]")
+        raise typer.Exit(1)
+    console.print(f"Key {key_id} revoked.")

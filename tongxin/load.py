@@ -10,6 +10,8 @@ from typing import BinaryIO
 
 import httpx
 
+from tongxin.keys import auth_headers
+
 CHUNK = 256 * 1024  # bytes read and sent at a time
 # Connecting is quick or fails; the upload goes at the pace the service takes it (it reads a
 # batch, accepts it, reads on), and the answer comes when the last batch is stored.
@@ -49,7 +51,7 @@ def send(stream: BinaryIO, url: str, sent: Callable[[int], None] = lambda n: Non
     endpoint = f"{url.rstrip('/')}/v1/events/bulk"
     try:
         r = httpx.post(endpoint, content=chunks(stream, sent, finished), timeout=TIMEOUT,
-                       headers={"content-type": "application/x-ndjson"})
+                       headers={"content-type": "application/x-ndjson", **auth_headers()})
     except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
         raise Unreachable(f"cannot reach the events service at {url} ({exc})") from None
     except httpx.TransportError as exc:

@@ -21,7 +21,7 @@ from shared.event_types import EVENT_TYPES
 from shared.events import ActivityLogged
 from shared.outbox import Relay
 from shared.projection import Projection
-from shared.replica import apply_registry_events
+from shared.replica import apply_registry_events, identity_lookup
 from shared.runtime import Runtime
 from shared.settings import Settings, get_settings
 
@@ -66,6 +66,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                              "published in order on `tongxin.events.*`.",
                  models=(Envelope, ActivityLogged, *(t.envelope for t in EVENT_TYPES.values())))
     app.include_router(photos_router)
+    # A key issued a moment ago may not be in the replica yet: catch up (bounded) and look again.
+    rt.guard(identity_lookup(rt.engine, store.registry_entities),
+             refresh=lambda: app.state.acceptor.replica.caught_up(timeout=2.0))
 
     docs = NatsBroker(settings.nats_url)  # describes the subjects; never started
     bus.document(docs, names, settings.batch_size)

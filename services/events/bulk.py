@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from services.events.domain import Offer, parse_offer
 from services.events.service import Acceptor, ReplicaBehind
+from shared.auth import Principal
 from shared.errors import Rejected
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ class BulkResult:
 
 
 async def load(chunks: AsyncIterator[bytes], acceptor: Acceptor,
-               batch_size: int = 1000) -> BulkResult:
+               principal: Principal | None = None, batch_size: int = 1000) -> BulkResult:
     result = BulkResult()
     batch: list[tuple[int, Offer]] = []
     buffer = b""
@@ -77,21 +78,22 @@ async def load(chunks: AsyncIterator[bytes], acceptor: Acceptor,
         elif too_long:
             buffer = b""
         if len(batch) >= batch_size:
-            await _accept(batch, acceptor, result)
+            await _accept(batch, acceptor, result, principal)
             batch = []
     if buffer.strip() and not too_long:
         result.lines += 1
         take(buffer, result.lines)
     if batch:
-        await _accept(batch, acceptor, result)
+        await _accept(batch, acceptor, result, principal)
     return result
 
 
 async def _accept(batch: list[tuple[int, Offer]], acceptor: Acceptor,
-                  result: BulkResult) -> None:
+                  result: BulkResult, principal: Principal | None) -> None:
     for attempt in range(REPLICA_TRIES):
         try:
-            outcomes = await acceptor.offer([o for _, o in batch], via="bulk")
+            outcomes = await acceptor.offer([o for _, o in batch], via="bulk",
+                                            principal=principal)
             break
         except ReplicaBehind:  # the registry is still publishing what the file refers to
             if attempt == REPLICA_TRIES - 1:

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from services.events import bulk, store
 from services.events.domain import event_id_from_key, parse_offer
 from services.events.service import Acceptor, Outcome
+from shared.auth import SENDERS, allow, principal
 from shared.errors import parse_json
 from shared.event_types import EVENT_TYPES
 from shared.events import ActivityLogged
@@ -82,15 +83,18 @@ def _acceptor(request: Request) -> Acceptor:
     return request.app.state.acceptor
 
 
-@router.post("/v1/events", status_code=202, response_model=Accepted, responses=RESPONSES,
+@router.post("/v1/events", status_code=202, dependencies=[allow(*SENDERS)],
+             response_model=Accepted, responses=RESPONSES,
              summary="Offer any event (an envelope); same path as tongxin.ingest.<type>",
              openapi_extra=ANY_EVENT)
 async def post_event(request: Request) -> JSONResponse:
     offer = parse_offer(await request.body())
-    return _answer(await _acceptor(request).accept_one(offer, via="http"))
+    return _answer(await _acceptor(request).accept_one(offer, via="http",
+                                                       principal=principal(request)))
 
 
-@router.post("/v1/activities", status_code=202, response_model=Accepted, responses=RESPONSES,
+@router.post("/v1/activities", status_code=202, dependencies=[allow(*SENDERS)],
+             response_model=Accepted, responses=RESPONSES,
              summary="Log an activity (the data of activity.logged)",
              description="`Idempotency-Key` becomes the event_id: the same key is one event.",
              openapi_extra=body_of(ActivityLogged))
@@ -103,10 +107,12 @@ async def post_activity(request: Request,
     envelope = {"event_id": str(event_id), "type": "activity.logged", "version": 1,
                 "occurred_at": datetime.now(UTC).isoformat(),
                 "source": x_tongxin_source or "http", "data": data}
-    return _answer(await _acceptor(request).accept_one(parse_offer(envelope), via="http"))
+    return _answer(await _acceptor(request).accept_one(parse_offer(envelope), via="http",
+                                                       principal=principal(request)))
 
 
-@router.post("/v1/events/bulk", response_model=BulkLoaded, responses=RESPONSES,
+@router.post("/v1/events/bulk", dependencies=[allow(*SENDERS)],
+             response_model=BulkLoaded, responses=RESPONSES,
              summary="Load history: NDJSON, one envelope a line, idempotent on event_id",
              description="Streamed in batches (memory stays flat); bad lines are listed by "
                          "number with the reason and the good ones are kept. Sending the same "
@@ -114,7 +120,7 @@ async def post_activity(request: Request,
              openapi_extra={"requestBody": {"required": True, "content": {
                  "application/x-ndjson": {"schema": {"type": "string"}}}}})
 async def post_bulk(request: Request) -> dict:
-    result = await bulk.load(request.stream(), _acceptor(request))
+    result = await bulk.load(request.stream(), _acceptor(request), principal(request))
     return result.as_json()
 
 

@@ -26,6 +26,7 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from services.events.http import Errors
+from shared.auth import SENDERS, allow
 from shared.errors import FieldError, Rejected
 from shared.settings import Settings
 from shared.subjects import Names
@@ -262,6 +263,7 @@ def _too_large(exc: TooLarge) -> JSONResponse:
 
 @router.post(
     "/v1/photos", status_code=201, response_model=PhotoStored, openapi_extra=_UPLOAD_BODY,
+    dependencies=[allow(*SENDERS)],
     summary="Upload a report photo (JPEG, PNG or WebP, at most 10 MB)",
     description="Answers its `ref` (the SHA-256 of the bytes) for `report.submitted`'s `photos`. "
                 "The type is read from the bytes, not the file name. The same bytes again are "

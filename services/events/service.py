@@ -21,13 +21,14 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from services.events import store
+from services.events import access, store
 from services.events.domain import Offer
 from services.events.facts import load_facts
 from services.events.rules import RULES, Refuse
 from services.events.state import Facts
+from shared.auth import Principal
 from shared.db import write_lock
-from shared.errors import Conflict, FieldError, Rejected, Unavailable
+from shared.errors import Conflict, FieldError, Forbidden, Rejected, Unavailable
 from shared.outbox import Relay
 from shared.projection import Projection, upsert
 from shared.replica import records_of
@@ -73,6 +74,11 @@ class _Row:
     headers: dict
 
 
+# Who offered what came through a door without a key: NATS's user permissions let only
+# outside publishers offer on tongxin.ingest; the deadline sweep is the service itself.
+PRINCIPAL_OF_DOOR = {"bus": "nats:publisher", "internal": "system:events"}
+
+
 class ReplicaBehind(Unavailable):
     """References are unknown and the registry replica could not be brought up to date:
     refusing now could refuse what the registry knows. Try again shortly (HTTP 503)."""
@@ -100,24 +106,38 @@ class Acceptor:
         return self.relay.timeout
 
     async def offer(self, offers: list[Offer], via: str,
-                    trace_headers: list[dict] | None = None) -> list[Outcome]:
-        """Judge, store and publish valid offers; one `Outcome` each, in order."""
+                    trace_headers: list[dict] | None = None,
+                    principal: Principal | None = None) -> list[Outcome]:
+        """Judge, store and publish valid offers; one `Outcome` each, in order. Offers sent
+        with a key or login (`principal`) must be within its reach (403 otherwise); from the
+        bus, NATS's permissions have already said who may offer."""
         traces = trace_headers or [inject()] * len(offers)
         ref_errors, records = await self._references(offers)
         outcomes: list[Outcome | None] = [
             Outcome(o.event_id, errors=tuple(e), status=422) if e else None
             for o, e in zip(offers, ref_errors, strict=True)]
+        if principal is not None:
+            async with self.engine.connect() as conn:
+                for k, offer in enumerate(offers):
+                    if outcomes[k] is None and (refused := await access.refusals(
+                            conn, principal, offer)):
+                        outcomes[k] = Outcome(offer.event_id, errors=tuple(refused),
+                                              status=403)
         todo = [k for k, o in enumerate(outcomes) if o is None]
         if todo:
+            who = principal.label if principal is not None else PRINCIPAL_OF_DOOR.get(via)
             judged = await self._store([offers[k] for k in todo], via,
-                                       [traces[k] for k in todo], records)
+                                       [traces[k] for k in todo], records, who)
             for k, outcome in zip(todo, judged, strict=True):
                 outcomes[k] = outcome
         return [o for o in outcomes if o is not None]
 
-    async def accept_one(self, offer: Offer, via: str) -> Outcome:
-        """One offer from HTTP: refusals raise (422 or 409 with the reasons)."""
-        (outcome,) = await self.offer([offer], via)
+    async def accept_one(self, offer: Offer, via: str,
+                         principal: Principal | None = None) -> Outcome:
+        """One offer from HTTP: refusals raise (422, 409 or 403 with the reasons)."""
+        (outcome,) = await self.offer([offer], via, principal=principal)
+        if outcome.status == 403:
+            raise Forbidden(outcome.errors)
         if outcome.status == 422:
             raise Rejected(outcome.errors)
         if outcome.status == 409:
@@ -164,7 +184,7 @@ class Acceptor:
 
     # -- judging and storing -------------------------------------------------------------
     async def _store(self, offers: list[Offer], via: str, traces: list[dict],
-                     records: dict) -> list[Outcome]:
+                     records: dict, principal: str | None) -> list[Outcome]:
         photos = await self._photos_in(offers)
         async with self._judging:
             for attempt in range(1, STORE_ATTEMPTS + 1):
@@ -172,7 +192,7 @@ class Acceptor:
                     async with self.engine.begin() as conn:
                         await write_lock(conn)
                         outcomes, rows = await self._judge(conn, offers, via, traces, photos,
-                                                           records)
+                                                           records, principal)
                     break
                 except (IntegrityError, OperationalError) as exc:
                     # Another instance stored the same event or state first (or SQLite was
@@ -200,8 +220,8 @@ class Acceptor:
                 Outcome(o.event_id, seqs.get(o.event_id), o.duplicate) for o in outcomes]
 
     async def _judge(self, conn: AsyncConnection, offers: list[Offer], via: str,
-                     traces: list[dict], photos: set[str],
-                     records: dict) -> tuple[list[Outcome], list[_Row]]:
+                     traces: list[dict], photos: set[str], records: dict,
+                     principal: str | None) -> tuple[list[Outcome], list[_Row]]:
         t = store.accepted_events
         ids = list({o.event_id for o in offers})
         stored = {r.event_id: r for r in await conn.execute(
@@ -235,7 +255,7 @@ class Acceptor:
                 "payload": offer.envelope.model_dump_json(), "headers": trace,
                 "created_at": now, "type": offer.type.name, "source": offer.envelope.source,
                 "occurred_at": offer.envelope.occurred_at, "via": via, "digest": offer.digest,
-                "about": offer.about})
+                "about": offer.about, "principal": principal})
         rows: list[_Row] = []
         if new:
             # Ids matched by event_id: asking for them in parameter order makes SQLite insert

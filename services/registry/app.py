@@ -6,7 +6,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from services.registry import http, store
+from services.registry import http, identities, identity_routes, store
 from services.registry.domain import ENTITIES
 from services.registry.service import Registry
 from shared.outbox import Relay
@@ -28,8 +28,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         relay.stop()
         await rt.stop()
 
-    return rt.app(title="Tongxin registry", lifespan=lifespan, router=http.router(),
-                  description="Who and where: regions, organisations, bases, teams, volunteers, "
-                              "pairings, campaigns, taxonomy. Every change is published on "
-                              "`tongxin.registry.*`.",
-                  models=tuple(e.create for e in ENTITIES.values()))
+    async def lookup(kind: str, id_: str) -> dict | None:
+        async with rt.engine.connect() as conn:
+            return await identities.lookup(conn, kind, id_)
+
+    router = http.router()
+    router.include_router(identity_routes.router)
+    app = rt.app(title="Tongxin registry", lifespan=lifespan, router=router,
+                 description="Who and where: regions, organisations, bases, teams, volunteers, "
+                             "pairings, campaigns, taxonomy; keys, accounts and the audit log. "
+                             "Every change is published on `tongxin.registry.*`.",
+                 models=tuple(e.create for e in ENTITIES.values()))
+    rt.guard(lookup)  # its own tables: a key is known the moment it is issued
+    return app

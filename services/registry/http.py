@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from services.registry import imports
 from services.registry.domain import ENTITIES, Entity, TaxonomyCreate
 from services.registry.service import ImportRejected, NotFound, Registry
+from shared.auth import allow, principal
 from shared.http import CONFLICT, Limit, Offset, body_of
 
 if TYPE_CHECKING:
@@ -97,10 +98,12 @@ def router() -> APIRouter:
     for entity in ENTITIES.values():
         _routes(r, entity)
 
-    @r.get("/v1/volunteers/{id}/contact", tags=["volunteers"],
+    @r.get("/v1/volunteers/{id}/contact", tags=["volunteers"], dependencies=[allow("organiser")],
            summary="A volunteer's contact details (kept only in the registry)")
     async def contact(request: Request, id: str) -> dict:
-        found = await _registry(request).contact(id)
+        """Only for an organiser of the volunteer's organisation (or one above it); every
+        read and every refusal is in the audit log (`GET /v1/audit`)."""
+        found = await _registry(request).contact(id, principal(request))
         if found is None:
             raise HTTPException(404, f"no volunteer with id {id!r}")
         return found

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from services.registry import store
+from services.registry import identities, store
 from services.registry.domain import (
     BY_NAME,
     TEAM_CATEGORIES,
@@ -24,6 +24,7 @@ from services.registry.domain import (
     pairing_name,
 )
 from shared import outbox
+from shared.auth import PRINCIPAL, Principal, forbidden, in_subtree
 from shared.chinese import search_key
 from shared.envelope import new_envelope
 from shared.errors import Conflict, FieldError, Rejected, from_validation_error
@@ -132,7 +133,8 @@ class Registry:
                 raise NotFound(f"no {entity.name} with id {id_!r}")
             if current["active"] == active:
                 return current
-            record = {**current, "active": active, "updated_at": store.now().isoformat()}
+            record = {**current, "active": active, "updated_at": store.now().isoformat(),
+                      "changed_by": changed_by()}
             await store.update_row(conn, entity, store.row_for(entity, record,
                                                                search_key(record["name"])))
             await self._publish(conn, entity, "reactivated" if active else "deactivated",
@@ -170,7 +172,8 @@ class Registry:
                                            message=f"cannot claim an item that is "
                                                    f"{found.get('status')}")])
             found.update(status="claimed", claimed_by=organization_id)
-            record = {**current, list_name: items, "updated_at": store.now().isoformat()}
+            record = {**current, list_name: items, "updated_at": store.now().isoformat(),
+                      "changed_by": changed_by()}
             await store.update_row(conn, entity, store.row_for(entity, record,
                                                                search_key(record["name"])))
             await self._publish(conn, entity, "updated", [record])
@@ -232,7 +235,8 @@ class Registry:
             await conn.execute(store.taxonomy.insert().values(**entry.model_dump(),
                                                               created_at=when))
             record = {"id": entry.code, "code": entry.code, "name": entry.label_zh,
-                      **entry.model_dump(exclude_none=True), "active": True}
+                      **entry.model_dump(exclude_none=True), "active": True,
+                      "changed_by": changed_by()}
             await outbox.add(conn, store.outbox, self.names.registry(entry.kind, "added"),
                              new_envelope(f"{entry.kind}.added", record, SOURCE, when))
         await self._published(2.0)
@@ -258,13 +262,33 @@ class Registry:
         async with self.engine.connect() as conn:
             return await store.get_record(conn, entity.name, id_)
 
-    async def contact(self, volunteer_id: str) -> dict | None:
-        async with self.engine.connect() as conn:
-            if await store.get_record(conn, "volunteer", volunteer_id) is None:
+    async def contact(self, volunteer_id: str, who: Principal) -> dict | None:
+        """A volunteer's phone and ID number, for an organiser whose organisation is the
+        volunteer's or one above it (403 otherwise); the read or refusal is audited."""
+        async with self.engine.begin() as conn:
+            volunteer = await store.get_record(conn, "volunteer", volunteer_id)
+            if volunteer is None:
                 return None
-            private = await store.private_for(conn, volunteer_id) or {}
-            return {"volunteer_id": volunteer_id, "phone": private.get("phone"),
-                    "id_number": private.get("id_number")}
+            org = volunteer.get("organization_id")
+
+            async def parent_of(id_: str) -> str | None:
+                found = await store.get_record(conn, "organization", id_)
+                return found.get("parent_id") if found else None
+
+            allowed = (who.role == "organiser" and who.organization_id is not None
+                       and org is not None
+                       and await in_subtree(org, who.organization_id, parent_of))
+            await identities.audit(conn, "contact.read" if allowed else "contact.refused",
+                                   who, volunteer_id)
+            if not allowed:
+                refusal = forbidden(
+                    "contact details are only for an organiser of the volunteer's own "
+                    "organisation", "id")
+            else:
+                private = await store.private_for(conn, volunteer_id) or {}
+                return {"volunteer_id": volunteer_id, "phone": private.get("phone"),
+                        "id_number": private.get("id_number")}
+        raise refusal  # after the commit: the refusal stays in the audit log
 
     async def list(self, entity: Entity, *, filters: dict[str, str], q: str | None,
                    active: bool | None, limit: int, offset: int,
@@ -319,7 +343,7 @@ class Registry:
             if old is None:
                 id_ = fields["code"] if entity.id_is_code else str(uuid.uuid4())
                 record = {"id": id_, **fields, "active": True, "created_at": when,
-                          "updated_at": when}
+                          "updated_at": when, "changed_by": changed_by()}
                 inserts.append(store.row_for(entity, record, search_key(record["name"])))
                 saved.created.append(record)
                 resolver.learn(entity.name, record)
@@ -330,7 +354,7 @@ class Registry:
                 if record == old and not private_changed:
                     saved.unchanged.append(old)
                     continue
-                record["updated_at"] = when
+                record.update(updated_at=when, changed_by=changed_by())
                 updates.append(store.row_for(entity, record, search_key(record["name"])))
                 saved.updated.append(record)
             for ref in entity.lists:
@@ -356,6 +380,16 @@ class Registry:
         subject = self.names.registry(entity.name, verb)
         await outbox.add_many(conn, store.outbox, [
             (subject, new_envelope(f"{entity.name}.{verb}", r, SOURCE)) for r in records])
+
+
+def changed_by() -> dict:
+    """Who makes the change being saved (the request's principal); every registry record
+    and event carries it. Without a request (an operator's command): the registry itself."""
+    who = PRINCIPAL.get()
+    if who is None:
+        return {"kind": "system", "id": SOURCE, "name": SOURCE, "role": "admin",
+                "organization_id": None}
+    return who.as_json()
 
 
 def _parents_first(entity: Entity, items: list[Item]) -> list[int]:

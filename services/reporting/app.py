@@ -8,9 +8,10 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 
 from services.reporting import notify, page, store
-from services.reporting.models import READ_MODELS
+from services.reporting.models import READ_MODELS, labels
 from services.reporting.readmodel import ReadModel
 from shared.projection import Projection
+from shared.replica import identity_lookup
 from shared.runtime import Runtime
 from shared.settings import Settings, get_settings
 
@@ -52,6 +53,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             router.include_router(model.router)
     router.include_router(notify.router)
     router.include_router(page.router)
-    return rt.app(title="Tongxin reporting", lifespan=lifespan, router=router,
-                  description="What it adds up to: read models built only from events, and "
-                              "the notifications they raise.")
+    app = rt.app(title="Tongxin reporting", lifespan=lifespan, router=router,
+                 description="What it adds up to: read models built only from events, and "
+                             "the notifications they raise.")
+    rt.guard(identity_lookup(rt.engine, labels.registry_entities),
+             refresh=lambda: app.state.registry.caught_up(2.0))
+    return app

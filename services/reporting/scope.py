@@ -1,7 +1,7 @@
 """The one scope every report query takes: an organisation subtree, a region subtree, a base
 and a period. It is applied inside the aggregates and the totals (never by filtering rows after
-the sums), so narrowing it narrows every figure. [5/7] attaches a scope to each key and narrows
-what the request asks with it (`within`).
+the sums), so narrowing it narrows every figure. A key bound to a unit narrows what the
+request asks to that unit's subtree (`within_reach`).
 """
 
 from __future__ import annotations
@@ -10,11 +10,12 @@ from dataclasses import dataclass, replace
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import Query
+from fastapi import Query, Request
 from sqlalchemy import ColumnElement, Select, select
 
 from services.reporting.models.labels import organization_ancestors, region_ancestors
 from services.reporting.models.labels import registry_entities as reg
+from shared.auth import forbidden, principal
 from shared.dates import Day
 
 
@@ -81,7 +82,8 @@ class Scope:
         return out
 
 
-def scope_query(
+async def scope_query(
+    request: Request,
     date_from: Annotated[Day | None, Query(alias="from", description=(
         "first day (local), inclusive"))] = None,
     date_to: Annotated[Day | None, Query(alias="to", description="last day, inclusive")] = None,
@@ -91,4 +93,30 @@ def scope_query(
     region: Annotated[str | None, Query(
         max_length=64, description="a region code: bases in it at any depth")] = None,
 ) -> Scope:
-    return Scope(organization_id, region, base_id, date_from, date_to)
+    asked = Scope(organization_id, region, base_id, date_from, date_to)
+    return await within_reach(request, asked)
+
+
+async def within_reach(request: Request, asked: Scope) -> Scope:
+    """The scope asked, inside the caller's: a key bound to a unit sees that unit and the
+    units under it, in every row and total; naming another organisation is a 403 (not an
+    empty report, which would read as "nothing happened there")."""
+    root = principal(request).scope
+    if root is None:
+        return asked
+    if asked.organization_id and asked.organization_id != root:
+        await reachable(request, asked.organization_id, root, "organization_id")
+    return asked.within(Scope(organization_id=root))
+
+
+async def reachable(request: Request, organization_id: str, root: str, field: str) -> None:
+    """403 naming `field` unless `organization_id` is `root` or under it."""
+    if organization_id == root:
+        return
+    oa = organization_ancestors
+    async with request.app.state.engine.connect() as conn:
+        found = (await conn.execute(select(oa.c.code).where(
+            oa.c.code == organization_id, oa.c.ancestor == root).limit(1))).first()
+    if found is None:
+        raise forbidden(f"{principal(request).label} sees organisation {root!r} and the "
+                        f"units under it, not {organization_id!r}", field)

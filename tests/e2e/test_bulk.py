@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
 import pytest
 import pytest_asyncio
 
@@ -132,7 +131,7 @@ async def register_volunteers(system, org_id: str, tag: str, n: int) -> list[str
     csv = "code,name,organization_id\n" + "".join(
         f"{tag}-v{i},志愿者{i},{org_id}\n" for i in range(n))
     registry = system.url("registry")
-    async with httpx.AsyncClient(timeout=300) as http:
+    async with system.client(timeout=300) as http:
         r = await http.post(f"{registry}/v1/import/volunteers",
                             files={"file": ("volunteers.csv", csv.encode())})
         assert r.status_code == 200, r.text
@@ -148,7 +147,7 @@ async def register_volunteers(system, org_id: str, tag: str, n: int) -> list[str
 async def summary_when_caught_up(system, timeout: float = 600, **params) -> dict:
     """The summary once reporting has applied `min_seq` (it may lag a big load)."""
     deadline = time.monotonic() + timeout
-    async with httpx.AsyncClient(timeout=60) as http:
+    async with system.client(timeout=60) as http:
         while True:
             r = await http.get(f"{system.url('reporting')}/v1/reports/summary", params=params)
             if r.status_code != 503 or time.monotonic() > deadline:

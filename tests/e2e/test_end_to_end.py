@@ -8,7 +8,6 @@ import json
 import re
 import uuid
 
-import httpx
 import nats
 import pytest
 
@@ -178,7 +177,7 @@ async def test_bad_offers_on_the_bus_go_to_the_dlq_with_reasons(system):
         assert field in [e["field"] for e in errors], errors
     result = await _summary_with(system, 1, organization_id=org["id"])
     assert result["totals"] == {**result["totals"], "activities": 1, "served": 9}
-    async with httpx.AsyncClient() as http:
+    async with system.client() as http:
         for s in ("events", "reporting"):
             assert (await http.get(f"{system.url(s)}/health")).json()["status"] == "ok"
 
@@ -215,7 +214,7 @@ async def test_min_seq_lets_a_client_read_its_own_write(system):
 
 
 async def test_a_bad_query_names_the_parameter_and_the_page_shows_the_figures(system):
-    async with httpx.AsyncClient(timeout=30) as http:
+    async with system.client(timeout=30) as http:
         r = await http.get(f"{system.url('reporting')}/v1/reports/summary",
                            params={"group_by": "colour", "from": "yesterday"})
         assert r.status_code == 422
@@ -229,7 +228,7 @@ async def test_a_bad_query_names_the_parameter_and_the_page_shows_the_figures(sy
 
 
 async def test_min_seq_beyond_the_stream_answers_503_with_retry_after(system):
-    async with httpx.AsyncClient(timeout=30) as http:
+    async with system.client(timeout=30) as http:
         r = await http.get(f"{system.url('reporting')}/v1/reports/summary",
                            params={"min_seq": 10**9})
     assert r.status_code == 503
@@ -255,7 +254,7 @@ async def test_one_trace_from_http_request_to_the_reporting_database_write(syste
 
 async def test_one_trace_from_a_registry_change_through_the_outbox(system):
     trace_id = uuid.uuid4().hex
-    async with httpx.AsyncClient(timeout=30) as http:
+    async with system.client(timeout=30) as http:
         r = await http.post(f"{system.url('registry')}/v1/bases",
                             json={"name": "济南市历下区", "kind": "community"},
                             headers={"traceparent": f"00-{trace_id}-{'2' * 16}-01"})
@@ -293,7 +292,7 @@ def _spans_of(system, trace_id: str) -> list[dict]:
 
 
 async def test_docs_and_health(system):
-    async with httpx.AsyncClient(timeout=30) as http:
+    async with system.client(timeout=30) as http:
         for s in ("registry", "events", "reporting"):
             health = (await http.get(f"{system.url(s)}/health")).json()
             assert health["status"] == "ok"
@@ -335,5 +334,5 @@ async def test_something_unreadable_on_the_events_stream_does_not_stop_reporting
     r = await system.post_activity(activity(org["id"], base["id"], served=8))
     result = await system.summary(organization_id=org["id"], min_seq=r.json()["seq"])
     assert result["totals"]["served"] == 8
-    async with httpx.AsyncClient() as http:
+    async with system.client() as http:
         assert (await http.get(f"{system.url('reporting')}/health")).json()["status"] == "ok"

@@ -33,7 +33,7 @@ def xlsx(rows: list[list]) -> bytes:
 
 
 async def upload(system, collection: str, name: str, content: bytes) -> httpx.Response:
-    async with httpx.AsyncClient(timeout=300) as http:
+    async with system.client(timeout=300) as http:
         return await http.post(f"{system.url('registry')}/v1/import/{collection}",
                                files={"file": (name, content)})
 
@@ -65,7 +65,7 @@ async def test_5000_rows_with_a_dozen_errors_then_the_corrected_file(system):
     assert {(e["row"], e["column"]) for e in errors} == {
         (row, column) for row, (column, _) in planted.items()}, errors
     assert all(e["message"] for e in errors)
-    async with httpx.AsyncClient(timeout=30) as http:
+    async with system.client(timeout=30) as http:
         none = await http.get(f"{system.url('registry')}/v1/bases", params={"q": s})
     assert none.json()["total"] == 0, "nothing is imported when anything is wrong"
 
@@ -85,7 +85,7 @@ async def test_5000_rows_with_a_dozen_errors_then_the_corrected_file(system):
 
     # The replicas follow: events accepts an activity at a base imported a moment ago, and
     # reporting labels it and rolls it up into the imported region.
-    async with httpx.AsyncClient(timeout=30) as http:
+    async with system.client(timeout=30) as http:
         found = (await http.get(f"{system.url('registry')}/v1/bases",
                                 params={"q": f"杏花村社区4999号网格-{s}"})).json()["items"]
     org = await system.register("organizations", name=f"池州市直机关工委-{s}",
@@ -114,7 +114,7 @@ async def test_every_register_round_trips_through_export(system):
         code=f"p-{s}", needs=[{"title": "老年人体检"}], projects=[{"title": "村图书馆"}])
     await system.register("campaigns", code=f"qm-{s}", name="敲门行动", starts_on="2021-08-01",
                           ends_on="2021-08-03", base_ids=[base["id"]], region_code=f"r-{s}")
-    async with httpx.AsyncClient(timeout=60) as http:
+    async with system.client(timeout=60) as http:
         claim = await http.post(f"{system.url('registry')}/v1/pairings/{pairing['id']}/claim",
                                 json={"list": "projects", "item_id": "p1",
                                       "organization_id": org["id"]})
@@ -158,7 +158,7 @@ async def test_volunteers_by_spreadsheet_keep_contact_details_private(system):
            f"v2-{s},李律师,sf-{s},legal-{s},合同,在职党员,,\n")
     r = await upload(system, "volunteers", "志愿者.csv", csv.encode())
     assert r.status_code == 200, r.text
-    async with httpx.AsyncClient(timeout=30) as http:
+    async with system.client(timeout=30) as http:
         exported = (await http.get(f"{system.url('registry')}/v1/export/volunteers")).content
         items = (await http.get(f"{system.url('registry')}/v1/volunteers",
                                 params={"q": "律师"})).json()["items"]
@@ -171,7 +171,7 @@ async def test_volunteers_by_spreadsheet_keep_contact_details_private(system):
     assert back.status_code == 200, back.text
     again = await upload(system, "volunteers", "志愿者.csv", csv.encode())
     assert (again.json()["updated"], again.json()["unchanged"]) == (0, 2), again.json()
-    async with httpx.AsyncClient(timeout=30) as http:
+    async with system.client(timeout=30) as http:
         contact = (await http.get(
             f"{system.url('registry')}/v1/volunteers/{wang['id']}/contact")).json()
     assert contact["phone"] == "13805331234"

@@ -11,7 +11,6 @@ import json
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
-import httpx
 import nats
 import pytest
 
@@ -58,7 +57,7 @@ def counts(published, kind: str) -> Counter:
 
 
 async def history(system: System, **params) -> dict:
-    async with httpx.AsyncClient(timeout=30) as http:
+    async with system.client(timeout=30) as http:
         r = await http.get(f"{system.url('reporting')}/v1/notifications", params=params)
     assert r.status_code == 200, r.text
     return r.json()

@@ -21,7 +21,7 @@ def fields(r: httpx.Response) -> list[str]:
 
 
 async def test_upload_a_png_and_get_it_back(system):
-    async with httpx.AsyncClient(base_url=system.url("events"), timeout=60) as http:
+    async with system.client(base_url=system.url("events"), timeout=60) as http:
         r = await http.post("/v1/photos", files={"file": ("合影.png", PNG, "image/png")})
         assert r.status_code == 201, r.text
         ref = r.json()["ref"]
@@ -36,7 +36,7 @@ async def test_upload_a_png_and_get_it_back(system):
 
 
 async def test_refusals_name_the_field(system):
-    async with httpx.AsyncClient(base_url=system.url("events"), timeout=60) as http:
+    async with system.client(base_url=system.url("events"), timeout=60) as http:
         r = await http.post("/v1/photos", files={"file": ("photo.jpg", TEXT, "image/jpeg")})
         assert r.status_code == 422 and fields(r) == ["file"], r.text
         assert "JPEG, PNG, WebP" in r.json()["errors"][0]["message"]
@@ -66,7 +66,7 @@ async def test_a_body_declared_far_too_large_is_answered_before_it_is_sent(syste
 
 
 async def test_the_routes_are_documented(system):
-    async with httpx.AsyncClient(base_url=system.url("events"), timeout=30) as http:
+    async with system.client(base_url=system.url("events"), timeout=30) as http:
         spec = (await http.get("/openapi.json")).json()
     post, get = spec["paths"]["/v1/photos"]["post"], spec["paths"]["/v1/photos/{ref}"]["get"]
     assert {"201", "413", "422"} <= set(post["responses"])

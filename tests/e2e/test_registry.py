@@ -23,7 +23,7 @@ def uid() -> str:
 
 
 async def call(system, method: str, path: str, **kw) -> httpx.Response:
-    async with httpx.AsyncClient(timeout=30) as http:
+    async with system.client(timeout=30) as http:
         return await http.request(method, f"{system.url('registry')}{path}", **kw)
 
 
@@ -57,7 +57,7 @@ async def registry_events(system, entity: str) -> list[tuple[str, dict]]:
 
 
 async def upload(system, collection: str, name: str, content: bytes) -> httpx.Response:
-    async with httpx.AsyncClient(timeout=60) as http:
+    async with system.client(timeout=60) as http:
         return await http.post(f"{system.url('registry')}/v1/import/{collection}",
                                files={"file": (name, content)})
 

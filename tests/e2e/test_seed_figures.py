@@ -13,7 +13,6 @@ import json
 import uuid
 from datetime import date, timedelta
 
-import httpx
 import pytest
 
 from tests.factories import activity, envelope
@@ -24,7 +23,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 async def bulk(system, envelopes: list[dict]) -> int:
     """Send history as NDJSON; every line must be accepted. Returns a seq at or after them."""
     body = "\n".join(json.dumps(e, ensure_ascii=False) for e in envelopes).encode()
-    async with httpx.AsyncClient(timeout=120) as http:
+    async with system.client(timeout=120) as http:
         r = await http.post(f"{system.url('events')}/v1/events/bulk", content=body,
                             headers={"content-type": "application/x-ndjson"})
     assert r.status_code == 200, r.text
@@ -40,7 +39,7 @@ async def post(system, event_type: str, data: dict) -> int:
 
 
 async def report(system, path: str, **params) -> dict:
-    async with httpx.AsyncClient(timeout=30) as http:
+    async with system.client(timeout=30) as http:
         r = await http.get(f"{system.url('reporting')}{path}", params=params)
     assert r.status_code == 200, r.text
     return r.json()

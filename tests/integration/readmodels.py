@@ -15,11 +15,13 @@ import asyncio
 import uuid
 from datetime import UTC, datetime
 
+from fastapi import Depends, FastAPI, Request
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.reporting import store
 from services.reporting.models import READ_MODELS
 from services.reporting.readmodel import ReadModel
+from shared.auth import Principal
 from shared.bus import MSG_ID
 from shared.envelope import new_envelope
 from shared.projection import Projection
@@ -86,3 +88,17 @@ class Reporting:
             seq = self.last_seq[model.stream]
             assert await self.projections[model.name].wait_for(seq, timeout), (
                 f"{model.name} did not reach seq {seq}")
+
+
+ADMIN = Principal(kind="key", id="test-admin", name="test admin", role="admin",
+                  organization_id=None)
+
+
+def as_admin(request: Request) -> None:
+    """What `authenticate` does in a service, for a router mounted alone in a test app: the
+    request is the admin's (scoping and refusals by key are tested end to end)."""
+    request.state.principal = ADMIN
+
+
+def admin_app() -> FastAPI:
+    return FastAPI(dependencies=[Depends(as_admin)])

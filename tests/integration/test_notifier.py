@@ -18,7 +18,6 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 import uvicorn
-from fastapi import FastAPI
 from sqlalchemy import select
 
 from services.reporting import notify, store
@@ -30,7 +29,7 @@ from services.reporting.readmodel import ReadModel
 from services.reporting.scope import Scope
 from shared.settings import Settings
 from tests.factories import activity, need
-from tests.integration.readmodels import Reporting
+from tests.integration.readmodels import Reporting, admin_app
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -259,7 +258,7 @@ def free_port() -> int:
 
 @asynccontextmanager
 async def http_server(engine):
-    app = FastAPI()
+    app = admin_app()
     app.include_router(notify.router)
     app.state.engine = engine
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(),

@@ -8,7 +8,6 @@ import hashlib
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from nats.js.api import StorageType
 
 from services.events.photos import Photos, TooLarge
@@ -16,6 +15,7 @@ from services.events.photos import router as photos_router
 from shared.errors import Rejected
 from shared.http import install_error_handlers
 from shared.settings import Settings
+from tests.integration.readmodels import admin_app
 from tests.photo_files import GIF, JPEG, PNG, TEXT, WEBP, jpeg_of_size
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -109,7 +109,7 @@ async def test_exactly_the_limit_is_accepted_and_one_byte_more_refused(nc, names
 # -- the routes, in process -------------------------------------------------------------------
 
 def app_with(photos: Photos) -> httpx.AsyncClient:
-    app = FastAPI()
+    app = admin_app()
     install_error_handlers(app)
     app.include_router(photos_router)
     app.state.photos = photos

@@ -13,7 +13,6 @@ import httpx
 import openpyxl
 import pytest
 from alembic import command
-from fastapi import FastAPI
 from sqlalchemy import select
 
 from services.reporting.models import (
@@ -28,7 +27,7 @@ from shared.db import alembic_config
 from shared.http import install_error_handlers
 from tests.factories import activity, need, schedule
 from tests.integration.conftest import create_schema, db_for, drop_schema
-from tests.integration.readmodels import Reporting
+from tests.integration.readmodels import Reporting, admin_app
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -37,7 +36,7 @@ MODELS = [labels.MODEL, activities.MODEL, timeliness.MODEL, needs.MODEL, volunte
 
 
 def client_for(rep: Reporting) -> httpx.AsyncClient:
-    app = FastAPI()
+    app = admin_app()
     install_error_handlers(app)
     app.include_router(assessment.router)
     app.state.projections = rep.projections

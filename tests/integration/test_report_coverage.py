@@ -10,19 +10,18 @@ import io
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
 from services.reporting.models import coverage, labels
 from shared.http import install_error_handlers
 from shared.settings import Settings
 from tests.factories import activity
-from tests.integration.readmodels import Reporting
+from tests.integration.readmodels import Reporting, admin_app
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
 def client_for(rep: Reporting) -> httpx.AsyncClient:
-    app = FastAPI()
+    app = admin_app()
     install_error_handlers(app)
     app.include_router(coverage.router)
     app.state.projections = rep.projections

@@ -19,7 +19,7 @@ from services.reporting.models import labels, needs
 from services.reporting.scope import Scope
 from shared.settings import Settings
 from tests.factories import need
-from tests.integration.readmodels import Reporting
+from tests.integration.readmodels import Reporting, admin_app
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 CST = ZoneInfo("Asia/Shanghai")
@@ -27,7 +27,7 @@ T0 = datetime(2013, 10, 20, 9, 0, tzinfo=CST)
 
 
 def app_for(rep: Reporting) -> FastAPI:
-    app = FastAPI()
+    app = admin_app()
     app.include_router(needs.router)
     app.state.engine = rep.engine
     app.state.settings = Settings()

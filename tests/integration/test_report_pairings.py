@@ -18,13 +18,13 @@ from services.reporting.models import labels, pairings
 from services.reporting.scope import Scope
 from shared.settings import Settings
 from tests.factories import activity, need
-from tests.integration.readmodels import Reporting
+from tests.integration.readmodels import Reporting, admin_app
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
 def app_for(rep: Reporting) -> FastAPI:
-    app = FastAPI()
+    app = admin_app()
     app.include_router(pairings.router)
     app.state.engine = rep.engine
     app.state.settings = Settings()

@@ -19,7 +19,7 @@ from services.reporting.models import labels
 from services.reporting.scope import Scope
 from shared.settings import Settings
 from tests.factories import activity
-from tests.integration.readmodels import Reporting
+from tests.integration.readmodels import Reporting, admin_app
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -207,7 +207,7 @@ async def test_the_scope_covers_a_unit_s_subtree_and_a_region_s_bases(rep):
 
 
 def app_for(rep: Reporting) -> FastAPI:
-    app = FastAPI()
+    app = admin_app()
     app.include_router(cube.router)
     app.state.engine = rep.engine
     app.state.projections = rep.projections

@@ -12,14 +12,13 @@ from datetime import datetime
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
 from services.reporting import reports
 from services.reporting.models import labels, timeliness
 from services.reporting.scope import Scope
 from shared.settings import Settings
 from tests.factories import activity, schedule
-from tests.integration.readmodels import Reporting
+from tests.integration.readmodels import Reporting, admin_app
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -219,7 +218,7 @@ async def test_spreadsheets_have_chinese_headers_and_totals(nc, names, engine):
     assert sorted(row[1] for row in notice[1:]) == ["C", "R"]
 
     # Over HTTP: the query parameters, English headers, the JSON shape.
-    app = FastAPI()
+    app = admin_app()
     app.include_router(timeliness.router)
     app.state.engine = engine
     app.state.settings = Settings()

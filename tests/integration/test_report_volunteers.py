@@ -12,7 +12,6 @@ from datetime import date
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
 from services.reporting import reports, store
 from services.reporting.models import labels, volunteers
@@ -20,7 +19,7 @@ from services.reporting.scope import Scope
 from shared.settings import Settings
 from tests.factories import activity
 from tests.integration.conftest import create_schema, db_for, drop_schema
-from tests.integration.readmodels import Reporting
+from tests.integration.readmodels import Reporting, admin_app
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -187,7 +186,7 @@ async def test_export_streams_every_row_with_chinese_headers(nc, names, engine):
     assert table[-1][0] == "合计" and table[-1][4:6] == ["9.5", "3.0"]
 
     # Over HTTP: the star thresholds are the service's setting; limit and offset page.
-    app = FastAPI()
+    app = admin_app()
     app.include_router(volunteers.router)
     app.state.engine = engine
     app.state.settings = Settings(star_thresholds=(1, 3, 5, 8, 10))

@@ -24,9 +24,12 @@ def activities() -> list[dict]:
                       .read_text("utf-8"))["activities"]
 
 
-def load(registry_url: str, events_url: str) -> int:
-    """Import the register, log the activities; return the last seq. Safe to run twice."""
-    with httpx.Client(timeout=60) as http:
+def load(registry_url: str, events_url: str, token: str | None = None) -> int:
+    """Import the register, log the activities; return the last seq. Safe to run twice.
+    `token`: an admin's key (default: TONGXIN_TOKEN)."""
+    from tongxin.keys import auth_headers
+
+    with httpx.Client(timeout=60, headers=auth_headers(token)) as http:
         for f in files():
             r = http.post(f"{registry_url}/v1/import/{collection_for(f.name)}",
                           files={"file": (f.name, f.read_bytes())})

@@ -64,6 +64,7 @@ from services.reporting.reports import (
 )
 from services.reporting.scope import Scope, scope_query
 from services.reporting.store import metadata
+from shared.auth import allow
 from shared.http import Errors
 from shared.taxonomy import INDICATORS
 
@@ -344,8 +345,8 @@ async def get_rules(request: Request) -> dict:
             "current": found[-1].version}
 
 
-@router.post("/v1/assessment/rules", status_code=201,
-             summary="Keep a new version of the assessment rules")
+@router.post("/v1/assessment/rules", status_code=201, dependencies=[allow("admin")],
+             summary="Keep a new version of the assessment rules (admins)")
 async def post_rules(request: Request, rules: Rules) -> dict:
     """Validated (422 naming the field: an unknown figure, a negative weight, no components);
     the answer is the new version, which rankings then use by default."""

@@ -18,7 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.reporting import models  # noqa: F401  (first: scope and models import each other)
 from services.reporting.notify.kinds import Kind
 from services.reporting.notify.tables import notifications
-from services.reporting.scope import Scope
+from services.reporting.scope import Scope, reachable
+from shared.auth import principal
 from shared.http import Limit, Offset
 
 router = APIRouter(tags=["notifications"])
@@ -43,6 +44,18 @@ def _for_unit(organization_id: str | None) -> list[ColumnElement[bool]]:
                 col.in_(Scope(organization_id=organization_id).units()))]
 
 
+async def _reach(request: Request, organization_id: str | None) -> str | None:
+    """The unit asked for, within the caller's reach (403 naming organization_id if not);
+    a key bound to a unit asking for none gets its own."""
+    root = principal(request).scope
+    if root is None:
+        return organization_id
+    if organization_id is None:
+        return root
+    await reachable(request, organization_id, root, "organization_id")
+    return organization_id
+
+
 def _item(row: Any) -> dict:
     return {**json.loads(row.payload), "id": row.id,
             "published": row.published_at is not None}
@@ -54,6 +67,7 @@ async def history(request: Request, organization_id: OrgQuery = None, kind: Kind
     """Each notification's payload (as published on `tongxin.notify.<unit>.<kind>`), its `id`
     (the SSE event id) and whether it is on the bus yet."""
     t = notifications
+    organization_id = await _reach(request, organization_id)
     where = _for_unit(organization_id) + ([t.c.kind == kind] if kind else [])
     async with request.app.state.engine.connect() as conn:
         total = (await conn.execute(select(func.count()).select_from(t).where(*where))).scalar()
@@ -73,6 +87,7 @@ async def stream(request: Request, organization_id: OrgQuery = None,
     """`id: <id>`, `event: <kind>`, `data: <payload JSON>` per notification. With
     `Last-Event-ID`, what came after that id first; without, from now on. A comment every
     15 s keeps the connection open."""
+    organization_id = await _reach(request, organization_id)
     engine: AsyncEngine = request.app.state.engine
     if last_event_id and last_event_id.strip().isdigit():
         cursor = int(last_event_id)

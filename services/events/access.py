@@ -1,0 +1,39 @@
+"""What a key or login may offer: events only for its own organisation and the units under it
+(every organisation the event names, stalls' too), and hours confirmed or declined only by an
+organiser (or an admin) above the unit. The hierarchy is the replica's copy of the registry."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.events import store
+from services.events.domain import Offer
+from shared.auth import Principal, in_subtree
+from shared.errors import FieldError
+
+ORGANISERS_ONLY = frozenset({"attendance.confirmed", "attendance.declined"})
+
+
+async def refusals(conn: AsyncConnection, principal: Principal,
+                   offer: Offer) -> list[FieldError]:
+    if offer.type.name in ORGANISERS_ONLY and principal.role not in ("admin", "organiser"):
+        return [FieldError(field="type", message=(
+            f"only an organiser of the unit confirms or declines its volunteers' hours, "
+            f"not a {principal.role}"))]
+    root = principal.scope
+    if root is None:
+        return []
+    t = store.registry_entities
+
+    async def parent_of(id_: str) -> str | None:
+        return (await conn.execute(select(t.c.parent_id).where(
+            t.c.kind == "organization", t.c.id == id_))).scalar_one_or_none()
+
+    out = []
+    for field, kind, id_ in offer.references:
+        if kind == "organization" and not await in_subtree(id_, root, parent_of):
+            out.append(FieldError(field=field, message=(
+                f"{principal.label} acts for organisation {root!r} and the units under it, "
+                f"not {id_!r}")))
+    return out

@@ -1,0 +1,259 @@
+"""Keys, accounts and the audit log: the registry keeps them, and publishes keys and accounts
+(never a password, only a hash of each key) on its stream so every service can check them.
+
+A key is shown once, when issued; what is stored and published is its SHA-256. A password is
+hashed with argon2id (pwdlib) and never leaves the registry. Every read of a volunteer's
+contact details, and every refusal of one, is written to the audit log with who asked.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pwdlib import PasswordHash
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Integer,
+    String,
+    Table,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.registry import store
+from shared import outbox
+from shared.auth import Principal, Role, key_hash, new_key
+from shared.envelope import new_envelope
+from shared.errors import FieldError, Rejected
+from shared.subjects import Names
+
+SOURCE = "registry"
+passwords = PasswordHash.recommended()
+
+api_keys = Table(
+    "api_keys", store.metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("role", String(20), nullable=False),
+    Column("organization_id", String(64), nullable=True),
+    Column("key_hash", String(64), nullable=False),
+    Column("rate_limit", Integer, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", JSON, nullable=False),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+)
+
+accounts = Table(
+    "accounts", store.metadata,
+    Column("id", String(64), primary_key=True),
+    Column("username", String(64), nullable=False, unique=True),
+    Column("name", String(200), nullable=False),
+    Column("role", String(20), nullable=False),
+    Column("organization_id", String(64), nullable=True),
+    Column("password_hash", String(200), nullable=False),
+    Column("active", Boolean, nullable=False, server_default="1"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+audit_log = Table(
+    "audit_log", store.metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False, index=True),
+    Column("action", String(40), nullable=False),
+    Column("principal", JSON, nullable=False),
+    Column("principal_id", String(100), nullable=False, index=True),
+    Column("volunteer_id", String(64), nullable=True, index=True),
+)
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+OrgId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+# Roles bound to one organisation's subtree must name it; an admin, or a publisher for the
+# whole programme, may not.
+NEEDS_ORGANIZATION = frozenset({"organiser", "unit", "reader"})
+
+
+class KeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Name
+    role: Role
+    organization_id: OrgId | None = None
+    rate_limit: int | None = Field(None, ge=1, le=1_000_000,
+                                   description="write requests per minute (default: the "
+                                               "service's TONGXIN_RATE_LIMIT)")
+
+
+class AccountCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    username: Annotated[str, StringConstraints(min_length=3, max_length=64,
+                                               pattern=r"^[A-Za-z0-9_.@-]+$")]
+    password: Annotated[str, StringConstraints(min_length=8, max_length=200)]
+    name: Name
+    role: Role
+    organization_id: OrgId | None = None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+
+
+async def _check_organization(conn: AsyncConnection, role: str, org: str | None) -> None:
+    if org is None:
+        if role in NEEDS_ORGANIZATION:
+            raise Rejected([FieldError(field="organization_id", message=(
+                f"a {role} acts for one organisation and the units under it: name it"))])
+        return
+    found = await store.get_record(conn, "organization", org)
+    if found is None or not found.get("active", True):
+        raise Rejected([FieldError(field="organization_id", message=(
+            f"no active organisation {org!r} is known to the registry"))])
+
+
+# -- keys --------------------------------------------------------------------------------
+def _key_record(row: Any) -> dict:
+    """A key as listed and published: never the key, only (published) its hash."""
+    return {"id": row.id, "name": row.name, "role": row.role,
+            "organization_id": row.organization_id, "rate_limit": row.rate_limit,
+            "created_at": _iso(row.created_at), "created_by": row.created_by,
+            "revoked_at": _iso(row.revoked_at), "active": row.revoked_at is None}
+
+
+async def issue_key(conn: AsyncConnection, names: Names, spec: KeyCreate,
+                    created_by: dict) -> tuple[dict, str]:
+    """Store and publish a new key; returns its record and the key itself (shown once)."""
+    await _check_organization(conn, spec.role, spec.organization_id)
+    key_id, key = new_key()
+    values = {**spec.model_dump(), "id": key_id, "key_hash": key_hash(key),
+              "created_at": _now(), "created_by": created_by}
+    await conn.execute(api_keys.insert().values(**values))
+    row = (await conn.execute(select(api_keys).where(api_keys.c.id == key_id))).one()
+    await _publish(conn, names, "key", "issued", row)
+    return _key_record(row), key
+
+
+async def revoke_key(conn: AsyncConnection, names: Names, key_id: str) -> dict | None:
+    row = (await conn.execute(select(api_keys).where(api_keys.c.id == key_id))).first()
+    if row is None:
+        return None
+    if row.revoked_at is None:
+        await conn.execute(update(api_keys).where(api_keys.c.id == key_id)
+                           .values(revoked_at=_now()))
+        row = (await conn.execute(select(api_keys).where(api_keys.c.id == key_id))).one()
+        await _publish(conn, names, "key", "revoked", row)
+    return _key_record(row)
+
+
+async def list_keys(conn: AsyncConnection, limit: int, offset: int) -> tuple[list[dict], int]:
+    total = (await conn.execute(select(func.count()).select_from(api_keys))).scalar_one()
+    rows = (await conn.execute(select(api_keys).order_by(api_keys.c.created_at, api_keys.c.id)
+                               .limit(limit).offset(offset))).all()
+    return [_key_record(r) for r in rows], total
+
+
+# -- accounts ----------------------------------------------------------------------------
+def _account_record(row: Any) -> dict:
+    return {"id": row.id, "username": row.username, "name": row.name, "role": row.role,
+            "organization_id": row.organization_id, "active": row.active,
+            "created_at": _iso(row.created_at), "updated_at": _iso(row.updated_at)}
+
+
+async def create_account(conn: AsyncConnection, names: Names, spec: AccountCreate) -> dict:
+    await _check_organization(conn, spec.role, spec.organization_id)
+    taken = (await conn.execute(select(accounts.c.id)
+                                .where(accounts.c.username == spec.username))).first()
+    if taken:
+        from shared.errors import Conflict
+
+        raise Conflict([FieldError(field="username",
+                                   message=f"username {spec.username!r} is taken")])
+    when = _now()
+    values = {**spec.model_dump(exclude={"password"}), "id": str(uuid.uuid4()),
+              "password_hash": passwords.hash(spec.password), "active": True,
+              "created_at": when, "updated_at": when}
+    await conn.execute(accounts.insert().values(**values))
+    row = (await conn.execute(select(accounts).where(accounts.c.id == values["id"]))).one()
+    await _publish(conn, names, "account", "registered", row)
+    return _account_record(row)
+
+
+async def list_accounts(conn: AsyncConnection, limit: int,
+                        offset: int) -> tuple[list[dict], int]:
+    total = (await conn.execute(select(func.count()).select_from(accounts))).scalar_one()
+    rows = (await conn.execute(select(accounts).order_by(accounts.c.username)
+                               .limit(limit).offset(offset))).all()
+    return [_account_record(r) for r in rows], total
+
+
+async def login(conn: AsyncConnection, username: str, password: str) -> dict | None:
+    """The account if the password is right (and it is active). The hash is checked even for
+    an unknown name, so timing does not tell which names exist."""
+    row = (await conn.execute(select(accounts).where(accounts.c.username == username))).first()
+    stored = row.password_hash if row is not None else _DUMMY
+    ok = passwords.verify(password, stored)
+    if row is None or not ok or not row.active:
+        return None
+    return _account_record(row)
+
+
+_DUMMY = passwords.hash("not a password anyone has")
+
+
+# -- who is asking (the registry's own Gate) ----------------------------------------------
+async def lookup(conn: AsyncConnection, kind: str, id_: str) -> dict | None:
+    if kind == "key":
+        row = (await conn.execute(select(api_keys).where(api_keys.c.id == id_))).first()
+        return {**_key_record(row), "key_hash": row.key_hash} if row is not None else None
+    row = (await conn.execute(select(accounts).where(accounts.c.id == id_))).first()
+    return _account_record(row) if row is not None else None
+
+
+# -- the audit log -----------------------------------------------------------------------
+async def audit(conn: AsyncConnection, action: str, principal: Principal,
+                volunteer_id: str | None) -> None:
+    await conn.execute(audit_log.insert().values(
+        at=_now(), action=action, principal=principal.as_json(), principal_id=principal.label,
+        volunteer_id=volunteer_id))
+
+
+async def audit_entries(conn: AsyncConnection, *, volunteer_id: str | None,
+                        principal_id: str | None, action: str | None, limit: int,
+                        offset: int) -> tuple[list[dict], int]:
+    where = []
+    if volunteer_id:
+        where.append(audit_log.c.volunteer_id == volunteer_id)
+    if principal_id:
+        where.append(audit_log.c.principal_id == principal_id)
+    if action:
+        where.append(audit_log.c.action == action)
+    total = (await conn.execute(select(func.count()).select_from(audit_log)
+                                .where(*where))).scalar_one()
+    rows = (await conn.execute(select(audit_log).where(*where)
+                               .order_by(audit_log.c.id.desc()).limit(limit)
+                               .offset(offset))).all()
+    return [{"at": _iso(r.at), "action": r.action, "principal": r.principal,
+             "volunteer_id": r.volunteer_id} for r in rows], total
+
+
+async def _publish(conn: AsyncConnection, names: Names, kind: str, verb: str,
+                   row: Any) -> None:
+    record = (_key_record(row) | {"key_hash": row.key_hash} if kind == "key"
+              else _account_record(row))
+    # The replica keeps the newest version by updated_at.
+    record["updated_at"] = _iso(row.revoked_at or row.created_at) if kind == "key" \
+        else record["updated_at"]
+    await outbox.add(conn, store.outbox, names.registry(kind, verb),
+                     new_envelope(f"{kind}.{verb}", record, SOURCE))
