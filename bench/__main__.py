@@ -22,7 +22,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
 import nats
 from rich.console import Console
 from rich.table import Table
@@ -52,7 +51,7 @@ def peak_rss_mb(pid: int) -> float:
 
 async def counted(system: System, org_id: str, min_seq: int) -> int:
     """Activities the reports count for the unit, once they have applied `min_seq`."""
-    async with httpx.AsyncClient(timeout=60) as http:
+    async with system.client(timeout=60) as http:
         while True:
             r = await http.get(f"{system.url('reporting')}/v1/reports/summary",
                                params={"organization_id": org_id, "min_seq": min_seq})
@@ -83,7 +82,8 @@ async def run(args) -> None:
         await system.register("pairings", organization_id=org["id"], base_id=base["id"],
                               starts_on="2013-01-01")
         mix = Mix(org["id"], base["id"],
-                  await volunteers(system.url("registry"), org["id"], "bench", VOLUNTEERS),
+                  await volunteers(system.url("registry"), org["id"], "bench", VOLUNTEERS,
+                                  system.auth()),
                   activities_only=args.activities_only)
         assert system.sup is not None  # System.start() made it
         events_proc = system.sup.children["events"].proc
@@ -93,7 +93,7 @@ async def run(args) -> None:
         # HTTP, one request at a time (what a form or mini-program does). Recent times: an
         # activity of 2013 would owe its report at once, and the deadline sweep would publish
         # report.overdue events among the ones measured below.
-        async with httpx.AsyncClient(timeout=30) as http:
+        async with system.client(timeout=30) as http:
             t0 = time.perf_counter()
             for _ in range(args.http):
                 r = await http.post(f"{system.url('events')}/v1/activities",

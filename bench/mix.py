@@ -93,11 +93,12 @@ class Mix:
                 for t, d in group]
 
 
-async def volunteers(registry: str, org_id: str, tag: str, n: int) -> list[str]:
+async def volunteers(registry: str, org_id: str, tag: str, n: int,
+                     headers: dict[str, str]) -> list[str]:
     """`n` volunteers of the unit, registered in one spreadsheet import; their ids."""
     csv = "code,name,organization_id\n" + "".join(
         f"{tag}-v{i},志愿者{i},{org_id}\n" for i in range(n))
-    async with httpx.AsyncClient(timeout=300) as http:
+    async with httpx.AsyncClient(timeout=300, headers=headers) as http:
         r = await http.post(f"{registry}/v1/import/volunteers",
                             files={"file": ("volunteers.csv", csv.encode())})
         r.raise_for_status()

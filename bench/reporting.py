@@ -41,6 +41,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import text
 
+from shared.auth import key_hash, new_key
 from shared.db import make_engine, migrate
 from shared.settings import Settings
 from shared.streams import ensure_streams, stream_configs
@@ -140,10 +141,16 @@ async def fill(js, names: Names, n: int) -> float:
     return n / (time.perf_counter() - t0)
 
 
-async def registry(js, names: Names) -> None:
-    """Names for the units and bases, so reports have labels."""
+async def registry(js, names: Names) -> str:
+    """Names for the units and bases, so reports have labels; and an admin key (the reporting
+    service runs alone here, so it is published as the registry would): returned."""
     now = datetime.now(UTC).isoformat()
-    futures = []
+    key_id, key = new_key()
+    env = _env("key.issued", {"id": key_id, "name": "bench", "role": "admin", "active": True,
+                              "organization_id": None, "key_hash": key_hash(key),
+                              "updated_at": now}, datetime.now(UTC))
+    futures = [await js.publish_async(names.registry("key", "issued"), json.dumps(env).encode(),
+                                      headers={"Nats-Msg-Id": env["event_id"]})]
     for kind, count, prefix, extra in (("organization", UNITS, "u", {"kind": "enterprise"}),
                                        ("base", BASES, "b", {"kind": "community"})):
         for i in range(count):
@@ -153,6 +160,7 @@ async def registry(js, names: Names) -> None:
                 names.registry(kind, "registered"), json.dumps(env).encode(),
                 headers={"Nats-Msg-Id": env["event_id"]}))
     await asyncio.gather(*futures)
+    return key
 
 
 # -- the reference pipelines ----------------------------------------------------------------
@@ -244,7 +252,8 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * p))]
 
 
-async def latency(url: str, clients: int, requests: int) -> dict[str, list[float]]:
+async def latency(url: str, key: str, clients: int,
+                  requests: int) -> dict[str, list[float]]:
     """`clients` concurrent clients, each asking `requests` times in turn for a summary
     (grouped one way, for the whole programme or one unit) and the assessment."""
     timings: dict[str, list[float]] = defaultdict(list)
@@ -252,7 +261,8 @@ async def latency(url: str, clients: int, requests: int) -> dict[str, list[float
 
     async def client(i: int) -> None:
         rnd = random.Random(i)
-        async with httpx.AsyncClient(base_url=url, timeout=300) as http:
+        async with httpx.AsyncClient(base_url=url, timeout=300,
+                                     headers={"Authorization": f"Bearer {key}"}) as http:
             for k in range(requests):
                 if k % 2:
                     path, params, name = "/v1/reports/assessment", {"year": "2013"}, "assessment"
@@ -297,7 +307,7 @@ async def run(args) -> None:
     sup = None
     try:
         await ensure_streams(js, names)
-        await registry(js, names)
+        key = await registry(js, names)
         fill_rate = await fill(js, names, args.events)
         rows.append((f"publish {args.events:,} accepted events (pipelined)",
                      f"{fill_rate:,.0f} /s", "—"))
@@ -338,7 +348,7 @@ async def run(args) -> None:
                                 "TONGXIN_DB_SCHEMA": "reporting", "TONGXIN_DATA_DIR": str(tmp),
                                 "TONGXIN_TRACE_FILE": ""})
         sup.wait_healthy(["reporting"], timeout=120)
-        timings = await latency(f"http://127.0.0.1:{port}", args.clients, args.requests)
+        timings = await latency(f"http://127.0.0.1:{port}", key, args.clients, args.requests)
         for name, values in timings.items():
             if "not 200" in name or "timed out" in name:
                 rows.append((f"GET {name}", f"{len(values):,} requests", "—"))

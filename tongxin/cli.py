@@ -181,6 +181,12 @@ def import_cmd(file: Path = typer.Argument(..., exists=True, dir_okay=False,
                            files={"file": (file.name, content)}, headers=auth_headers())
             if r.status_code == 422:
                 errors = r.json()["errors"]
+            elif r.status_code in (401, 403):
+                bar.stop()
+                console.print(f"[red]The registry refused the import ({r.status_code}):[/] "
+                              f"{_message(r)} Set TONGXIN_TOKEN to an admin's or organiser's "
+                              "key (`tongxin up` prints one).", highlight=False)
+                raise typer.Exit(2)
             else:
                 r.raise_for_status()
     if errors:
@@ -289,6 +295,13 @@ def _print_loaded(result: dict, name: str, took: float, show: int) -> None:
     if more:
         console.print(f"…{result['refused']:,} lines refused in all; --show-errors N or --json "
                       "lists more.", highlight=False)
+
+
+def _message(r: httpx.Response) -> str:
+    try:
+        return "; ".join(e["message"] for e in r.json()["errors"])
+    except (ValueError, KeyError, TypeError):
+        return r.text[:200]
 
 
 def _print_errors(errors) -> None:

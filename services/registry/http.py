@@ -10,9 +10,10 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from services.registry import imports
-from services.registry.domain import ENTITIES, Entity, TaxonomyCreate
+from services.registry.domain import BY_NAME, ENTITIES, Entity, TaxonomyCreate
 from services.registry.service import ImportRejected, NotFound, Registry
-from shared.auth import allow, principal
+from services.registry.store import scoping_column as store_scoping
+from shared.auth import allow, forbidden, principal
 from shared.http import CONFLICT, Limit, Offset, body_of
 
 if TYPE_CHECKING:
@@ -25,32 +26,57 @@ def _registry(request: Request) -> Registry:
     return request.app.state.registry
 
 
+async def _may_write(request: Request, entity: Entity, payload: Any,
+                     partial: bool = False) -> None:
+    """A caller bound to an organisation registers and changes records of its own subtree
+    only: the organisation a record belongs to (an organisation's parent) must be in it,
+    named by id. Bases, regions, campaigns: anyone who may write."""
+    scope = principal(request).scope
+    column = "parent_id" if entity.name == "organization" else store_scoping(entity)
+    if scope is None or column is None or not isinstance(payload, dict):
+        return
+    if partial and column not in payload:
+        return
+    org = payload.get(column)
+    if not isinstance(org, str) or not await _registry(request).visible(
+            BY_NAME["organization"], {"id": org}, scope):
+        raise forbidden(f"{principal(request).label} registers for organisation {scope!r} and "
+                        f"the units under it: name one of them by id in {column}", column)
+
+
 def _routes(router: APIRouter, entity: Entity) -> None:
     path = f"/v1/{entity.collection}"
     tags: list[str | Any] = [entity.collection]
 
     async def create(request: Request, payload: dict[str, Any] = Body(...)) -> dict:
+        await _may_write(request, entity, payload)
         return await _registry(request).register(entity, payload)
 
     async def get_one(request: Request, id: str) -> dict:
         record = await _registry(request).get(entity, id)
-        if record is None:
+        # Beyond the caller's reach reads as not there: no hint of what others hold.
+        if record is None or not await _registry(request).visible(
+                entity, record, principal(request).scope):
             raise HTTPException(404, f"no {entity.name} with id {id!r}")
         return record
 
     async def patch(request: Request, id: str, changes: dict[str, Any] = Body(...)) -> dict:
+        await get_one(request, id)  # 404 beyond the caller's reach
+        await _may_write(request, entity, changes, partial=True)
         try:
             return await _registry(request).update(entity, id, changes)
         except NotFound as exc:
             raise HTTPException(404, str(exc)) from None
 
     async def deactivate(request: Request, id: str) -> dict:
+        await get_one(request, id)
         try:
             return await _registry(request).set_active(entity, id, False)
         except NotFound as exc:
             raise HTTPException(404, str(exc)) from None
 
     async def reactivate(request: Request, id: str) -> dict:
+        await get_one(request, id)
         try:
             return await _registry(request).set_active(entity, id, True)
         except NotFound as exc:
@@ -65,7 +91,7 @@ def _routes(router: APIRouter, entity: Entity) -> None:
         linked = {r.field: v for r in entity.lists if (v := request.query_params.get(r.filter))}
         items, total = await _registry(request).list(
             entity, filters=filters, q=q, active=active, limit=limit, offset=offset,
-            linked=linked)
+            linked=linked, scope=principal(request).scope)
         return {"items": items, "total": total, "limit": limit, "offset": offset}
 
     body = body_of(entity.create)
@@ -109,9 +135,11 @@ def router() -> APIRouter:
         return found
 
     @r.post("/v1/pairings/{id}/claim", tags=["pairings"],
+            dependencies=[allow("admin", "organiser", "unit")],
             summary="The paired unit claims a project from the pairing's project list "
                     "(needs are claimed by the need.claimed event, on the events service)")
     async def claim(request: Request, id: str, body: Claim) -> dict:
+        await _may_write(request, BY_NAME["pairing"], body.model_dump())
         try:
             return await _registry(request).claim(id, body.list, body.item_id,
                                                   body.organization_id)

@@ -292,12 +292,24 @@ class Registry:
 
     async def list(self, entity: Entity, *, filters: dict[str, str], q: str | None,
                    active: bool | None, limit: int, offset: int,
-                   linked: dict[str, str] | None = None) -> tuple[list[dict], int]:
+                   linked: dict[str, str] | None = None,
+                   scope: str | None = None) -> tuple[list[dict], int]:
+        """`scope`: the caller's organisation; its subtree's records only (bases, regions
+        and campaigns are everyone's)."""
         async with self.engine.connect() as conn:
+            within = await store.subtree(conn, scope) if scope else None
             return await store.list_records(conn, entity, filters=filters,
                                             search=search_key(q) if q else None,
                                             active=active, limit=limit, offset=offset,
-                                            linked=linked)
+                                            linked=linked, within=within)
+
+    async def visible(self, entity: Entity, record: dict, scope: str | None) -> bool:
+        """Whether a caller scoped to `scope` may see `record`."""
+        column = store.scoping_column(entity)
+        if scope is None or column is None:
+            return True
+        async with self.engine.connect() as conn:
+            return record.get(column) in await store.subtree(conn, scope)
 
     async def export(self, entity: Entity) -> builtins.list[dict]:
         async with self.engine.connect() as conn:

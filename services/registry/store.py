@@ -130,10 +130,14 @@ async def records_by(conn: AsyncConnection, entity_name: str, column: str,
 
 async def list_records(conn: AsyncConnection, entity: Entity, *, filters: dict[str, str],
                        search: str | None, active: bool | None, limit: int, offset: int,
-                       linked: dict[str, str] | None = None) -> tuple[list[dict], int]:
-    """`linked`: {list field: an id it must contain}, e.g. {"team_ids": team_id}."""
+                       linked: dict[str, str] | None = None,
+                       within: set[str] | None = None) -> tuple[list[dict], int]:
+    """`linked`: {list field: an id it must contain}, e.g. {"team_ids": team_id}. `within`:
+    the organisations a caller may see (None: all); records of others are left out."""
     t = TABLES[entity.name]
     where = [t.c[f] == v for f, v in filters.items()]
+    if within is not None and (column := scoping_column(entity)) is not None:
+        where.append(t.c[column].in_(within))
     if search:
         where.append(t.c.search_key.contains(search, autoescape=True))
     if active is not None:
@@ -147,6 +151,29 @@ async def list_records(conn: AsyncConnection, entity: Entity, *, filters: dict[s
     rows = await conn.execute(select(t.c.record).where(*where)
                               .order_by(t.c.created_at, t.c.id).limit(limit).offset(offset))
     return [r.record for r in rows], total
+
+
+def scoping_column(entity: Entity) -> str | None:
+    """The column naming the organisation a record belongs to (an organisation's own id)."""
+    if entity.name == "organization":
+        return "id"
+    return "organization_id" if "organization_id" in entity.filters else None
+
+
+async def subtree(conn: AsyncConnection, root: str) -> set[str]:
+    """`root` and every organisation under it."""
+    t = TABLES["organization"]
+    children: dict[str, list[str]] = {}
+    for id_, parent in (await conn.execute(select(t.c.id, t.c.parent_id))).tuples():
+        if parent:
+            children.setdefault(parent, []).append(id_)
+    found, todo = {root}, [root]
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
 
 
 async def all_records(conn: AsyncConnection, entity: Entity) -> list[dict]:

@@ -48,7 +48,7 @@ class Run:
 
 
 async def tongxin_load(source: Path | None, url: str, *args: str,
-                       stdin: Path | None = None) -> Run:
+                       stdin: Path | None = None, token: str = "") -> Run:
     """The installed `tongxin load`, as a user runs it."""
     argv = [TONGXIN, "load", str(source) if source else "-", "--url", url, *args]
     given = await asyncio.to_thread(stdin.read_bytes) if stdin else None
@@ -56,7 +56,7 @@ async def tongxin_load(source: Path | None, url: str, *args: str,
     proc = await asyncio.create_subprocess_exec(
         *argv, stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "COLUMNS": "200"})
+        env={**os.environ, "COLUMNS": "200", "TONGXIN_TOKEN": token})
     out, err = await asyncio.wait_for(proc.communicate(given), timeout=1200)
     return Run(proc.returncode, out.decode(), err.decode(), time.perf_counter() - t0)
 
@@ -181,7 +181,8 @@ async def loaded(system, tmp_path_factory) -> Loaded:
             f.write(line + "\n")
     pid = system.sup.children["events"].proc.pid
     before = peak_rss_mb(pid)
-    first = await tongxin_load(history.path, system.url("events"), "--json")
+    first = await tongxin_load(history.path, system.url("events"), "--json",
+                                 token=system.token)
     after = peak_rss_mb(pid)
     size_mb = history.path.stat().st_size / 1e6
     print(f"\n[{system.backend.name}] tongxin load: {history.lines:,} events "
@@ -215,7 +216,7 @@ async def test_100k_events_loaded_and_counted_in_flat_memory(system, loaded):
 @LONG
 async def test_the_same_file_again_is_all_duplicates(system, loaded):
     h = loaded.history
-    again = await tongxin_load(h.path, system.url("events"), "--json")
+    again = await tongxin_load(h.path, system.url("events"), "--json", token=system.token)
     assert again.code == 0, again.stdout + again.stderr
     answer = again.answer
     assert (answer["accepted"], answer["duplicates"], answer["refused"]) == (0, h.lines, 0)
@@ -255,7 +256,7 @@ async def test_bad_lines_are_listed_and_the_good_ones_kept(system, tmp_path):
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     refused = {(3, "body"), (5, "data.served"), (6, "data.organization_id")}
 
-    run = await tongxin_load(path, system.url("events"))
+    run = await tongxin_load(path, system.url("events"), token=system.token)
     assert run.code == 1, run.stdout + run.stderr
     assert "5 accepted, 0 duplicates (sent before), 3 refused" in run.stdout, run.stdout
     table = [row.split("│") for row in run.stdout.splitlines() if row.count("│") == 4]
@@ -265,7 +266,8 @@ async def test_bad_lines_are_listed_and_the_good_ones_kept(system, tmp_path):
 
     # The same file again, from standard input: the good lines are duplicates now, and the
     # stranger's claim is refused for a new reason (the need has been claimed meanwhile).
-    again = await tongxin_load(None, system.url("events"), "--json", stdin=path)
+    again = await tongxin_load(None, system.url("events"), "--json", stdin=path,
+                               token=system.token)
     assert again.code == 1, again.stdout + again.stderr
     answer = again.answer
     assert (answer["accepted"], answer["duplicates"], answer["refused"], answer["lines"]) == (

@@ -95,6 +95,22 @@ class Up:
         assert match, f"no {label!r} URL in the output:\n{self.output}"
         return match.group(1)
 
+    @property
+    def token(self) -> str:
+        """The admin key printed as `TONGXIN_TOKEN=<key>`, on a line of its own."""
+        match = re.search(r"^TONGXIN_TOKEN=(\S+)$", self.output, re.M)
+        assert match, f"no TONGXIN_TOKEN line in the output:\n{self.output}"
+        return match.group(1)
+
+    @property
+    def login(self) -> tuple[str, str]:
+        match = re.search(r"^Log in as (\S+) with password (\S+) ", self.output, re.M)
+        assert match, f"no login in the output:\n{self.output}"
+        return match.group(1), match.group(2)
+
+    def client(self, **kwargs) -> httpx.AsyncClient:
+        return httpx.AsyncClient(headers={"Authorization": f"Bearer {self.token}"}, **kwargs)
+
     async def wait_exit(self, timeout: float) -> int:
         try:
             rc = await asyncio.wait_for(self.proc.wait(), timeout)
@@ -132,7 +148,7 @@ async def data_dir(tmp_path):
 
 
 async def summary(up: Up) -> dict:
-    async with httpx.AsyncClient(timeout=30) as http:
+    async with up.client(timeout=30) as http:
         r = await http.get(up.url("Summary (JSON)"))
     assert r.status_code == 200, r.text
     return r.json()
@@ -158,11 +174,22 @@ async def test_up_serves_the_demo_and_ctrl_c_stops_everything(data_dir):
     assert any(line.startswith("NATS with JetStream on nats://127.0.0.1:") for line in up.lines)
     reports = up.url("Reports (people)")
     assert reports == f"http://127.0.0.1:{up.ports['reporting']}/"
-    async with httpx.AsyncClient(timeout=30) as http:
+    async with up.client(timeout=30) as http:
         page = await http.get(reports)
         assert page.status_code == 200 and "同心 Tongxin" in page.text
         for label in ("Registry API docs", "Events API docs", "Reporting API docs"):
             assert (await http.get(up.url(label))).status_code == 200, label
+    # A person: the page sends a browser without a session to the login, which the printed
+    # username and password pass, and back to the page.
+    async with httpx.AsyncClient(timeout=30) as browser:
+        r = await browser.get(reports, headers={"Accept": "text/html"})
+        assert r.status_code == 303 and r.headers["location"].startswith(up.url("Log in")), r
+        username, password = up.login
+        r = await browser.post(up.url("Log in"), data={
+            "username": username, "password": password, "next": reports})
+        assert r.status_code == 303 and r.headers["location"] == reports, r.text
+        page = await browser.get(reports, headers={"Accept": "text/html"})
+        assert page.status_code == 200 and "同心 Tongxin" in page.text
     result = await summary(up)
     activities, served = demo_totals()
     assert (activities, served) == (7, 4029)
@@ -213,7 +240,7 @@ async def test_a_service_that_dies_is_reported_and_restarted(data_dir):
     assert last_words in up.lines, up.output
     # The restarted service takes events again, and the others never stopped.
     registry = up.url("Registry API docs").removesuffix("/docs")
-    async with httpx.AsyncClient(timeout=30) as http:
+    async with up.client(timeout=30) as http:
         org = (await http.get(f"{registry}/v1/organizations")).json()["items"][0]
         base = (await http.get(f"{registry}/v1/bases")).json()["items"][0]
         r = await http.post(f"http://127.0.0.1:{up.ports['events']}/v1/activities",
@@ -241,6 +268,7 @@ async def test_starting_again_on_the_same_data_dir_keeps_the_data_and_loads_no_d
     ups.append(again)
     await again.start()
     assert "Demo programme loaded" not in again.output
+    assert again.token == first.token and again.login == first.login  # printed again
     after = await summary(again)
     activities, served = demo_totals()
     assert after["totals"] == before["totals"]

@@ -56,6 +56,7 @@ async def test_a_body_declared_far_too_large_is_answered_before_it_is_sent(syste
     reader, writer = await asyncio.open_connection(url.hostname, url.port)
     try:
         writer.write(b"POST /v1/photos HTTP/1.1\r\nHost: events\r\n"
+                     + f"Authorization: Bearer {system.token}\r\n".encode() +
                      b"Content-Type: multipart/form-data; boundary=b\r\n"
                      b"Content-Length: 209715200\r\n\r\n--b\r\n")  # 200 MB promised, none sent
         await writer.drain()

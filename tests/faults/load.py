@@ -89,7 +89,7 @@ class Load:
             nc = await nats.connect(self.system.nats_url, max_reconnect_attempts=-1,
                                     reconnect_time_wait=0.5, connect_timeout=2)
         try:
-            async with httpx.AsyncClient(timeout=15) as http:
+            async with self.system.client(timeout=15) as http:
                 for n in range(self.per_door):
                     if self._stop.is_set():
                         return
@@ -245,7 +245,7 @@ async def settle_and_count(load: Load, fault: str, faults: int, seconds: float,
             break
         await asyncio.sleep(2)
     last = await system.events_last_seq()
-    async with httpx.AsyncClient(timeout=30) as http:
+    async with system.client(timeout=30) as http:
         while True:
             r = await http.get(f"{system.url('reporting')}/v1/reports/summary", params={
                 "organization_id": load.org, "group_by": "month", "min_seq": last})

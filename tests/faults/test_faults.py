@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 
-import httpx
 import pytest
 
 from tests.faults.load import Figures, Load, settle_and_count, unavailable_problem, wait_healthy
@@ -100,7 +99,7 @@ async def test_database_stopped_for_10s(faulty, pg_cluster):
     await asyncio.to_thread(pg_cluster.stop)
     down = loop.time()
     probes: list[tuple[str, int, str | None]] = []  # what each service answered meanwhile
-    async with httpx.AsyncClient(timeout=15) as http:
+    async with system.client(timeout=15) as http:
         while loop.time() - down < 10:
             for what, request in (
                     ("registry write", http.post(f"{system.url('registry')}/v1/organizations",
