@@ -338,6 +338,7 @@ class Registry:
                     if entity.private else {})
         errors: list[RowError] = []
         saved = Saved()
+        reach = await self._reach(conn, entity)
         inserts, updates, private = [], [], []
         links: dict[str, dict[str, list[str]]] = {r.field: {} for r in entity.lists}
         when = store.now().isoformat()
@@ -345,6 +346,14 @@ class Registry:
             fields, errs = resolver.resolve(item.fields)
             if errs:
                 errors += [RowError(item.row, f, m) for f, m in errs]
+                continue
+            # (An organisation in reach may be changed, wherever its parent is.)
+            if (reach is not None and (owner := fields.get(reach[0])) not in reach[1]
+                    and not (item.existing and item.existing["id"] in reach[1]
+                             and entity.name == "organization")):
+                errors.append(RowError(item.row, reach[0], (
+                    f"{owner!r} is outside organisation {reach[2]!r} and the units under it, "
+                    "which this key or login registers for")))
                 continue
             if entity.name == "pairing":
                 fields["name"] = pairing_name(fields, resolver.name("organization",
@@ -386,6 +395,17 @@ class Registry:
         await self._publish(conn, entity, "registered", saved.created)
         await self._publish(conn, entity, "updated", saved.updated)
         return saved
+
+    @staticmethod
+    async def _reach(conn: AsyncConnection, entity: Entity) -> tuple[str, set[str], str] | None:
+        """(the field naming a record's organisation, the organisations the request's
+        principal may register for, its own) when it is bound to one; else None. Every
+        save, by HTTP or spreadsheet, keeps to it."""
+        who = PRINCIPAL.get()
+        column = "parent_id" if entity.name == "organization" else store.scoping_column(entity)
+        if who is None or who.scope is None or column is None:
+            return None
+        return column, await store.subtree(conn, who.scope), who.scope
 
     async def _publish(self, conn: AsyncConnection, entity: Entity, verb: str,
                        records: builtins.list[dict]) -> None:

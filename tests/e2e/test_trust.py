@@ -314,6 +314,39 @@ async def test_a_publisher_posts_activities_and_nothing_else(system):
     refused(r, 403)
 
 
+async def test_an_organiser_registers_only_within_its_subtree(system):
+    """By HTTP and by spreadsheet: records of its own units, never another's."""
+    p = await programme(system)
+    elsewhere = await system.register("organizations", name=f"别处-{uid()}",
+                                      kind="party_organization")
+    organiser = (await new_key(system, "organiser", p.city["id"]))["key"]
+    r = await post(system, "registry", "/v1/volunteers", organiser,
+                   json={"name": "张志愿者", "organization_id": p.a["id"]})
+    assert r.status_code == 201, r.text
+    r = await post(system, "registry", "/v1/volunteers", organiser,
+                   json={"name": "李志愿者", "organization_id": elsewhere["id"]})
+    refused(r, 403, "organization_id")
+    r = await post(system, "registry", "/v1/organizations", organiser,
+                   json={"name": f"新单位-{uid()}", "kind": "enterprise",
+                         "parent_id": elsewhere["id"]})
+    refused(r, 403, "parent_id")
+    sheet = ("name,organization_id\n"
+             f"王志愿者,{p.a['id']}\n"
+             f"赵志愿者,{elsewhere['id']}\n").encode()
+    async with system.client(organiser) as http:
+        r = await http.post(f"{system.url('registry')}/v1/import/volunteers",
+                            files={"file": ("volunteers.csv", sheet)})
+    assert r.status_code == 422, r.text
+    assert [(e["row"], e["column"]) for e in r.json()["errors"]] == [
+        (3, "organization_id")], r.text  # nothing imported: all rows or none
+    # Lists and reads: its subtree only.
+    listed = await get(system, "registry", "/v1/organizations", organiser, limit=1000)
+    ids = {o["id"] for o in listed.json()["items"]}
+    assert {p.city["id"], p.a["id"], p.b["id"]} <= ids and elsewhere["id"] not in ids
+    r = await get(system, "registry", f"/v1/organizations/{elsewhere['id']}", organiser)
+    refused(r, 404)
+
+
 # -- 5. scope inside every figure ---------------------------------------------------------
 
 async def test_a_unit_sees_only_its_own_figures(system):
