@@ -92,6 +92,9 @@ class System:
     sup: Supervisor | None = None
     traces: bool = True  # write spans to a file the tests read (off for benchmarks)
     settings: dict[str, str] = field(default_factory=dict)  # more TONGXIN_* for every service
+    # A service's own NATS URL (its user's credentials), where it is not `nats_url`; the
+    # harness's own reads and clean-up keep `nats_url`.
+    service_nats_urls: dict[str, str] = field(default_factory=dict)
 
     @property
     def names(self) -> Names:
@@ -103,7 +106,7 @@ class System:
 
     def env(self, service: str) -> dict[str, str]:
         return {
-            "TONGXIN_NATS_URL": self.nats_url,
+            "TONGXIN_NATS_URL": self.service_nats_urls.get(service, self.nats_url),
             "TONGXIN_NAMESPACE": self.tag,
             "TONGXIN_DATA_DIR": str(self.workdir),
             f"TONGXIN_{service.upper()}_DATABASE_URL": self.backend.url(service, self.tag),
