@@ -14,7 +14,8 @@ import typer
 from rich.console import Console
 
 from shared.settings import Settings
-from tongxin import demo
+from shared.subjects import Names
+from tongxin import demo, natsauth
 from tongxin.natsserver import NatsServer, port_open
 from tongxin.supervisor import SERVICES, Supervisor
 
@@ -44,12 +45,21 @@ def up(data_dir: Path = typer.Option(Path("var"), envvar="TONGXIN_DATA_DIR",
 
     nats = None
     nats_url = os.environ.get("TONGXIN_NATS_URL")
+    own_urls: dict[str, str] = {}  # each service's (and the demo publisher's) user, if ours
     if not nats_url:
-        nats = NatsServer(data_dir / "nats", log_file=data_dir / "logs" / "nats.log")
+        # Users with subject permissions: each service publishes only what it owns.
+        passwords = natsauth.passwords(data_dir / "nats-users.json")
+        config = natsauth.write_config(data_dir / "nats-auth.conf", passwords,
+                                       Names(settings.namespace))
+        nats = NatsServer(data_dir / "nats", log_file=data_dir / "logs" / "nats.log",
+                          config=config)
         (data_dir / "logs").mkdir(exist_ok=True)
         nats.start()
         nats_url = nats.url
-        console.print(f"NATS with JetStream on {nats_url} (store {data_dir / 'nats'})")
+        own_urls = {u: natsauth.url_for(nats.url, u, passwords)
+                    for u in (*SERVICES, natsauth.PUBLISHER)}
+        console.print(f"NATS with JetStream on {nats_url} (store {data_dir / 'nats'}; users "
+                      f"and permissions in {config})")
     else:
         console.print(f"Using NATS at {nats_url}")
 
@@ -63,7 +73,7 @@ def up(data_dir: Path = typer.Option(Path("var"), envvar="TONGXIN_DATA_DIR",
     try:
         with console.status("starting registry, events, reporting…"):
             for name in SERVICES:
-                sup.start(name)
+                sup.start(name, {"TONGXIN_NATS_URL": own_urls[name]} if own_urls else None)
             sup.wait_healthy(timeout=90)
         urls = {name: sup.children[name].url for name in SERVICES}
         fresh = httpx.get(f"{urls['registry']}/v1/organizations",
@@ -74,6 +84,9 @@ def up(data_dir: Path = typer.Option(Path("var"), envvar="TONGXIN_DATA_DIR",
                 httpx.get(f"{urls['reporting']}/v1/reports/summary",
                           params={"min_seq": seq}, timeout=30)
             console.print("Demo programme loaded: Zibo's Tongxin service teams, 2013.")
+        # An outside system's credentials (offers only), to copy into a shell.
+        publisher = (f"\nOffer events on {Names(settings.namespace).ingest('<type>')} as:\n"
+                     f"TONGXIN_PUBLISHER_URL={own_urls[natsauth.PUBLISHER]}" if own_urls else "")
         console.print(f"""
 [bold]Tongxin is running.[/] Open:
   Reports (people)    {urls['reporting']}/
@@ -81,7 +94,7 @@ def up(data_dir: Path = typer.Option(Path("var"), envvar="TONGXIN_DATA_DIR",
   Registry API docs   {urls['registry']}/docs
   Events API docs     {urls['events']}/docs
   Events AsyncAPI     {urls['events']}/asyncapi
-  Reporting API docs  {urls['reporting']}/docs
+  Reporting API docs  {urls['reporting']}/docs{publisher}
 Logs in {data_dir / 'logs'}. Ctrl-C stops everything.""", soft_wrap=True, highlight=False)
         while True:
             # A crashed service is started again (one crash is not an outage) and said so.
