@@ -307,6 +307,33 @@ def _print_errors(errors) -> None:
     console.print(table)
 
 
+bus_app = typer.Typer(help="The NATS bus: users and what each may publish.",
+                      no_args_is_help=True)
+app.add_typer(bus_app, name="bus")
+
+
+@bus_app.command("config")
+def bus_config(
+    out: Path = typer.Option(Path("deploy/nats"), "--out",
+                             help="where to write auth.conf and the <user>.env files"),
+    servers: str = typer.Option("nats://nats1:4222,nats://nats2:4222,nats://nats3:4222",
+                                "--servers", help="the NATS URLs clients connect to"),
+) -> None:
+    """Write the NATS users of a deployment (deploy/docker-compose.yml): auth.conf, the users
+    and their subject permissions, which cluster.conf includes; and <user>.env, the user's
+    TONGXIN_NATS_URL (TONGXIN_PUBLISHER_URL for an outside system) with its password. The
+    passwords are made once and kept in users.json: run it again after a change of
+    permissions. For TONGXIN_NAMESPACE (none in production). Files readable by owner only."""
+    passwords = natsauth.passwords(out / "users.json")
+    natsauth.write_config(out / "auth.conf", passwords, Names(Settings().namespace))
+    for user in natsauth.USERS:
+        name = "TONGXIN_PUBLISHER_URL" if user == natsauth.PUBLISHER else "TONGXIN_NATS_URL"
+        natsauth.write_private(out / f"{user}.env",
+                               f"{name}={natsauth.url_for(servers, user, passwords)}\n")
+    console.print(f"Wrote {out / 'auth.conf'} and {', '.join(f'{u}.env' for u in natsauth.USERS)}"
+                  f" (passwords kept in {out / 'users.json'}).", highlight=False)
+
+
 reporting_app = typer.Typer(help="The reporting service's read models.", no_args_is_help=True)
 app.add_typer(reporting_app, name="reporting")
 
