@@ -93,6 +93,9 @@ class System:
     traces: bool = True  # write spans to a file the tests read (off for benchmarks)
     settings: dict[str, str] = field(default_factory=dict)  # more TONGXIN_* for every service
     token: str = ""  # an admin key, issued at start: what every helper below sends
+    # A service's own NATS URL (its user's credentials), where it is not `nats_url`; the
+    # harness's own reads and clean-up keep `nats_url`.
+    service_nats_urls: dict[str, str] = field(default_factory=dict)
 
     @property
     def names(self) -> Names:
@@ -104,7 +107,7 @@ class System:
 
     def env(self, service: str) -> dict[str, str]:
         return {
-            "TONGXIN_NATS_URL": self.nats_url,
+            "TONGXIN_NATS_URL": self.service_nats_urls.get(service, self.nats_url),
             "TONGXIN_NAMESPACE": self.tag,
             "TONGXIN_DATA_DIR": str(self.workdir),
             f"TONGXIN_{service.upper()}_DATABASE_URL": self.backend.url(service, self.tag),

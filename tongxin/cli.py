@@ -14,7 +14,8 @@ import typer
 from rich.console import Console
 
 from shared.settings import Settings
-from tongxin import credentials, demo
+from shared.subjects import Names
+from tongxin import credentials, demo, natsauth
 from tongxin.keys import auth_headers
 from tongxin.natsserver import NatsServer, port_open
 from tongxin.supervisor import SERVICES, Supervisor
@@ -45,12 +46,21 @@ def up(data_dir: Path = typer.Option(Path("var"), envvar="TONGXIN_DATA_DIR",
 
     nats = None
     nats_url = os.environ.get("TONGXIN_NATS_URL")
+    own_urls: dict[str, str] = {}  # each service's (and the demo publisher's) user, if ours
     if not nats_url:
-        nats = NatsServer(data_dir / "nats", log_file=data_dir / "logs" / "nats.log")
+        # Users with subject permissions: each service publishes only what it owns.
+        passwords = natsauth.passwords(data_dir / "nats-users.json")
+        config = natsauth.write_config(data_dir / "nats-auth.conf", passwords,
+                                       Names(settings.namespace))
+        nats = NatsServer(data_dir / "nats", log_file=data_dir / "logs" / "nats.log",
+                          config=config)
         (data_dir / "logs").mkdir(exist_ok=True)
         nats.start()
         nats_url = nats.url
-        console.print(f"NATS with JetStream on {nats_url} (store {data_dir / 'nats'})")
+        own_urls = {u: natsauth.url_for(nats.url, u, passwords)
+                    for u in (*SERVICES, natsauth.PUBLISHER)}
+        console.print(f"NATS with JetStream on {nats_url} (store {data_dir / 'nats'}; users "
+                      f"and permissions in {config})")
     else:
         console.print(f"Using NATS at {nats_url}")
 
@@ -64,7 +74,7 @@ def up(data_dir: Path = typer.Option(Path("var"), envvar="TONGXIN_DATA_DIR",
     try:
         with console.status("starting registry, events, reporting…"):
             for name in SERVICES:
-                sup.start(name)
+                sup.start(name, {"TONGXIN_NATS_URL": own_urls[name]} if own_urls else None)
             sup.wait_healthy(timeout=90)
         urls = {name: sup.children[name].url for name in SERVICES}
         creds = credentials.ensure(data_dir, settings, urls)
@@ -77,6 +87,9 @@ def up(data_dir: Path = typer.Option(Path("var"), envvar="TONGXIN_DATA_DIR",
                 httpx.get(f"{urls['reporting']}/v1/reports/summary", headers=admin,
                           params={"min_seq": seq}, timeout=30)
             console.print("Demo programme loaded: Zibo's Tongxin service teams, 2013.")
+        # An outside system's credentials (offers only), to copy into a shell.
+        publisher = (f"\nOffer events on {Names(settings.namespace).ingest('<type>')} as:\n"
+                     f"TONGXIN_PUBLISHER_URL={own_urls[natsauth.PUBLISHER]}" if own_urls else "")
         console.print(f"""
 [bold]Tongxin is running.[/] Open:
   Reports (people)    {urls['reporting']}/
@@ -90,7 +103,7 @@ Log in as [bold]{creds.username}[/] with password [bold]{creds.password}[/] (dem
 kept in {data_dir / credentials.FILE}). For scripts and the CLI, an admin key:""",
                       soft_wrap=True, highlight=False)
         # Each on a line of its own, nothing else on it: copied as is into a shell.
-        print(f"TONGXIN_TOKEN={creds.key}", flush=True)
+        print(f"TONGXIN_TOKEN={creds.key}{publisher}", flush=True)
         console.print(f"Logs in {data_dir / 'logs'}. Ctrl-C stops everything.", highlight=False)
         while True:
             # A crashed service is started again (one crash is not an outage) and said so.
@@ -314,6 +327,33 @@ def _print_errors(errors) -> None:
     for e in rows:
         table.add_row(str(e["row"] or ""), e["column"], e["message"])
     console.print(table)
+
+
+bus_app = typer.Typer(help="The NATS bus: users and what each may publish.",
+                      no_args_is_help=True)
+app.add_typer(bus_app, name="bus")
+
+
+@bus_app.command("config")
+def bus_config(
+    out: Path = typer.Option(Path("deploy/nats"), "--out",
+                             help="where to write auth.conf and the <user>.env files"),
+    servers: str = typer.Option("nats://nats1:4222,nats://nats2:4222,nats://nats3:4222",
+                                "--servers", help="the NATS URLs clients connect to"),
+) -> None:
+    """Write the NATS users of a deployment (deploy/docker-compose.yml): auth.conf, the users
+    and their subject permissions, which cluster.conf includes; and <user>.env, the user's
+    TONGXIN_NATS_URL (TONGXIN_PUBLISHER_URL for an outside system) with its password. The
+    passwords are made once and kept in users.json: run it again after a change of
+    permissions. For TONGXIN_NAMESPACE (none in production). Files readable by owner only."""
+    passwords = natsauth.passwords(out / "users.json")
+    natsauth.write_config(out / "auth.conf", passwords, Names(Settings().namespace))
+    for user in natsauth.USERS:
+        name = "TONGXIN_PUBLISHER_URL" if user == natsauth.PUBLISHER else "TONGXIN_NATS_URL"
+        natsauth.write_private(out / f"{user}.env",
+                               f"{name}={natsauth.url_for(servers, user, passwords)}\n")
+    console.print(f"Wrote {out / 'auth.conf'} and {', '.join(f'{u}.env' for u in natsauth.USERS)}"
+                  f" (passwords kept in {out / 'users.json'}).", highlight=False)
 
 
 reporting_app = typer.Typer(help="The reporting service's read models.", no_args_is_help=True)

@@ -36,12 +36,17 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
 
 
 class NatsServer:
-    """Start with `start()`; `url` names it. `stop()` and `start()` again keep port and store."""
+    """Start with `start()`; `url` names it. `stop()` and `start()` again keep port and store.
 
-    def __init__(self, store_dir: Path, port: int | None = None, log_file: Path | None = None):
+    `config`: a configuration file for what the flags do not say, e.g. the users and their
+    permissions (`tongxin.natsauth`); the flags' address, port and store win over it."""
+
+    def __init__(self, store_dir: Path, port: int | None = None, log_file: Path | None = None,
+                 config: Path | None = None):
         self.store_dir = Path(store_dir)
         self.port = port or free_port()
         self.log_file = log_file
+        self.config = config
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -51,8 +56,10 @@ class NatsServer:
     def start(self, timeout: float = 10.0) -> NatsServer:
         self.store_dir.mkdir(parents=True, exist_ok=True)
         out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
+        config = ["-c", str(self.config)] if self.config else []
         self.proc = subprocess.Popen(
-            [binary(), "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", str(self.store_dir)],
+            [binary(), *config, "-js", "-a", "127.0.0.1", "-p", str(self.port),
+             "-sd", str(self.store_dir)],
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             preexec_fn=die_with_parent,
             env={**os.environ})

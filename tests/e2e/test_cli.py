@@ -13,9 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import nats
+import nats.errors
 import pytest
 
-from tests.factories import activity
+from tests.factories import activity, envelope
+from tests.factories import raw as as_bytes
 from tongxin import demo
 from tongxin.natsserver import free_port
 
@@ -93,6 +96,12 @@ class Up:
         """A URL as printed, e.g. url("Reports (people)")."""
         match = re.search(rf"^\s*{re.escape(label)}\s+(http://\S+)$", self.output, re.M)
         assert match, f"no {label!r} URL in the output:\n{self.output}"
+        return match.group(1)
+
+    def printed(self, name: str) -> str:
+        """A `NAME=value` line as printed, e.g. printed("TONGXIN_PUBLISHER_URL")."""
+        match = re.search(rf"^{re.escape(name)}=(\S+)$", self.output, re.M)
+        assert match, f"no {name}= line in the output:\n{self.output}"
         return match.group(1)
 
     @property
@@ -201,9 +210,49 @@ async def test_up_serves_the_demo_and_ctrl_c_stops_everything(data_dir):
     assert sum("services." in cmd for _, cmd in running) == 3, running
     assert sum("nats-server" in cmd for _, cmd in running) == 1, running
 
+    await offers_with_the_printed_publisher_url(up)
+
     assert await up.interrupt(timeout=20) == 0, up.output
     assert "stopping" in up.lines[-1]
     assert processes_of(path) == []
+
+
+async def offers_with_the_printed_publisher_url(up: Up) -> None:
+    """An outside system with the credentials `up` printed: its offer is accepted and counted;
+    its forged publish on `tongxin.events` is refused by the server and counted nowhere."""
+    url = up.printed("TONGXIN_PUBLISHER_URL")
+    assert re.fullmatch(r"nats://publisher:[\w-]+@127\.0\.0\.1:\d+", url), url
+    registry = up.url("Registry API docs").removesuffix("/docs")
+    async with httpx.AsyncClient(timeout=30) as http:
+        org = (await http.get(f"{registry}/v1/organizations")).json()["items"][0]
+        base = (await http.get(f"{registry}/v1/bases")).json()["items"][0]
+    errors: list[str] = []
+
+    async def on_error(exc: Exception) -> None:
+        errors.append(str(exc).lower())
+
+    nc = await nats.connect(url, error_cb=on_error)
+    try:
+        js = nc.jetstream()
+        forged = envelope(activity(org["id"], base["id"], served=100_000))
+        with pytest.raises(nats.errors.TimeoutError):  # no stream acks what the server drops
+            await js.publish("tongxin.events.activity.logged", as_bytes(forged), timeout=1)
+        await nc.flush()
+        assert 'permissions violation for publish to "tongxin.events.activity.logged"' in \
+            " ".join(errors), errors
+        offer = envelope(activity(org["id"], base["id"], served=5))
+        ack = await js.publish("tongxin.ingest.activity.logged", as_bytes(offer), timeout=5,
+                               headers={"Nats-Msg-Id": offer["event_id"]})
+        assert ack.stream == "TONGXIN_INGEST"
+    finally:
+        await nc.close()
+    activities, served = demo_totals()
+    deadline = asyncio.get_running_loop().time() + 30
+    while (totals := (await summary(up))["totals"])["activities"] == activities:
+        assert asyncio.get_running_loop().time() < deadline, "the offer was never counted"
+        await asyncio.sleep(0.2)
+    # Had the forgery landed, it would stand before the offer in the stream: counted too.
+    assert (totals["activities"], totals["served"]) == (activities + 1, served + 5)
 
 
 async def test_a_service_that_dies_is_reported_and_restarted(data_dir):

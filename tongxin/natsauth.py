@@ -1,0 +1,115 @@
+"""NATS users and who may publish where (CONTRACT.md "Subjects and streams"), written as a
+nats-server `authorization` block, and URLs that carry a user's password.
+
+Users: the three services, each publishing only on the subjects it owns; `publisher`, an outside
+system, which may only offer events (`tongxin.ingest.>`) and read its JetStream acks; and
+`operator`, with every right, for the CLI tools and tests. Passwords are random, made once and
+kept in a file only its owner reads; the configuration is written again from them on every
+start, so a change of permissions here takes effect without new passwords.
+
+Permissions are for one namespace (`shared.subjects.Names`): subjects and stream names carry it,
+so a system under namespace `t1` grants `t1.tongxin.events.>` and nothing outside `t1`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from shared.streams import stream_configs
+from shared.subjects import Names
+from tongxin.supervisor import SERVICES
+
+PUBLISHER = "publisher"
+OPERATOR = "operator"
+USERS = (*SERVICES, PUBLISHER, OPERATOR)
+
+# Replies to requests, JetStream acks of publishes and pull deliveries all come to the inbox.
+INBOX = "_INBOX.>"
+# Every service declares every stream at start (`ensure_streams`: STREAM.INFO, CREATE, UPDATE)
+# and reads through consumers, so each keeps the JetStream API, less what none of them does.
+JS_API = "$JS.API.>"
+
+
+def permissions(names: Names) -> dict[str, dict]:
+    """Each user's `permissions` map for nats-server (allow lists; a deny overrides an allow)."""
+    photos = f"OBJ_{names.photos_bucket}"
+    streams = [*(c.name for c in stream_configs(names)), photos]
+
+    def service(owns: list[str], purges: str | None = None) -> dict:
+        # No service deletes a stream or a message, or purges one: that is the operator's.
+        # (It guards against mistakes; a service may still update any stream's limits, as each
+        # declares every stream at start.)
+        deny = ["$JS.API.STREAM.DELETE.>", "$JS.API.STREAM.MSG.DELETE.>",
+                *(f"$JS.API.STREAM.PURGE.{s}" for s in streams if s != purges)]
+        return {"publish": {"allow": [*owns, JS_API], "deny": deny},
+                "subscribe": {"allow": [INBOX]}}
+
+    return {
+        "registry": service([names.registry(">")]),
+        "events": service([
+            names.events(), names.dlq(),
+            f"$O.{names.photos_bucket}.>",  # the photo bucket's chunks and metadata
+            "$JS.ACK.>",  # acks and naks of offers (its ingest consumer is the only one acked)
+            "$JS.FC.>",   # flow control of the ordered consumer that reads a photo back
+        ], purges=photos),  # the object store purges an object's old chunks when replacing it
+        "reporting": service([names.notify()]),
+        PUBLISHER: {"publish": {"allow": [names.ingest()]}, "subscribe": {"allow": [INBOX]}},
+        OPERATOR: {"publish": {"allow": [">"]}, "subscribe": {"allow": [">"]}},
+    }
+
+
+def authorization(passwords: dict[str, str], names: Names) -> str:
+    """The `authorization { users = [...] }` block for `names`'s namespace."""
+    granted = permissions(names)
+    users = ",\n".join(
+        json.dumps({"user": user, "password": passwords[user], "permissions": granted[user]},
+                   indent=2)
+        for user in USERS).replace("\n", "\n    ")
+    where = f" (namespace {names.namespace})" if names.namespace else ""
+    return (f"# Tongxin's NATS users and what each may publish{where}: written by tongxin "
+            "(tongxin/natsauth.py); edits here are overwritten.\n"
+            f"authorization {{\n  users = [\n    {users}\n  ]\n}}\n")
+
+
+def passwords(path: Path) -> dict[str, str]:
+    """Each user's password, kept in `path` (JSON, mode 0600): made the first time, the same
+    after; a user added to `USERS` since gets one of its own."""
+    kept: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    missing = [u for u in USERS if not kept.get(u)]
+    if missing:
+        kept.update({u: secrets.token_urlsafe(24) for u in missing})
+        write_private(path, json.dumps(kept, indent=2) + "\n")
+    return kept
+
+
+def write_config(path: Path, passwords: dict[str, str], names: Names) -> Path:
+    """The authorization block as a config file of its own (`nats-server -c`, or `include`)."""
+    write_private(path, authorization(passwords, names))
+    return path
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write `text` readable by its owner only (it holds passwords), created so from the start."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def url_for(server_url: str, user: str, passwords: dict[str, str]) -> str:
+    """`server_url` (one server, or a cluster: "nats://a:4222,nats://b:4222") with `user`'s
+    credentials on each server."""
+    secret = f"{quote(user, safe='')}:{quote(passwords[user], safe='')}"
+    parts = []
+    for one in (u.strip() for u in server_url.split(",") if u.strip()):
+        split = urlsplit(one)
+        host = split.netloc.rpartition("@")[2]  # credentials already there are replaced
+        parts.append(urlunsplit(split._replace(netloc=f"{secret}@{host}")))
+    return ",".join(parts)
