@@ -115,6 +115,8 @@ class System:
             "TONGXIN_TRACE_FILE": str(self.trace_file) if self.traces else "",
             "TONGXIN_MIN_SEQ_WAIT": "10",
             "TONGXIN_SECRET_KEY": f"test-secret-{self.tag}",
+            # Tests write fast, all as one admin; a key's own limit is tested (test_trust).
+            "TONGXIN_RATE_LIMIT": "1000000",
             **self.settings,
         }
 

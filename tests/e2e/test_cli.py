@@ -223,7 +223,7 @@ async def offers_with_the_printed_publisher_url(up: Up) -> None:
     url = up.printed("TONGXIN_PUBLISHER_URL")
     assert re.fullmatch(r"nats://publisher:[\w-]+@127\.0\.0\.1:\d+", url), url
     registry = up.url("Registry API docs").removesuffix("/docs")
-    async with httpx.AsyncClient(timeout=30) as http:
+    async with up.client(timeout=30) as http:
         org = (await http.get(f"{registry}/v1/organizations")).json()["items"][0]
         base = (await http.get(f"{registry}/v1/bases")).json()["items"][0]
     errors: list[str] = []

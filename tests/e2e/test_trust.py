@@ -330,9 +330,10 @@ async def test_an_organiser_registers_only_within_its_subtree(system):
                    json={"name": f"新单位-{uid()}", "kind": "enterprise",
                          "parent_id": elsewhere["id"]})
     refused(r, 403, "parent_id")
-    sheet = ("name,organization_id\n"
-             f"王志愿者,{p.a['id']}\n"
-             f"赵志愿者,{elsewhere['id']}\n").encode()
+    s = uid()
+    sheet = ("code,name,organization_id\n"
+             f"w-{s},王志愿者,{p.a['id']}\n"
+             f"z-{s},赵志愿者,{elsewhere['id']}\n").encode()
     async with system.client(organiser) as http:
         r = await http.post(f"{system.url('registry')}/v1/import/volunteers",
                             files={"file": ("volunteers.csv", sheet)})

@@ -243,7 +243,7 @@ async def test_the_services_run_with_their_own_users(backend, tmp_path):
     )) as system:
         names = system.names
         org, base = await system.org_and_base()
-        async with httpx.AsyncClient(base_url=system.url("events"), timeout=30) as http:
+        async with system.client(base_url=system.url("events"), timeout=30) as http:
             big = jpeg_of_size(9 * 1024 * 1024)
             r = await http.post("/v1/photos", files={"file": ("合影.jpg", big, "image/jpeg")})
             assert r.status_code == 201, r.text
