@@ -15,6 +15,7 @@ publisher and writes for admins and organisers.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
@@ -117,6 +118,7 @@ class Gate:
         self.sessions = sessions(secret)
         self.max_age = int(session_hours * 3600)
         self.refresh = refresh
+        self._refreshing: asyncio.Future | None = None
 
     async def identify(self, request: Request) -> Principal:
         header = request.headers.get("authorization", "")
@@ -133,11 +135,19 @@ class Gate:
         record = await self.lookup(kind, id_)
         if record is None and self.refresh is not None:
             try:
-                await self.refresh()
+                await self._refreshed()
             except Exception as exc:  # NATS away: what is known is all there is
                 log.warning("could not bring keys up to date: %r", exc)
             record = await self.lookup(kind, id_)
         return record
+
+    async def _refreshed(self) -> None:
+        """One catch-up at a time, shared by every request waiting on it: a flood of made-up
+        keys costs one stream-info request per catch-up, not one each."""
+        assert self.refresh is not None
+        if self._refreshing is None or self._refreshing.done():
+            self._refreshing = asyncio.ensure_future(self.refresh())
+        await asyncio.shield(self._refreshing)
 
     async def _by_key(self, key: str) -> Principal:
         key_id = key_id_of(key)

@@ -153,7 +153,8 @@ class Runtime:
     def _parked_router(self) -> APIRouter:
         router = APIRouter(tags=["operations"])
 
-        @router.get("/v1/parked", summary="Messages a projection could not apply")
+        @router.get("/v1/parked", dependencies=[allow("admin")],
+                    summary="Messages a projection could not apply (admins)")
         async def list_parked(limit: Limit = 100, offset: Offset = 0) -> dict:
             """Each parked message: projection, stream seq, subject, event id and type, reason
             and when. Not counted anywhere until replayed; the stream keeps the message."""

@@ -11,8 +11,37 @@ from services.events import store
 from services.events.domain import Offer
 from shared.auth import Principal, in_subtree
 from shared.errors import FieldError
+from shared.event_types import EVENT_TYPES
 
 ORGANISERS_ONLY = frozenset({"attendance.confirmed", "attendance.declined"})
+
+
+def _parents(conn: AsyncConnection):
+    t = store.registry_entities
+
+    async def parent_of(id_: str) -> str | None:
+        return (await conn.execute(select(t.c.parent_id).where(
+            t.c.kind == "organization", t.c.id == id_))).scalar_one_or_none()
+
+    return parent_of
+
+
+async def visible(conn: AsyncConnection, principal: Principal, event_type: str,
+                  data: dict) -> bool:
+    """Whether a stored event is for the principal's eyes: one of the organisations it names
+    is in the principal's subtree (an event naming none is the programme's, for the
+    unbound)."""
+    root = principal.scope
+    if root is None:
+        return True
+    kind = EVENT_TYPES.get(event_type)
+    orgs = [id_ for _, k, id_ in (kind.references_in(data) if kind else ())
+            if k == "organization"]
+    parent_of = _parents(conn)
+    for org in orgs:
+        if await in_subtree(org, root, parent_of):
+            return True
+    return False
 
 
 async def refusals(conn: AsyncConnection, principal: Principal,
@@ -24,12 +53,7 @@ async def refusals(conn: AsyncConnection, principal: Principal,
     root = principal.scope
     if root is None:
         return []
-    t = store.registry_entities
-
-    async def parent_of(id_: str) -> str | None:
-        return (await conn.execute(select(t.c.parent_id).where(
-            t.c.kind == "organization", t.c.id == id_))).scalar_one_or_none()
-
+    parent_of = _parents(conn)
     out = []
     for field, kind, id_ in offer.references:
         if kind == "organization" and not await in_subtree(id_, root, parent_of):

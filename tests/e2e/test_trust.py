@@ -546,6 +546,12 @@ async def test_an_event_records_the_key_that_sent_it(system):
     principal = stored.json()["principal"]
     assert made["id"] in str(principal), stored.text
     assert made["key"] not in stored.text, "the secret is stored with the event"
+    # Its unit reads it; another unit's key is told there is no such event.
+    own = await get(system, "events", f"/v1/events/{r.json()['event_id']}", made["key"])
+    assert own.status_code == 200, own.text
+    other_org, _ = await system.org_and_base()
+    other = (await new_key(system, "unit", other_org["id"]))["key"]
+    refused(await get(system, "events", f"/v1/events/{r.json()['event_id']}", other), 404)
 
 
 async def test_a_registry_record_names_who_changed_it(system):
