@@ -9,7 +9,7 @@ from fastapi.responses import HTMLResponse
 
 from services.reporting.models import activities
 from services.reporting.reports import snapshot
-from services.reporting.scope import Scope
+from services.reporting.scope import Scope, within_reach
 
 router = APIRouter()
 
@@ -23,10 +23,11 @@ async def page(request: Request) -> str:
     sections: tuple[tuple[activities.GroupBy, str], ...] = (
         ("organization", "By unit 按单位"), ("base", "By base 按服务基地"),
         ("month", "By month 按月份"), ("service_type", "By service 按服务类型"))
+    scope = await within_reach(request, Scope())  # a unit's login: its own figures only
     async with request.app.state.engine.connect() as conn:
         as_of = await snapshot(conn, (activities.NAME,))
         for group_by, title in sections:
-            rows, totals = await activities.summary(conn, group_by, Scope())
+            rows, totals = await activities.summary(conn, group_by, scope)
             body = "".join(
                 f"<tr><td>{html.escape(str(r['label']))}</td>"
                 + "".join(f"<td>{r[k]:,}</td>" for k in _FIGURES) + "</tr>"
