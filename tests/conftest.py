@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 import pytest_asyncio
 
+from tests.figures import FIGURES
 from tests.harness import RUNNING as RUNNING_SYSTEMS
 from tests.harness import (
     Backend,
@@ -39,6 +40,10 @@ def pytest_terminal_summary(terminalreporter):
             "database tests ran on SQLite only.")
     else:
         terminalreporter.write_line("Database tests ran on: " + ", ".join(BACKENDS))
+    if FIGURES:
+        terminalreporter.section("figures measured")
+        for line in FIGURES:
+            terminalreporter.write_line(line)
 
 
 @pytest.hookimpl(wrapper=True)

@@ -28,6 +28,7 @@ import pytest
 import schemathesis
 from schemathesis.engine import Status, events, from_schema
 
+from tests.figures import say
 from tests.harness import System, running
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -233,7 +234,7 @@ async def test_no_5xx_and_every_status_documented(system, service):
         assert r.status_code == 200, r.text
     started = time.monotonic()
     tally, wanted = await asyncio.to_thread(fuzz, system.url(service), system.token, clamp)
-    print("\n" + tally.line(service, system.backend.name, time.monotonic() - started))
+    say("\n" + tally.line(service, system.backend.name, time.monotonic() - started))
     for operation, statuses in sorted(tally.per_operation.items()):
         print(f"  {operation}: {dict(sorted(statuses.items()))}")
 

@@ -10,6 +10,7 @@ import asyncio
 import pytest
 
 from tests.faults.load import Figures, Load, settle_and_count, unavailable_problem, wait_healthy
+from tests.figures import say
 from tongxin.supervisor import SERVICES
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -24,7 +25,7 @@ def tally():
         total = {k: sum(getattr(f, k) for f in TALLY) for k in (
             "faults", "sent", "accepted", "counted", "refused", "in_dlq", "lost", "doubled",
             "unavailable", "seconds")}
-        print("\nFAULT SUITE: " + ", ".join(f"{k} {v:.0f}" for k, v in total.items()))
+        say("\nFAULT SUITE: " + ", ".join(f"{k} {v:.0f}" for k, v in total.items()))
 
 
 async def start_load(system) -> Load:
@@ -33,7 +34,7 @@ async def start_load(system) -> Load:
 
 
 def check(figures: Figures, load: Load) -> None:
-    print(f"\n{figures}")
+    say(f"\n{figures}")
     TALLY.append(figures)
     assert not load.unsettled, f"{len(load.unsettled)} offers never answered"
     assert not load.wrong, load.wrong[:10]
@@ -60,7 +61,7 @@ async def test_kill_9_each_service_in_turn(faulty):
             await asyncio.sleep(0.2)
         assert said and said[0].how == "killed by SIGKILL", crashes
         back = await wait_healthy(system, service, timeout=60)
-        print(f"\n{service}: kill -9; supervisor: {said[0]}; healthy again in {back:.1f}s")
+        say(f"\n{service}: kill -9; supervisor: {said[0]}; healthy again in {back:.1f}s")
         await asyncio.sleep(2)  # steady again before the next fault
         assert len(load.offered) > before  # the load went on through it
     await load.stop()
@@ -80,7 +81,7 @@ async def test_nats_restarted_under_load(faulty, own_nats):
     await asyncio.to_thread(own_nats.start)  # the same port and store
     for service in SERVICES:
         await wait_healthy(system, service, timeout=60)
-    print(f"\nNATS stopped for 4s; all healthy again {loop.time() - t0:.1f}s into the test; "
+    say(f"\nNATS stopped for 4s; all healthy again {loop.time() - t0:.1f}s into the test; "
           f"{len(load.offered) - before} offers made meanwhile")
     await asyncio.sleep(3)
     assert len(load.offered) > before
@@ -112,7 +113,7 @@ async def test_database_stopped_for_10s(faulty, pg_cluster):
                                if r.status_code == 503 else r.text[:200]))
             await asyncio.sleep(1)
     await asyncio.to_thread(pg_cluster.start)
-    print(f"\ndatabase stopped for {loop.time() - down:.1f}s; answers meanwhile: "
+    say(f"\ndatabase stopped for {loop.time() - down:.1f}s; answers meanwhile: "
           f"{sorted({(w, s) for w, s, _ in probes})}; the load saw 503 {load.unavailable} "
           f"times, statuses {dict(load.statuses)}")
     for service in SERVICES:

@@ -16,7 +16,6 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import nats
 import nats.errors
 import pytest
@@ -26,6 +25,7 @@ from shared.bus import MSG_ID
 from shared.streams import ensure_streams, stream_configs
 from shared.subjects import Names
 from tests.factories import activity, envelope, raw
+from tests.figures import say
 from tests.harness import System, running
 from tests.integration.conftest import new_tag
 from tests.photo_files import jpeg_of_size
@@ -204,12 +204,12 @@ async def test_forged_publishes_are_refused_by_the_server(secured):
     for user, subjects in forgeries.items():
         async with connected(secured, user) as forger:
             outcomes = {subject: await forge(forger, subject) for subject in subjects}
-        print(f"{user}: forged publishes refused: {sum(outcomes.values())} of {len(outcomes)}; "
+        say(f"{user}: forged publishes refused: {sum(outcomes.values())} of {len(outcomes)}; "
               f"not refused: {[s for s, no in outcomes.items() if not no]}")
         tried, refused = tried + len(outcomes), refused + sum(outcomes.values())
     counts = await stream_counts(secured)
     assert set(counts.values()) == {0}, counts  # nothing landed anywhere
-    print(f"forged publishes refused: {refused} of {tried}")
+    say(f"forged publishes refused: {refused} of {tried}")
     assert refused == tried
 
     # The refusals are specific: each service publishes on what it owns, and is acked.
