@@ -437,8 +437,6 @@ def _print_rebuild(result) -> None:
     console.print(f"{len(result.models)} read models in {result.seconds:.1f}s", highlight=False)
 
 
-if __name__ == "__main__":
-    app()
 
 
 keys_app = typer.Typer(help="API keys for systems (an admin's first key comes from here).",
@@ -500,3 +498,7 @@ def keys_revoke(key_id: str = typer.Argument(..., help="the id `tongxin keys lis
         console.print(f"[red]No key {key_id!r}.[/]")
         raise typer.Exit(1)
     console.print(f"Key {key_id} revoked.")
+
+
+if __name__ == "__main__":
+    app()
