@@ -18,6 +18,9 @@ def serve(service: str) -> None:
     # `kill -USR1 <pid>` writes every thread's stack to the log: what a stuck service is
     # doing, without stopping it (the test harness asks for it when a request times out).
     faulthandler.register(signal.SIGUSR1, all_threads=True)
+    # SIGUSR2 (asyncio tasks) is handled once the loop runs (Runtime.start); until then a
+    # stray one must not kill the service, as its default action would.
+    signal.signal(signal.SIGUSR2, signal.SIG_IGN)
     settings = get_settings()
     port = getattr(settings, f"{service}_port")
     uvicorn.run(f"services.{service}.app:create_app", factory=True, host=settings.host,

@@ -5,6 +5,7 @@ run once per back-end."""
 
 from __future__ import annotations
 
+import httpx
 import pytest
 import pytest_asyncio
 
@@ -51,7 +52,8 @@ def pytest_runtest_makereport(item, call):
     """A test that timed out waiting on a service shows what every running service was doing
     then: the stacks of its threads (a hang is otherwise a bare ReadTimeout)."""
     report = yield
-    if report.failed and call.excinfo is not None and "Timeout" in call.excinfo.typename:
+    if (report.failed and call.excinfo is not None
+            and isinstance(call.excinfo.value, httpx.TimeoutException)):
         for system in RUNNING_SYSTEMS:
             for name, text in stacks(system).items():
                 report.sections.append((f"{name} ({system.tag}) when the test timed out", text))
