@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from pwdlib import PasswordHash
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -34,6 +34,7 @@ from shared.auth import Principal, Role, key_hash, new_key
 from shared.envelope import new_envelope
 from shared.errors import FieldError, Rejected
 from shared.subjects import Names
+from shared.text import refuse_nul
 
 SOURCE = "registry"
 passwords = PasswordHash.recommended()
@@ -74,8 +75,10 @@ audit_log = Table(
     Column("volunteer_id", String(64), nullable=True, index=True),
 )
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-OrgId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+# NUL: never meaningful, and PostgreSQL cannot take it (refused naming the field).
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+                 AfterValidator(refuse_nul)]
+OrgId = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(refuse_nul)]
 # Roles bound to one organisation's subtree must name it; an admin, or a publisher for the
 # whole programme, may not.
 NEEDS_ORGANIZATION = frozenset({"organiser", "unit", "reader"})

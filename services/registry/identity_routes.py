@@ -149,8 +149,10 @@ async def login_page(request: Request,
 async def login(request: Request, username: Annotated[str, Form(max_length=64)],
                 password: Annotated[str, Form(max_length=200)],
                 next: Annotated[str | None, Form(max_length=2000)] = None) -> Response:
-    async with _registry(request).engine.connect() as conn:
-        account = await identities.login(conn, username, password)
+    account = None
+    if "\x00" not in username:  # no account has one; PostgreSQL cannot even look it up
+        async with _registry(request).engine.connect() as conn:
+            account = await identities.login(conn, username, password)
     if account is None:
         return _page(request, error="用户名或密码不对 · Wrong username or password",
                      username=username, next_=next or "/", status=401)
