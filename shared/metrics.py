@@ -57,7 +57,8 @@ class Metrics:
     """One service's metrics: its own registry (not the process-wide default, so apps made in
     one process, as in the integration tests, never collide), and the probes run per scrape."""
 
-    def __init__(self) -> None:
+    def __init__(self, probe_timeout: float = PROBE_TIMEOUT) -> None:
+        self.probe_timeout = probe_timeout
         self.registry = CollectorRegistry()
         for collector in (ProcessCollector, PlatformCollector, GCCollector):
             collector(registry=self.registry)
@@ -80,7 +81,7 @@ class Metrics:
         async with self._lock:
             names = list(self._probes)
             results = await asyncio.gather(
-                *(asyncio.wait_for(self._probes[n](), PROBE_TIMEOUT) for n in names),
+                *(asyncio.wait_for(self._probes[n](), self.probe_timeout) for n in names),
                 return_exceptions=True)
             ok = GaugeMetricFamily("tongxin_metrics_probe_ok", "1 if this scrape could read "
                                    "what the probe reports, 0 if not (its figures are left out)",
