@@ -21,18 +21,17 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from nats.js import JetStreamContext
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     CollectorRegistry,
     GCCollector,
     Histogram,
     PlatformCollector,
     ProcessCollector,
-    generate_latest,
 )
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from sqlalchemy import func, select
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -77,7 +76,10 @@ class Metrics:
         from several probes are merged)."""
         self._probes[name] = probe
 
-    async def render(self) -> bytes:
+    async def render(self, accept: str = "") -> tuple[bytes, str]:
+        """The page and its content type, in the format `accept` asks for: Prometheus asks for
+        OpenMetrics, anything else gets the classic text format."""
+        encode, content_type = choose_encoder(accept)
         async with self._lock:
             names = list(self._probes)
             results = await asyncio.gather(
@@ -95,7 +97,7 @@ class Metrics:
                     ok.add_metric([name], 1)
                     families += result
             self._scraped = _merged(families)
-            return generate_latest(self.registry)
+            return encode(self.registry), content_type
 
 
 class _Scraped:
@@ -160,12 +162,16 @@ class HttpMetrics:
 def add_metrics(app: FastAPI, metrics: Metrics) -> None:
     app.add_middleware(HttpMetrics, metrics=metrics)
 
+    page = {"schema": {"type": "string"}}
+
     @app.get("/metrics", tags=["operations"], response_class=Response,
-             summary="Prometheus metrics (text format; open, like /health)",
-             responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}},
+             summary="Prometheus metrics (open, like /health)",
+             responses={200: {"content": {"text/plain": page,
+                                          "application/openmetrics-text": page},
                               "description": "service-level figures only: no ids, no names"}})
-    async def metrics_page() -> Response:
-        return Response(await metrics.render(), media_type=CONTENT_TYPE_LATEST)
+    async def metrics_page(request: Request) -> Response:
+        body, content_type = await metrics.render(request.headers.get("accept", ""))
+        return Response(body, headers={"Content-Type": content_type})
 
 
 # -- probes --------------------------------------------------------------------------------

@@ -86,7 +86,9 @@ async def test_what_metrics_writes_status_reads():
     for name, probe in (("projections", projections), ("ingest", ingest), ("dlq", dlq),
                         ("outboxes", nats_away)):
         metrics.probe(name, probe)
-    page = (await metrics.render()).decode()
+    body, content_type = await metrics.render()
+    assert content_type.startswith("text/plain")
+    page = body.decode()
     assert page.count("# TYPE tongxin_consumer_lag gauge") == 1
 
     events = from_metrics(ServiceStatus("events", "http://x:8002", health="ok"), page)
@@ -100,5 +102,19 @@ async def test_a_probe_that_hangs_is_cut_short():
     """A scrape is bounded: a probe stuck on an outage is given up, not waited for."""
     metrics = Metrics(probe_timeout=0.2)
     metrics.probe("stuck", lambda: asyncio.sleep(60, result=[]))
-    page = (await asyncio.wait_for(metrics.render(), timeout=5)).decode()
-    assert 'tongxin_metrics_probe_ok{probe="stuck"} 0.0' in page
+    body, _ = await asyncio.wait_for(metrics.render(), timeout=5)
+    assert 'tongxin_metrics_probe_ok{probe="stuck"} 0.0' in body.decode()
+
+
+async def test_prometheus_gets_openmetrics_when_it_asks():
+    """Prometheus asks for OpenMetrics first; the page it gets must parse as that."""
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families
+
+    metrics = Metrics()
+    metrics.http.labels("GET", "/v1/events/{event_id}", "200").observe(0.02)
+    body, content_type = await metrics.render(
+        "application/openmetrics-text;version=1.0.0;q=0.6,text/plain;version=0.0.4;q=0.3")
+    assert content_type.startswith("application/openmetrics-text")
+    families = {f.name: f for f in text_string_to_metric_families(body.decode())}
+    assert families["tongxin_http_request_duration_seconds"].type == "histogram"
+    assert families["tongxin_metrics_probe_ok"].type == "gauge"
