@@ -8,9 +8,9 @@ A session is a cookie signed with the secret every service shares (`Settings.ses
 naming the account; the account itself (role, organisation, still active) is looked up on each
 request, so deactivating one ends its sessions everywhere.
 
-Every route but `/health` passes `authenticate` (made an app dependency by `Runtime.app`). A
-route says who may call it with `allow(...)`; without one, reads are for every role but
-publisher and writes for admins and organisers.
+Every route but `/health` and `/metrics` passes `authenticate` (made an app dependency by
+`Runtime.app`). A route says who may call it with `allow(...)`; without one, reads are for
+every role but publisher and writes for admins and organisers.
 """
 
 from __future__ import annotations
@@ -40,7 +40,10 @@ SENDERS = frozenset({"admin", "organiser", "unit", "publisher"})  # who may offe
 ADMIN = frozenset({"admin"})
 SESSION_COOKIE = "tongxin_session"
 KEY_PREFIX = "txk"
-OPEN_PATHS = frozenset({"/health", "/login", "/logout"})
+# /metrics is open too: Prometheus scrapers carry no key. It holds service-level figures only
+# (route templates, projection, stream and table names, counts), never an id or a name of
+# anyone (shared/metrics.py).
+OPEN_PATHS = frozenset({"/health", "/metrics", "/login", "/logout"})
 
 # The principal of the request being served: registry changes and accepted events record it.
 PRINCIPAL: ContextVar[Principal | None] = ContextVar("tongxin_principal", default=None)

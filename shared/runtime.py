@@ -28,6 +28,8 @@ from shared.http import (
     install_error_handlers,
     refuse_nul,
 )
+from shared.metrics import Metrics, add_metrics, health_probe, projections_probe, relays_probe
+from shared.outbox import Relay
 from shared.projection import Projection, reason_of
 from shared.ratelimit import RateLimiter
 from shared.retry import Backoff, is_transient
@@ -62,13 +64,18 @@ class Runtime:
         self.tasks: dict[str, asyncio.Task] = {}
         self.checks: dict[str, Callable[[], bool]] = {}
         self.projections: list[Projection] = []  # spawned ones: their parked messages
+        self.relays: list[Relay] = []  # spawned ones: their backlogs
+        self.metrics = Metrics()
+        self.metrics.probe("health", health_probe(self.health))
+        self.metrics.probe("projections", projections_probe(self.projections))
+        self.metrics.probe("outboxes", relays_probe(self.relays))
         self._app: FastAPI | None = None
 
     def app(self, *, title: str, description: str, lifespan, router: APIRouter,
             models: tuple[type[BaseModel], ...] = ()) -> FastAPI:
         """The service's HTTP app, made the same way for every service: one error shape,
-        `/health`, OpenAPI with the documented models and every route's error responses,
-        traced requests."""
+        `/health`, `/metrics`, OpenAPI with the documented models and every route's error
+        responses, traced and timed requests."""
         # Who is asking is checked first, for every route but /health (and the login page);
         # the docs too, so they are served as routes of the app, behind the same check.
         app = self._app = FastAPI(title=title, version="1", description=description,
@@ -77,6 +84,7 @@ class Runtime:
                                   dependencies=[Depends(authenticate), Depends(refuse_nul)])
         install_error_handlers(app)
         add_health(app, self.health, self.health_details)
+        add_metrics(app, self.metrics)
         add_docs(app)
         app.include_router(identity_router())
         app.include_router(router)
@@ -116,9 +124,13 @@ class Runtime:
         (logged loudly); `/health` reports it, and whatever `healthy` says of it.
 
         A projection (or its `run`) is also registered: `/health` counts its parked messages,
-        and the service gets `GET /v1/parked` and `POST /v1/parked/replay`."""
-        projection = work if isinstance(work, Projection) else getattr(work, "__self__", None)
-        if isinstance(projection, Projection):
+        `/metrics` its lag, and the service gets `GET /v1/parked` and `POST /v1/parked/replay`.
+        An outbox relay's `run` is too: `/metrics` counts its backlog."""
+        owner = work if isinstance(work, Projection) else getattr(work, "__self__", None)
+        if isinstance(owner, Relay):
+            self.relays.append(owner)
+        if isinstance(owner, Projection):
+            projection = owner
             self._add_projection(projection)
             work = projection.run
             healthy = healthy or (lambda: projection.healthy)

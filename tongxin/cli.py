@@ -136,6 +136,73 @@ kept in {data_dir / credentials.FILE}). For scripts and the CLI, an admin key:""
     raise typer.Exit(code)
 
 
+@app.command()
+def status(
+    registry: str | None = typer.Option(None, "--registry", envvar="TONGXIN_REGISTRY_URL",
+                                        help="the registry (default: http://TONGXIN_HOST:"
+                                             "TONGXIN_REGISTRY_PORT)"),
+    events: str | None = typer.Option(None, "--events", envvar="TONGXIN_EVENTS_URL",
+                                      help="the events service (default: from TONGXIN_HOST "
+                                           "and TONGXIN_EVENTS_PORT)"),
+    reporting: str | None = typer.Option(None, "--reporting", envvar="TONGXIN_REPORTING_URL",
+                                         help="the reporting service (default: from "
+                                              "TONGXIN_HOST and TONGXIN_REPORTING_PORT)"),
+    watch: bool = typer.Option(False, "--watch", help="read again every --every seconds until "
+                               "Ctrl-C (in place on a terminal; one reading after another on a "
+                               "pipe, and with --json one JSON line each)"),
+    every: float = typer.Option(1.0, "--every", min=0.1, help="seconds between readings"),
+    as_json: bool = typer.Option(False, "--json", help="print the figures as JSON"),
+) -> None:
+    """Health, consumer lag, parked messages, outbox backlogs, the DLQ and notifications
+    sent, from each service's /health and /metrics (no key needed).
+
+    Lag is what a consumer has yet to apply of its stream: after a burst it climbs, then
+    falls back to 0. Exit code 1 if a service is down or degraded (with --watch: at the last
+    reading)."""
+    import json
+
+    from rich.console import Group
+    from rich.live import Live
+    from rich.text import Text
+
+    from tongxin.status import default_urls, read_all, summary, table
+
+    settings = Settings()
+    urls = default_urls(settings.host, {s: getattr(settings, f"{s}_port") for s in SERVICES})
+    urls.update({s: u.rstrip("/") for s, u in (("registry", registry), ("events", events),
+                                               ("reporting", reporting)) if u})
+
+    def reading():
+        statuses = asyncio.run(read_all(urls))
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        return statuses, Group(table(statuses, title=f"Tongxin status at {stamp}"),
+                               Text(summary(statuses)))
+
+    def show(statuses, shown) -> None:
+        if as_json:
+            print(json.dumps([s.as_json() for s in statuses], ensure_ascii=False), flush=True)
+        else:
+            console.print(shown, highlight=False)
+
+    statuses, shown = reading()
+    try:
+        if watch and console.is_terminal and not as_json:
+            with Live(shown, console=console, auto_refresh=False) as live:
+                while True:
+                    time.sleep(every)
+                    statuses, shown = reading()
+                    live.update(shown, refresh=True)
+        else:
+            show(statuses, shown)
+            while watch:  # to a pipe or a file: each reading after the last, as a log
+                time.sleep(every)
+                statuses, shown = reading()
+                show(statuses, shown)
+    except KeyboardInterrupt:
+        pass
+    raise typer.Exit(0 if all(s.up for s in statuses) else 1)
+
+
 def _tail(path: Path, lines: int = 20) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])

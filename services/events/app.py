@@ -19,6 +19,7 @@ from services.events.service import Acceptor
 from shared.envelope import Envelope
 from shared.event_types import EVENT_TYPES
 from shared.events import ActivityLogged
+from shared.metrics import dlq_probe, durable_probe
 from shared.outbox import Relay
 from shared.projection import Projection
 from shared.replica import apply_registry_events, identity_lookup
@@ -61,6 +62,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         replica.stop()
         await rt.stop()
 
+    # Offers waiting for the shared ingest consumer, and offers refused for good.
+    rt.metrics.probe("ingest", durable_probe(lambda: rt.js, names.ingest_stream,
+                                             bus.INGEST_DURABLE))
+    rt.metrics.probe("dlq", dlq_probe(lambda: rt.js, names.dlq_stream))
     app = rt.app(title="Tongxin events", lifespan=lifespan, router=http.router,
                  description="What happened: activities and more, accepted once each and "
                              "published in order on `tongxin.events.*`.",

@@ -2,8 +2,9 @@
 what, and what each caller sees.
 
 It proves that
-- every endpoint but `/health` wants a principal (401 with `WWW-Authenticate: Bearer`, also for
-  an unknown or revoked key), and `/v1/whoami` names the caller on each service;
+- every endpoint but `/health` and `/metrics` (test_operator) wants a principal (401 with
+  `WWW-Authenticate: Bearer`, also for an unknown or revoked key), and `/v1/whoami` names the
+  caller on each service;
 - API keys are issued, listed (never with their secret) and revoked by the admin only, and a
   revoked key stops working on every service within seconds;
 - roles decide the writes (a reader writes nothing, a publisher only posts activities);

@@ -10,7 +10,7 @@ publishes it with `Nats-Msg-Id` = that id. The rows are kept, so a replay from p
 (state tables emptied, positions reset) raises each one again into a row already there.
 
     notifier = Notifier(js, engine, settings)
-    notifier.spawn(rt)            # projections, relay, sweep; /health and /v1/parked see them
+    notifier.spawn(rt)            # projections, relay, sweep; /health, /v1/parked, /metrics
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from nats.js import JetStreamContext
+from prometheus_client.metrics_core import CounterMetricFamily, Metric
 from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -79,6 +80,13 @@ class Notifier:
         rt.spawn(REGISTRY, self.registry)
         rt.spawn("notifier-relay", self.relay.run)
         rt.spawn("notifier-sweep", self.run_sweep)
+        rt.metrics.probe("notifications", self._sent)
+
+    async def _sent(self) -> list[Metric]:
+        # Counted by the relay as the server acks them: a number, never whom they went to.
+        return [CounterMetricFamily("tongxin_notifications_sent", "notifications this process "
+                                    "published on tongxin.notify since it started",
+                                    value=self.relay.published)]
 
     async def run_sweep(self) -> None:
         await sweep.run(self.engine, self.ctx, self._stopping, self.relay.wake)
