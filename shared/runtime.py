@@ -35,6 +35,7 @@ from shared.settings import Settings
 from shared.streams import ensure_streams
 from shared.subjects import Names
 from shared.telemetry import setup_logging, setup_telemetry
+from shared.webassets import WebAssets
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ class Runtime:
         self.checks: dict[str, Callable[[], bool]] = {}
         self.projections: list[Projection] = []  # spawned ones: their parked messages
         self._app: FastAPI | None = None
+        self.assets = WebAssets(settings.web_assets)  # the docs pages' browser files
 
     def app(self, *, title: str, description: str, lifespan, router: APIRouter,
             models: tuple[type[BaseModel], ...] = ()) -> FastAPI:
@@ -77,7 +79,7 @@ class Runtime:
                                   dependencies=[Depends(authenticate), Depends(refuse_nul)])
         install_error_handlers(app)
         add_health(app, self.health, self.health_details)
-        add_docs(app)
+        add_docs(app, self.assets)
         app.include_router(identity_router())
         app.include_router(router)
         document_models(app, *models)
