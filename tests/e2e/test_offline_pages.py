@@ -40,8 +40,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-sync"]
 
 
-@pytest.fixture(scope="module")
-def chromium() -> Path:
+def installed_chromium() -> Path:
     """Debian's Chromium: a missing one fails the test (a skip would pass unproved)."""
     if not os.access(CHROMIUM, os.X_OK):
         pytest.fail(f"{CHROMIUM} is missing: install Debian's Chromium with "
@@ -117,8 +116,9 @@ async def rendered(page: Page, path: str, system: System) -> str:
 
 
 @pytest.mark.parametrize(("service", "path"), PAGES, ids=[f"{s}{p}" for s, p in PAGES])
-async def test_page_loads_nothing_from_another_host(system: System, chromium: Path,
-                                                     tmp_path: Path, service: str, path: str):
+async def test_page_loads_nothing_from_another_host(system: System, tmp_path: Path,
+                                                     service: str, path: str):
+    chromium = installed_chromium()
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=str(chromium), headless=True,
                                            args=CHROMIUM_ARGS)
