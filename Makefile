@@ -6,10 +6,23 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: run test bench lint clean
 
-$(STAMP): pyproject.toml
+# Playwright (a dev dependency) drives Debian's Chromium; it must never fetch a browser of its own.
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
+
+$(STAMP): pyproject.toml package.json package-lock.json
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e ".[dev]"
+	@# The docs pages' browser files (Swagger UI, the AsyncAPI component) are served by the
+	@# services themselves: intranets reach no CDN. Exact versions in package-lock.json;
+	@# --ignore-scripts: the files are all we need, and swagger-ui-dist's dependency
+	@# @scarf/scarf would otherwise report the install to its vendor.
+	@command -v npm >/dev/null || { echo "npm is needed (Debian: apt-get install -y npm)"; exit 1; }
+	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	@# tests/e2e/test_offline_pages.py opens those pages in Debian's Chromium: installed here
+	@# when missing (CI's machine starts without it), where apt-get can (as root).
+	@test -x /usr/bin/chromium || ! command -v apt-get >/dev/null || [ "$$(id -u)" != 0 ] \
+		|| { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 	@touch $(STAMP)
 
 run: $(STAMP)
@@ -27,4 +40,4 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) var .pytest_cache node_modules

@@ -8,9 +8,10 @@ A session is a cookie signed with the secret every service shares (`Settings.ses
 naming the account; the account itself (role, organisation, still active) is looked up on each
 request, so deactivating one ends its sessions everywhere.
 
-Every route but `/health` and `/metrics` passes `authenticate` (made an app dependency by
-`Runtime.app`). A route says who may call it with `allow(...)`; without one, reads are for
-every role but publisher and writes for admins and organisers.
+Every route but `/health`, `/metrics` (and the docs pages' public files under `/static/`)
+passes `authenticate` (made an app dependency by `Runtime.app`). A route says who may call
+it with `allow(...)`; without one, reads are for every role but publisher and writes for
+admins and organisers.
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ KEY_PREFIX = "txk"
 # (route templates, projection, stream and table names, counts), never an id or a name of
 # anyone (shared/metrics.py).
 OPEN_PATHS = frozenset({"/health", "/metrics", "/login", "/logout"})
+# The docs pages' scripts and stylesheets (shared/webassets.py): public code from npm, no data;
+# a browser loads them for a page it may see, and the page itself is behind a key or login.
+OPEN_PREFIXES = ("/static/",)
 
 # The principal of the request being served: registry changes and accepted events record it.
 PRINCIPAL: ContextVar[Principal | None] = ContextVar("tongxin_principal", default=None)
@@ -199,7 +203,7 @@ def roles_for(request: Request) -> frozenset[str]:
 
 async def authenticate(request: Request) -> Principal | None:
     """The app-wide check: who is asking, and may they call this route at all."""
-    if request.url.path in OPEN_PATHS:
+    if request.url.path in OPEN_PATHS or request.url.path.startswith(OPEN_PREFIXES):
         return None
     principal = await request.app.state.gate.identify(request)
     roles = roles_for(request)

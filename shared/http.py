@@ -10,7 +10,7 @@ from urllib.parse import quote
 import fastapi.routing
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
@@ -18,8 +18,10 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.auth import OPEN_PATHS, SESSION_COOKIE
+from shared.docs_pages import swagger_page
 from shared.errors import Conflict, FieldError, Forbidden, Rejected, Unavailable, dotted
 from shared.retry import is_transient
+from shared.webassets import WebAssets
 
 MAX_OFFSET = 2**31 - 1  # any database takes it; no collection here comes near it
 Limit = Annotated[int, Query(ge=1, le=1000, description="page size, up to 1000")]
@@ -139,19 +141,19 @@ def add_health(app: FastAPI, checks: Callable[[], Awaitable[dict[str, bool]]],
                             status_code=200 if ok else 503)
 
 
-def add_docs(app: FastAPI) -> None:
+def add_docs(app: FastAPI, assets: WebAssets) -> None:
     """`/openapi.json` and `/docs`, as routes of the app: behind the same key or login as
-    the API they describe."""
-    from fastapi.openapi.docs import get_swagger_ui_html
-    from fastapi.responses import HTMLResponse
+    the API they describe. Swagger UI's own files are served by the app (`/static/`, open)."""
+    app.include_router(assets.router())
 
     @app.get("/openapi.json", include_in_schema=False)
     async def openapi_json() -> JSONResponse:
         return JSONResponse(app.openapi())
 
     @app.get("/docs", include_in_schema=False)
-    async def docs() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} API")
+    async def docs(request: Request) -> HTMLResponse:
+        return swagger_page(assets, f"{app.title} API", "/openapi.json",
+                            request.scope.get("root_path", ""))
 
 
 def body_of(model: type[BaseModel]) -> dict:

@@ -37,6 +37,7 @@ from shared.settings import Settings
 from shared.streams import ensure_streams
 from shared.subjects import Names
 from shared.telemetry import setup_logging, setup_telemetry
+from shared.webassets import WebAssets
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,7 @@ class Runtime:
         self.metrics.probe("projections", projections_probe(self.projections))
         self.metrics.probe("outboxes", relays_probe(self.relays))
         self._app: FastAPI | None = None
+        self.assets = WebAssets(settings.web_assets)  # the docs pages' browser files
 
     def app(self, *, title: str, description: str, lifespan, router: APIRouter,
             models: tuple[type[BaseModel], ...] = ()) -> FastAPI:
@@ -85,7 +87,7 @@ class Runtime:
         install_error_handlers(app)
         add_health(app, self.health, self.health_details)
         add_metrics(app, self.metrics)
-        add_docs(app)
+        add_docs(app, self.assets)
         app.include_router(identity_router())
         app.include_router(router)
         document_models(app, *models)

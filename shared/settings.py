@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     login_url: str | None = None
     # Write requests a key may make per minute, unless the key names its own limit.
     rate_limit: int = Field(600, ge=1)
+    # The node_modules holding the docs pages' browser files (shared/webassets.py); unset:
+    # the checkout's, which `make` fills with `npm ci`.
+    web_assets: Path | None = None
 
     def session_secret(self) -> str:
         if self.secret_key:

@@ -5,17 +5,17 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from faststream.nats import NatsBroker
 from faststream.specification import AsyncAPI
-from faststream.specification.asyncapi.site import get_asyncapi_html
 
 from services.events import bus, http, store
 from services.events.deadlines import Deadlines
 from services.events.photos import Photos
 from services.events.photos import router as photos_router
 from services.events.service import Acceptor
+from shared.docs_pages import asyncapi_page
 from shared.envelope import Envelope
 from shared.event_types import EVENT_TYPES
 from shared.events import ActivityLogged
@@ -78,12 +78,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     docs = NatsBroker(settings.nats_url)  # describes the subjects; never started
     bus.document(docs, names, settings.batch_size)
     spec = AsyncAPI(docs, title="Tongxin events", version="1",
-                    description="Offer events on tongxin.ingest.<type>; accepted events on "
-                                "tongxin.events.<type>; rejects on tongxin.dlq.<type>.")
+                    # Markdown, as the page renders it: `<type>` outside code would be a tag.
+                    description="Offer events on `tongxin.ingest.<type>`; accepted events on "
+                                "`tongxin.events.<type>`; rejects on `tongxin.dlq.<type>`.")
 
-    @app.get("/asyncapi", response_class=HTMLResponse, include_in_schema=False)
-    async def asyncapi_html() -> str:
-        return get_asyncapi_html(spec.to_specification())
+    @app.get("/asyncapi", include_in_schema=False)
+    async def asyncapi_html(request: Request) -> HTMLResponse:
+        # Not FastStream's page: it loads the component and icons from CDNs.
+        return asyncapi_page(rt.assets, "Tongxin events", spec.to_specification().to_jsonable(),
+                             request.scope.get("root_path", ""))
 
     @app.get("/asyncapi.json", include_in_schema=False)
     async def asyncapi_json() -> JSONResponse:
