@@ -1,7 +1,7 @@
 """The demo (`tongxin/demo`): the five seed programmes loaded through the public interface, and a
 figure of each seed read back from the reports; loading again adds nothing.
 
-The demo registers some 600 records and its reports are read unscoped or by region, so it gets
+The demo registers some 870 records and its reports are read unscoped or by region, so it gets
 services of this module's own rather than the shared system (whose tests list records)."""
 
 from __future__ import annotations
