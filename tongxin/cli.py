@@ -82,11 +82,17 @@ def up(data_dir: Path = typer.Option(Path("var"), envvar="TONGXIN_DATA_DIR",
         fresh = httpx.get(f"{urls['registry']}/v1/organizations", headers=admin,
                           params={"limit": 1}).json()["total"] == 0
         if fresh and load_demo:
-            with console.status("loading the demo programme (Zibo, 2013)…"):
+            with console.status("loading the demo: the five seed programmes…"):
                 seq = demo.load(urls["registry"], urls["events"], creds.key)
-                httpx.get(f"{urls['reporting']}/v1/reports/summary", headers=admin,
-                          params={"min_seq": seq}, timeout=30)
-            console.print("Demo programme loaded: Zibo's Tongxin service teams, 2013.")
+                # The reports show the whole demo before the URLs are printed. A wait is a few
+                # seconds at most (then 503): a thousand events may take a little longer.
+                deadline = time.monotonic() + 60
+                while httpx.get(f"{urls['reporting']}/v1/reports/summary", headers=admin,
+                                params={"min_seq": seq}, timeout=30).status_code == 503 \
+                        and time.monotonic() < deadline:
+                    pass
+            console.print("Demo programme loaded: Zibo 2013, Zhenjiang 2021, Chizhou 2022, "
+                          "Jinan 2019, Shangyu 2010 (the seed articles).")
         # An outside system's credentials (offers only), to copy into a shell.
         publisher = (f"\nOffer events on {Names(settings.namespace).ingest('<type>')} as:\n"
                      f"TONGXIN_PUBLISHER_URL={own_urls[natsauth.PUBLISHER]}" if own_urls else "")
