@@ -27,6 +27,13 @@ FILES: dict[str, str] = {
     "asyncapi/default.min.css": "@asyncapi/react-component/styles/default.min.css",
 }
 
+# Tongxin's own pages' files, kept beside their code (no build step): /static/<prefix><file>.
+OWN_DIRS: dict[str, Path] = {
+    "dashboard/": Path(__file__).resolve().parent.parent / "services" / "reporting" / "dashboard"
+    / "static",
+    "forms/": Path(__file__).resolve().parent.parent / "services" / "events" / "forms" / "static",
+}
+
 INSTALL_HINT = ("run `make .venv/.installed-stamp` (it runs `npm ci`) in the checkout, or set "
                 "TONGXIN_WEB_ASSETS to the node_modules directory that holds them")
 
@@ -54,6 +61,8 @@ class WebAssets:
 
         @router.get(PREFIX + "{name:path}", include_in_schema=False)
         async def asset(name: str) -> FileResponse:
+            if (own := own_file(name)) is not None:
+                return FileResponse(own)
             if name not in FILES:
                 raise HTTPException(404, f"no such file: {PREFIX}{name}")
             if self.missing(name):
@@ -61,3 +70,13 @@ class WebAssets:
             return FileResponse(self.path(name))
 
         return router
+
+
+def own_file(name: str) -> Path | None:
+    """The file `name` names in one of OWN_DIRS, if it is there (never a path out of it)."""
+    for prefix, root in OWN_DIRS.items():
+        if name.startswith(prefix):
+            path = (root / name[len(prefix):]).resolve()
+            if path.is_file() and path.is_relative_to(root):
+                return path
+    return None
