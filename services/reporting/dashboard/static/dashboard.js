@@ -489,6 +489,7 @@ function wire() {
 // -- notifications: history, then live over server-sent events ---------------------------
 
 let notices = [];
+let refreshSoon = null;
 
 function showNotices() {
   $("#notices").innerHTML = notices.slice(0, 30).map((n) => `<li class="${n.fresh ? "new" : ""}">`
@@ -512,7 +513,9 @@ async function listen() {
     seenNotices.add(n.notification_id);
     notices.unshift({ ...n, fresh: true });
     showNotices();
-    render(true);  // what caused it has changed the figures too
+    // What caused it has changed the figures too; a burst (a bulk import) refreshes once.
+    clearTimeout(refreshSoon);
+    refreshSoon = setTimeout(() => render(true), 1000);
   };
   for (const kind of ["need_submitted", "report_due_soon", "report_overdue", "followup_overdue",
     "milestone", "message"]) source.addEventListener(kind, arrived);
