@@ -23,6 +23,9 @@ $(STAMP): pyproject.toml package.json package-lock.json
 	@# when missing (CI's machine starts without it), where apt-get can (as root).
 	@test -x /usr/bin/chromium || ! command -v apt-get >/dev/null || [ "$$(id -u)" != 0 ] \
 		|| { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+	@# A Chinese font, so the dashboard's screenshots (tests/e2e/test_dashboard.py) show text.
+	@fc-list :lang=zh 2>/dev/null | grep -q . || ! command -v apt-get >/dev/null \
+		|| [ "$$(id -u)" != 0 ] || apt-get install -y -qq fonts-wqy-zenhei >/dev/null
 	@touch $(STAMP)
 
 run: $(STAMP)

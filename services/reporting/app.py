@@ -7,7 +7,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 
-from services.reporting import notify, page, store
+from services.reporting import notify, store
+from services.reporting.dashboard import routes as dashboard
 from services.reporting.models import READ_MODELS, labels
 from services.reporting.readmodel import ReadModel
 from shared.projection import Projection
@@ -52,7 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if model.router is not None:
             router.include_router(model.router)
     router.include_router(notify.router)
-    router.include_router(page.router)
+    router.include_router(dashboard.router)
     app = rt.app(title="Tongxin reporting", lifespan=lifespan, router=router,
                  description="What it adds up to: read models built only from events, and "
                              "the notifications they raise.")

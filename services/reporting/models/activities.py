@@ -101,6 +101,8 @@ activities = Table(
     Column("organization_id", String(64), nullable=False),
     Column("started_at", DateTime(timezone=True), nullable=False),
     Column("retracted", Boolean, nullable=False, server_default="0"),
+    # What the activity was called: the last level of a drill-down lists activities by it.
+    Column("title", String(200), nullable=False, server_default=""),
 )
 
 shares = Table(
@@ -221,7 +223,7 @@ async def on_logged(batch: Batch) -> None:
     await batch.conn.execute(insert(activities), [
         {"activity_id": k, "event_id": e.event_id, "seq": e.seq,
          "organization_id": e.data.organization_id, "started_at": e.data.started_at,
-         "retracted": False} for k, e in new.items()])
+         "title": e.data.title, "retracted": False} for k, e in new.items()])
     await _replace(batch, new, new=True)
 
 
@@ -238,10 +240,10 @@ async def on_corrected(batch: Batch) -> None:
     await batch.conn.execute(stmt.on_conflict_do_update(
         index_elements=["activity_id"],
         set_={c: stmt.excluded[c] for c in ("event_id", "seq", "organization_id",
-                                            "started_at")}),
+                                            "started_at", "title")}),
         [{"activity_id": k, "event_id": e.event_id, "seq": e.seq,
           "organization_id": e.data.organization_id, "started_at": e.data.started_at,
-          "retracted": False} for k, e in newest.items()])
+          "title": e.data.title, "retracted": False} for k, e in newest.items()])
     await _replace(batch, newest)
 
 
@@ -441,6 +443,68 @@ async def get_summary(
     return await answer(request, lambda conn: summary_report(conn, group_by, scope, region_level),
                         models=(NAME,), min_seq=min_seq, format=format, headers=headers,
                         filename=f"summary-{group_by}")
+
+
+# -- the activities themselves: a drill-down's last level -----------------------------------
+
+LIST_COLUMNS = [
+    Col("day", "日期", "Date"), Col("title", "活动", "Activity"),
+    Col("organization_label", "单位", "Unit"), Col("base_label", "服务基地", "Base"),
+    Col("served", "服务群众(人次)", "Served"),
+    Col("volunteers", "志愿者参与(人次)", "Volunteer turn-outs"),
+    Col("volunteer_hours", "服务时长(小时)", "Volunteer hours"),
+    Col("activity_id", "活动编号", "Activity id"),
+]
+
+
+def _list_query(scope: Scope):
+    """One row per activity in scope, newest first. Its figures are the scope's shares of it:
+    a unit sees its own stalls at a fair, everyone else the whole activity (all shares of an
+    activity have the same base and day, so grouping by them splits nothing)."""
+    s, a = shares, activities
+    return (select(a.c.activity_id, a.c.title, a.c.organization_id, s.c.base_id, s.c.day,
+                   *_sums(s, func.count()))
+            .select_from(s.join(a, a.c.activity_id == s.c.activity_id))
+            .where(*scope.where(organization=s.c.organization_id, base=s.c.base_id,
+                                day=s.c.day))
+            .group_by(a.c.activity_id, a.c.title, a.c.organization_id, s.c.base_id, s.c.day)
+            .order_by(s.c.day.desc(), a.c.activity_id))
+
+
+async def list_report(conn: AsyncConnection, scope: Scope, limit: int | None,
+                      offset: int = 0) -> Report:
+    stmt = _list_query(scope)
+    if limit is not None:
+        stmt = stmt.limit(limit).offset(offset)
+    found = (await conn.execute(stmt)).all()
+    units = await label_map(conn, "organization", list({r.organization_id for r in found}))
+    bases = await label_map(conn, "base", list({r.base_id for r in found}))
+    rows = [{"activity_id": r.activity_id, "title": r.title, "day": r.day.isoformat(),
+             "organization_id": r.organization_id,
+             "organization_label": units.get(r.organization_id, r.organization_id),
+             "base_id": r.base_id, "base_label": bases.get(r.base_id, r.base_id),
+             **{k: v for k, v in _json(r).items() if k != "activities"}} for r in found]
+    totals = _json((await conn.execute(_Query("organization", scope, None).totals())).one())
+    return Report("服务活动清单", "Service activities", LIST_COLUMNS, rows,
+                  {"day": None, "title": None, **totals},
+                  extra={"limit": limit, "offset": offset})
+
+
+@router.get("/v1/reports/activities", summary="Each activity in scope, newest first")
+async def get_activities(
+    request: Request,
+    scope: Annotated[Scope, Depends(scope_query)],
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+    min_seq: MinSeq = None, format: FormatQuery = "json", headers: HeadersQuery = "zh",
+) -> Any:
+    """Date, title, unit, base, served, turn-outs and hours of each activity (the last level of
+    a drill-down: a base's activities); `totals` over the whole scope, not the page. JSON is a
+    page (`limit`, `offset`); CSV and XLSX hold every activity in scope."""
+    page = limit if format == "json" else None
+    return await answer(request, lambda conn: list_report(conn, scope, page, offset),
+                        models=(NAME,), min_seq=min_seq, format=format, headers=headers,
+                        filename="activities")
 
 
 MODEL = ReadModel(

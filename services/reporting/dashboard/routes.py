@@ -1,0 +1,79 @@
+"""The dashboard's routes: the page at `/` and `/v1/dashboard/choices`, what its filters and
+pickers offer (the units, regions, campaigns and pairings the caller may see, the years with
+activities). The reports answer everything else."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+from sqlalchemy import func, select
+
+from services.reporting.models.activities import shares
+from services.reporting.models.labels import registry_entities as reg
+from services.reporting.scope import Scope, within_reach
+from shared.auth import principal
+from shared.replica import record_json
+
+router = APIRouter()
+
+HERE = Path(__file__).resolve().parent
+SHELL = HERE / "shell.html"
+STATIC = HERE / "static"
+
+
+def _version() -> str:
+    """Changes when the script or style does, so a browser never runs yesterday's script."""
+    return str(int(max(p.stat().st_mtime for p in STATIC.iterdir())))
+
+
+@router.get("/", response_class=HTMLResponse, include_in_schema=False)
+async def page(request: Request) -> str:
+    principal(request)  # a login or key; a browser without one was sent to log in
+    return SHELL.read_text(encoding="utf-8").replace("{{version}}", _version())
+
+
+@router.get("/v1/dashboard/choices", tags=["dashboard"],
+            summary="What the dashboard's filters offer the caller")
+async def choices(request: Request) -> dict[str, Any]:
+    """Who is logged in; the units (the caller's subtree), regions, campaigns and pairings
+    to pick from; the years with activities and the last day with one (the default period
+    and the day idle bases are counted to: the demo's programmes are all historical); the
+    forms page on the events service."""
+    who = principal(request)
+    reach = await within_reach(request, Scope())
+    settings = request.app.state.settings
+    async with request.app.state.engine.connect() as conn:
+        def listed(kind: str, *where: Any):
+            return (select(reg.c.id, reg.c.name, reg.c.parent_id, reg.c.organization_id,
+                           reg.c.base_id, reg.c.record)
+                    .where(reg.c.kind == kind, *where).order_by(reg.c.name, reg.c.id))
+
+        mine = [reg.c.id.in_(reach.units())] if reach.organization_id else []
+        theirs = [reg.c.organization_id.in_(reach.units())] if reach.organization_id else []
+        units = (await conn.execute(listed("organization", *mine))).all()
+        regions = (await conn.execute(listed("region"))).all()
+        campaigns = (await conn.execute(listed("campaign", *theirs))).all()
+        pairings = (await conn.execute(listed("pairing", *theirs))).all()
+        s = shares
+        days = select(s.c.year, func.max(s.c.day).label("last")).where(
+            *reach.where(organization=s.c.organization_id, base=s.c.base_id)).group_by(s.c.year)
+        years = sorted((await conn.execute(days)).all(), reverse=True)
+        own = next((u.name for u in units if u.id == who.organization_id), None)
+    host = request.url.hostname or "127.0.0.1"
+    return {
+        "who": {"name": who.name, "role": who.role, "kind": who.kind,
+                "organization_id": who.organization_id, "organization_name": own},
+        "units": [{"id": u.id, "name": u.name, "parent_id": u.parent_id} for u in units],
+        "regions": [{"id": r.id, "name": r.name, "parent_id": r.parent_id,
+                     "level": record_json(r.record).get("level", "")} for r in regions],
+        "campaigns": [{"id": c.id, "name": c.name, "organization_id": c.organization_id}
+                      for c in campaigns],
+        "pairings": [{"id": p.id, "name": p.name, "organization_id": p.organization_id,
+                      "base_id": p.base_id} for p in pairings],
+        "years": [int(y.year) for y in years],
+        "last_day": max((y.last for y in years), default=None),
+        "forms_url": f"{request.url.scheme}://{host}:{settings.events_port}/forms/",
+    }

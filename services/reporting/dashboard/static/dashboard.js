@@ -1,0 +1,541 @@
+// The dashboard: every screen reads the reports' own JSON with the session cookie, and every
+// table links to the same report as XLSX and CSV. All state is in the URL's hash
+// (`#screen?from=…&org=…&lang=en`), so a view can be shared. Nothing is loaded from another
+// host: charts are inline SVG drawn here.
+"use strict";
+
+const WORDS = {
+  programme: ["同心服务 · 数据看板", "Tongxin · Dashboard"],
+  from: ["起", "From"], to: ["止", "To"], unit: ["单位", "Unit"], region: ["区域", "Region"],
+  clear: ["清除", "Clear"], forms: ["填报", "Forms"], notices: ["通知", "Notifications"],
+  overview: ["总览", "Overview"], dist: ["分布", "Breakdown"], needs: ["需求", "Needs"],
+  timeliness: ["及时率", "Timeliness"], coverage: ["覆盖", "Coverage"],
+  assessment: ["考核", "Assessment"], pairing: ["结对", "Pairings"],
+  all: ["全部", "All"], allTime: ["全部时间", "all time"], total: ["合计", "Total"],
+  activities: ["活动次数", "Activities"], served: ["服务群众(人次)", "People served"],
+  volunteers: ["志愿者参与(人次)", "Volunteer turn-outs"],
+  unique_volunteers: ["志愿者(人)", "Distinct volunteers"],
+  volunteer_hours: ["服务时长(小时)", "Volunteer hours"], trainees: ["培训(人)", "Trainees"],
+  donation_value_cny: ["捐赠价值(元)", "Donations (CNY)"],
+  trend: ["按月趋势（服务群众人次）", "Monthly trend (people served)"],
+  byMonth: ["按月", "By month"], name: ["名称", "Name"], month: ["月份", "Month"],
+  by_region: ["按区域", "By region"], by_organization: ["按单位", "By unit"],
+  by_base: ["按服务基地", "By base"], by_theme: ["按主题", "By theme"],
+  by_service_type: ["按服务类型", "By service type"],
+  drillHint: ["点击行可下钻", "Click a row to drill down"],
+  activityList: ["服务活动清单", "Activities"], date: ["日期", "Date"],
+  title: ["活动", "Activity"], base: ["服务基地", "Base"],
+  open: ["待认领", "Open"], claimed: ["已认领", "Claimed"], resolved: ["已解决", "Resolved"],
+  closed: ["已办结", "Closed"], needsTotal: ["需求总数", "Needs"],
+  byCategory: ["按类别", "By category"], oldest: ["等待最久的需求", "Oldest waiting needs"],
+  need: ["需求", "Need"], category: ["类别", "Category"], urgency: ["紧急程度", "Urgency"],
+  submitted: ["提交时间", "Submitted"], followupsOverdue: ["跟踪逾期", "Follow-ups overdue"],
+  medianClaim: ["认领用时中位数(小时)", "Median hours to claim"],
+  onTimeRate: ["按时报送率", "On-time rate"], due: ["应报送", "Due"],
+  on_time: ["按时报送", "On time"], late: ["逾期报送", "Late"],
+  missing: ["逾期未报送", "Missing"], pending: ["待报送", "Pending"],
+  scheduled: ["排班活动", "Scheduled"], missed: ["排班未开展", "Missed"],
+  overdueUnits: ["逾期未报送单位", "Units with overdue reports"],
+  missingList: ["逾期未报送名单", "Overdue reports"], daysOverdue: ["逾期天数", "Days overdue"],
+  dueAt: ["报送截止时间", "Due at"], noneOverdue: ["无逾期单位", "No unit is overdue"],
+  idleBases: ["长期未开展活动的服务基地", "Bases without activity"],
+  idleDays: ["未开展活动天数 ≥", "Days idle ≥"], asAt: ["截至", "as at"],
+  lastActivity: ["最近活动日期", "Last activity"], daysIdle: ["未开展活动天数", "Days idle"],
+  never: ["从未", "never"], campaign: ["入户走访行动", "Campaign"],
+  households: ["户数", "Households"], visited: ["已走访户数", "Households visited"],
+  coverageRate: ["覆盖率", "Coverage"], visits: ["走访次数", "Visits"],
+  notVisited: ["尚未走访的基地", "Bases not yet visited"], bases: ["服务基地数", "Bases"],
+  noCampaign: ["暂无入户走访行动", "No campaign in scope"],
+  year: ["年度", "Year"], rank: ["名次", "Rank"], score: ["总分", "Score"],
+  breakdown: ["得分构成", "Score breakdown"], units: ["先进集体（单位排名）", "Units ranked"],
+  people: ["先进个人（按确认服务时长）", "Individuals (by confirmed hours)"],
+  hoursConfirmed: ["确认服务时长(小时)", "Confirmed hours"], star: ["星级", "Stars"],
+  person: ["姓名", "Name"], noYear: ["暂无活动年度", "No year with activities"],
+  pairings: ["结对共建履约台账", "Pairings and their fulfilment"],
+  pickPairing: ["选择结对", "Pick a pairing"], projects: ["项目数", "Projects"],
+  projectsRun: ["已开展项目", "Projects run"], fulfilment: ["履约率", "Fulfilment"],
+  needsList: ["需求清单", "Needs list"], resources: ["资源清单", "Resources list"],
+  projectList: ["项目清单", "Projects list"], project: ["项目", "Project"],
+  status: ["状态", "Status"], empty: ["（无）", "(none)"], asOf: ["数据截至事件序号", "As of event"],
+  loading: ["加载中…", "Loading…"], failed: ["加载失败", "Could not load"],
+  liveOn: ["实时", "live"], pairingName: ["结对", "Pairing"],
+  on_time_rate: ["按时报送率", "On-time rate"], needs_resolved: ["办结需求", "Needs resolved"],
+  needs_claimed: ["认领需求", "Needs claimed"],
+};
+
+const $ = (sel) => document.querySelector(sel);
+const esc = (v) => String(v ?? "").replace(/[&<>"']/g,
+  (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
+
+let choices = null;          // /v1/dashboard/choices: who, units, regions, campaigns, …
+let rendering = 0;           // a newer render makes an older one's answer stale
+const seenNotices = new Set();
+
+// -- the URL: screen and parameters ------------------------------------------------------
+
+function state() {
+  const [screen, query] = location.hash.replace(/^#/, "").split("?");
+  return { screen: WORDS[screen] ? screen : "overview", p: new URLSearchParams(query || "") };
+}
+
+function go(changes, screen) {
+  const s = state();
+  for (const [k, v] of Object.entries(changes)) {
+    if (v === null || v === undefined || v === "") s.p.delete(k); else s.p.set(k, v);
+  }
+  const q = s.p.toString();
+  location.hash = `${screen || s.screen}${q ? "?" + q : ""}`;
+}
+
+const en = () => state().p.get("lang") === "en";
+const t = (key) => (WORDS[key] || [key, key])[en() ? 1 : 0];
+const num = (v) => (v === null || v === undefined ? "—"
+  : Number(v).toLocaleString(en() ? "en-US" : "zh-CN", { maximumFractionDigits: 2 }));
+const pct = (v) => (v === null || v === undefined ? "—" : `${(v * 100).toFixed(1)}%`);
+
+/** The period and scope every report takes, from the URL. */
+function scope() {
+  const p = state().p;
+  const out = {};
+  for (const [k, name] of [["from", "from"], ["to", "to"], ["org", "organization_id"],
+    ["region", "region"]]) {
+    if (p.get(k)) out[name] = p.get(k);
+  }
+  return out;
+}
+
+function url(path, params) {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params || {})) if (v !== null && v !== undefined) q.set(k, v);
+  const s = q.toString();
+  return s ? `${path}?${s}` : path;
+}
+
+async function api(path, params) {
+  const r = await fetch(url(path, params), { credentials: "same-origin",
+    headers: { Accept: "application/json" } });
+  if (!r.ok) throw new Error(`${r.status} ${path}: ${(await r.text()).slice(0, 300)}`);
+  return r.json();
+}
+
+// -- building blocks ---------------------------------------------------------------------
+
+function exportsOf(path, params) {
+  const headers = en() ? { headers: "en" } : {};
+  return `<span class="exports">` +
+    `<a class="xlsx" href="${esc(url(path, { ...params, format: "xlsx", ...headers }))}">XLSX</a>` +
+    `<a class="csv" href="${esc(url(path, { ...params, format: "csv", ...headers }))}">CSV</a></span>`;
+}
+
+/** A table: columns are [key, label word, kind] with kind "text", "pct", or a number;
+ *  a column's key may be a function of the row. Rows with `drill` get a click target. */
+function table(columns, rows, totals, drill) {
+  const cell = (c, row) => {
+    const v = typeof c[0] === "function" ? c[0](row) : row[c[0]];
+    if (c[2] === "html") return `<td class="text">${v ?? ""}</td>`;
+    if (c[2] === "text") return `<td class="text">${esc(v ?? "—")}</td>`;
+    return `<td>${c[2] === "pct" ? pct(v) : num(v)}</td>`;
+  };
+  const head = columns.map((c) => `<th class="${c[2] === "text" || c[2] === "html" ? "text" : ""}">`
+    + `${esc(t(c[1]))}</th>`).join("");
+  const body = rows.map((row) => `<tr${drill && drill(row) ? ` class="drill" data-drill="${
+    esc(JSON.stringify(drill(row)))}"` : ""}>${columns.map((c) => cell(c, row)).join("")}</tr>`)
+    .join("") || `<tr><td colspan="${columns.length}">${t("empty")}</td></tr>`;
+  const foot = totals ? `<tfoot><tr>${columns.map((c, i) => (i === 0
+    ? `<td class="text">${t("total")}</td>` : typeof c[0] === "function" || c[2] === "text"
+      || c[2] === "html" ? "<td></td>" : cell(c, totals))).join("")}</tr></tfoot>` : "";
+  return `<div class="scroll"><table><thead><tr>${head}</tr></thead><tbody>${body}</tbody>`
+    + `${foot}</table></div>`;
+}
+
+function section(title, inner, exportPath, exportParams, id) {
+  return `<section${id ? ` id="${id}"` : ""}>`
+    + `${exportPath ? exportsOf(exportPath, exportParams) : ""}<h2>${esc(title)}</h2>${inner}</section>`;
+}
+
+function cards(items) {
+  return `<div class="cards">${items.map(([key, value, fmt, warn]) =>
+    `<div class="card${warn ? " warn" : ""}" data-figure="${key}"><div class="v">${
+      fmt === "pct" ? pct(value) : num(value)}</div><div class="k">${esc(t(key))}</div></div>`)
+    .join("")}</div>`;
+}
+
+/** Vertical bars, one per row (a trend by month). */
+function trend(rows, key) {
+  if (!rows.length) return "";
+  const w = 760, h = 200, pad = 28, max = Math.max(...rows.map((r) => r[key]), 1);
+  const bw = (w - pad) / rows.length;
+  const every = Math.ceil(rows.length / 12);
+  const bars = rows.map((r, i) => {
+    const bh = (r[key] / max) * (h - pad - 10);
+    const x = pad + i * bw;
+    return `<rect class="bar" x="${x + bw * 0.1}" y="${h - pad - bh}" width="${bw * 0.8}" `
+      + `height="${bh}"><title>${esc(r.label)}: ${num(r[key])}</title></rect>`
+      + (i % every === 0 ? `<text x="${x}" y="${h - 10}">${esc(r.label)}</text>` : "");
+  }).join("");
+  return `<div class="chart"><svg viewBox="0 0 ${w} ${h}" role="img">`
+    + `<text x="0" y="12">${num(max)}</text>${bars}</svg></div>`;
+}
+
+/** Horizontal bars of the largest rows (a breakdown). */
+function bars(rows, key) {
+  const top = [...rows].sort((a, b) => b[key] - a[key]).slice(0, 12).filter((r) => r[key] > 0);
+  if (!top.length) return "";
+  const w = 760, rowH = 22, labelW = 230, max = Math.max(...top.map((r) => r[key]));
+  const h = top.length * rowH + 4;
+  const out = top.map((r, i) => {
+    const bw = ((w - labelW - 80) * r[key]) / max;
+    const y = i * rowH + 2;
+    const label = String(r.label ?? "—");
+    return `<text x="0" y="${y + 15}">${esc(label.length > 18 ? label.slice(0, 17) + "…" : label)}</text>`
+      + `<rect class="bar" x="${labelW}" y="${y + 3}" width="${bw}" height="${rowH - 7}"></rect>`
+      + `<text x="${labelW + bw + 6}" y="${y + 15}">${num(r[key])}</text>`;
+  }).join("");
+  return `<div class="chart"><svg viewBox="0 0 ${w} ${h}" role="img">${out}</svg></div>`;
+}
+
+const FIGURE_COLUMNS = [["activities", "activities"], ["served", "served"],
+  ["volunteers", "volunteers"], ["unique_volunteers", "unique_volunteers"],
+  ["volunteer_hours", "volunteer_hours"], ["trainees", "trainees"],
+  ["donation_value_cny", "donation_value_cny"]];
+
+// -- screens -----------------------------------------------------------------------------
+
+const SCREENS = {};
+
+SCREENS.overview = async () => {
+  const params = { ...scope(), group_by: "month" };
+  const r = await api("/v1/reports/summary", params);
+  const tot = r.totals;
+  return [r.as_of, `<section id="totals">${cards(FIGURE_COLUMNS.map(([k]) => [k, tot[k]]))}</section>`
+    + section(t("trend"), trend(r.rows, "served"))
+    + section(t("byMonth"), table([["label", "month", "text"], ...FIGURE_COLUMNS], r.rows, tot),
+      "/v1/reports/summary", params)];
+};
+
+function regionOf(id) { return choices.regions.find((r) => r.id === id); }
+
+function regionChain(id) {
+  const out = [];
+  for (let r = regionOf(id); r && out.length < 8; r = regionOf(r.parent_id)) out.unshift(r);
+  return out;
+}
+
+/** The drill path of the breakdown: what the rows are, given the region or unit chosen. */
+function breakdownQuery(by, p) {
+  if (by === "region") {
+    const level = (regionOf(p.get("region")) || {}).level;
+    if (level === "district" || level === "town" || level === "community") return ["base"];
+    return ["region", level === "city" ? "district" : "city"];
+  }
+  if (by === "organization" && p.get("org")) return ["base"];
+  return [by];
+}
+
+SCREENS.dist = async () => {
+  const p = state().p;
+  const by = p.get("by") || "region";
+  const tabs = ["region", "organization", "base", "theme", "service_type"].map((b) =>
+    `<a data-go='${JSON.stringify({ by: b, base: null })}' class="${b === by ? "on" : ""}">${
+      esc(t("by_" + b))}</a>`).join(" · ");
+  const crumbs = [`<a data-go='${JSON.stringify({ region: null, org: null, base: null })}'>${
+    esc(t("all"))}</a>`];
+  if (by === "region") {
+    for (const r of regionChain(p.get("region"))) {
+      crumbs.push(`<a data-go='${JSON.stringify({ region: r.id, base: null })}'>${esc(r.name)}</a>`);
+    }
+  } else if (p.get("org")) {
+    const u = choices.units.find((x) => x.id === p.get("org"));
+    crumbs.push(`<a data-go='${JSON.stringify({ base: null })}'>${esc(u ? u.name : p.get("org"))}</a>`);
+  }
+  const head = `<div class="pick">${tabs}</div>`;
+  if (p.get("base")) {
+    const params = { ...scope(), base_id: p.get("base"), limit: 500 };
+    const r = await api("/v1/reports/activities", params);
+    const base = r.rows.length ? r.rows[0].base_label : p.get("base");
+    crumbs.push(`<span>${esc(base)}</span>`);
+    return [r.as_of, `<section>${head}<div class="crumbs">${crumbs.join(" › ")}</div>`
+      + cards([["activities", r.totals.activities], ["served", r.totals.served],
+        ["volunteer_hours", r.totals.volunteer_hours]]) + "</section>"
+      + section(`${t("activityList")} · ${base}`, table([["day", "date", "text"],
+        ["title", "title", "text"], ["organization_label", "unit", "text"], ["served", "served"],
+        ["volunteers", "volunteers"], ["volunteer_hours", "volunteer_hours"]], r.rows, r.totals),
+      "/v1/reports/activities", { ...scope(), base_id: p.get("base") }, "activity-list")];
+  }
+  const [groupBy, level] = breakdownQuery(by, p);
+  const params = { ...scope(), group_by: groupBy, ...(level ? { region_level: level } : {}) };
+  const r = await api("/v1/reports/summary", params);
+  const drill = (row) => {
+    if (!row.key) return null;
+    if (groupBy === "region") return { region: row.key };
+    if (groupBy === "base") return { base: row.key };
+    if (groupBy === "organization") return { org: row.key };
+    return null;
+  };
+  const drillable = ["region", "base", "organization"].includes(groupBy);
+  return [r.as_of, `<section>${head}<div class="crumbs">${crumbs.join(" › ")}</div>`
+    + `${bars(r.rows, "served")}</section>`
+    + section(`${t("by_" + groupBy)}${drillable ? " · " + t("drillHint") : ""}`,
+      table([["label", "name", "text"], ...FIGURE_COLUMNS], r.rows, r.totals, drill),
+      "/v1/reports/summary", params, "breakdown")];
+};
+
+SCREENS.needs = async () => {
+  const params = { ...scope(), group_by: "category" };
+  const [r, items] = await Promise.all([api("/v1/reports/needs", params),
+    api("/v1/reports/needs/items", { ...scope(), state: "open", limit: 20 })]);
+  const tot = r.totals;
+  const itemsPath = "/v1/reports/needs/items";
+  return [r.as_of, `<section id="need-states">${cards([["needsTotal", tot.total], ["open", tot.open, 0, tot.open > 0],
+    ["claimed", tot.claimed], ["resolved", tot.resolved], ["closed", tot.closed],
+    ["followupsOverdue", tot.followups_overdue, 0, tot.followups_overdue > 0]])}</section>`
+    + section(`${t("oldest")} (${num(items.total)})`, table([["submitted_at", "submitted", "text"],
+      ["title", "need", "text"], ["base_label", "base", "text"],
+      ["category_label", "category", "text"], ["urgency", "urgency", "text"]], items.rows),
+    itemsPath, { ...scope(), state: "open" }, "oldest-needs")
+    + section(t("byCategory"), table([["label", "category", "text"], ["total", "needsTotal"],
+      ["open", "open"], ["claimed", "claimed"], ["resolved", "resolved"], ["closed", "closed"],
+      ["median_hours_to_claim", "medianClaim"], ["followups_overdue", "followupsOverdue"]],
+    r.rows, tot), "/v1/reports/needs", params)];
+};
+
+SCREENS.timeliness = async () => {
+  const params = scope();
+  const [r, miss] = await Promise.all([api("/v1/reports/timeliness", params),
+    api("/v1/reports/timeliness/missing", params)]);
+  const tot = r.totals;
+  const overdue = r.rows.filter((row) => row.missing > 0);
+  const named = overdue.length ? `<p class="named" id="overdue-units">${overdue.map((row) =>
+    `${esc(row.label)}（${num(row.missing)}）`).join("、")}</p>` : `<p>${t("noneOverdue")}</p>`;
+  return [r.as_of, `<section>${cards([["onTimeRate", tot.on_time_rate, "pct"], ["due", tot.due],
+    ["on_time", tot.on_time], ["late", tot.late, 0, tot.late > 0],
+    ["missing", tot.missing, 0, tot.missing > 0], ["scheduled", tot.scheduled],
+    ["missed", tot.missed, 0, tot.missed > 0]])}</section>`
+    + section(t("overdueUnits"), named)
+    + section(t("missingList"), table([["organization_name", "unit", "text"],
+      ["title", "title", "text"], ["base_name", "base", "text"], ["due_at", "dueAt", "text"],
+      ["days_overdue", "daysOverdue"]], miss.rows), "/v1/reports/timeliness/missing", params)
+    + section(t("timeliness"), table([["label", "unit", "text"], ["scheduled", "scheduled"],
+      ["missed", "missed"], ["due", "due"], ["on_time", "on_time"], ["late", "late"],
+      ["missing", "missing"], ["pending", "pending"], ["on_time_rate", "onTimeRate", "pct"]],
+    r.rows, tot), "/v1/reports/timeliness", params, "timeliness-table")];
+};
+
+SCREENS.coverage = async () => {
+  const p = state().p;
+  const idle = p.get("idle") || "90";
+  const at = p.get("to") || choices.last_day;
+  const idleParams = { ...scope(), idle_days: idle, ...(at ? { at } : {}) };
+  const campaigns = choices.campaigns;
+  const campaign = p.get("campaign") || (campaigns[0] || {}).id;
+  const [r, c] = await Promise.all([api("/v1/reports/coverage", idleParams),
+    campaign ? api("/v1/reports/coverage", { ...scope(), campaign_id: campaign }) : null]);
+  const pickIdle = `<div class="pick"><label>${t("idleDays")} <select data-param="idle">${
+    ["30", "90", "180", "365"].map((d) => `<option${d === idle ? " selected" : ""}>${d}</option>`)
+      .join("")}</select></label> <span>${t("asAt")} ${esc(r.at || at || "")}</span></div>`;
+  let out = section(`${t("idleBases")} (${num(r.rows.length)})`, pickIdle + table([
+    ["label", "base", "text"], ["region_code", "region", "text"],
+    [(row) => row.last_activity || t("never"), "lastActivity", "text"],
+    ["days_idle", "daysIdle"]], r.rows), "/v1/reports/coverage", idleParams, "idle-bases");
+  if (!campaign) return [r.as_of, out + section(t("campaign"), `<p>${t("noCampaign")}</p>`)];
+  const pick = `<div class="pick"><label>${t("campaign")} <select data-param="campaign">${
+    campaigns.map((x) => `<option value="${esc(x.id)}"${x.id === campaign ? " selected" : ""}>${
+      esc(x.name)}</option>`).join("")}</select></label></div>`;
+  const tot = c.totals;
+  out += section(`${t("campaign")} · ${c.campaign ? c.campaign.name || "" : ""}`, pick
+    + `<div id="campaign-totals">${cards([["bases", tot.bases], ["households", tot.households],
+      ["visited", tot.visited], ["coverageRate", tot.coverage, "pct"], ["visits", tot.visits]])}</div>`
+    + table([["label", "base", "text"], ["households", "households"], ["visited", "visited"],
+      ["coverage", "coverageRate", "pct"], ["visits", "visits"], ["volunteers", "volunteers"]],
+    c.rows, tot), "/v1/reports/coverage", { ...scope(), campaign_id: campaign }, "campaign");
+  out += section(`${t("notVisited")} (${num(c.not_visited.length)})`, table([
+    ["label", "base", "text"], ["households", "households"]], c.not_visited));
+  return [r.as_of, out];
+};
+
+SCREENS.assessment = async () => {
+  const p = state().p;
+  const years = choices.years;
+  const year = p.get("year") || years[0];
+  if (!year) return [null, section(t("assessment"), `<p>${t("noYear")}</p>`)];
+  const { from, to, ...within } = scope();  // the year is the period here
+  const params = { ...within, year };
+  const r = await api("/v1/reports/assessment", params);
+  const pick = `<div class="pick"><label>${t("year")} <select data-param="year">${years.map((y) =>
+    `<option${String(y) === String(year) ? " selected" : ""}>${y}</option>`).join("")}</select></label></div>`;
+  const parts = (row) => `<div class="parts">${row.components.map((c) =>
+    `<span title="${esc(c.figure)} × ${esc(c.weight)}">${esc(t(c.figure))} ${
+      c.figure === "on_time_rate" ? pct(c.value) : num(c.value)} → ${num(c.points)}</span>`)
+    .join("")}</div>`;
+  return [r.as_of, section(`${year} ${t("units")}`, pick + table([["rank", "rank"],
+    ["label", "unit", "text"], ["score", "score"], [parts, "breakdown", "html"]], r.rows),
+  "/v1/reports/assessment", params, "leaderboard")
+    + section(t("people"), table([["rank", "rank"], ["name", "person", "text"],
+      ["organization_name", "unit", "text"], ["hours_confirmed", "hoursConfirmed"],
+      ["star_level", "star"]], r.individuals.slice(0, 50)))];
+};
+
+SCREENS.pairing = async () => {
+  const p = state().p;
+  const params = scope();
+  const list = await api("/v1/reports/pairings", params);
+  const id = p.get("pairing") || (list.rows[0] || {}).pairing_id;
+  let out = "";
+  if (id) {
+    const one = await api(`/v1/reports/pairings/${encodeURIComponent(id)}`, params);
+    const tot = one.totals;
+    const items = (xs) => (xs.length ? `<ul>${xs.map((x) => `<li>${esc(x.title)}${
+      x.status ? ` · ${esc(x.status)}` : ""}</li>`).join("")}</ul>` : `<p>${t("empty")}</p>`);
+    const pick = `<div class="pick"><label>${t("pickPairing")} <select data-param="pairing">${
+      list.rows.map((x) => `<option value="${esc(x.pairing_id)}"${x.pairing_id === id
+        ? " selected" : ""}>${esc(x.name)}</option>`).join("")}</select></label></div>`;
+    out += section(`${one.pairing.name} · ${one.pairing.organization_label} ⇄ ${
+      one.pairing.base_label}`, pick + `<div id="pairing-totals">${cards([
+      ["projects", tot.projects], ["projectsRun", tot.projects_fulfilled],
+      ["activities", tot.activities], ["served", tot.served], ["open", one.needs.open],
+      ["closed", one.needs.closed]])}</div>`)
+      + section(`${t("needsList")} (${one.needs_list.length})`, items(one.needs_list)
+        + cards([["needsTotal", one.needs.total], ["open", one.needs.open],
+          ["claimed", one.needs.claimed], ["resolved", one.needs.resolved],
+          ["closed", one.needs.closed]]))
+      + section(`${t("resources")} (${one.resources.length})`, items(one.resources))
+      + section(t("projectList"), table([["title", "project", "text"], ["status", "status", "text"],
+        ["activities", "activities"], ["served", "served"], ["volunteer_hours", "volunteer_hours"]],
+      one.rows, tot), `/v1/reports/pairings/${encodeURIComponent(id)}`, params, "projects");
+  }
+  out += section(t("pairings"), table([["name", "pairingName", "text"],
+    ["organization_label", "unit", "text"], ["base_label", "base", "text"],
+    ["projects", "projects"], ["projects_fulfilled", "projectsRun"],
+    ["fulfilment_rate", "fulfilment", "pct"], ["activities", "activities"], ["served", "served"]],
+  list.rows, list.totals, (row) => ({ pairing: row.pairing_id })), "/v1/reports/pairings", params);
+  return [list.as_of, out];
+};
+
+// -- rendering, filters, language --------------------------------------------------------
+
+async function render(quiet) {
+  const mine = ++rendering;
+  const { screen } = state();
+  document.querySelectorAll("#tabs a").forEach((a) =>
+    a.classList.toggle("on", a.dataset.screen === screen));
+  if (!quiet) $("#screen").innerHTML = `<p>${t("loading")}</p>`;
+  try {
+    const [asOf, html] = await SCREENS[screen]();
+    if (mine !== rendering) return;
+    $("#screen").innerHTML = html;
+    $("#screen").dataset.screen = screen;
+    $("#asof").textContent = asOf === null ? "" : `${t("asOf")} ${asOf}`;
+  } catch (err) {
+    if (mine !== rendering) return;
+    if (!quiet) $("#screen").innerHTML = `<p class="error">${t("failed")}: ${esc(err.message)}</p>`;
+  }
+}
+
+function fillFilters() {
+  const p = state().p;
+  const f = $("#filters");
+  f.from.value = p.get("from") || "";
+  f.to.value = p.get("to") || "";
+  const opt = (v, label, depth) => `<option value="${esc(v)}">${"\u3000".repeat(depth || 0)}${esc(label)}</option>`;
+  f.org.innerHTML = opt("", t("all")) + choices.units.map((u) => opt(u.id, u.name)).join("");
+  // Cities with their districts under them: towns and communities are reached by drilling.
+  const cities = choices.regions.filter((r) => r.level === "city");
+  const under = (id) => choices.regions.filter((r) => r.parent_id === id && r.level === "district");
+  f.region.innerHTML = opt("", t("all")) + cities.map((c) => opt(c.id, c.name)
+    + under(c.id).map((d) => opt(d.id, d.name, 1)).join("")).join("");
+  if (p.get("region") && !f.region.querySelector(`option[value="${CSS.escape(p.get("region"))}"]`)) {
+    const r = regionOf(p.get("region"));
+    f.region.insertAdjacentHTML("beforeend", opt(p.get("region"), r ? r.name : p.get("region")));
+  }
+  f.org.value = p.get("org") || "";
+  f.region.value = p.get("region") || "";
+}
+
+function translate() {
+  document.documentElement.lang = en() ? "en" : "zh-CN";
+  document.title = t("programme");
+  document.querySelectorAll("[data-t]").forEach((el) => { el.textContent = t(el.dataset.t); });
+  const lang = $("#lang");
+  lang.textContent = en() ? "中文" : "English";
+  const who = choices.who;
+  $("#who").textContent = `${who.name} · ${who.role}${who.organization_name ? " · " + who.organization_name : ""}`;
+}
+
+function wire() {
+  const f = $("#filters");
+  for (const [field, param] of [["from", "from"], ["to", "to"], ["org", "org"], ["region", "region"]]) {
+    f[field].addEventListener("change", () => go({ [param]: f[field].value, base: null }));
+  }
+  $("#clear").addEventListener("click", () => go({ from: null, to: null, org: null, region: null, base: null }));
+  $("#lang").addEventListener("click", (e) => { e.preventDefault(); go({ lang: en() ? null : "en" }); });
+  $("#tabs").addEventListener("click", (e) => {
+    const a = e.target.closest("a[data-screen]");
+    if (a) go({}, a.dataset.screen);
+  });
+  // Clicks and picks inside a screen: drill-downs, sub-tabs, pickers.
+  $("#screen").addEventListener("click", (e) => {
+    const row = e.target.closest("tr[data-drill]");
+    if (row) { go(JSON.parse(row.dataset.drill)); return; }
+    const a = e.target.closest("a[data-go]");
+    if (a) go(JSON.parse(a.dataset.go));
+  });
+  $("#screen").addEventListener("change", (e) => {
+    const sel = e.target.closest("select[data-param]");
+    if (sel) go({ [sel.dataset.param]: sel.value });
+  });
+  window.addEventListener("hashchange", () => { fillFilters(); translate(); render(false); showNotices(); });
+}
+
+// -- notifications: history, then live over server-sent events ---------------------------
+
+let notices = [];
+let refreshSoon = null;
+
+function showNotices() {
+  $("#notices").innerHTML = notices.slice(0, 30).map((n) => `<li class="${n.fresh ? "new" : ""}">`
+    + `<time>${esc((n.occurred_at || "").replace("T", " ").slice(0, 16))}</time>`
+    + `${esc(en() ? n.message_en : n.message_zh)}</li>`).join("");
+}
+
+async function listen() {
+  try {
+    const history = await api("/v1/notifications", { limit: 30 });
+    notices = history.items.filter((n) => !seenNotices.has(n.notification_id));
+    notices.forEach((n) => seenNotices.add(n.notification_id));
+    showNotices();
+  } catch (err) { /* the panel stays empty; the figures do not depend on it */ }
+  const source = new EventSource("/v1/notifications/stream");
+  source.onopen = () => { $("#live").classList.add("on"); $("#live").title = t("liveOn"); };
+  source.onerror = () => $("#live").classList.remove("on");
+  const arrived = (e) => {
+    const n = JSON.parse(e.data);
+    if (seenNotices.has(n.notification_id)) return;
+    seenNotices.add(n.notification_id);
+    notices.unshift({ ...n, fresh: true });
+    showNotices();
+    // What caused it has changed the figures too; a burst (a bulk import) refreshes once.
+    clearTimeout(refreshSoon);
+    refreshSoon = setTimeout(() => render(true), 1000);
+  };
+  for (const kind of ["need_submitted", "report_due_soon", "report_overdue", "followup_overdue",
+    "milestone", "message"]) source.addEventListener(kind, arrived);
+}
+
+async function start() {
+  try {
+    choices = await api("/v1/dashboard/choices");
+  } catch (err) {
+    $("#screen").innerHTML = `<p class="error">${esc(err.message)}</p>`;
+    return;
+  }
+  $("#forms").href = choices.forms_url;
+  fillFilters();
+  translate();
+  wire();
+  await render(false);
+  listen();
+  // Figures change without a notification too (an activity logged elsewhere): a cheap poll.
+  setInterval(() => { if (!document.hidden) render(true); }, 10000);
+}
+
+start();
