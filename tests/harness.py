@@ -123,8 +123,11 @@ class System:
     def start(self) -> System:
         self.workdir.mkdir(parents=True, exist_ok=True)
         (self.workdir / self.tag).mkdir(exist_ok=True)
-        self.sup = Supervisor(env={}, ports={s: free_port() for s in SERVICES},
-                              log_dir=self.workdir / "logs")
+        ports = {s: free_port() for s in SERVICES}
+        # Every service knows every port, as under `tongxin up`: a page of one sends a browser
+        # without a session to the registry's login (shared/http.py login_redirect).
+        self.sup = Supervisor(env={f"TONGXIN_{s.upper()}_PORT": str(p) for s, p in ports.items()},
+                              ports=ports, log_dir=self.workdir / "logs")
         for s in SERVICES:
             self.sup.start(s, self.env(s))
         self.sup.wait_healthy(timeout=90)
