@@ -10,7 +10,8 @@ unit's person would use them (both database back-ends):
   changed;
 - no request of the browser left 127.0.0.1, and the choices offered are the unit's own.
 
-A screenshot of each form is saved under TONGXIN_ARTIFACTS if set, else the test's tmp dir."""
+A screenshot of each form, as it shows its success (or errors), is saved under
+TONGXIN_ARTIFACTS if set, else the test's tmp dir."""
 
 from __future__ import annotations
 
@@ -181,8 +182,8 @@ async def test_a_unit_logs_through_the_forms(system: System, tmp_path: Path):
             assert await page.input_value(f"{form} [name=served]") == "145"
             await page.fill(f"{form} [name=volunteers]", "12")
             await page.fill(f"{form} [name=volunteer_hours]", "36")
-            await page.screenshot(path=str(shots / f"forms-{tag}-activity.png"), full_page=True)
             fair_event, fair_seq = await accepted(page, form)
+            await page.screenshot(path=str(shots / f"forms-{tag}-activity.png"), full_page=True)
 
             # -- the same form with bad fields: Chinese messages next to them
             await page.uncheck(f"{form} [name=fair]")
@@ -218,9 +219,9 @@ async def test_a_unit_logs_through_the_forms(system: System, tmp_path: Path):
             await page.select_option(f"{form} [name=volunteer_id]", world["volunteer"]["id"])
             await page.fill(f"{form} [name=hours]", "3")
             await page.select_option(f"{form} [name=method]", "organiser")
+            await accepted(page, form)
             await page.screenshot(path=str(shots / f"forms-{tag}-attendance.png"),
                                   full_page=True)
-            await accepted(page, form)
 
             # -- 提交报告, with a photo uploaded first and shown
             await tab(page, "report")
@@ -233,8 +234,8 @@ async def test_a_unit_logs_through_the_forms(system: System, tmp_path: Path):
             await thumb.wait_for()
             assert await thumb.locator("img").evaluate("i => i.naturalWidth") == 8
             ref = await thumb.get_attribute("data-ref")
-            await page.screenshot(path=str(shots / f"forms-{tag}-report.png"), full_page=True)
             report_event, _ = await accepted(page, form)
+            await page.screenshot(path=str(shots / f"forms-{tag}-report.png"), full_page=True)
             async with system.client() as http:
                 r = await http.get(f"{events}/v1/events/{report_event}")
             assert r.json()["envelope"]["data"]["photos"] == [ref]
@@ -257,8 +258,19 @@ async def test_a_unit_logs_through_the_forms(system: System, tmp_path: Path):
             assert await page.input_value(f"{form} [name=organization_id]") == org["id"]
             await page.select_option(f"{form} [name=activity_id]", activity_id)
             await page.fill(f"{form} [name=note]", "路灯已修复")
-            await page.screenshot(path=str(shots / f"forms-{tag}-need.png"), full_page=True)
             _, last_seq = await accepted(page, form)
+            await page.screenshot(path=str(shots / f"forms-{tag}-need.png"), full_page=True)
+
+            # -- 中文/English: the page and the messages the server sends switch together
+            await page.click('[data-lang="en"]')
+            assert await page.inner_text('.tabs a[href="#activity"]') == "Log an activity"
+            # Resolved, the need is no longer offered: sent without one, the form hears why.
+            assert need_id not in await page.locator(
+                f"{form} [name=need_id] option").evaluate_all("os => os.map(o => o.value)")
+            await page.click(f"{form} button[type=submit]")
+            error = page.locator(f"{form} [data-path=need_id] .field-error")
+            await error.wait_for()
+            assert await error.inner_text() == "Field required"
             await context.close()
         finally:
             await browser.close()

@@ -366,10 +366,12 @@ async function send(form) {
   try {
     const { status, body } = await request;
     if (status === 202 && body) {
-      showAccepted(form, body);
       fresh(form);
       if (kind === "need.submitted") wireNeed(form);  // the next need gets its own number
-      await loadChoices();  // the new activity or need is now one to choose
+      // The new activity or need is one to choose now (a resolved need no longer is): the
+      // choices are current by the time the page says it is done.
+      await loadChoices().catch(() => undefined);
+      showAccepted(form, body);
     } else {
       showErrors(form, status, body);
     }
