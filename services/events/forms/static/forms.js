@@ -320,7 +320,9 @@ function showErrors(form, status, body) {
   outcome.append(head, list);
   if (status === 401) {
     const a = document.createElement("a");
-    a.href = `/login?next=${encodeURIComponent(location.href)}`;
+    // The page itself: without a session the service sends the browser to the registry's
+    // login (on its own port) and back here.
+    a.href = location.href;
     a.textContent = pick(T.login);
     outcome.append(a);
   }
