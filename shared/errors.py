@@ -7,12 +7,19 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, PrivateAttr, ValidationError
 
 
 class FieldError(BaseModel):
     field: str
     message: str
+    # The pydantic error it came from ({"type", "ctx"}), if any: never sent, but what a
+    # translation of the message goes by (shared/errors_zh.py).
+    _source: dict[str, Any] | None = PrivateAttr(None)
+
+    @property
+    def source(self) -> dict[str, Any] | None:
+        return self._source
 
 
 def dotted(loc: Sequence[Any], prefix: str = "") -> str:
@@ -30,7 +37,9 @@ def from_validation_error(exc: ValidationError, prefix: str = "") -> list[FieldE
     errors = []
     for err in exc.errors(include_url=False, include_input=False):
         loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
-        errors.append(FieldError(field=dotted(loc, prefix), message=err["msg"]))
+        error = FieldError(field=dotted(loc, prefix), message=err["msg"])
+        error._source = {"type": err["type"], "ctx": err.get("ctx") or {}}
+        errors.append(error)
     return errors
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Annotated, cast
 from urllib.parse import quote
 
@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from shared.auth import OPEN_PATHS, SESSION_COOKIE
 from shared.docs_pages import swagger_page
 from shared.errors import Conflict, FieldError, Forbidden, Rejected, Unavailable, dotted
+from shared.errors_zh import localise, wants_chinese
 from shared.retry import is_transient
 from shared.webassets import WebAssets
 
@@ -44,16 +45,30 @@ CONFLICT: dict[int | str, dict] = {409: {"model": Errors, "description": (
     "valid on its own, but at odds with what is already there; the reason")}}
 
 
+def refusal(request: Request, errors: list, status_code: int,
+            headers: Mapping[str, str] | None = None) -> JSONResponse:
+    """The one error body, its messages in Chinese when the request asks for Chinese
+    (`Accept-Language: zh-CN`, as the forms send); English otherwise."""
+    chinese = wants_chinese(request.headers.get("accept-language"))
+    out = dict(headers or {})
+    out["Vary"] = "Accept-Language"
+    if chinese:
+        out["Content-Language"] = "zh-CN"
+    return JSONResponse({"errors": localise(errors, chinese)}, status_code=status_code,
+                        headers=out)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = []
         for err in exc.errors():
             loc = list(err.get("loc", ()))
             if loc and loc[0] in ("body", "query", "path"):
                 loc = loc[1:]  # the field's own name is what a caller looks for
-            errors.append({"field": dotted(loc), "message": err.get("msg", "invalid")})
-        return JSONResponse({"errors": errors}, status_code=422)
+            errors.append({"field": dotted(loc), "message": err.get("msg", "invalid"),
+                           "source": {"type": err.get("type"), "ctx": err.get("ctx") or {}}})
+        return refusal(request, errors, 422)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
@@ -67,36 +82,33 @@ def install_error_handlers(app: FastAPI) -> None:
         else:
             errors = [{"field": "body" if exc.status_code == 400 else "",
                        "message": str(exc.detail)}]
-        return JSONResponse({"errors": errors}, status_code=exc.status_code,
-                            headers=exc.headers)
+        return refusal(request, errors, exc.status_code, exc.headers)
 
     @app.exception_handler(Unavailable)
-    async def _unavailable(_request: Request, exc: Unavailable) -> JSONResponse:
-        return JSONResponse({"errors": [{"field": "", "message": str(exc)}]},
-                            status_code=503, headers={"Retry-After": "1"})
+    async def _unavailable(request: Request, exc: Unavailable) -> JSONResponse:
+        return refusal(request, [{"field": "", "message": str(exc)}], 503,
+                       {"Retry-After": "1"})
 
     @app.exception_handler(PoolTimeout)
-    async def _busy(_request: Request, exc: PoolTimeout) -> JSONResponse:
+    async def _busy(request: Request, exc: PoolTimeout) -> JSONResponse:
         # Every database connection stayed busy past the pool's wait: overload, not a fault.
-        return JSONResponse({"errors": [{"field": "", "message": "busy: no database "
-                                         "connection came free in time; try again"}]},
-                            status_code=503, headers={"Retry-After": "5"})
+        return refusal(request, [{"field": "", "message": "busy: no database connection came "
+                                  "free in time; try again"}], 503, {"Retry-After": "5"})
 
     @app.exception_handler(Rejected)
-    async def _rejected(_request: Request, exc: Rejected) -> JSONResponse:
+    async def _rejected(request: Request, exc: Rejected) -> JSONResponse:
         status = 409 if isinstance(exc, Conflict) else 403 if isinstance(exc, Forbidden) else 422
-        return JSONResponse({"errors": exc.as_json()}, status_code=status)
+        return refusal(request, exc.errors, status)
 
     @app.exception_handler(Exception)
-    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         # Still logged with its traceback by the server (without SQL parameters). The body
         # keeps the one error shape, and an outage is said to be one: 503, try again later.
         if is_transient(exc):
-            return JSONResponse({"errors": [{"field": "", "message": (
-                "unavailable: the database or NATS cannot be reached just now; try again")}]},
-                status_code=503, headers={"Retry-After": "5"})
-        return JSONResponse({"errors": [{"field": "", "message": "internal error"}]},
-                            status_code=500)
+            return refusal(request, [{"field": "", "message": (
+                "unavailable: the database or NATS cannot be reached just now; try again")}],
+                503, {"Retry-After": "5"})
+        return refusal(request, [{"field": "", "message": "internal error"}], 500)
 
 
 def _wants_page(request: Request) -> bool:

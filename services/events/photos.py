@@ -25,9 +25,9 @@ from pydantic import BaseModel
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from services.events.http import Errors
 from shared.auth import SENDERS, allow
 from shared.errors import FieldError, Rejected
+from shared.http import Errors, refusal
 from shared.settings import Settings
 from shared.subjects import Names
 
@@ -255,10 +255,9 @@ async def read_file_field(request: Request, limit: int) -> bytes:
     return bytes(found[0])
 
 
-def _too_large(exc: TooLarge) -> JSONResponse:
+def _too_large(request: Request, exc: TooLarge) -> JSONResponse:
     # The rest of the body is never read: close the connection rather than leave it there.
-    return JSONResponse({"errors": exc.as_json()}, status_code=413,
-                        headers={"Connection": "close"})
+    return refusal(request, exc.errors, 413, {"Connection": "close"})
 
 
 @router.post(
@@ -276,7 +275,7 @@ async def post_photo(request: Request) -> JSONResponse:
     try:
         stored = await photos.put(await read_file_field(request, photos.max_bytes))
     except TooLarge as exc:
-        return _too_large(exc)
+        return _too_large(request, exc)
     return JSONResponse(stored, status_code=201,
                         headers={"Location": f"/v1/photos/{stored['ref']}"})
 

@@ -1,0 +1,208 @@
+"""What the forms offer to choose from, for one caller: read from this service's own copy of
+the registry and its own state tables, never from the registry itself (services talk over NATS
+only), and bounded by the caller's organisation subtree (a unit sees its units, their teams,
+volunteers, pairings, activities and claimed needs, and the open needs at bases paired with
+them). Volunteers by name only: the replica holds no personal data, and neither does this."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from pydantic import BaseModel
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.events import store
+from shared.auth import Principal
+from shared.taxonomy import INDICATORS, SERVICE_TYPES, THEMES
+
+RECENT_ACTIVITIES = 200  # the newest logged ones; older reports are overdue long since
+MAX_NEEDS = 500
+
+
+class Choice(BaseModel):
+    id: str
+    name: str
+    organization_id: str | None = None
+    base_id: str | None = None
+    parent_id: str | None = None
+
+
+class Code(BaseModel):
+    code: str
+    label_zh: str
+    label_en: str
+
+
+class ActivityChoice(BaseModel):
+    activity_id: str
+    title: str
+    organization_id: str
+    base_id: str
+    units: list[str]
+    started_at: datetime | None
+    ended_at: datetime | None
+
+
+class NeedChoice(BaseModel):
+    need_id: str
+    title: str
+    base_id: str
+    pairing_id: str | None
+    state: str
+    claimed_by: str | None
+
+
+class Choices(BaseModel):
+    """Everything a unit's forms offer, in its scope."""
+
+    role: str
+    organization_id: str | None  # the caller's own unit: what the forms preselect
+    units: list[Choice]
+    bases: list[Choice]
+    teams: list[Choice]
+    pairings: list[Choice]
+    volunteers: list[Choice]
+    service_types: list[Code]
+    indicators: list[Code]
+    themes: list[Code]
+    activities: list[ActivityChoice]
+    needs: list[NeedChoice]
+
+
+async def choices_for(conn: AsyncConnection, who: Principal) -> Choices:
+    entities = await _entities(conn)
+    orgs = entities.get("organization", {})
+    units = _subtree(orgs, who.scope)
+    names = {id_: row.name for rows in entities.values() for id_, row in rows.items()}
+
+    def active(kind: str) -> list:
+        return [r for r in entities.get(kind, {}).values() if r.active]
+
+    def mine(kind: str) -> list[Choice]:
+        return [_choice(r) for r in active(kind) if units is None or r.organization_id in units]
+
+    pairings = [_choice(r, name=f"{names.get(r.organization_id or '', r.organization_id)} ↔ "
+                                f"{names.get(r.base_id or '', r.base_id)}")
+                for r in active("pairing") if units is None or r.organization_id in units]
+    paired_bases = {p.base_id for p in pairings}
+    # The bases the caller is paired with first: those are where it mostly serves.
+    bases = sorted((_choice(r) for r in active("base")),
+                   key=lambda c: (c.id not in paired_bases, c.name))
+    return Choices(
+        role=who.role, organization_id=who.organization_id,
+        units=[_choice(orgs[i]) for i in sorted(units if units is not None else orgs,
+                                                key=lambda i: (i != who.organization_id,
+                                                               orgs[i].name))
+               if i in orgs and orgs[i].active],
+        bases=bases, teams=mine("team"), pairings=pairings,
+        volunteers=sorted(mine("volunteer"), key=lambda c: c.name),
+        service_types=_codes(SERVICE_TYPES, active("service_type")),
+        indicators=_codes(INDICATORS, active("indicator")),
+        themes=[Code(code=c, label_zh=zh, label_en=en) for c, (zh, en) in THEMES.items()],
+        activities=await _activities(conn, units),
+        needs=await _needs(conn, units, paired_bases))
+
+
+async def _entities(conn: AsyncConnection) -> dict[str, dict]:
+    t = store.registry_entities
+    rows = await conn.execute(select(
+        t.c.kind, t.c.id, t.c.name, t.c.parent_id, t.c.organization_id, t.c.base_id,
+        t.c.active, t.c.record).where(t.c.kind.in_(
+            ("organization", "base", "team", "volunteer", "pairing", "service_type",
+             "indicator"))))
+    out: dict[str, dict] = {}
+    for row in rows:
+        out.setdefault(row.kind, {})[row.id] = row
+    return out
+
+
+def _subtree(orgs: dict, root: str | None) -> set[str] | None:
+    """The ids of `root` and every organisation under it; None for the whole programme."""
+    if root is None:
+        return None
+    children: dict[str, list[str]] = {}
+    for id_, row in orgs.items():
+        if row.parent_id:
+            children.setdefault(row.parent_id, []).append(id_)
+    found, todo = set(), [root]
+    while todo:
+        current = todo.pop()
+        if current not in found:
+            found.add(current)
+            todo += children.get(current, [])
+    return found
+
+
+def _choice(row, name: str | None = None) -> Choice:
+    return Choice(id=row.id, name=name or row.name or row.id, organization_id=row.organization_id,
+                  base_id=row.base_id, parent_id=row.parent_id)
+
+
+def _codes(builtin: dict, added: Iterable) -> list[Code]:
+    """The codes shipped with Tongxin, then those organisers added to the registry."""
+    out = {c: Code(code=c, label_zh=labels[0], label_en=labels[1])
+           for c, labels in builtin.items()}
+    for row in added:
+        record = row.record if isinstance(row.record, dict) else json.loads(row.record)
+        out.setdefault(row.id, Code(code=row.id, label_zh=str(record.get("label_zh") or row.id),
+                                    label_en=str(record.get("label_en") or row.id)))
+    return list(out.values())
+
+
+async def _titles(conn: AsyncConnection, event_ids: list[str]) -> dict[str, str]:
+    """The title in each of these accepted events (what people know an activity or need by)."""
+    if not event_ids:
+        return {}
+    t = store.accepted_events
+    rows = await conn.execute(select(t.c.event_id, t.c.payload).where(
+        t.c.event_id.in_(event_ids)))
+    return {row.event_id: str(json.loads(row.payload)["data"].get("title", ""))
+            for row in rows}
+
+
+async def _activities(conn: AsyncConnection, units: set[str] | None) -> list[ActivityChoice]:
+    t = store.activities
+    rows = [r for r in await conn.execute(
+        select(t).where(t.c.state == "logged").order_by(t.c.ended_at.desc(),
+                                                        t.c.activity_id).limit(
+            RECENT_ACTIVITIES if units is None else RECENT_ACTIVITIES * 10))
+        if units is None or set(r.units or [r.organization_id]) & units][:RECENT_ACTIVITIES]
+    titles = await _titles(conn, [r.logged_event_id for r in rows if r.logged_event_id])
+    return [ActivityChoice(
+        activity_id=r.activity_id, title=titles.get(r.logged_event_id or "", ""),
+        organization_id=r.organization_id, base_id=r.base_id,
+        units=list(r.units or [r.organization_id]), started_at=_utc(r.started_at),
+        ended_at=_utc(r.ended_at)) for r in rows]
+
+
+async def _needs(conn: AsyncConnection, units: set[str] | None,
+                 paired_bases: set[str | None]) -> list[NeedChoice]:
+    """Open needs the caller could claim (at bases it is paired with), and the needs it has
+    claimed, which it may resolve."""
+    t = store.needs
+    query = select(t).where(t.c.state.in_(("open", "claimed")))
+    if units is not None:
+        query = query.where(
+            ((t.c.state == "open") & t.c.base_id.in_([b for b in paired_bases if b]))
+            | ((t.c.state == "claimed") & t.c.claimed_by.in_(units)))
+    rows = list(await conn.execute(query.order_by(t.c.submitted_at.desc()).limit(MAX_NEEDS)))
+    a = store.accepted_events
+    titles: dict[str, str] = {}
+    if rows:
+        found = await conn.execute(select(a.c.about, a.c.payload).where(
+            a.c.type == "need.submitted",
+            a.c.about.in_([f"need_id={r.need_id}" for r in rows])))
+        titles = {about.removeprefix("need_id="): str(json.loads(payload)["data"]["title"])
+                  for about, payload in found}
+    return [NeedChoice(need_id=r.need_id, title=titles.get(r.need_id, ""), base_id=r.base_id,
+                       pairing_id=r.pairing_id, state=r.state, claimed_by=r.claimed_by)
+            for r in rows]
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)  # SQLite keeps no offset

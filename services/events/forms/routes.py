@@ -1,0 +1,42 @@
+"""`/forms/`: the units' logging page, and `GET /v1/forms/choices`, what it offers to choose.
+
+The page is behind the same key or login as the API (a browser without a session is sent to
+the registry's login and back, `shared.http.login_redirect`); its script and style are public
+files under `/static/forms/` (`shared.webassets.OWN_DIRS`). The page carries no data: the
+script asks for the choices, scoped by whoever is logged in."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+
+from services.events.forms.choices import Choices, choices_for
+from shared.auth import principal
+
+PAGE = Path(__file__).resolve().parent / "page.html"
+
+router = APIRouter(tags=["forms"])
+
+
+@router.get("/forms", include_in_schema=False)
+async def forms_redirect() -> RedirectResponse:
+    return RedirectResponse("forms/", status_code=307)
+
+
+@router.get("/forms/", include_in_schema=False)
+async def forms_page() -> HTMLResponse:
+    # Read each time: a few kilobytes, and an edited page shows without a restart. Its links
+    # are relative, so it works behind a proxy's path prefix too.
+    return HTMLResponse(PAGE.read_text(encoding="utf-8"), headers={"Cache-Control": "no-store"})
+
+
+@router.get("/v1/forms/choices", response_model=Choices,
+            summary="What the logging forms offer the caller to choose from (its scope)",
+            description="The caller's units, bases (paired ones first), teams, volunteers "
+                        "(names only), pairings, the taxonomy, its recent logged activities, "
+                        "the open needs at bases it is paired with and the needs it claimed.")
+async def forms_choices(request: Request) -> Choices:
+    async with request.app.state.acceptor.engine.connect() as conn:
+        return await choices_for(conn, principal(request))

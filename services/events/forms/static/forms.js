@@ -1,0 +1,506 @@
+// Tongxin's logging forms (同心 · 记录与上报): plain script, no library, nothing from another host.
+// Each form posts JSON to the events service's public endpoints (the same validation as every
+// other door), asks for its errors in Chinese (Accept-Language), and shows each next to its
+// field. The browser validates nothing itself (forms are `novalidate`): one set of rules.
+"use strict";
+
+const LANG_KEY = "tongxin-lang";
+let lang = localStorage.getItem(LANG_KEY) === "en" ? "en" : "zh";
+let choices = null;
+
+// -- words ----------------------------------------------------------------------------------
+function pick(text) {  // "中文|English" -> the current language's half
+  const [zh, en] = String(text).split("|");
+  return lang === "en" && en !== undefined ? en : zh;
+}
+
+function applyLang() {
+  document.documentElement.lang = lang === "en" ? "en" : "zh-CN";
+  for (const el of document.querySelectorAll("[data-t]")) el.textContent = pick(el.dataset.t);
+  for (const b of document.querySelectorAll("[data-lang]")) {
+    b.setAttribute("aria-pressed", String(b.dataset.lang === lang));
+  }
+  if (choices) fillAll(document);
+}
+
+const T = {
+  sent: "已提交。事件编号 {id}，序号 {seq}。|Accepted: event {id}, seq {seq}.",
+  duplicate: "（此前已提交过，只计一次）| (sent before: counted once)",
+  failed: "未能提交，请修改标出的项目：|Not accepted; please correct what is marked:",
+  network: "无法连接服务器，请稍后再试。|The server cannot be reached; try again.",
+  uploading: "正在上传…|Uploading…",
+  uploaded: "已上传|Uploaded",
+  remove: "删除|Remove",
+  login: "重新登录|Log in again",
+  you: "当前用户：{name}（{role}）|Logged in: {name} ({role})",
+};
+
+function say(key, values = {}) {
+  return pick(T[key]).replace(/\{(\w+)\}/g, (_, k) => values[k] ?? "");
+}
+
+// -- ids and times --------------------------------------------------------------------------
+function uuid4() {
+  // crypto.randomUUID needs a secure context; an intranet address over http is not one.
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const h = [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+const pad = (n) => String(n).padStart(2, "0");
+
+function offsetOf(date) {  // the browser's UTC offset at that moment: "+08:00"
+  const minutes = -date.getTimezoneOffset();
+  const sign = minutes < 0 ? "-" : "+";
+  const m = Math.abs(minutes);
+  return `${sign}${pad(Math.floor(m / 60))}:${pad(m % 60)}`;
+}
+
+function isoWithOffset(date) {
+  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}T` +
+    `${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}${offsetOf(date)}`;
+}
+
+function localInput(date) {  // the value a datetime-local input takes
+  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}T` +
+    `${pad(date.getHours())}:${pad(date.getMinutes())}`;
+}
+
+function moment(value) {  // "2013-10-19T09:00" typed in local time -> ISO with its offset
+  if (!value) return undefined;
+  const date = new Date(value);
+  return Number.isNaN(date.getTime()) ? value : isoWithOffset(date);
+}
+
+// -- the server -----------------------------------------------------------------------------
+async function api(path, options = {}) {
+  const headers = { "Accept": "application/json",
+                    "Accept-Language": lang === "en" ? "en" : "zh-CN",
+                    ...(options.headers || {}) };
+  const response = await fetch(new URL(path, location.href), { credentials: "same-origin",
+                                                                ...options, headers });
+  let body = null;
+  try { body = await response.json(); } catch { body = null; }
+  return { status: response.status, body };
+}
+
+// -- choices --------------------------------------------------------------------------------
+function optionsFor(key) {
+  if (!choices) return [];
+  const byId = (list) => Object.fromEntries(list.map((x) => [x.id, x.name]));
+  const codes = (list) => list.map((c) => ({ value: c.code,
+                                             label: lang === "en" ? c.label_en : c.label_zh }));
+  const needLabel = (n) => {
+    const base = byId(choices.bases)[n.base_id] || n.base_id;
+    return `${n.title || n.need_id} · ${base} · ${n.need_id}`;
+  };
+  switch (key) {
+    case "units": case "bases": case "pairings": case "teams": case "volunteers":
+      return choices[key].map((x) => ({ value: x.id, label: x.name }));
+    case "themes": case "service_types": case "indicators":
+      return codes(choices[key]);
+    case "activities": {
+      const bases = byId(choices.bases);
+      return choices.activities.map((a) => ({
+        value: a.activity_id,
+        label: `${a.title} · ${bases[a.base_id] || a.base_id} · ` +
+               `${a.started_at ? localInput(new Date(a.started_at)).replace("T", " ") : ""}` }));
+    }
+    case "open_needs":
+      return choices.needs.filter((n) => n.state === "open")
+        .map((n) => ({ value: n.need_id, label: needLabel(n) }));
+    case "claimed_needs":
+      return choices.needs.filter((n) => n.state === "claimed")
+        .map((n) => ({ value: n.need_id, label: needLabel(n) }));
+    default:
+      return [];
+  }
+}
+
+function fill(select) {
+  const keep = select.value;
+  const items = optionsFor(select.dataset.choices);
+  select.replaceChildren();
+  if (select.dataset.empty !== undefined) {
+    select.append(new Option(pick(select.dataset.empty), ""));
+  }
+  for (const item of items) select.append(new Option(item.label, item.value));
+  if (keep && items.some((i) => i.value === keep)) select.value = keep;
+  else if (select.dataset.choices === "units" && select.dataset.empty === undefined
+           && choices.organization_id && items.some((i) => i.value === choices.organization_id)) {
+    select.value = choices.organization_id;  // a unit logs for itself, first of all
+  }
+}
+
+function fillChecks(box) {
+  const kept = new Set([...box.querySelectorAll("input:checked")].map((i) => i.value));
+  box.replaceChildren();
+  for (const item of optionsFor(box.dataset.checks)) {
+    const label = document.createElement("label");
+    const input = document.createElement("input");
+    input.type = "checkbox";
+    input.value = item.value;
+    input.checked = kept.has(item.value);
+    label.append(input, " ", item.label);
+    box.append(label);
+  }
+}
+
+function fillAll(root) {
+  for (const s of root.querySelectorAll("select[data-choices]")) fill(s);
+  for (const b of root.querySelectorAll("[data-checks]")) fillChecks(b);
+}
+
+async function loadChoices() {
+  const { status, body } = await api("../v1/forms/choices");
+  const loading = document.getElementById("loading");
+  if (status !== 200 || !body) {
+    loading.textContent = messagesOf(body).join("；") || say("network");
+    loading.classList.add("bad");
+    return;
+  }
+  choices = body;
+  loading.hidden = true;
+  const me = (body.units.find((u) => u.id === body.organization_id) || {}).name;
+  document.getElementById("who").textContent =
+    say("you", { name: me || body.organization_id || "—", role: body.role });
+  fillAll(document);
+}
+
+// -- repeated rows (stalls, donations, outputs) ---------------------------------------------
+function addRow(list) {
+  const template = document.getElementById(`row-${list.dataset.rows}`);
+  const row = template.content.firstElementChild.cloneNode(true);
+  list.append(row);
+  for (const el of row.querySelectorAll("[data-t]")) el.textContent = pick(el.dataset.t);
+  fillAll(row);
+  renumber(list);
+  return row;
+}
+
+function renumber(list) {  // each row's fields are `stalls[2].served`: the API's own paths
+  [...list.children].forEach((row, i) => {
+    row.dataset.path = `${list.dataset.rows}[${i}]`;
+    for (const f of row.querySelectorAll("[data-sub]")) {
+      f.dataset.path = `${list.dataset.rows}[${i}].${f.dataset.sub}`;
+    }
+  });
+}
+
+function rowsOf(form, name) {
+  const list = form.querySelector(`[data-rows="${name}"]`);
+  return [...list.children].map((row) => {
+    const out = {};
+    for (const el of row.querySelectorAll("[data-name]")) {
+      const v = valueOf(el);
+      if (v !== undefined) out[el.dataset.name] = v;
+    }
+    return out;
+  });
+}
+
+// -- reading a form -------------------------------------------------------------------------
+function valueOf(el) {
+  // Left empty is left out: the server then says what is required, in one place.
+  if (el.value === "" || el.value === undefined) return undefined;
+  if (el.type === "number") {
+    const n = Number(el.value);
+    return Number.isNaN(n) ? el.value : n;
+  }
+  if (el.type === "datetime-local") return moment(el.value);
+  return el.value;
+}
+
+function fields(form, names) {
+  const out = {};
+  for (const name of names) {
+    const el = form.elements.namedItem(name);
+    const v = el ? valueOf(el) : undefined;
+    if (v !== undefined) out[name] = v;
+  }
+  return out;
+}
+
+function isFair(form) {
+  return form.elements.namedItem("fair").checked;
+}
+
+function stallsServed(form) {
+  return rowsOf(form, "stalls").reduce((sum, s) => sum + (Number(s.served) || 0), 0);
+}
+
+function activityData(form) {
+  const data = { activity_id: form.dataset.activityId,
+                 ...fields(form, ["organization_id", "base_id", "pairing_id", "team_id", "title",
+                                  "theme", "started_at", "ended_at", "volunteers",
+                                  "volunteer_hours", "served", "trainees", "summary"]) };
+  if (isFair(form)) {
+    data.stalls = rowsOf(form, "stalls");  // service types are the stalls'; served is their sum
+  } else {
+    data.service_types = [...form.querySelectorAll("[data-checks] input:checked")]
+      .map((i) => i.value);
+  }
+  const donations = rowsOf(form, "donations");
+  if (donations.length) data.donations = donations;
+  const outputs = rowsOf(form, "outputs");
+  if (outputs.length) data.outputs = outputs;
+  return data;
+}
+
+const READERS = {
+  "attendance.recorded": (f) => fields(f, ["activity_id", "volunteer_id", "hours", "method"]),
+  "report.submitted": (f) => ({
+    ...fields(f, ["activity_id", "organization_id", "summary"]),
+    photos: [...f.querySelectorAll("[data-thumbs] li[data-ref]")].map((li) => li.dataset.ref),
+  }),
+  "need.submitted": (f) => fields(f, ["need_id", "base_id", "pairing_id", "title", "category",
+                                      "urgency", "channel", "description"]),
+  "need.claimed": (f) => fields(f, ["need_id", "organization_id"]),
+  "need.resolved": (f) => fields(f, ["need_id", "organization_id", "activity_id", "note"]),
+};
+
+// -- showing the answer ---------------------------------------------------------------------
+function messagesOf(body) {
+  return ((body && body.errors) || []).map((e) => e.message);
+}
+
+function clearErrors(form) {
+  for (const p of form.querySelectorAll(".field-error")) p.remove();
+  for (const f of form.querySelectorAll(".invalid")) f.classList.remove("invalid");
+  const outcome = form.querySelector(".outcome");
+  outcome.replaceChildren();
+  outcome.className = "outcome";
+}
+
+function pathOf(field) {
+  // "data.stalls[2].served" (the API's) or "data.stalls.2.served": both -> "stalls[2].served"
+  return String(field || "").replace(/^data(\.|$)/, "").replace(/\.(\d+)(?=\.|\[|$)/g, "[$1]");
+}
+
+function placeOf(form, path) {  // the field's box, else the nearest enclosing one
+  while (path) {
+    const found = form.querySelector(`[data-path="${CSS.escape(path)}"]`);
+    if (found) return found;
+    const shorter = path.match(/^(.*)(\[\d+\]|\.[^.[]+)$/);
+    if (!shorter) return null;
+    path = shorter[1];
+  }
+  return null;
+}
+
+function labelOf(place) {
+  const label = place && place.querySelector(":scope > label, :scope > legend");
+  return label ? label.textContent : "";
+}
+
+function showErrors(form, status, body) {
+  const outcome = form.querySelector(".outcome");
+  outcome.className = "outcome bad";
+  const head = document.createElement("p");
+  head.textContent = say("failed");
+  const list = document.createElement("ul");
+  const errors = (body && body.errors) || [{ field: "", message: `HTTP ${status}` }];
+  for (const e of errors) {
+    const place = placeOf(form, pathOf(e.field));
+    if (place) {
+      place.classList.add("invalid");
+      const p = document.createElement("p");
+      p.className = "field-error";
+      p.dataset.field = e.field;
+      p.textContent = e.message;
+      place.append(p);
+    }
+    const li = document.createElement("li");
+    const label = labelOf(place);
+    li.textContent = label ? `${label}：${e.message}` : e.message;
+    list.append(li);
+  }
+  outcome.append(head, list);
+  if (status === 401) {
+    const a = document.createElement("a");
+    // The page itself: without a session the service sends the browser to the registry's
+    // login (on its own port) and back here.
+    a.href = location.href;
+    a.textContent = pick(T.login);
+    outcome.append(a);
+  }
+  (form.querySelector(".invalid") || outcome).scrollIntoView({ block: "center" });
+}
+
+function showAccepted(form, body) {
+  const outcome = form.querySelector(".outcome");
+  outcome.className = "outcome ok";
+  outcome.dataset.eventId = body.event_id;
+  outcome.dataset.seq = body.seq ?? "";
+  const p = document.createElement("p");
+  p.textContent = say("sent", { id: body.event_id, seq: body.seq ?? "—" }) +
+    (body.duplicate ? say("duplicate") : "");
+  outcome.append(p);
+}
+
+// -- sending --------------------------------------------------------------------------------
+function fresh(form) {  // ids of the next offer: a retry of the same one keeps them
+  form.dataset.eventId = uuid4();
+  if (form.dataset.kind === "activity") form.dataset.activityId = uuid4();
+}
+
+async function send(form) {
+  clearErrors(form);
+  const kind = form.dataset.kind;
+  let request;
+  if (kind === "activity") {
+    request = api("../v1/activities", {
+      method: "POST", body: JSON.stringify(activityData(form)),
+      headers: { "Content-Type": "application/json", "Idempotency-Key": form.dataset.eventId,
+                 "X-Tongxin-Source": "tongxin-forms" } });
+  } else {
+    if (kind === "report.submitted") await Promise.all(uploads);
+    const envelope = { event_id: form.dataset.eventId, type: kind, version: 1,
+                       occurred_at: isoWithOffset(new Date()), source: "tongxin-forms",
+                       data: READERS[kind](form) };
+    request = api("../v1/events", { method: "POST", body: JSON.stringify(envelope),
+                                    headers: { "Content-Type": "application/json" } });
+  }
+  const button = form.querySelector("button[type=submit]");
+  button.disabled = true;
+  try {
+    const { status, body } = await request;
+    if (status === 202 && body) {
+      fresh(form);
+      if (kind === "need.submitted") wireNeed(form);  // the next need gets its own number
+      // The new activity or need is one to choose now (a resolved need no longer is): the
+      // choices are current by the time the page says it is done.
+      await loadChoices().catch(() => undefined);
+      showAccepted(form, body);
+    } else {
+      showErrors(form, status, body);
+    }
+  } catch {
+    showErrors(form, 0, { errors: [{ field: "", message: say("network") }] });
+  } finally {
+    button.disabled = false;
+  }
+}
+
+// -- photos: each uploaded as it is chosen, its ref kept for the report ---------------------
+const uploads = [];
+
+function upload(form, file) {
+  const li = document.createElement("li");
+  const img = document.createElement("img");
+  img.src = URL.createObjectURL(file);  // a blob: URL, made in the page
+  img.alt = file.name;
+  const status = document.createElement("span");
+  status.textContent = say("uploading");
+  const remove = document.createElement("button");
+  remove.type = "button";
+  remove.className = "remove";
+  remove.textContent = say("remove");
+  remove.addEventListener("click", () => { li.remove(); renumberPhotos(form); });
+  li.append(img, status, remove);
+  form.querySelector("[data-thumbs]").append(li);
+  const body = new FormData();
+  body.append("file", file);
+  const done = api("../v1/photos", { method: "POST", body }).then(({ status: code, body: b }) => {
+    if (code === 201 && b && b.ref) {
+      li.dataset.ref = b.ref;
+      status.textContent = say("uploaded");
+    } else {
+      li.classList.add("invalid");
+      status.textContent = messagesOf(b).join("；") || `HTTP ${code}`;
+    }
+    renumberPhotos(form);
+  }).catch(() => { status.textContent = say("network"); });
+  uploads.push(done);
+}
+
+function renumberPhotos(form) {  // report.submitted's photos[i] is the i-th uploaded one
+  [...form.querySelectorAll("[data-thumbs] li[data-ref]")].forEach((li, i) => {
+    li.dataset.path = `photos[${i}]`;
+  });
+}
+
+// -- wiring ---------------------------------------------------------------------------------
+function showTab() {
+  const id = (location.hash || "#activity").slice(1);
+  for (const panel of document.querySelectorAll(".panel")) panel.hidden = panel.id !== id;
+  for (const a of document.querySelectorAll(".tabs a")) {
+    a.setAttribute("aria-selected", String(a.getAttribute("href") === `#${id}`));
+  }
+}
+
+function wireActivity(form) {
+  const now = new Date();
+  const start = new Date(now.getFullYear(), now.getMonth(), now.getDate(), 9, 0);
+  const end = new Date(now.getFullYear(), now.getMonth(), now.getDate(), 12, 0);
+  form.elements.namedItem("started_at").value = localInput(start);
+  form.elements.namedItem("ended_at").value = localInput(end);
+  const served = form.elements.namedItem("served");
+  const toggle = () => {
+    const fair = isFair(form);
+    form.querySelector(".fair-only").hidden = !fair;
+    for (const el of form.querySelectorAll(".not-fair")) el.hidden = fair;
+    served.readOnly = fair;
+    const list = form.querySelector('[data-rows="stalls"]');
+    if (fair && !list.children.length) addRow(list);
+    if (fair) served.value = String(stallsServed(form));
+  };
+  form.elements.namedItem("fair").addEventListener("change", toggle);
+  form.addEventListener("input", (event) => {
+    if (isFair(form) && event.target.closest('[data-rows="stalls"]')) {
+      served.value = String(stallsServed(form));
+    }
+  });
+}
+
+function wireNeed(form) {
+  const today = new Date();
+  const stamp = `${today.getFullYear()}${pad(today.getMonth() + 1)}${pad(today.getDate())}`;
+  form.elements.namedItem("need_id").value = `unit-${stamp}-${uuid4().slice(0, 8)}`;
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  for (const b of document.querySelectorAll("[data-lang]")) {
+    b.addEventListener("click", () => {
+      lang = b.dataset.lang;
+      localStorage.setItem(LANG_KEY, lang);
+      applyLang();
+    });
+  }
+  for (const form of document.querySelectorAll("form[data-kind]")) {
+    fresh(form);
+    form.addEventListener("submit", (event) => { event.preventDefault(); send(form); });
+    form.addEventListener("click", (event) => {
+      const add = event.target.closest("[data-add]");
+      if (add) addRow(form.querySelector(`[data-rows="${add.dataset.add}"]`));
+      const remove = event.target.closest(".row .remove");
+      if (remove) {
+        const list = remove.closest("[data-rows]");
+        remove.closest(".row").remove();
+        renumber(list);
+        if (list.dataset.rows === "stalls" && isFair(form)) {
+          form.elements.namedItem("served").value = String(stallsServed(form));
+        }
+      }
+    });
+  }
+  wireActivity(document.getElementById("form-activity"));
+  wireNeed(document.getElementById("form-need-submit"));
+  const report = document.getElementById("form-report");
+  report.elements.namedItem("photo-files").addEventListener("change", (event) => {
+    for (const file of event.target.files) upload(report, file);
+    event.target.value = "";
+  });
+  // Resolving: the claiming unit is the one that claimed the chosen need.
+  const resolve = document.getElementById("form-need-resolve");
+  resolve.elements.namedItem("need_id").addEventListener("change", (event) => {
+    const need = (choices?.needs || []).find((n) => n.need_id === event.target.value);
+    if (need && need.claimed_by) resolve.elements.namedItem("organization_id").value = need.claimed_by;
+  });
+  window.addEventListener("hashchange", showTab);
+  applyLang();
+  showTab();
+  loadChoices();
+});

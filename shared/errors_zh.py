@@ -1,0 +1,288 @@
+"""Error messages in Chinese, for a request that asks for them (`Accept-Language: zh-CN`).
+
+The API speaks English by default (outside systems match on its messages); a person filling a
+form reads Chinese. The error body keeps its shape and its `field`s; only `message` changes.
+Everything is in this one module: pydantic's error types by their `type` and `ctx` (so a new
+pydantic wording changes nothing), and Tongxin's own refusals by their English wording (they
+are written in one place each, in the rules). A message without a translation stays English:
+better a true message in English than none.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+# -- which language ------------------------------------------------------------------------
+
+
+def wants_chinese(accept_language: str | None) -> bool:
+    """Whether the most preferred language of an `Accept-Language` header is Chinese
+    (`zh`, `zh-CN`, `zh-Hans`, ...); `en-US,zh;q=0.5` stays English."""
+    best, best_q = "", -1.0
+    for part in (accept_language or "").split(","):
+        tag, _, params = part.strip().partition(";")
+        q = 1.0
+        for param in params.split(";"):
+            name, _, value = param.strip().partition("=")
+            if name == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        if tag and q > best_q:  # the first of equal weights wins, as browsers order them
+            best, best_q = tag.lower(), q
+    return best == "zh" or best.startswith("zh-")
+
+
+# -- words used in several messages ---------------------------------------------------------
+
+KINDS: dict[str, str] = {
+    "organization": "单位", "base": "服务基地", "team": "服务团队", "pairing": "结对",
+    "volunteer": "志愿者", "campaign": "敲门行动", "project": "项目", "region": "地区",
+    "service type": "服务类型", "indicator": "指标", "team category": "团队类别",
+}
+STATES: dict[str, str] = {
+    "open": "待认领", "claimed": "已认领", "resolved": "已解决", "closed": "已关闭",
+    "scheduled": "已排班", "logged": "已记录", "retracted": "已撤回", "not logged": "未记录",
+}
+VERBS: dict[str, str] = {"claimed": "认领", "resolved": "标记解决", "returned": "退单"}
+
+
+def _kind(word: str) -> str:
+    return KINDS.get(word, word)
+
+
+def _state(word: str) -> str:
+    return STATES.get(word, word)
+
+
+def _number(value: Any) -> str:
+    """2 rather than 2.0; decimals as given."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _choices(expected: str) -> str:
+    """pydantic's "'self', 'organiser' or 'import'" -> "'self'、'organiser' 或 'import'"."""
+    return expected.replace(", ", "、").replace(" or ", " 或 ")
+
+
+# -- pydantic's error types -----------------------------------------------------------------
+
+
+def _too_short(ctx: Mapping[str, Any]) -> str:
+    n = ctx.get("min_length", 1)
+    return "不能为空" if n == 1 else f"至少 {n} 个字符"
+
+
+PYDANTIC: dict[str, Callable[[Mapping[str, Any]], str]] = {
+    "missing": lambda c: "必填",
+    "extra_forbidden": lambda c: "不接受此字段",
+    "greater_than": lambda c: f"应大于 {_number(c.get('gt'))}",
+    "greater_than_equal": lambda c: f"应不小于 {_number(c.get('ge'))}",
+    "less_than": lambda c: f"应小于 {_number(c.get('lt'))}",
+    "less_than_equal": lambda c: f"应不大于 {_number(c.get('le'))}",
+    "string_too_short": _too_short,
+    "string_too_long": lambda c: f"最多 {c.get('max_length')} 个字符",
+    "too_short": lambda c: f"至少 {c.get('min_length')} 项",
+    "too_long": lambda c: f"最多 {c.get('max_length')} 项",
+    "string_type": lambda c: "应为文本",
+    "string_pattern_mismatch": lambda c: "格式不对",
+    "int_parsing": lambda c: "应为整数",
+    "int_type": lambda c: "应为整数",
+    "int_from_float": lambda c: "应为整数，不能有小数",
+    "float_parsing": lambda c: "应为数字",
+    "float_type": lambda c: "应为数字",
+    "finite_number": lambda c: "应为有限的数字",
+    "decimal_parsing": lambda c: "应为数字",
+    "decimal_type": lambda c: "应为数字",
+    "decimal_max_digits": lambda c: f"最多 {c.get('max_digits')} 位数字",
+    "decimal_max_places": lambda c: f"小数最多 {c.get('decimal_places')} 位",
+    "decimal_whole_digits": lambda c: f"整数部分最多 {c.get('whole_digits')} 位",
+    "bool_parsing": lambda c: "应为是或否",
+    "bool_type": lambda c: "应为是或否",
+    "datetime_parsing": lambda c: "应为日期时间，如 2013-10-19T09:00:00+08:00",
+    "datetime_from_date_parsing": lambda c: "应为日期时间，如 2013-10-19T09:00:00+08:00",
+    "datetime_type": lambda c: "应为日期时间，如 2013-10-19T09:00:00+08:00",
+    "timezone_aware": lambda c: "应带时区，如 +08:00",
+    "date_parsing": lambda c: "应为日期，如 2013-10-19",
+    "date_from_datetime_parsing": lambda c: "应为日期，如 2013-10-19",
+    "date_from_datetime_inexact": lambda c: "应为日期，不含时刻",
+    "date_type": lambda c: "应为日期，如 2013-10-19",
+    "uuid_parsing": lambda c: "应为 UUID",
+    "uuid_type": lambda c: "应为 UUID",
+    "literal_error": lambda c: f"应为以下之一：{_choices(str(c.get('expected', '')))}",
+    "enum": lambda c: f"应为以下之一：{_choices(str(c.get('expected', '')))}",
+    "list_type": lambda c: "应为列表",
+    "dict_type": lambda c: "应为对象",
+    "model_type": lambda c: "应为对象",
+    "model_attributes_type": lambda c: "应为对象",
+    "json_invalid": lambda c: "不是有效的 JSON",
+    "json_type": lambda c: "不是有效的 JSON",
+    "multiple_of": lambda c: f"应为 {_number(c.get('multiple_of'))} 的倍数",
+}
+
+
+# -- Tongxin's own refusals (English wording -> Chinese) -------------------------------------
+# Each pattern matches one message written in the rules, auth or the service; its groups are
+# the ids and figures in it. Order matters only where one pattern would also match another's.
+
+Rule = tuple[re.Pattern[str], Callable[[re.Match[str]], str]]
+
+
+def _rule(pattern: str, make: Callable[[re.Match[str]], str]) -> Rule:
+    return re.compile(pattern + r"\Z", re.DOTALL), make
+
+
+RULES: list[Rule] = [
+    # validation beyond pydantic's own (shared/events.py, shared/dates.py, shared/text.py)
+    _rule(r"must not be before started_at", lambda m: "结束时间不能早于开始时间"),
+    _rule(r"must not be before starts_on", lambda m: "结束日期不能早于开始日期"),
+    _rule(r"must be the sum of the stalls' served \((\d+)\), or be left out",
+          lambda m: f"应等于各摊位服务人次之和（{m[1]}），或留空"),
+    _rule(r"must be the stalls' service types (.+) \(or be left out\)",
+          lambda m: f"应与各摊位的服务类型一致 {m[1]}（或留空）"),
+    _rule(r"at least one service type is required", lambda m: "至少选择一种服务类型"),
+    _rule(r"the stalls have (\d+) service types; at most 60",
+          lambda m: f"各摊位共有 {m[1]} 种服务类型，最多 60 种"),
+    _rule(r"the stalls' served add up to (\d+); at most (\d+)",
+          lambda m: f"各摊位服务人次合计 {m[1]}，最多 {m[2]}"),
+    _rule(r"required", lambda m: "必填"),
+    _rule(r"must be between 1900-01-01 and 2100-12-31", lambda m: "应在 1900 年至 2100 年之间"),
+    _rule(r"looks like a phone or ID number; .*",
+          lambda m: "疑似手机号或身份证号：群众的个人信息留在收集它的渠道，不得录入同心"),
+    _rule(r"must not contain NUL .*", lambda m: "不能包含 NUL 字符"),
+    _rule(r"is less than the (\d+) distinct household_keys given",
+          lambda m: f"少于所填的 {m[1]} 个不同户号"),
+    # references (services/events/service.py)
+    _rule(r"no (.+?) '(.*)' is known to the registry",
+          lambda m: f"登记库中没有此{_kind(m[1])}（{m[2]}）"),
+    _rule(r"(.+?) '(.*)' is deactivated", lambda m: f"此{_kind(m[1])}已停用（{m[2]}）"),
+    # scope and roles (shared/auth.py, services/events/access.py)
+    _rule(r"\S+ acts for organisation '(.*)' and the units under it, not '(.*)'",
+          lambda m: f"只能以本单位（{m[1]}）及其下属单位的名义提交，不能代表单位 {m[2]}"),
+    _rule(r"only an organiser of the unit confirms or declines its volunteers' hours, not "
+          r"a (\w+)", lambda m: "只有本单位的组织者才能确认或驳回志愿者的服务时长"),
+    _rule(r"a (\w+) may not (\w+) (\S+) \(for: (.*)\)",
+          lambda m: f"{m[1]} 角色无权执行 {m[2]} {m[3]}（限：{m[4]}）"),
+    _rule(r"a key \(.*\) or a login is required", lambda m: "请先登录，或提供密钥"),
+    _rule(r"the session has ended: log in again", lambda m: "登录已过期，请重新登录"),
+    _rule(r"this key is not valid .*", lambda m: "密钥无效（未知、有误或已吊销）"),
+    # activities (services/events/rules/activities.py)
+    _rule(r"activity (\S+) was already logged \(event (\S+)\); send activity.corrected .*",
+          lambda m: f"活动 {m[1]} 已记录过（事件 {m[2]}）；要修改数字请提交更正"),
+    _rule(r"activity (\S+) was retracted; it cannot be logged again",
+          lambda m: f"活动 {m[1]} 已撤回，不能再次记录"),
+    _rule(r"activity (\S+) is already (\w+); a rota entry cannot replace it",
+          lambda m: f"活动 {m[1]} {_state(m[2])}，排班不能替换它"),
+    _rule(r"activity (\S+) has not been logged; only a logged activity can be corrected",
+          lambda m: f"活动 {m[1]} 尚未记录，只有已记录的活动才能更正"),
+    _rule(r"activity (\S+) was retracted; a retracted activity cannot be corrected",
+          lambda m: f"活动 {m[1]} 已撤回，不能更正"),
+    _rule(r"activity (\S+) has not been logged or scheduled",
+          lambda m: f"活动 {m[1]} 尚未记录或排班"),
+    _rule(r"activity (\S+) was already retracted", lambda m: f"活动 {m[1]} 已撤回"),
+    _rule(r"team '(.*)' belongs to another organisation \((.*)\)",
+          lambda m: f"服务团队 {m[1]} 属于另一个单位（{m[2]}）"),
+    _rule(r"pairing '?(.*?)'? is with base (\S+), not (?:with )?(\S+)",
+          lambda m: f"结对 {m[1]} 的服务基地是 {m[2]}，不是 {m[3]}"),
+    _rule(r"pairing '(.*)' is unit (\S+)'s, not this activity's",
+          lambda m: f"结对 {m[1]} 属于单位 {m[2]}，不属于本活动的单位"),
+    # attendance (services/events/rules/attendance.py)
+    _rule(r"activity (\S+) has not been logged; .*", lambda m: f"活动 {m[1]} 尚未记录"),
+    _rule(r"activity (\S+) was retracted", lambda m: f"活动 {m[1]} 已撤回"),
+    _rule(r"([\d.]+) h is longer than the activity \(([\d.]+) h\)",
+          lambda m: f"{m[1]} 小时超过了活动时长（{m[2]} 小时）"),
+    _rule(r"volunteer (\S+) is recorded at activity (\S+) \((.+)\), which overlaps this one",
+          lambda m: f"该志愿者已登记在时间重叠的另一活动 {m[2]}（{m[3]}）"),
+    _rule(r"no hours are recorded for volunteer (\S+) at activity (\S+)",
+          lambda m: f"该志愿者在活动 {m[2]} 没有登记时长"),
+    _rule(r"these hours are already (\w+)", lambda m: "这些时长已处理过"),
+    # needs (services/events/rules/needs.py)
+    _rule(r"need (.+) was already submitted \(it is (\w+)\)",
+          lambda m: f"需求 {m[1]} 已提交过（当前{_state(m[2])}）"),
+    _rule(r"need (.+) is (\w+)(?: by (\S+))?; only an open need can be claimed",
+          lambda m: f"需求 {m[1]} 当前{_state(m[2])}" + (f"（认领单位 {m[3]}）" if m[3] else "")
+          + "，只有待认领的需求才能认领"),
+    _rule(r"need (.+) is under pairing (\S+); only its unit (\S+) can claim it",
+          lambda m: f"需求 {m[1]} 属于结对 {m[2]}，只有该结对的单位 {m[3]} 才能认领"),
+    _rule(r"unit (\S+) is not paired with base (\S+); only a paired unit can claim its needs",
+          lambda m: f"单位 {m[1]} 未与服务基地 {m[2]} 结对，只有结对单位才能认领其需求"),
+    _rule(r"need (.+) is closed; reopen it to follow it up",
+          lambda m: f"需求 {m[1]} 已关闭，请先重新打开再跟踪落实"),
+    _rule(r"activity (\S+) is (scheduled|retracted|not logged)",
+          lambda m: f"活动 {m[1]} {_state(m[2])}"),
+    _rule(r"need (.+) is already closed", lambda m: f"需求 {m[1]} 已关闭"),
+    _rule(r"need (.+) is (\w+); it can be closed as confirmed only after it is resolved",
+          lambda m: f"需求 {m[1]} 当前{_state(m[2])}，解决后才能确认关闭"),
+    _rule(r"need (.+) is (\w+); only a resolved or closed need can be reopened",
+          lambda m: f"需求 {m[1]} 当前{_state(m[2])}，只有已解决或已关闭的需求才能重新打开"),
+    _rule(r"need (.+) has not been submitted", lambda m: f"需求 {m[1]} 尚未提交"),
+    _rule(r"need (.+) is (\w+); only a claimed need can be (\w+)",
+          lambda m: f"需求 {m[1]} 当前{_state(m[2])}，只有已认领的需求才能"
+                    f"{VERBS.get(m[3], m[3])}"),
+    _rule(r"need (.+) was claimed by (\S+), not by (\S+)",
+          lambda m: f"需求 {m[1]} 由单位 {m[2]} 认领，不是 {m[3]}"),
+    # reports (services/events/rules/reports.py) and photos (services/events/photos.py)
+    _rule(r"activity (\S+) has not been logged", lambda m: f"活动 {m[1]} 尚未记录"),
+    _rule(r"activity (\S+) was retracted; no report is owed",
+          lambda m: f"活动 {m[1]} 已撤回，无需报告"),
+    _rule(r"unit (\S+) did not serve at activity (\S+)",
+          lambda m: f"单位 {m[1]} 没有参加活动 {m[2]}"),
+    _rule(r"no photo (\S+) was uploaded \(POST /v1/photos first\)",
+          lambda m: "这张照片尚未上传，请先上传"),
+    _rule(r"activity (\S+) owes no report now", lambda m: f"活动 {m[1]} 目前无需报告"),
+    _rule(r"larger than (.+): a photo may be at most (\d+) bytes; .*",
+          lambda m: f"照片超过 {m[1]}，请换一张更小或压缩过的"),
+    # the envelope and the service (services/events/domain.py, service.py, shared/http.py)
+    _rule(r"event (\S+) was accepted earlier with other data.*",
+          lambda m: f"事件 {m[1]} 之前已用不同的内容提交过；新事件请用新的编号"),
+    _rule(r"not valid JSON: .*", lambda m: "不是有效的 JSON"),
+    _rule(r"unavailable: .*", lambda m: "数据库或 NATS 暂时无法连接，请稍后再试"),
+    _rule(r"busy: .*", lambda m: "系统繁忙，请稍后再试"),
+    _rule(r"internal error", lambda m: "内部错误"),
+]
+
+
+def rule_zh(message: str) -> str | None:
+    """The Chinese of one of Tongxin's own messages, or None if it has none."""
+    text = message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    for pattern, make in RULES:
+        if m := pattern.match(text):
+            return make(m)
+    return None
+
+
+def pydantic_zh(kind: str | None, ctx: Mapping[str, Any] | None, message: str) -> str | None:
+    """The Chinese of a pydantic error: by its type; a `value_error` by the message of ours
+    it carries."""
+    if kind in ("value_error", "assertion_error") or kind not in PYDANTIC:
+        return rule_zh(message)
+    return PYDANTIC[kind](ctx or {})
+
+
+def message_zh(error: Any) -> str:
+    """One error's message in Chinese: a `FieldError` (which may remember the pydantic error
+    it came from) or a `{"field", "message"}` dict; untranslated ones stay as they are."""
+    if isinstance(error, Mapping):
+        message, source = str(error.get("message", "")), error.get("source")
+    else:
+        message, source = error.message, getattr(error, "source", None)
+    if source is not None:
+        found = pydantic_zh(source.get("type"), source.get("ctx"), message)
+    else:
+        found = rule_zh(message)
+    return found or message
+
+
+def localise(errors: Iterable[Any], chinese: bool) -> list[dict[str, str]]:
+    """The error body's list, with Chinese messages if `chinese`."""
+    out = []
+    for e in errors:
+        field = str(e.get("field", "")) if isinstance(e, Mapping) else e.field
+        message = str(e.get("message", "")) if isinstance(e, Mapping) else e.message
+        out.append({"field": field, "message": message_zh(e) if chinese else message})
+    return out

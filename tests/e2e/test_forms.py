@@ -1,0 +1,294 @@
+"""The units' logging forms (`/forms/` on the events service), driven in Debian's Chromium as a
+unit's person would use them (both database back-ends):
+
+- log in through the registry's `/login` page (the forms page sends the browser there and back);
+- log a fair with two stalls (one for a unit under ours) and see the success message;
+- log an activity with bad fields and see the Chinese messages next to those fields;
+- record attendance, submit a report with a photo (uploaded first, its thumbnail shown);
+- submit a need, claim it and resolve it;
+- see through the reporting API that the fair's people served count for the unit: the figures
+  changed;
+- no request of the browser left 127.0.0.1, and the choices offered are the unit's own.
+
+A screenshot of each form, as it shows its success (or errors), is saved under
+TONGXIN_ARTIFACTS if set, else the test's tmp dir."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import struct
+import uuid
+import zlib
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from playwright.async_api import Page, async_playwright
+
+from tests.e2e.test_offline_pages import CHROMIUM_ARGS, installed_chromium
+from tests.harness import System
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+TIMEOUT_MS = 30_000
+PASSWORD = "tongxin-forms-密码-2013"
+
+
+def png(width: int = 8, height: int = 6) -> bytes:
+    """A small, real PNG (red), made here: no file from anywhere."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+    rows = b"".join(b"\x00" + b"\xb2\x22\x22" * width for _ in range(height))
+    return (b"\x89PNG\r\n\x1a\n"
+            + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+def artifacts(tmp_path: Path) -> Path:
+    out = Path(os.environ["TONGXIN_ARTIFACTS"]) if os.environ.get("TONGXIN_ARTIFACTS") \
+        else tmp_path
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+async def a_unit_with_an_account(system: System) -> dict:
+    """A unit with a unit under it, a base it is paired with, a volunteer, and a person's
+    account for the unit; also another unit with a volunteer the forms must not offer."""
+    suffix = uuid.uuid4().hex[:6]
+    org = await system.register("organizations", name=f"淄博市委统战部-表单-{suffix}",
+                                kind="party_organization")
+    child = await system.register("organizations", name=f"民盟淄博市委-{suffix}",
+                                  kind="democratic_party", parent_id=org["id"])
+    base = await system.register("bases", name=f"高青县刘春村-表单-{suffix}", kind="village")
+    pairing = await system.register("pairings", organization_id=org["id"], base_id=base["id"],
+                                    starts_on="2013-01-01")
+    volunteer = await system.register("volunteers", name=f"张志愿-{suffix}",
+                                      organization_id=org["id"])
+    other = await system.register("organizations", name=f"别的单位-{suffix}",
+                                  kind="enterprise")
+    stranger = await system.register("volunteers", name=f"李外人-{suffix}",
+                                      organization_id=other["id"])
+    username = f"unit-{suffix}"
+    async with system.client() as http:
+        r = await http.post(f"{system.url('registry')}/v1/accounts", json={
+            "username": username, "password": PASSWORD, "name": f"刘春村联络员-{suffix}",
+            "role": "unit", "organization_id": org["id"]})
+        assert r.status_code == 201, r.text
+        # The events service learns the registry's records from its stream: wait for them.
+        for _ in range(200):
+            r = await http.get(f"{system.url('events')}/v1/forms/choices")
+            assert r.status_code == 200, r.text
+            known = r.json()
+            if (any(v["id"] == stranger["id"] for v in known["volunteers"])
+                    and any(p["id"] == pairing["id"] for p in known["pairings"])):
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("the events service never learnt the registered records")
+    return {"org": org, "child": child, "base": base, "pairing": pairing,
+            "volunteer": volunteer, "other": other, "stranger": stranger,
+            "username": username}
+
+
+async def accepted(page: Page, form: str) -> tuple[str, int]:
+    """Submit `form` and wait for its success message: (event id, seq)."""
+    await page.click(f"{form} button[type=submit]")
+    ok = page.locator(f"{form} .outcome.ok")
+    bad = page.locator(f"{form} .outcome.bad")
+    await page.wait_for_function(
+        "f => document.querySelector(f + ' .outcome.ok, ' + f + ' .outcome.bad')", arg=form,
+        timeout=TIMEOUT_MS)
+    assert await bad.count() == 0, await bad.inner_text()
+    text = await ok.inner_text()
+    event_id = await ok.get_attribute("data-event-id")
+    seq = await ok.get_attribute("data-seq")
+    assert event_id and seq and event_id in text and "已提交" in text, text
+    return event_id, int(seq)
+
+
+async def tab(page: Page, name: str) -> None:
+    await page.click(f'.tabs a[href="#{name}"]')
+    await page.locator(f"#{name}").wait_for(state="visible")
+
+
+async def test_a_unit_logs_through_the_forms(system: System, tmp_path: Path):
+    chromium = installed_chromium()
+    world = await a_unit_with_an_account(system)
+    org, base, pairing = world["org"], world["base"], world["pairing"]
+    shots = artifacts(tmp_path)
+    tag = system.backend.name
+    before = await system.summary(organization_id=org["id"])
+    assert before["totals"]["served"] == 0 and before["totals"]["activities"] == 0, before
+
+    events, registry = system.url("events"), system.url("registry")
+    seen: list[str] = []
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=str(chromium), headless=True,
+                                           args=CHROMIUM_ARGS)
+        try:
+            context = await browser.new_context(viewport={"width": 1280, "height": 1000},
+                                                locale="zh-CN")
+            context.on("request", lambda request: seen.append(request.url))
+            page = await context.new_page()
+            page.set_default_timeout(TIMEOUT_MS)
+
+            # -- no session: the forms send the browser to the registry's login and back
+            await page.goto(f"{events}/forms/")
+            assert page.url.startswith(f"{registry}/login"), page.url
+            await page.fill("#username", world["username"])
+            await page.fill("#password", PASSWORD)
+            await page.click("button[type=submit]")
+            await page.wait_for_url(f"{events}/forms/**")
+            who = page.locator("#who")
+            await who.wait_for()
+            await page.wait_for_function("document.querySelector('#who').textContent !== ''")
+            assert org["name"] in await who.inner_text()
+
+            # -- the choices are the unit's own: its units preselected, never another's
+            # volunteers
+            form = "#form-activity"
+            assert await page.input_value(f"{form} [name=organization_id]") == org["id"]
+            units = await page.locator(
+                f"{form} [name=organization_id] option").evaluate_all(
+                "os => os.map(o => o.value)")
+            assert set(units) == {org["id"], world["child"]["id"]}, units
+            volunteers = await page.locator(
+                "#form-attendance [name=volunteer_id] option").evaluate_all(
+                "os => os.map(o => o.value)")
+            assert world["volunteer"]["id"] in volunteers
+            assert world["stranger"]["id"] not in volunteers
+
+            # -- 记录活动: a fair with two stalls, one for the unit under ours
+            await page.select_option(f"{form} [name=base_id]", base["id"])
+            await page.select_option(f"{form} [name=pairing_id]", pairing["id"])
+            await page.fill(f"{form} [name=title]", "周末便民服务大集市")
+            await page.select_option(f"{form} [name=theme]", "harmonious_society")
+            await page.check(f"{form} [name=fair]")
+            stalls = page.locator(f'{form} [data-rows="stalls"] .row')
+            await page.select_option(f"{form} [data-path='stalls[0].service_type'] select",
+                                     "haircut")
+            await page.fill(f"{form} [data-path='stalls[0].served'] input", "85")
+            await page.fill(f"{form} [data-path='stalls[0].title'] input", "义剪")
+            await page.click(f'{form} [data-add="stalls"]')
+            assert await stalls.count() == 2
+            await page.select_option(f"{form} [data-path='stalls[1].service_type'] select",
+                                     "repair")
+            await page.fill(f"{form} [data-path='stalls[1].served'] input", "60")
+            await page.select_option(f"{form} [data-path='stalls[1].organization_id'] select",
+                                     world["child"]["id"])
+            # The activity's served is the stalls' sum, computed as they are typed.
+            assert await page.input_value(f"{form} [name=served]") == "145"
+            await page.fill(f"{form} [name=volunteers]", "12")
+            await page.fill(f"{form} [name=volunteer_hours]", "36")
+            fair_event, fair_seq = await accepted(page, form)
+            await page.screenshot(path=str(shots / f"forms-{tag}-activity.png"), full_page=True)
+
+            # -- the same form with bad fields: Chinese messages next to them
+            await page.uncheck(f"{form} [name=fair]")
+            await page.check(f"{form} [data-checks] input[value=free_clinic]")
+            await page.fill(f"{form} [name=title]", "义诊")
+            await page.fill(f"{form} [name=served]", "-5")
+            await page.fill(f"{form} [name=started_at]", "2013-10-19T12:00")
+            await page.fill(f"{form} [name=ended_at]", "2013-10-19T09:00")
+            await page.click(f"{form} button[type=submit]")
+            served_error = page.locator(f"{form} [data-path=served] .field-error")
+            await served_error.wait_for()
+            assert await served_error.inner_text() == "应不小于 0"
+            ended_error = page.locator(f"{form} [data-path=ended_at] .field-error")
+            assert await ended_error.inner_text() == "结束时间不能早于开始时间"
+            summary = await page.locator(f"{form} .outcome.bad").inner_text()
+            assert "未能提交" in summary and "服务群众（人次）：应不小于 0" in summary, summary
+            await page.screenshot(path=str(shots / f"forms-{tag}-activity-errors.png"),
+                                  full_page=True)
+
+            async with system.client() as http:
+                r = await http.get(f"{events}/v1/events/{fair_event}")
+                assert r.status_code == 200, r.text
+                fair = r.json()["envelope"]["data"]
+            assert fair["served"] == 145 and fair["service_types"] == ["haircut", "repair"]
+            assert [s["organization_id"] for s in fair["stalls"]] == [
+                None, world["child"]["id"]], fair["stalls"]
+            activity_id = fair["activity_id"]
+
+            # -- 考勤
+            await tab(page, "attendance")
+            form = "#form-attendance"
+            await page.select_option(f"{form} [name=activity_id]", activity_id)
+            await page.select_option(f"{form} [name=volunteer_id]", world["volunteer"]["id"])
+            await page.fill(f"{form} [name=hours]", "3")
+            await page.select_option(f"{form} [name=method]", "organiser")
+            await accepted(page, form)
+            await page.screenshot(path=str(shots / f"forms-{tag}-attendance.png"),
+                                  full_page=True)
+
+            # -- 提交报告, with a photo uploaded first and shown
+            await tab(page, "report")
+            form = "#form-report"
+            await page.select_option(f"{form} [name=activity_id]", activity_id)
+            await page.fill(f"{form} [name=summary]", "大集市义剪85人次，义修60人次。")
+            await page.set_input_files(f"{form} [name=photo-files]", files=[
+                {"name": "集市.png", "mimeType": "image/png", "buffer": png()}])
+            thumb = page.locator(f"{form} [data-thumbs] li[data-ref]")
+            await thumb.wait_for()
+            assert await thumb.locator("img").evaluate("i => i.naturalWidth") == 8
+            ref = await thumb.get_attribute("data-ref")
+            report_event, _ = await accepted(page, form)
+            await page.screenshot(path=str(shots / f"forms-{tag}-report.png"), full_page=True)
+            async with system.client() as http:
+                r = await http.get(f"{events}/v1/events/{report_event}")
+            assert r.json()["envelope"]["data"]["photos"] == [ref]
+
+            # -- 群众需求: submit, claim, resolve
+            await tab(page, "need")
+            form = "#form-need-submit"
+            need_id = await page.input_value(f"{form} [name=need_id]")
+            await page.select_option(f"{form} [name=base_id]", base["id"])
+            await page.select_option(f"{form} [name=pairing_id]", pairing["id"])
+            await page.fill(f"{form} [name=title]", "三号楼前路灯维修")
+            await page.select_option(f"{form} [name=category]", "repair")
+            await page.select_option(f"{form} [name=urgency]", "high")
+            await page.fill(f"{form} [name=description]", "路灯不亮，老人夜间出行不便")
+            await accepted(page, form)
+            await page.select_option("#form-need-claim [name=need_id]", need_id)
+            await accepted(page, "#form-need-claim")
+            form = "#form-need-resolve"
+            await page.select_option(f"{form} [name=need_id]", need_id)
+            assert await page.input_value(f"{form} [name=organization_id]") == org["id"]
+            await page.select_option(f"{form} [name=activity_id]", activity_id)
+            await page.fill(f"{form} [name=note]", "路灯已修复")
+            _, last_seq = await accepted(page, form)
+            await page.screenshot(path=str(shots / f"forms-{tag}-need.png"), full_page=True)
+
+            # -- 中文/English: the page and the messages the server sends switch together
+            await page.click('[data-lang="en"]')
+            assert await page.inner_text('.tabs a[href="#activity"]') == "Log an activity"
+            # Resolved, the need is no longer offered: sent without one, the form hears why.
+            assert need_id not in await page.locator(
+                f"{form} [name=need_id] option").evaluate_all("os => os.map(o => o.value)")
+            await page.click(f"{form} button[type=submit]")
+            error = page.locator(f"{form} [data-path=need_id] .field-error")
+            await error.wait_for()
+            assert await error.inner_text() == "Field required"
+            await context.close()
+        finally:
+            await browser.close()
+
+    # -- the figures changed: the fair counts for the unit (its stalls', the child's too)
+    after = await system.summary(organization_id=org["id"], min_seq=max(fair_seq, last_seq))
+    assert after["totals"]["activities"] == 1 and after["totals"]["served"] == 145, after
+    assert after["totals"]["volunteer_hours"] == 36, after
+    async with system.client() as http:
+        r = await http.get(f"{system.url('reporting')}/v1/reports/needs/items",
+                           params={"organization_id": org["id"], "min_seq": last_seq})
+        assert r.status_code == 200, r.text
+        states = {n["need_id"]: n["state"] for n in r.json()["rows"]}
+    assert states.get(need_id) == "resolved", states
+
+    # -- nothing left the machine
+    assert seen
+    away = [u for u in seen if urlsplit(u).scheme not in ("data", "blob")
+            and urlsplit(u).hostname != "127.0.0.1"]
+    assert not away, f"the forms asked other hosts for: {away}"
+    print(f"\nforms ({tag}): {len(seen)} requests, all to 127.0.0.1; screenshots in {shots}")

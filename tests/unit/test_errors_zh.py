@@ -1,0 +1,107 @@
+"""Error messages in Chinese (shared/errors_zh.py): chosen by Accept-Language, pydantic's by
+their type, Tongxin's own by their wording; English stays the default and the fallback."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from pydantic import ValidationError
+
+from shared.errors import FieldError, from_validation_error
+from shared.errors_zh import localise, rule_zh, wants_chinese
+from shared.events import ActivityLogged, AttendanceRecorded, NeedSubmitted
+
+CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+@pytest.mark.parametrize(("header", "chinese"), [
+    ("zh-CN", True), ("zh", True), ("zh-Hans-CN", True), ("zh-CN,zh;q=0.9,en;q=0.8", True),
+    ("en-US,zh;q=0.5", False), ("en", False), ("", False), (None, False),
+    ("en;q=0.4,zh-TW;q=0.8", True), ("fr, zh-CN", False), ("zh-CN;q=abc, en", False)])
+def test_the_language_a_request_asks_for(header, chinese):
+    assert wants_chinese(header) is chinese
+
+
+def errors_of(model, data) -> list[FieldError]:
+    with pytest.raises(ValidationError) as caught:
+        model.model_validate(data)
+    return from_validation_error(caught.value, "data")
+
+
+def test_every_validation_error_of_a_bad_activity_reads_in_chinese():
+    errors = errors_of(ActivityLogged, {
+        "activity_id": "x", "organization_id": "", "base_id": "b", "title": "联系 13812345678",
+        "theme": "bad", "started_at": "2013-10-19T09:00:00+08:00",
+        "ended_at": "2013-10-19T08:00:00+08:00", "volunteers": 1.5, "volunteer_hours": "abc",
+        "stalls": [{"service_type": "haircut", "served": -1}], "extra": 1})
+    zh = {e["field"]: e["message"] for e in localise(errors, chinese=True)}
+    assert zh["data.stalls[0].served"] == "应不小于 0"
+    assert zh["data.ended_at"] == "结束时间不能早于开始时间"
+    assert zh["data.organization_id"] == "不能为空"
+    assert zh["data.activity_id"] == "应为 UUID"
+    assert zh["data.volunteers"] == "应为整数，不能有小数"
+    assert zh["data.volunteer_hours"] == "应为数字"
+    assert zh["data.extra"] == "不接受此字段"
+    assert zh["data.theme"].startswith("应为以下之一：'city_quality'、")
+    assert zh["data.title"].startswith("疑似手机号或身份证号")
+    assert all(CJK.search(m) for m in zh.values()), zh
+    # English stays what it was, field for field.
+    en = localise(errors, chinese=False)
+    assert en == [e.model_dump() for e in errors]
+
+
+def test_fairs_and_missing_fields():
+    errors = errors_of(ActivityLogged, {
+        "activity_id": "3f0a4a52-5a2e-4a8e-9d1c-0c8a3f5b6a01", "organization_id": "o",
+        "base_id": "b", "title": "大集市", "theme": "other",
+        "started_at": "2013-10-26T08:30:00+08:00", "ended_at": "2013-10-26T16:00:00+08:00",
+        "volunteer_hours": 1, "served": 3,
+        "stalls": [{"service_type": "haircut", "served": 1}]})
+    zh = {e["field"]: e["message"] for e in localise(errors, chinese=True)}
+    assert zh == {"data.served": "应等于各摊位服务人次之和（1），或留空",
+                  "data.volunteers": "必填"}
+
+
+def test_choices_and_limits():
+    errors = errors_of(AttendanceRecorded, {"activity_id": "3f0a4a52-5a2e-4a8e-9d1c-0c8a3f5b6a01",
+                                            "volunteer_id": "v", "hours": 0, "method": "x"})
+    errors += errors_of(NeedSubmitted, {"need_id": "n", "base_id": "b", "title": "x" * 201,
+                                        "category": "Repair", "channel": "unit"})
+    zh = {e["field"]: e["message"] for e in localise(errors, chinese=True)}
+    assert zh["data.hours"] == "应大于 0"
+    assert zh["data.method"] == "应为以下之一：'self'、'organiser'、'sign_in' 或 'import'"
+    assert zh["data.title"] == "最多 200 个字符"
+    assert zh["data.category"] == "格式不对"
+
+
+@pytest.mark.parametrize(("english", "chinese"), [
+    ("no organization 'o9' is known to the registry", "登记库中没有此单位（o9）"),
+    ("base 'b1' is deactivated", "此服务基地已停用（b1）"),
+    ("account:a1 acts for organisation 'o1' and the units under it, not 'o2'",
+     "只能以本单位（o1）及其下属单位的名义提交，不能代表单位 o2"),
+    ("volunteer v1 is recorded at activity a2 (2013-10-19 09:00–12:00), which overlaps this "
+     "one", "该志愿者已登记在时间重叠的另一活动 a2（2013-10-19 09:00–12:00）"),
+    ("3.5 h is longer than the activity (3 h)", "3.5 小时超过了活动时长（3 小时）"),
+    ("need N1 is open; only a claimed need can be resolved",
+     "需求 N1 当前待认领，只有已认领的需求才能标记解决"),
+    ("need N1 is claimed by o2; only an open need can be claimed",
+     "需求 N1 当前已认领（认领单位 o2），只有待认领的需求才能认领"),
+    ("need N1 was claimed by o2, not by o1", "需求 N1 由单位 o2 认领，不是 o1"),
+    ("unit o1 is not paired with base b1; only a paired unit can claim its needs",
+     "单位 o1 未与服务基地 b1 结对，只有结对单位才能认领其需求"),
+    ("pairing 'p1' is with base b1, not b2", "结对 p1 的服务基地是 b1，不是 b2"),
+    ("activity a1 has not been logged", "活动 a1 尚未记录"),
+    ("unit o1 did not serve at activity a1", "单位 o1 没有参加活动 a1"),
+    ("the session has ended: log in again", "登录已过期，请重新登录"),
+])
+def test_tongxins_own_refusals(english, chinese):
+    assert rule_zh(english) == chinese
+    assert localise([{"field": "data.x", "message": english}], chinese=True) == [
+        {"field": "data.x", "message": chinese}]
+
+
+def test_a_message_without_a_translation_stays_english():
+    assert rule_zh("something new went wrong") is None
+    assert localise([{"field": "", "message": "something new went wrong"}], chinese=True) == [
+        {"field": "", "message": "something new went wrong"}]
