@@ -2,7 +2,8 @@
 unit's person would use them (both database back-ends):
 
 - log in through the registry's `/login` page (the forms page sends the browser there and back);
-- log a fair with two stalls (one for a unit under ours) and see the success message;
+- log a fair with two stalls (one for a unit under ours) and see the success message, and the
+  dashboard open beside the forms show the unit's activities and people served change live;
 - log an activity with bad fields and see the Chinese messages next to those fields;
 - record attendance, submit a report with a photo (uploaded first, its thumbnail shown);
 - submit a need, claim it and resolve it;
@@ -24,7 +25,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.async_api import Page, async_playwright
+from playwright.async_api import Page, async_playwright, expect
 
 from tests.e2e.test_offline_pages import CHROMIUM_ARGS, installed_chromium
 from tests.harness import System
@@ -32,6 +33,7 @@ from tests.harness import System
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 TIMEOUT_MS = 30_000
+LIVE_MS = 90_000  # accepted, projected, then the dashboard's next poll or notification
 PASSWORD = "tongxin-forms-密码-2013"
 
 
@@ -160,6 +162,13 @@ async def test_a_unit_logs_through_the_forms(system: System, tmp_path: Path):
             assert world["volunteer"]["id"] in volunteers
             assert world["stranger"]["id"] not in volunteers
 
+            # -- the dashboard, open beside the forms (the same login): the unit's figures,
+            # none yet; they change there, without a reload, once the forms have logged
+            dashboard = await context.new_page()
+            await dashboard.goto(f"{system.url('reporting')}/#overview")
+            activities = dashboard.locator("#totals [data-figure=activities] .v")
+            await expect(activities).to_have_text("0", timeout=LIVE_MS)
+
             # -- 记录活动: a fair with two stalls, one for the unit under ours
             await page.select_option(f"{form} [name=base_id]", base["id"])
             await page.select_option(f"{form} [name=pairing_id]", pairing["id"])
@@ -183,6 +192,10 @@ async def test_a_unit_logs_through_the_forms(system: System, tmp_path: Path):
             await page.fill(f"{form} [name=volunteers]", "12")
             await page.fill(f"{form} [name=volunteer_hours]", "36")
             fair_event, fair_seq = await accepted(page, form)
+            await expect(activities).to_have_text("1", timeout=LIVE_MS)
+            await expect(dashboard.locator("#totals [data-figure=served] .v")).to_have_text(
+                "145", timeout=LIVE_MS)
+            await dashboard.screenshot(path=str(shots / f"forms-{tag}-dashboard-live.png"))
             await page.screenshot(path=str(shots / f"forms-{tag}-activity.png"), full_page=True)
 
             # -- the same form with bad fields: Chinese messages next to them
