@@ -98,7 +98,8 @@ def up(data_dir: Path = typer.Option(Path("var"), envvar="TONGXIN_DATA_DIR",
                      f"TONGXIN_PUBLISHER_URL={own_urls[natsauth.PUBLISHER]}" if own_urls else "")
         console.print(f"""
 [bold]Tongxin is running.[/] Open:
-  Reports (people)    {urls['reporting']}/
+  Dashboard           {urls['reporting']}/
+  Forms (units)       {urls['events']}/forms/
   Summary (JSON)      {urls['reporting']}/v1/reports/summary?group_by=organization
   Log in              {urls['registry']}/login
   Registry API docs   {urls['registry']}/docs

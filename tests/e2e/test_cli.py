@@ -93,7 +93,7 @@ class Up:
                 self._ready.set()
 
     def url(self, label: str) -> str:
-        """A URL as printed, e.g. url("Reports (people)")."""
+        """A URL as printed, e.g. url("Dashboard")."""
         match = re.search(rf"^\s*{re.escape(label)}\s+(http://\S+)$", self.output, re.M)
         assert match, f"no {label!r} URL in the output:\n{self.output}"
         return match.group(1)
@@ -181,12 +181,13 @@ async def test_up_serves_the_demo_and_ctrl_c_stops_everything(data_dir):
 
     assert "Demo programme loaded" in up.output
     assert any(line.startswith("NATS with JetStream on nats://127.0.0.1:") for line in up.lines)
-    reports = up.url("Reports (people)")
+    reports = up.url("Dashboard")
     assert reports == f"http://127.0.0.1:{up.ports['reporting']}/"
     async with up.client(timeout=30) as http:
         page = await http.get(reports)
         assert page.status_code == 200 and "同心 Tongxin" in page.text
-        for label in ("Registry API docs", "Events API docs", "Reporting API docs"):
+        for label in ("Registry API docs", "Events API docs", "Reporting API docs",
+                      "Forms (units)", "Events AsyncAPI"):
             assert (await http.get(up.url(label))).status_code == 200, label
     # A person: the page sends a browser without a session to the login, which the printed
     # username and password pass, and back to the page.
