@@ -185,7 +185,7 @@ async def test_up_serves_the_demo_and_ctrl_c_stops_everything(data_dir):
     assert reports == f"http://127.0.0.1:{up.ports['reporting']}/"
     async with up.client(timeout=30) as http:
         page = await http.get(reports)
-        assert page.status_code == 200 and "同心 Tongxin" in page.text
+        assert page.status_code == 200 and "同心 · 数据看板" in page.text
         for label in ("Registry API docs", "Events API docs", "Reporting API docs",
                       "Forms (units)", "Events AsyncAPI"):
             assert (await http.get(up.url(label))).status_code == 200, label
@@ -199,7 +199,7 @@ async def test_up_serves_the_demo_and_ctrl_c_stops_everything(data_dir):
             "username": username, "password": password, "next": reports})
         assert r.status_code == 303 and r.headers["location"] == reports, r.text
         page = await browser.get(reports, headers={"Accept": "text/html"})
-        assert page.status_code == 200 and "同心 Tongxin" in page.text
+        assert page.status_code == 200 and "同心 · 数据看板" in page.text
     result = await summary(up)
     activities, served = demo_totals()
     assert result["totals"]["activities"] == activities
