@@ -297,7 +297,7 @@ class Registry:
         """`scope`: the caller's organisation; its subtree's records only (bases, regions
         and campaigns are everyone's)."""
         async with self.engine.connect() as conn:
-            within = await store.subtree(conn, scope) if scope else None
+            within = store.subtree_ids(scope) if scope else None
             return await store.list_records(conn, entity, filters=filters,
                                             search=search_key(q) if q else None,
                                             active=active, limit=limit, offset=offset,
