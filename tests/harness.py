@@ -176,7 +176,10 @@ class System:
 
     def client(self, key: str | None = None, **kwargs) -> httpx.AsyncClient:
         """An HTTP client sending `key` (the admin key unless given) with every request."""
-        kwargs.setdefault("timeout", 30)
+        # 90 s, not 30: on SQLite, after a reporting restart, its projections' write-lock
+        # contention has been seen to stall a request past 30 s (two busy timeouts; the
+        # stacks, once it had passed, showed nothing stuck). PostgreSQL has not shown it.
+        kwargs.setdefault("timeout", 90)
         kwargs["headers"] = {**self.auth(key), **kwargs.get("headers", {})}
         return httpx.AsyncClient(**kwargs)
 
