@@ -214,7 +214,7 @@ async def test_min_seq_lets_a_client_read_its_own_write(system):
 
 
 async def test_a_bad_query_names_the_parameter_and_the_page_shows_the_figures(system):
-    async with system.client(timeout=30) as http:
+    async with system.client() as http:
         r = await http.get(f"{system.url('reporting')}/v1/reports/summary",
                            params={"group_by": "colour", "from": "yesterday"})
         assert r.status_code == 422
@@ -231,7 +231,7 @@ async def test_a_bad_query_names_the_parameter_and_the_page_shows_the_figures(sy
 
 
 async def test_min_seq_beyond_the_stream_answers_503_with_retry_after(system):
-    async with system.client(timeout=30) as http:
+    async with system.client() as http:
         r = await http.get(f"{system.url('reporting')}/v1/reports/summary",
                            params={"min_seq": 10**9})
     assert r.status_code == 503
@@ -257,7 +257,7 @@ async def test_one_trace_from_http_request_to_the_reporting_database_write(syste
 
 async def test_one_trace_from_a_registry_change_through_the_outbox(system):
     trace_id = uuid.uuid4().hex
-    async with system.client(timeout=30) as http:
+    async with system.client() as http:
         r = await http.post(f"{system.url('registry')}/v1/bases",
                             json={"name": "济南市历下区", "kind": "community"},
                             headers={"traceparent": f"00-{trace_id}-{'2' * 16}-01"})
@@ -295,7 +295,7 @@ def _spans_of(system, trace_id: str) -> list[dict]:
 
 
 async def test_docs_and_health(system):
-    async with system.client(timeout=30) as http:
+    async with system.client() as http:
         for s in ("registry", "events", "reporting"):
             health = (await http.get(f"{system.url(s)}/health")).json()
             assert health["status"] == "ok"

@@ -66,7 +66,7 @@ async def test_5000_rows_with_a_dozen_errors_then_the_corrected_file(system):
     assert {(e["row"], e["column"]) for e in errors} == {
         (row, column) for row, (column, _) in planted.items()}, errors
     assert all(e["message"] for e in errors)
-    async with system.client(timeout=30) as http:
+    async with system.client() as http:
         none = await http.get(f"{system.url('registry')}/v1/bases", params={"q": s})
     assert none.json()["total"] == 0, "nothing is imported when anything is wrong"
 
@@ -86,7 +86,7 @@ async def test_5000_rows_with_a_dozen_errors_then_the_corrected_file(system):
 
     # The replicas follow: events accepts an activity at a base imported a moment ago, and
     # reporting labels it and rolls it up into the imported region.
-    async with system.client(timeout=30) as http:
+    async with system.client() as http:
         found = (await http.get(f"{system.url('registry')}/v1/bases",
                                 params={"q": f"杏花村社区4999号网格-{s}"})).json()["items"]
     org = await system.register("organizations", name=f"池州市直机关工委-{s}",
@@ -159,7 +159,7 @@ async def test_volunteers_by_spreadsheet_keep_contact_details_private(system):
            f"v2-{s},李律师,sf-{s},legal-{s},合同,在职党员,,\n")
     r = await upload(system, "volunteers", "志愿者.csv", csv.encode())
     assert r.status_code == 200, r.text
-    async with system.client(timeout=30) as http:
+    async with system.client() as http:
         exported = (await http.get(f"{system.url('registry')}/v1/export/volunteers")).content
         items = (await http.get(f"{system.url('registry')}/v1/volunteers",
                                 params={"q": "律师"})).json()["items"]

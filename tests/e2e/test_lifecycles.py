@@ -219,7 +219,7 @@ async def test_a_fair_takes_its_service_types_and_served_from_its_stalls(system)
     r = await system.post_event(env)
     assert r.status_code == 202, r.text
 
-    async with system.client(timeout=30) as http:
+    async with system.client() as http:
         stored = await http.get(f"{system.url('events')}/v1/events/{env['event_id']}")
     assert stored.status_code == 200, stored.text
     stored_data = stored.json()["envelope"]["data"]
@@ -497,7 +497,7 @@ async def test_campaign_visits(system):
     inside = await system.register("bases", name=f"周村区青年路社区-{suffix}", kind="community",
                                    households=1200)
     outside = await system.register("bases", name=f"周村区丝市街社区-{suffix}", kind="community")
-    async with system.client(timeout=30) as http:
+    async with system.client() as http:
         r = await http.post(f"{system.url('registry')}/v1/campaigns", json={
             "code": f"knock-{suffix}", "name": "敲门行动 2013 秋", "starts_on": "2013-10-01",
             "ends_on": "2013-10-31", "base_ids": [inside["id"]]})
@@ -527,7 +527,7 @@ async def test_a_campaign_over_a_region_covers_only_its_bases(system):
     inside = await system.register("bases", name=f"周村区青年路社区-{suffix}", kind="community",
                                    region_code=code)
     outside = await system.register("bases", name=f"张店区马尚社区-{suffix}", kind="community")
-    async with system.client(timeout=30) as http:
+    async with system.client() as http:
         r = await http.post(f"{system.url('registry')}/v1/campaigns", json={
             "code": f"knock-{suffix}", "name": "敲门行动 周村", "starts_on": "2013-10-01",
             "ends_on": "2013-10-31", "region_code": code})

@@ -57,7 +57,7 @@ def counts(published, kind: str) -> Counter:
 
 
 async def history(system: System, **params) -> dict:
-    async with system.client(timeout=30) as http:
+    async with system.client() as http:
         r = await http.get(f"{system.url('reporting')}/v1/notifications", params=params)
     assert r.status_code == 200, r.text
     return r.json()

@@ -228,7 +228,7 @@ async def test_no_5xx_and_every_status_documented(system, service):
     clamp = None
     if service == "reporting":
         clamp = await system.events_last_seq()
-        async with system.client(timeout=30) as http:  # caught up before the clock starts
+        async with system.client() as http:  # caught up before the clock starts
             r = await http.get(f"{system.url('reporting')}/v1/reports/summary",
                                params={"min_seq": clamp})
         assert r.status_code == 200, r.text
@@ -253,7 +253,7 @@ async def test_the_notification_stream_excluded_from_fuzzing(system):
     """The SSE stream, bounded: it opens with its `retry:` line; a bad parameter is the
     documented 422; a Last-Event-ID that is no id is ignored, not a 5xx."""
     url = f"{system.url('reporting')}/v1/notifications/stream"
-    async with system.client(timeout=30) as http:
+    async with system.client() as http:
         spec = (await http.get(f"{system.url('reporting')}/openapi.json")).json()
         documented = spec["paths"]["/v1/notifications/stream"]["get"]["responses"]
         for headers in ({}, {"Last-Event-ID": "no id"}, {"Last-Event-ID": "99999999999999"}):
@@ -274,7 +274,7 @@ async def test_a_spreadsheet_is_never_cut_off_by_what_a_name_holds(system):
     comes whole, and readable."""
     base = await system.register("bases", name=f"高青县\v刘春村-{uuid.uuid4().hex[:6]}",
                                  kind="village")
-    async with system.client(timeout=30) as http:
+    async with system.client() as http:
         for _ in range(100):  # until the reporting replica has the base
             r = await http.get(f"{system.url('reporting')}/v1/reports/coverage",
                                params={"base_id": base["id"]})
@@ -292,7 +292,7 @@ async def test_a_spreadsheet_is_never_cut_off_by_what_a_name_holds(system):
 async def test_a_nul_in_a_report_parameter_is_refused_naming_it(system):
     """What the fuzzing found on PostgreSQL: a NUL in a report's scope (`region=%00`) or a
     rules version past INTEGER went to the database and came back a 500 (or a CSV cut off)."""
-    async with system.client(timeout=30) as http:
+    async with system.client() as http:
         for path, params, name in [
                 ("/v1/reports/summary", {"region": "37\x00"}, "region"),
                 ("/v1/reports/coverage", {"organization_id": "\x00", "format": "csv"},

@@ -29,7 +29,7 @@ async def forge(system, subject: str, env: dict) -> int:
 
 
 async def get(system, service: str, path: str, method: str = "GET") -> httpx.Response:
-    async with system.client(timeout=30) as http:
+    async with system.client() as http:
         return await http.request(method, f"{system.url(service)}{path}")
 
 

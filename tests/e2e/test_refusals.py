@@ -153,7 +153,7 @@ async def test_the_same_bodies_on_the_bus_are_dead_lettered_and_a_good_one_count
     for label, body in BODIES.items():
         assert [e["field"] for e in reasons[body]] == ["body"], (label, reasons[body])
     assert seq  # the good offer behind them is accepted and counted, once
-    async with system.client(timeout=30) as http:
+    async with system.client() as http:
         for _ in range(300):
             got = await http.get(f"{system.url('events')}/v1/events/{good['event_id']}")
             if got.status_code == 200:

@@ -23,7 +23,7 @@ def uid() -> str:
 
 
 async def call(system, method: str, path: str, **kw) -> httpx.Response:
-    async with system.client(timeout=30) as http:
+    async with system.client() as http:
         return await http.request(method, f"{system.url('registry')}{path}", **kw)
 
 

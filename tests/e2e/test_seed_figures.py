@@ -39,7 +39,7 @@ async def post(system, event_type: str, data: dict) -> int:
 
 
 async def report(system, path: str, **params) -> dict:
-    async with system.client(timeout=30) as http:
+    async with system.client() as http:
         r = await http.get(f"{system.url('reporting')}{path}", params=params)
     assert r.status_code == 200, r.text
     return r.json()

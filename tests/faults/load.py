@@ -245,7 +245,7 @@ async def settle_and_count(load: Load, fault: str, faults: int, seconds: float,
             break
         await asyncio.sleep(2)
     last = await system.events_last_seq()
-    async with system.client(timeout=30) as http:
+    async with system.client() as http:
         while True:
             r = await http.get(f"{system.url('reporting')}/v1/reports/summary", params={
                 "organization_id": load.org, "group_by": "month", "min_seq": last})
