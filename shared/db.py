@@ -7,6 +7,12 @@ says so. A PostgreSQL schema may be named, so services or test runs can share on
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
+import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from alembic import command
@@ -14,6 +20,8 @@ from alembic.config import Config
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+log = logging.getLogger(__name__)
 
 
 def async_url(url: str) -> str:
@@ -59,9 +67,103 @@ async def write_lock(conn: AsyncConnection) -> None:
     """Take SQLite's write lock now, at the start of a transaction that reads before it
     writes: the driver would begin only at the first write, so a decision made on what was
     read could rest on data another writer has changed since. (PostgreSQL locks the rows
-    read with FOR UPDATE instead.)"""
+    read with FOR UPDATE instead.) Prefer `write_transaction`, which also queues this
+    process's writers to the file in arrival order."""
     if conn.dialect.name == "sqlite":
         await conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+# -- one writer per database file per process ------------------------------------------------
+#
+# SQLite has one writer per file, and its busy handler polls (sleeping and retrying): it is no
+# queue, so a dozen writers in one process (a read model each, the notifier, the sweep, the
+# relay) starve one another for the whole busy timeout and then fail with "database is
+# locked". So every write transaction of a process queues for its file on one FIFO lock,
+# *before* it takes a connection from the pool, and takes SQLite's write lock up front
+# (`BEGIN IMMEDIATE`) once its turn comes: it never waits for the file mid-transaction.
+# Whatever can be done before writing (decoding a batch) is done before queueing.
+# PostgreSQL has row locks and MVCC: its writers are not queued.
+
+
+@dataclass
+class WriteWaits:
+    """How long this process's writers to one file waited for their turn, and held it."""
+
+    count: int = 0
+    total_wait: float = 0.0
+    max_wait: float = 0.0
+    max_held: float = 0.0
+    waiting: int = 0
+
+
+_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = (
+    weakref.WeakKeyDictionary())
+WAITS: dict[str, WriteWaits] = {}  # database file -> its writers' waits, this process
+
+
+def _file_of(engine: AsyncEngine) -> str | None:
+    """The SQLite file an engine writes to (None: not SQLite; ':memory:' is its own file)."""
+    if engine.dialect.name != "sqlite":
+        return None
+    database = engine.url.database
+    if database in (None, "", ":memory:"):
+        return f":memory:{id(engine)}"
+    return str(Path(database).resolve())
+
+
+def _lock_for(file: str) -> asyncio.Lock:
+    per_loop = _locks.setdefault(asyncio.get_running_loop(), {})
+    lock = per_loop.get(file)
+    if lock is None:
+        lock = per_loop[file] = asyncio.Lock()  # FIFO: waiters are woken in arrival order
+    return lock
+
+
+@asynccontextmanager
+async def write_transaction(engine: AsyncEngine, *,
+                            immediate: bool = True) -> AsyncIterator[AsyncConnection]:
+    """A transaction that writes, committed on leaving (rolled back on an error). On SQLite:
+    this process's writers to the file take turns in arrival order, and each holds the file's
+    write lock from its first statement (so keep the work inside short: decode before).
+    `immediate=False`: the turn, but SQLite's locks taken as written (a rebuild writing only
+    to its attached file must not lock the live one)."""
+    file = _file_of(engine)
+    if file is None:
+        async with engine.begin() as conn:
+            yield conn
+        return
+    waits = WAITS.setdefault(file, WriteWaits())
+    asked = time.monotonic()
+    waits.waiting += 1
+    try:
+        lock = _lock_for(file)
+        await lock.acquire()
+    finally:
+        waits.waiting -= 1
+    try:
+        got = time.monotonic()
+        waited = got - asked
+        waits.count += 1
+        waits.total_wait += waited
+        waits.max_wait = max(waits.max_wait, waited)
+        if waited > 5:
+            log.warning("a writer to %s waited %.1fs for its turn (%d waiting)",
+                        Path(file).name, waited, waits.waiting)
+        async with engine.connect() as conn:
+            await conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+            try:
+                yield conn
+            except BaseException:
+                await conn.rollback()
+                raise
+            await conn.commit()
+        held = time.monotonic() - got
+        waits.max_held = max(waits.max_held, held)
+        if held > 5:
+            log.warning("a write transaction on %s held the write lock for %.1fs",
+                        Path(file).name, held)
+    finally:
+        lock.release()
 
 
 def alembic_config(service: str, url: str, schema: str | None) -> Config:

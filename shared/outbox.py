@@ -30,6 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.bus import MSG_ID, first_error, gather_acks
+from shared.db import write_transaction
 from shared.envelope import Envelope
 from shared.retry import Backoff
 from shared.telemetry import inject, producer_span, tracer
@@ -211,7 +212,7 @@ class Relay:
 
     async def _mark(self, done: list[tuple[int, str, int]]) -> None:
         now = datetime.now(UTC)
-        async with self.engine.begin() as conn:
+        async with write_transaction(self.engine) as conn:
             await conn.execute(
                 update(self.table).where(self.table.c.id == bindparam("b_id"))
                 .values(published_at=now, seq=bindparam("b_seq")),

@@ -24,6 +24,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeout
@@ -47,6 +48,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.bus import stream_seq
+from shared.db import write_transaction
 from shared.retry import Backoff, is_transient
 from shared.telemetry import batch_span
 from shared.watermark import Watermark
@@ -57,7 +59,9 @@ class _Gap(Exception):
     """Messages between the stored position and a batch never arrived."""
 
 
-Apply = Callable[[AsyncConnection, list[Msg]], Awaitable[None]]
+Apply = Callable[[AsyncConnection, list[Any]], Awaitable[None]]
+Decode = Callable[[Msg], Any]  # a message -> what `apply` takes (None: nothing to apply)
+Before = Callable[[list[Msg]], Awaitable[None]]
 
 
 def positions_table(metadata: MetaData) -> Table:
@@ -91,7 +95,8 @@ def upsert(conn: AsyncConnection, table: Table):
 class Projection:
     def __init__(self, *, name: str, js: JetStreamContext, stream: str, subject: str,
                  engine: AsyncEngine, positions: Table, parked: Table, apply: Apply,
-                 batch_size: int = 500):
+                 batch_size: int = 500, decode: Decode | None = None,
+                 before: Before | None = None, immediate: bool = True):
         self.name = name
         self.js = js
         self.stream = stream
@@ -99,7 +104,10 @@ class Projection:
         self.engine = engine
         self.positions = positions
         self.parked = parked
-        self.apply = apply
+        self.apply = apply  # (conn, decoded messages) inside the transaction
+        self.decode: Decode = decode or (lambda msg: msg)
+        self.before = before
+        self.immediate = immediate  # SQLite's write lock up front (False: a rebuild's file)
         self.batch_size = batch_size
         self.applied = Watermark()  # the stream seq applied and committed
         self.failing_since: float | None = None
@@ -107,7 +115,7 @@ class Projection:
         self._replayed = False  # parked messages are tried again once per start
 
     async def load_position(self) -> int:
-        async with self.engine.begin() as conn:
+        async with write_transaction(self.engine, immediate=self.immediate) as conn:
             await conn.execute(upsert(conn, self.positions)
                                .values(name=self.name, position=0)
                                .on_conflict_do_nothing(index_elements=["name"]))
@@ -226,13 +234,21 @@ class Projection:
         with batch_span(f"{self.name} apply", [m.headers for m in batch],
                         **{"tongxin.projection": self.name,
                            "messaging.destination.name": self.stream}):
-            async with self.engine.begin() as conn:
+            # Outside the write turn: what the batch waits for, and decoding (which raises
+            # for a message that cannot be read, so that it is found and parked).
+            decoded: list[Any] = []
+            if park is None:
+                if self.before is not None:
+                    await self.before(batch)
+                decoded = [self.decode(m) for m in batch]
+            async with write_transaction(self.engine, immediate=self.immediate) as conn:
                 stored = await self._lock_position(conn)
                 fresh = [m for m in batch if stream_seq(m) > stored]
                 await self._check_no_gap(stored, fresh)
                 if fresh:
                     if park is None:
-                        await self.apply(conn, fresh)
+                        await self.apply(conn, [d for m, d in zip(batch, decoded, strict=True)
+                                                if stream_seq(m) > stored and d is not None])
                         # Parked before a rebuild from 0, applied now: no longer parked.
                         await conn.execute(delete(self.parked).where(
                             self.parked.c.name == self.name,
@@ -282,14 +298,17 @@ class Projection:
                 with batch_span(f"{self.name} replay", [msg.headers],
                                 **{"tongxin.projection": self.name,
                                    "messaging.destination.name": self.stream}):
-                    async with self.engine.begin() as conn:
+                    if self.before is not None:
+                        await self.before([msg])
+                    decoded = self.decode(msg)
+                    async with write_transaction(self.engine, immediate=self.immediate) as conn:
                         # One writer, as in _apply; a seq past the position (a rebuild from 0
                         # under way) is left for the stream to bring, in order.
                         if seq > await self._lock_position(conn):
                             continue
                         mine = p.c.name == self.name, p.c.seq == seq
                         if (await conn.execute(delete(p).where(*mine))).rowcount:
-                            await self.apply(conn, [msg])
+                            await self.apply(conn, [] if decoded is None else [decoded])
                             replayed += 1  # (else another instance replayed it just now)
                             log.info("projection %s applied parked seq %d", self.name, seq)
             except Exception as exc:
@@ -301,7 +320,7 @@ class Projection:
         return replayed, len(seqs) - replayed
 
     async def _keep_parked(self, seq: int, reason: str) -> None:
-        async with self.engine.begin() as conn:
+        async with write_transaction(self.engine, immediate=self.immediate) as conn:
             await conn.execute(update(self.parked)
                                .where(self.parked.c.name == self.name, self.parked.c.seq == seq)
                                .values(reason=reason[:500]))

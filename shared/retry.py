@@ -17,6 +17,7 @@ an outage (worth waiting out) rather than a fault of the work itself.
 from __future__ import annotations
 
 import asyncio
+import random
 
 import nats.errors
 from sqlalchemy import exc as sa_exc
@@ -24,7 +25,9 @@ from sqlalchemy import exc as sa_exc
 
 class Backoff:
     """Delays for one retrying loop: `first`, then `factor` times longer each time, at most `cap`;
-    `reset()` after a success starts again from `first`."""
+    `reset()` after a success starts again from `first`. Each sleep is spread ±25% (jitter), so
+    loops that failed together (writers to one file, consumers of one server) do not all come
+    back at the same instant."""
 
     def __init__(self, first: float = 0.2, cap: float = 10.0, factor: float = 2.0):
         self.first = first
@@ -43,7 +46,7 @@ class Backoff:
 
     async def sleep(self, stop: asyncio.Event | None = None) -> bool:
         """Wait the next delay, or less if `stop` is set meanwhile; True if it was."""
-        delay = self.next()
+        delay = self.next() * random.uniform(0.75, 1.25)
         if stop is None:
             await asyncio.sleep(delay)
             return False

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 
-from shared.db import make_engine, migrate
+from shared.db import make_engine, migrate, write_transaction
 from shared.subjects import Names
 
 
@@ -20,7 +20,7 @@ async def create_key(database_url: str, schema: str | None, *, role: str,
     await migrate("registry", database_url, schema)
     engine = make_engine(database_url, schema)
     try:
-        async with engine.begin() as conn:
+        async with write_transaction(engine) as conn:
             _, key = await identities.issue_key(conn, Names(namespace), spec, OPERATOR)
     finally:
         await engine.dispose()
@@ -45,7 +45,7 @@ async def revoke_key(database_url: str, schema: str | None, key_id: str,
 
     engine = make_engine(database_url, schema)
     try:
-        async with engine.begin() as conn:
+        async with write_transaction(engine) as conn:
             return await identities.revoke_key(conn, Names(namespace), key_id)
     finally:
         await engine.dispose()

@@ -27,7 +27,7 @@ from services.events.facts import load_facts
 from services.events.rules import RULES, Refuse
 from services.events.state import Facts
 from shared.auth import Principal
-from shared.db import write_lock
+from shared.db import write_transaction
 from shared.errors import Conflict, FieldError, Forbidden, Rejected, Unavailable
 from shared.outbox import Relay
 from shared.projection import Projection, upsert
@@ -189,8 +189,7 @@ class Acceptor:
         async with self._judging:
             for attempt in range(1, STORE_ATTEMPTS + 1):
                 try:
-                    async with self.engine.begin() as conn:
-                        await write_lock(conn)
+                    async with write_transaction(self.engine) as conn:
                         outcomes, rows = await self._judge(conn, offers, via, traces, photos,
                                                            records, principal)
                     break

@@ -14,6 +14,7 @@ from services.registry import identities
 from services.registry.identities import AccountCreate, KeyCreate
 from services.registry.service import Registry
 from shared.auth import SESSION_COOKIE, allow, principal
+from shared.db import write_transaction
 from shared.http import CONFLICT, Limit, Offset
 
 router = APIRouter()
@@ -27,7 +28,7 @@ def _registry(request: Request) -> Registry:
              summary="Issue an API key for a system (the key is in this answer only)")
 async def create_key(request: Request, spec: KeyCreate) -> dict:
     reg = _registry(request)
-    async with reg._write, reg.engine.begin() as conn:
+    async with reg._write, write_transaction(reg.engine) as conn:
         record, key = await identities.issue_key(conn, reg.names, spec,
                                                  principal(request).as_json())
     await reg._published(2.0)
@@ -46,7 +47,7 @@ async def list_keys(request: Request, limit: Limit = 100, offset: Offset = 0) ->
                summary="Revoke a key: every service refuses it from then on")
 async def revoke_key(request: Request, id: str) -> dict:
     reg = _registry(request)
-    async with reg._write, reg.engine.begin() as conn:
+    async with reg._write, write_transaction(reg.engine) as conn:
         record = await identities.revoke_key(conn, reg.names, id)
     if record is None:
         raise HTTPException(404, f"no key with id {id!r}")
@@ -59,7 +60,7 @@ async def revoke_key(request: Request, id: str) -> dict:
              summary="Create a person's account (they log in at /login)")
 async def create_account(request: Request, spec: AccountCreate) -> dict:
     reg = _registry(request)
-    async with reg._write, reg.engine.begin() as conn:
+    async with reg._write, write_transaction(reg.engine) as conn:
         record = await identities.create_account(conn, reg.names, spec)
     await reg._published(2.0)
     return record

@@ -26,6 +26,7 @@ from services.registry.domain import (
 from shared import outbox
 from shared.auth import PRINCIPAL, Principal, forbidden, in_subtree
 from shared.chinese import search_key
+from shared.db import write_transaction
 from shared.envelope import new_envelope
 from shared.errors import Conflict, FieldError, Rejected, from_validation_error
 from shared.subjects import Names
@@ -93,7 +94,7 @@ class Registry:
     # -- use cases -----------------------------------------------------------------------
     async def register(self, entity: Entity, payload: dict[str, Any]) -> dict:
         item = self._validated(entity, payload)
-        async with self._write, self.engine.begin() as conn:
+        async with self._write, write_transaction(self.engine) as conn:
             if item.fields.get("code") and (await store.records_by(
                     conn, entity.name, "code", [item.fields["code"]])):
                 raise Conflict([FieldError(
@@ -104,7 +105,7 @@ class Registry:
         return saved.created[0]
 
     async def update(self, entity: Entity, id_: str, patch: dict[str, Any]) -> dict:
-        async with self._write, self.engine.begin() as conn:
+        async with self._write, write_transaction(self.engine) as conn:
             current = await store.get_record(conn, entity.name, id_)
             if current is None:
                 raise NotFound(f"no {entity.name} with id {id_!r}")
@@ -127,7 +128,7 @@ class Registry:
         return saved.records[0]
 
     async def set_active(self, entity: Entity, id_: str, active: bool) -> dict:
-        async with self._write, self.engine.begin() as conn:
+        async with self._write, write_transaction(self.engine) as conn:
             current = await store.get_record(conn, entity.name, id_)
             if current is None:
                 raise NotFound(f"no {entity.name} with id {id_!r}")
@@ -152,7 +153,7 @@ class Registry:
                 "needs are not claimed here: claim a need with the need.claimed event on the "
                 "events service (POST /v1/events)"))])
         entity = BY_NAME["pairing"]
-        async with self._write, self.engine.begin() as conn:
+        async with self._write, write_transaction(self.engine) as conn:
             current = await store.get_record(conn, "pairing", pairing_id)
             if current is None:
                 raise NotFound(f"no pairing with id {pairing_id!r}")
@@ -199,7 +200,7 @@ class Registry:
                    if not i.fields.get("code") and not id_]
         order = _parents_first(entity, items)  # whatever the file's order
         items, ids = [items[k] for k in order], [ids[k] for k in order]
-        async with self._write, self.engine.begin() as conn:
+        async with self._write, write_transaction(self.engine) as conn:
             codes = [i.fields["code"] for i in items if i.fields.get("code")]
             by_code = await store.records_by(conn, entity.name, "code", codes)
             by_id = await store.records_by(conn, entity.name, "id", [i for i in ids if i])
@@ -226,7 +227,7 @@ class Registry:
             entry = TaxonomyCreate.model_validate(payload)
         except ValidationError as exc:
             raise Rejected(from_validation_error(exc)) from None
-        async with self._write, self.engine.begin() as conn:
+        async with self._write, write_transaction(self.engine) as conn:
             known = await store.taxonomy_codes(conn, entry.kind)
             if entry.code in known or entry.code in TAXONOMY_DEFAULTS[entry.kind]:
                 raise Conflict([FieldError(field="code", message=f"{entry.kind} "
@@ -265,7 +266,7 @@ class Registry:
     async def contact(self, volunteer_id: str, who: Principal) -> dict | None:
         """A volunteer's phone and ID number, for an organiser whose organisation is the
         volunteer's or one above it (403 otherwise); the read or refusal is audited."""
-        async with self.engine.begin() as conn:
+        async with write_transaction(self.engine) as conn:  # the audit row
             volunteer = await store.get_record(conn, "volunteer", volunteer_id)
             if volunteer is None:
                 return None

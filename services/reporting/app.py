@@ -23,7 +23,7 @@ def projection_of(model: ReadModel, rt: Runtime, engine=None) -> Projection:
                        else (names.registry_stream, names.registry(">")))
     return Projection(name=model.name, js=rt.js, stream=stream, subject=subject,
                       engine=engine or rt.engine, positions=store.positions,
-                      parked=store.parked, apply=model.make_apply(rt.settings),
+                      parked=store.parked, **model.steps(rt.settings),
                       batch_size=rt.settings.batch_size)
 
 

@@ -86,17 +86,17 @@ class ReadModel:
     def handler_for(self, event_type: str) -> Handler | None:
         return self.handlers.get(event_type) or self.handlers.get(ANY)
 
-    def make_apply(self, settings: Settings) -> Callable[[AsyncConnection, list[Msg]],
+    def make_apply(self, settings: Settings) -> Callable[[AsyncConnection, list[Event]],
                                                          Awaitable[None]]:
-        """The projection's apply: the batch's events go to their handlers, each handler
+        """The projection's apply, given the batch's events as `decode` read them (the
+        projection decodes before its turn to write): they go to their handlers, each handler
         getting many at once, in stream order. Events about one thing (an activity, a need, a
         campaign) keep their order across handlers: a handler's events are held back only
         until an event about something they touched needs another handler. So a batch's
         result never depends on where batches break (a rebuild equals the live tables), and
-        a mixed stream still makes long runs. Types without a handler are passed over.
-        Whatever cannot be read raises, and the projection parks that message."""
+        a mixed stream still makes long runs."""
 
-        async def apply(conn: AsyncConnection, msgs: list[Msg]) -> None:
+        async def apply(conn: AsyncConnection, events: list[Event]) -> None:
             pending: dict[Handler, list[Event]] = {}
             touched: dict[str, Handler] = {}  # thing -> the handler holding events about it
 
@@ -106,12 +106,9 @@ class ReadModel:
                 pending.clear()
                 touched.clear()
 
-            for msg in msgs:
-                event = self._read(msg)
-                if event is None:
-                    continue
+            for event in events:
                 handler = self.handler_for(event.type)
-                assert handler is not None  # _read keeps only handled types
+                assert handler is not None  # decode keeps only handled types
                 things = _things(event, self.separate)
                 if any(touched.get(t, handler) is not handler for t in things):
                     await flush()
@@ -120,6 +117,16 @@ class ReadModel:
             await flush()
 
         return apply
+
+    def steps(self, settings: Settings) -> dict[str, Any]:
+        """What a `Projection` of this model is given: `decode` (before the turn to write)
+        and `apply` (inside it)."""
+        return {"decode": self.decode, "apply": self.make_apply(settings)}
+
+    def decode(self, msg: Msg) -> Event | None:
+        """The event in a message, if this model handles its type (None: passed over).
+        Whatever cannot be read raises, and the projection parks that message."""
+        return self._read(msg)
 
     def _read(self, msg: Msg) -> Event | None:
         """The event, if this model handles its type (only then is its data validated: a

@@ -216,7 +216,8 @@ class _Rebuilder:
         apply = model.make_apply(self.settings)
         projection = Projection(name=model.name, js=self.js, stream=stream, subject=subject,
                                 engine=self.target.rebuild, positions=store.positions,
-                                parked=store.parked, apply=apply,
+                                parked=store.parked, apply=apply, decode=model.decode,
+                                immediate=False,  # it writes the rebuild file, not the live
                                 batch_size=max(self.settings.batch_size, 1000))
         started = time.perf_counter()
         task = asyncio.create_task(projection.run(), name=f"rebuild {model.name}")
@@ -336,7 +337,7 @@ class _Rebuilder:
                 continue
         rebuild_projection = Projection(
             name=model.name, js=self.js, stream=stream, subject="", engine=self.target.rebuild,
-            positions=store.positions, parked=store.parked, apply=apply)
+            positions=store.positions, parked=store.parked, apply=apply, decode=model.decode)
         await conn.execution_options(schema_translate_map=self.target.translate)
         try:
             await self._apply_or_park(conn, rebuild_projection, msgs)
@@ -358,8 +359,9 @@ class _Rebuilder:
         if not msgs:
             return
         try:
+            decoded = [projection.decode(m) for m in msgs]
             async with conn.begin_nested():
-                await projection.apply(conn, msgs)
+                await projection.apply(conn, [d for d in decoded if d is not None])
             return
         except Exception as exc:
             if is_transient(exc):

@@ -47,7 +47,7 @@ class Reporting:
                            else (self.names.registry_stream, self.names.registry(">")))
         return Projection(name=model.name, js=self.js, stream=stream, subject=subject,
                           engine=self.engine, positions=store.positions, parked=store.parked,
-                          apply=model.make_apply(self.settings), batch_size=500)
+                          **model.steps(self.settings), batch_size=500)
 
     async def __aenter__(self) -> Reporting:
         async with self.engine.begin() as conn:

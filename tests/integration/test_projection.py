@@ -459,7 +459,7 @@ async def test_an_activity_in_year_9999_is_parked_and_never_stalls_the_reporting
     p = Projection(name="reporting-activities", js=js, stream=names.events_stream,
                    subject=names.events(), engine=engine, positions=reporting_store.positions,
                    parked=reporting_store.parked, batch_size=500,
-                   apply=cube.MODEL.make_apply(Settings()))
+                   **cube.MODEL.steps(Settings()))
     await run_until(p, len(served))
 
     facts = cube.shares

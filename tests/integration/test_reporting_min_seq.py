@@ -37,18 +37,15 @@ async def test_min_seq_waits_for_the_registry_projection_too(nc, names, engine):
 
     gate = asyncio.Event()  # the registry projection lags until it is set
 
-    apply_registry = labels.MODEL.make_apply(Settings())
-
-    async def lagging_registry(conn, msgs) -> None:
+    async def lagging_registry(msgs) -> None:  # before its turn to write, as waits are
         await gate.wait()
-        await apply_registry(conn, msgs)
 
     common = {"js": js, "engine": engine, "positions": store.positions, "parked": store.parked}
     cube = Projection(name=activities.NAME, stream=names.events_stream,
-                      subject=names.events(), apply=activities.MODEL.make_apply(Settings()),
-                      **common)
+                      subject=names.events(), **activities.MODEL.steps(Settings()), **common)
     registry = Projection(name=labels.MODEL.name, stream=names.registry_stream,
-                          subject=names.registry(">"), apply=lagging_registry, **common)
+                          subject=names.registry(">"), before=lagging_registry,
+                          **labels.MODEL.steps(Settings()), **common)
     request = SimpleNamespace(app=SimpleNamespace(state=SimpleNamespace(
         projections={activities.NAME: cube}, registry=registry,
         settings=SimpleNamespace(min_seq_wait=1.0))))

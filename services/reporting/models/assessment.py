@@ -65,6 +65,7 @@ from services.reporting.reports import (
 from services.reporting.scope import Scope, scope_query
 from services.reporting.store import metadata
 from shared.auth import allow
+from shared.db import write_transaction
 from shared.http import Errors
 from shared.taxonomy import INDICATORS
 
@@ -196,7 +197,7 @@ async def add_rules(engine: AsyncEngine, rules: Rules) -> Version:
     t = rules_table
     for attempt in range(5):
         try:
-            async with engine.begin() as conn:
+            async with write_transaction(engine) as conn:
                 newest = (await conn.execute(select(func.max(t.c.version)))).scalar()
                 now = datetime.now(UTC)
                 if newest is None:

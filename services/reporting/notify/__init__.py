@@ -30,6 +30,7 @@ from services.reporting.notify.kinds import KINDS, Draft
 from services.reporting.notify.project import Context
 from services.reporting.notify.routes import router
 from services.reporting.notify.tables import STATE, notifications
+from shared.db import write_transaction
 from shared.outbox import Relay
 from shared.projection import Projection
 from shared.runtime import Runtime
@@ -54,21 +55,21 @@ class Notifier:
         self.engine = engine
         self.ctx = Context(names, settings, clock)
 
-        def projection(name: str, stream: str, subject: str, apply) -> Projection:
+        def projection(name: str, stream: str, subject: str, apply, **steps) -> Projection:
             return Projection(name=name, js=js, stream=stream, subject=subject, engine=engine,
                               positions=store.positions, parked=store.parked, apply=apply,
-                              batch_size=settings.batch_size)
+                              batch_size=settings.batch_size, **steps)
 
-        apply_events = project.make_apply(self.ctx)
-
-        async def after_registry(conn, msgs) -> None:
+        async def registry_first(msgs) -> None:
             # Names and pairings first, where they are a moment away (a start, a rebuild: the
             # registry stream is short); bounded, so a stuck registry never holds events up.
+            # Waited for before the batch's turn to write, which the registry needs too.
             last = (await js.stream_info(names.registry_stream)).state.last_seq
             await self.registry.wait_for(last, REGISTRY_WAIT)
-            await apply_events(conn, msgs)
 
-        self.events = projection(EVENTS, names.events_stream, names.events(), after_registry)
+        self.events = projection(EVENTS, names.events_stream, names.events(),
+                                 project.make_apply(self.ctx), decode=project.decode,
+                                 before=registry_first)
         self.registry = projection(REGISTRY, names.registry_stream, names.registry(">"),
                                    registry.make_apply(self.ctx))
         self.relay = Relay(engine, js, notifications, settings.publish_timeout,
@@ -106,7 +107,7 @@ class Notifier:
     async def reset(self) -> None:
         """Rebuild from scratch: state emptied, both positions back to 0. The notifications
         are kept: they are what was sent, and what a replay must not send again."""
-        async with self.engine.begin() as conn:
+        async with write_transaction(self.engine) as conn:
             for table in STATE:
                 await conn.execute(delete(table))
             await conn.execute(update(store.positions)

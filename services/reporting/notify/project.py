@@ -69,14 +69,12 @@ class Event:
         return self.envelope.type
 
 
-def read(msgs: list[Msg]) -> list[Event]:
-    out = []
-    for msg in msgs:
-        env = Envelope.model_validate_json(msg.data)
-        if env.type in ACTIVITY_TYPES or env.type in NEED_TYPES:
-            out.append(Event(stream_seq(msg), env,
-                             EVENT_TYPES[env.type].data.model_validate(env.data)))
-    return out
+def decode(msg: Msg) -> Event | None:
+    """The event, if the notifier reads its type (None: passed over); raises if unreadable."""
+    env = Envelope.model_validate_json(msg.data)
+    if env.type in ACTIVITY_TYPES or env.type in NEED_TYPES:
+        return Event(stream_seq(msg), env, EVENT_TYPES[env.type].data.model_validate(env.data))
+    return None
 
 
 def milestone(served: int) -> int:
@@ -268,8 +266,7 @@ async def _upsert(conn: AsyncConnection, table: Table, key: list[str], rows: lis
 
 
 def make_apply(ctx: Context):
-    async def apply(conn: AsyncConnection, msgs: list[Msg]) -> None:
-        events = read(msgs)
+    async def apply(conn: AsyncConnection, events: list[Event]) -> None:
         if not events:
             return
         state = await BatchState.load(conn, ctx, events)

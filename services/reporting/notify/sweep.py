@@ -9,7 +9,7 @@ import asyncio
 import logging
 from datetime import datetime, time, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.reporting.notify import kinds
@@ -17,7 +17,7 @@ from services.reporting.notify.kinds import Draft, utc
 from services.reporting.notify.pairings import Pairings, followup_overdue
 from services.reporting.notify.project import Context
 from services.reporting.notify.tables import activities, needs
-from shared.db import write_lock
+from shared.db import write_transaction
 from shared.retry import Backoff
 
 log = logging.getLogger(__name__)
@@ -30,13 +30,19 @@ async def sweep(engine: AsyncEngine, ctx: Context, now: datetime | None = None) 
     now = utc(now or ctx.clock())
     today = now.astimezone(ctx.tz).date()
     a, n = activities, needs
-    async with engine.begin() as conn:
-        await write_lock(conn)  # SQLite; PostgreSQL locks the rows (another sweep skips them)
+    due_soon = and_(a.c.due_soon_pending.is_(True), a.c.due_at <= now + SOON)
+    followup_due = and_(n.c.followup_pending.is_(True), n.c.followup_due_on < today)
+    async with engine.connect() as conn:  # most passes find nothing: no turn to write for them
+        anything = (await conn.execute(
+            select(or_(exists().where(due_soon), exists().where(followup_due))))).scalar()
+    if not anything:
+        return 0
+    async with write_transaction(engine) as conn:  # PostgreSQL: another sweep skips the rows
         due = [dict(r._mapping) for r in await conn.execute(
-            select(a).where(a.c.due_soon_pending.is_(True), a.c.due_at <= now + SOON)
+            select(a).where(due_soon)
             .order_by(a.c.activity_id).with_for_update(skip_locked=True))]
         followups = [dict(r._mapping) for r in await conn.execute(
-            select(n).where(n.c.followup_pending.is_(True), n.c.followup_due_on < today)
+            select(n).where(followup_due)
             .order_by(n.c.need_id).with_for_update(skip_locked=True))]
         if not due and not followups:
             return 0
