@@ -30,6 +30,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from shared.errors import FieldError
+from shared.responses import Whoami
 
 log = logging.getLogger(__name__)
 
@@ -222,7 +223,7 @@ def identity_router() -> APIRouter:
     router = APIRouter(tags=["identity"])
 
     @router.get("/v1/whoami", dependencies=[allow(*ROLES)],
-                summary="The key or account this request is made with")
+                summary="The key or account this request is made with", response_model=Whoami)
     async def whoami(request: Request) -> dict:
         return principal(request).as_json()
 

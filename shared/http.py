@@ -21,6 +21,7 @@ from shared.auth import OPEN_PATHS, SESSION_COOKIE
 from shared.docs_pages import swagger_page
 from shared.errors import Conflict, FieldError, Forbidden, Rejected, Unavailable, dotted
 from shared.errors_zh import localise, wants_chinese
+from shared.responses import Health
 from shared.retry import is_transient
 from shared.webassets import WebAssets
 
@@ -144,7 +145,8 @@ def add_health(app: FastAPI, checks: Callable[[], Awaitable[dict[str, bool]]],
                details: Callable[[], Awaitable[dict]] | None = None) -> None:
     """`/health`: 200 while every check is true, else 503; `details` add what someone should
     see (parked messages) without changing the status."""
-    @app.get("/health", tags=["operations"])
+    @app.get("/health", tags=["operations"], response_model=Health,
+             responses={503: {"model": Health, "description": "degraded: a check is false"}})
     async def health() -> JSONResponse:
         parts = await checks()
         ok = all(parts.values())

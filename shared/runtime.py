@@ -32,6 +32,7 @@ from shared.metrics import Metrics, add_metrics, health_probe, projections_probe
 from shared.outbox import Relay
 from shared.projection import Projection, reason_of
 from shared.ratelimit import RateLimiter
+from shared.responses import Page, ParkedMessage, Replayed
 from shared.retry import Backoff, is_transient
 from shared.settings import Settings
 from shared.streams import ensure_streams
@@ -168,7 +169,8 @@ class Runtime:
         router = APIRouter(tags=["operations"])
 
         @router.get("/v1/parked", dependencies=[allow("admin")],
-                    summary="Messages a projection could not apply (admins)")
+                    summary="Messages a projection could not apply (admins)",
+                    response_model=Page[ParkedMessage])
         async def list_parked(limit: Limit = 100, offset: Offset = 0) -> dict:
             """Each parked message: projection, stream seq, subject, event id and type, reason
             and when. Not counted anywhere until replayed; the stream keeps the message."""
@@ -186,7 +188,8 @@ class Runtime:
                     "limit": limit, "offset": offset}
 
         @router.post("/v1/parked/replay", dependencies=[allow("admin")],
-                     summary="Apply parked messages again (after a fix; admins)")
+                     summary="Apply parked messages again (after a fix; admins)",
+                     response_model=Replayed)
         async def replay_parked() -> dict:
             """Each parked message is applied again, alone: done, it is no longer parked;
             failing again, it stays parked with the new reason."""

@@ -26,6 +26,17 @@ from shared.projection import Projection
 from shared.replica import apply_registry_events, identity_lookup
 from shared.runtime import Runtime
 from shared.settings import Settings, get_settings
+from shared.subjects import Names
+
+
+def asyncapi(settings: Settings) -> AsyncAPI:
+    """The AsyncAPI document of the bus: every subject, from the event type table."""
+    docs = NatsBroker(settings.nats_url)  # describes the subjects; never started
+    bus.document(docs, Names(settings.namespace), settings.batch_size)
+    return AsyncAPI(docs, title="Tongxin events", version="1",
+                    # Markdown, as the page renders it: `<type>` outside code would be a tag.
+                    description="Offer events on `tongxin.ingest.<type>`; accepted events on "
+                                "`tongxin.events.<type>`; rejects on `tongxin.dlq.<type>`.")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -77,12 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     rt.guard(identity_lookup(rt.engine, store.registry_entities),
              refresh=lambda: app.state.acceptor.replica.caught_up(timeout=2.0))
 
-    docs = NatsBroker(settings.nats_url)  # describes the subjects; never started
-    bus.document(docs, names, settings.batch_size)
-    spec = AsyncAPI(docs, title="Tongxin events", version="1",
-                    # Markdown, as the page renders it: `<type>` outside code would be a tag.
-                    description="Offer events on `tongxin.ingest.<type>`; accepted events on "
-                                "`tongxin.events.<type>`; rejects on `tongxin.dlq.<type>`.")
+    spec = asyncapi(settings)
 
     @app.get("/asyncapi", include_in_schema=False)
     async def asyncapi_html(request: Request) -> HTMLResponse:

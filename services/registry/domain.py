@@ -18,11 +18,13 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationInfo,
+    create_model,
     field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
+from shared.responses import Answer, DateTimeText, Page
 from shared.text import refuse_nul
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -292,3 +294,129 @@ def mask_phone(phone: str | None) -> str | None:
         return None
     digits = phone.replace(" ", "").replace("-", "")
     return digits[:3] + "****" + digits[-4:] if len(digits) >= 8 else "****"
+
+
+# -- what the registry shows ------------------------------------------------------------------
+# A record is what was sent, resolved (references given by code become ids; the code fields
+# themselves are not kept), without the private fields, plus the registry's own. Records stored
+# by an older version may lack a field added since, or hold one dropped since: a field has its
+# default (left out of the answer when absent) and any other field passes through.
+
+class Changer(Answer):
+    """Who made the change: a key, an account, or the registry itself (an operator's command)."""
+
+    kind: str
+    id: str
+    name: str
+    role: str
+    organization_id: str | None
+
+
+class NeedRecord(Answer):
+    id: str
+    title: str
+    description: str | None = None
+
+
+class ListItemRecord(Answer):
+    id: str
+    title: str
+    description: str | None = None
+    status: ItemStatus = "open"
+    claimed_by: str | None = None
+
+
+class ProjectRecord(Answer):
+    id: str
+    title: str
+    target: str | None = None
+    starts_on: date | None = None
+    ends_on: date | None = None
+    status: ProjectStatus = "planned"
+    claimed_by: str | None = None
+
+
+# A pairing's lists, as records show them.
+_SHOWN_AS: dict[Any, Any] = {list[Need]: list[NeedRecord], list[ListItem]: list[ListItemRecord],
+                             list[Project]: list[ProjectRecord]}
+
+
+def record_model(entity: Entity) -> type[Answer]:
+    """The record of `entity` as the registry answers it (and publishes it)."""
+    code_fields = {r.code_field for r in entity.references if r.code_field}
+    fields: dict[str, Any] = {
+        "id": (str, Field(description="the registry's id (a region's: its code)"))}
+    for name, info in entity.create.model_fields.items():
+        if name in entity.private or name in code_fields:
+            continue
+        default = (Field(default_factory=info.default_factory)  # type: ignore[arg-type]
+                   if info.default_factory else Field(info.default) if not info.is_required()
+                   else Field())
+        default.description = info.description
+        fields[name] = (_SHOWN_AS.get(info.annotation, info.annotation), default)
+    if entity.name == "pairing":
+        fields["name"] = (str, Field(description="unit ↔ base"))
+    fields.update(
+        active=(bool, Field(description="false once deactivated (nothing is deleted)")),
+        created_at=(DateTimeText, ...), updated_at=(DateTimeText, ...),
+        changed_by=(Changer | None, Field(None, description="who made the last change")))
+    name = "".join(p.capitalize() for p in entity.name.split("_"))
+    return create_model(f"{name}Record", __base__=Answer,
+                        __doc__=f"A {entity.name} as the registry shows it.", **fields)
+
+
+RECORDS: dict[str, type[Answer]] = {e.name: record_model(e) for e in ENTITIES.values()}
+# A page of each collection (`GET /v1/<collection>`).
+PAGES: dict[str, type[Answer]] = {
+    name: create_model(f"{record.__name__.removesuffix('Record')}Page",
+                       __base__=Page[record],  # type: ignore[valid-type]
+                       __doc__=f"A page of {BY_NAME[name].collection}.")
+    for name, record in RECORDS.items()}
+
+
+class TaxonomyEntry(Answer):
+    code: str
+    label_zh: str
+    label_en: str
+    unit: str | None = Field(None, description="indicators only: what it counts in")
+    builtin: bool = Field(description="shipped with Tongxin (not added by an organiser)")
+
+
+class Taxonomy(Answer):
+    """Every code of the taxonomy, by kind."""
+
+    service_type: list[TaxonomyEntry]
+    team_category: list[TaxonomyEntry]
+    indicator: list[TaxonomyEntry]
+
+
+class TaxonomyAdded(Answer):
+    """The code added, as published (`<kind>.added`)."""
+
+    id: str
+    code: str
+    name: str
+    kind: TaxonomyKind
+    label_zh: str
+    label_en: str
+    unit: str | None = None
+    active: bool
+    changed_by: Changer
+
+
+class Contact(Answer):
+    """A volunteer's contact details, kept by the registry alone."""
+
+    volunteer_id: str
+    phone: str | None
+    id_number: str | None
+
+
+class Imported(Answer):
+    """An import done: rows read, and how many records they created, changed or left as
+    they were."""
+
+    imported: int
+    created: int
+    updated: int
+    unchanged: int

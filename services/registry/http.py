@@ -10,11 +10,23 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from services.registry import imports
-from services.registry.domain import BY_NAME, ENTITIES, Entity, TaxonomyCreate
+from services.registry.domain import (
+    BY_NAME,
+    ENTITIES,
+    PAGES,
+    RECORDS,
+    Contact,
+    Entity,
+    Imported,
+    Taxonomy,
+    TaxonomyAdded,
+    TaxonomyCreate,
+)
 from services.registry.service import ImportRejected, NotFound, Registry
 from services.registry.store import scoping_column as store_scoping
 from shared.auth import allow, forbidden, principal
 from shared.http import CONFLICT, Limit, Offset, body_of
+from shared.responses import spreadsheets
 
 if TYPE_CHECKING:
     CollectionName = str  # built at runtime below, so to mypy just a str
@@ -95,21 +107,29 @@ def _routes(router: APIRouter, entity: Entity) -> None:
         return {"items": items, "total": total, "limit": limit, "offset": offset}
 
     body = body_of(entity.create)
+    # What each answers: the record, or a page of them (fields a stored record lacks are
+    # left out, not filled in).
+    one: dict[str, Any] = {"response_model": RECORDS[entity.name],
+                           "response_model_exclude_unset": True}
+    page: dict[str, Any] = {"response_model": PAGES[entity.name],
+                            "response_model_exclude_unset": True}
     router.add_api_route(path, create, methods=["POST"], status_code=201, tags=tags,
                          summary=f"Register a {entity.name}", openapi_extra=body,
-                         responses=CONFLICT)
+                         responses=CONFLICT, **one)
     filters = ", ".join(("code", *entity.filters, *(r.filter for r in entity.lists)))
     router.add_api_route(path, list_all, methods=["GET"], summary=f"List {entity.collection}",
-                         tags=tags, description=f"Filter by: {filters}. `q` searches names.")
+                         tags=tags, description=f"Filter by: {filters}. `q` searches names.",
+                         **page)
     router.add_api_route(f"{path}/{{id}}", get_one, methods=["GET"], tags=tags,
-                         summary=f"Get one {entity.name}")
+                         summary=f"Get one {entity.name}", **one)
     router.add_api_route(f"{path}/{{id}}", patch, methods=["PATCH"], tags=tags,
                          summary=f"Change a {entity.name} (send only what changes)",
-                         responses=CONFLICT)
+                         responses=CONFLICT, **one)
     router.add_api_route(f"{path}/{{id}}/deactivate", deactivate, methods=["POST"], tags=tags,
-                         summary=f"Deactivate a {entity.name} (records are never deleted)")
+                         summary=f"Deactivate a {entity.name} (records are never deleted)",
+                         **one)
     router.add_api_route(f"{path}/{{id}}/reactivate", reactivate, methods=["POST"], tags=tags,
-                         summary=f"Reactivate a {entity.name}")
+                         summary=f"Reactivate a {entity.name}", **one)
 
 
 class Claim(BaseModel):
@@ -125,7 +145,8 @@ def router() -> APIRouter:
         _routes(r, entity)
 
     @r.get("/v1/volunteers/{id}/contact", tags=["volunteers"], dependencies=[allow("organiser")],
-           summary="A volunteer's contact details (kept only in the registry)")
+           summary="A volunteer's contact details (kept only in the registry)",
+           response_model=Contact)
     async def contact(request: Request, id: str) -> dict:
         """Only for an organiser of the volunteer's organisation (or one above it); every
         read and every refusal is in the audit log (`GET /v1/audit`)."""
@@ -137,7 +158,8 @@ def router() -> APIRouter:
     @r.post("/v1/pairings/{id}/claim", tags=["pairings"],
             dependencies=[allow("admin", "organiser", "unit")],
             summary="The paired unit claims a project from the pairing's project list "
-                    "(needs are claimed by the need.claimed event, on the events service)")
+                    "(needs are claimed by the need.claimed event, on the events service)",
+            response_model=RECORDS["pairing"], response_model_exclude_unset=True)
     async def claim(request: Request, id: str, body: Claim) -> dict:
         await _may_write(request, BY_NAME["pairing"], body.model_dump())
         try:
@@ -147,18 +169,21 @@ def router() -> APIRouter:
             raise HTTPException(404, str(exc)) from None
 
     @r.get("/v1/taxonomy", tags=["taxonomy"],
-           summary="Service types, team categories and indicators (with their units)")
+           summary="Service types, team categories and indicators (with their units)",
+           response_model=Taxonomy, response_model_exclude_unset=True)
     async def taxonomy(request: Request) -> dict:
         return await _registry(request).taxonomy()
 
     @r.post("/v1/taxonomy", tags=["taxonomy"], status_code=201, responses=CONFLICT,
             summary="Add a service type, team category or indicator (Chinese and English "
-                    "labels; an indicator also its unit)")
+                    "labels; an indicator also its unit)",
+            response_model=TaxonomyAdded, response_model_exclude_unset=True)
     async def add_taxonomy(request: Request, entry: TaxonomyCreate) -> dict:
         return await _registry(request).add_taxonomy(entry.model_dump())
 
     @r.post("/v1/import/{collection}", tags=["spreadsheets"],
             summary="Import a CSV or XLSX register: all rows or none, idempotent on `code`",
+            response_model=Imported,
             responses={422: {"description": '{"errors": [{"row", "column", "message"}]}'}})
     async def import_(request: Request,
                       collection: CollectionName,
@@ -173,7 +198,9 @@ def router() -> APIRouter:
         return result.as_json()
 
     @r.get("/v1/export/{collection}", tags=["spreadsheets"],
-           summary="Export a register in the shape import takes back")
+           summary="Export a register in the shape import takes back",
+           response_class=Response, responses=spreadsheets("the register as CSV or XLSX "
+                                                           "(`format`)"))
     async def export(request: Request,
                      collection: CollectionName,
                      format: Literal["csv", "xlsx"] = "csv",

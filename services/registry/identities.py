@@ -33,6 +33,7 @@ from shared import outbox
 from shared.auth import Principal, Role, key_hash, new_key
 from shared.envelope import new_envelope
 from shared.errors import FieldError, Rejected
+from shared.responses import Answer, DateTimeText
 from shared.subjects import Names
 from shared.text import refuse_nul
 
@@ -102,6 +103,46 @@ class AccountCreate(BaseModel):
     name: Name
     role: Role
     organization_id: OrgId | None = None
+
+
+class KeyRecord(Answer):
+    """A key as listed and published: never the key itself."""
+
+    id: str = Field(description="public: names the key in lists and logs")
+    name: str
+    role: str
+    organization_id: str | None
+    rate_limit: int | None = Field(description="writes a minute; null: the service default")
+    created_at: DateTimeText | None
+    created_by: dict[str, Any] = Field(description="who issued it (as `GET /v1/whoami`)")
+    revoked_at: DateTimeText | None
+    active: bool
+
+
+class IssuedKey(KeyRecord):
+    key: str = Field(description="`txk_<id>_<secret>`: shown in this answer only")
+
+
+class AccountRecord(Answer):
+    """A person's account: never a password or its hash."""
+
+    id: str
+    username: str
+    name: str
+    role: str
+    organization_id: str | None
+    active: bool
+    created_at: DateTimeText | None
+    updated_at: DateTimeText | None
+
+
+class AuditEntry(Answer):
+    """One read (or refusal) of a volunteer's contact details."""
+
+    at: DateTimeText | None
+    action: str = Field(description="contact.read or contact.refused")
+    principal: dict[str, Any] = Field(description="who asked (as `GET /v1/whoami`)")
+    volunteer_id: str | None
 
 
 def _now() -> datetime:

@@ -11,11 +11,19 @@ from fastapi import APIRouter, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from services.registry import identities
-from services.registry.identities import AccountCreate, KeyCreate
+from services.registry.identities import (
+    AccountCreate,
+    AccountRecord,
+    AuditEntry,
+    IssuedKey,
+    KeyCreate,
+    KeyRecord,
+)
 from services.registry.service import Registry
 from shared.auth import SESSION_COOKIE, allow, principal
 from shared.db import write_transaction
 from shared.http import CONFLICT, Limit, Offset
+from shared.responses import Page
 
 router = APIRouter()
 
@@ -25,7 +33,8 @@ def _registry(request: Request) -> Registry:
 
 
 @router.post("/v1/keys", status_code=201, tags=["identity"], dependencies=[allow("admin")],
-             summary="Issue an API key for a system (the key is in this answer only)")
+             summary="Issue an API key for a system (the key is in this answer only)",
+             response_model=IssuedKey)
 async def create_key(request: Request, spec: KeyCreate) -> dict:
     reg = _registry(request)
     async with reg._write, write_transaction(reg.engine) as conn:
@@ -36,7 +45,8 @@ async def create_key(request: Request, spec: KeyCreate) -> dict:
 
 
 @router.get("/v1/keys", tags=["identity"], dependencies=[allow("admin")],
-            summary="Every key issued, revoked ones too (never the keys themselves)")
+            summary="Every key issued, revoked ones too (never the keys themselves)",
+            response_model=Page[KeyRecord])
 async def list_keys(request: Request, limit: Limit = 100, offset: Offset = 0) -> dict:
     async with _registry(request).engine.connect() as conn:
         items, total = await identities.list_keys(conn, limit, offset)
@@ -44,7 +54,8 @@ async def list_keys(request: Request, limit: Limit = 100, offset: Offset = 0) ->
 
 
 @router.delete("/v1/keys/{id}", tags=["identity"], dependencies=[allow("admin")],
-               summary="Revoke a key: every service refuses it from then on")
+               summary="Revoke a key: every service refuses it from then on",
+               response_model=KeyRecord)
 async def revoke_key(request: Request, id: str) -> dict:
     reg = _registry(request)
     async with reg._write, write_transaction(reg.engine) as conn:
@@ -57,7 +68,8 @@ async def revoke_key(request: Request, id: str) -> dict:
 
 @router.post("/v1/accounts", status_code=201, tags=["identity"], responses=CONFLICT,
              dependencies=[allow("admin")],
-             summary="Create a person's account (they log in at /login)")
+             summary="Create a person's account (they log in at /login)",
+             response_model=AccountRecord)
 async def create_account(request: Request, spec: AccountCreate) -> dict:
     reg = _registry(request)
     async with reg._write, write_transaction(reg.engine) as conn:
@@ -67,7 +79,8 @@ async def create_account(request: Request, spec: AccountCreate) -> dict:
 
 
 @router.get("/v1/accounts", tags=["identity"], dependencies=[allow("admin")],
-            summary="Every account (never a password or its hash)")
+            summary="Every account (never a password or its hash)",
+            response_model=Page[AccountRecord])
 async def list_accounts(request: Request, limit: Limit = 100, offset: Offset = 0) -> dict:
     async with _registry(request).engine.connect() as conn:
         items, total = await identities.list_accounts(conn, limit, offset)
@@ -75,7 +88,8 @@ async def list_accounts(request: Request, limit: Limit = 100, offset: Offset = 0
 
 
 @router.get("/v1/audit", tags=["identity"], dependencies=[allow("admin")],
-            summary="Who read (or was refused) whose contact details, and when; newest first")
+            summary="Who read (or was refused) whose contact details, and when; newest first",
+            response_model=Page[AuditEntry])
 async def audit(request: Request, limit: Limit = 100, offset: Offset = 0,
                 volunteer_id: Annotated[str | None, Query(max_length=64)] = None,
                 principal_id: Annotated[str | None, Query(

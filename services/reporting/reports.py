@@ -27,6 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.reporting.store import positions
+from shared.responses import spreadsheets
 
 Format = Literal["json", "csv", "xlsx"]
 Headers = Literal["zh", "en"]
@@ -35,6 +36,14 @@ HeadersQuery = Annotated[Headers, Query(description="spreadsheet headers: Chines
 MinSeq = Annotated[int | None, Query(ge=0, le=2**63 - 1, description=(
     "wait (a few seconds at most) until the report includes this TONGXIN_EVENTS seq"))]
 _CHUNK = 64 * 1024
+
+
+def documented(model: Any, responses: dict[int | str, dict] | None = None
+               ) -> dict[str, Any]:
+    """A report route's keyword arguments for OpenAPI: JSON as `model` (a field the report
+    leaves out stays out), or the same table as a CSV or XLSX download."""
+    return {"response_model": model, "response_model_exclude_unset": True,
+            "responses": {**spreadsheets(), **(responses or {})}}
 
 
 @dataclass(frozen=True)

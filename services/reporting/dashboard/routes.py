@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
+from pydantic import Field
 from sqlalchemy import func, select
 
 from services.reporting.models.activities import shares
@@ -16,6 +17,7 @@ from services.reporting.models.labels import registry_entities as reg
 from services.reporting.scope import Scope, within_reach
 from shared.auth import principal
 from shared.replica import record_json
+from shared.responses import Answer, Day
 
 router = APIRouter()
 
@@ -35,8 +37,53 @@ async def page(request: Request) -> str:
     return SHELL.read_text(encoding="utf-8").replace("{{version}}", _version())
 
 
+class Who(Answer):
+    name: str
+    role: str
+    kind: str
+    organization_id: str | None
+    organization_name: str | None
+
+
+class Choice(Answer):
+    id: str
+    name: str | None
+
+
+class UnitChoice(Choice):
+    parent_id: str | None
+
+
+class RegionChoice(Choice):
+    parent_id: str | None
+    level: str
+
+
+class CampaignChoice(Choice):
+    organization_id: str | None
+
+
+class PairingChoice(Choice):
+    organization_id: str | None
+    base_id: str | None
+
+
+class DashboardChoices(Answer):
+    """What the dashboard's filters offer the caller."""
+
+    who: Who
+    units: list[UnitChoice] = Field(description="the caller's subtree")
+    regions: list[RegionChoice]
+    campaigns: list[CampaignChoice]
+    pairings: list[PairingChoice]
+    years: list[int] = Field(description="years with activities, newest first")
+    last_day: Day | None = Field(description="the last day with an activity")
+    forms_url: str = Field(description="the events service's forms page")
+
+
 @router.get("/v1/dashboard/choices", tags=["dashboard"],
-            summary="What the dashboard's filters offer the caller")
+            summary="What the dashboard's filters offer the caller",
+            response_model=DashboardChoices)
 async def choices(request: Request) -> dict[str, Any]:
     """Who is logged in; the units (the caller's subtree), regions, campaigns and pairings
     to pick from; the years with activities and the last day with one (the default period

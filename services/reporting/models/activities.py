@@ -20,6 +20,7 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
+from pydantic import Field
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -52,11 +53,13 @@ from services.reporting.reports import (
     MinSeq,
     Report,
     answer,
+    documented,
 )
 from services.reporting.scope import Scope, scope_query
 from services.reporting.store import metadata
 from shared.events import ActivityFigures
 from shared.projection import upsert
+from shared.responses import Answer, DateText, Number
 from shared.taxonomy import INDICATORS
 
 NAME = "reporting-activities"
@@ -425,10 +428,71 @@ async def summary_report(conn: AsyncConnection, group_by: GroupBy, scope: Scope,
                   {"key": None, "label": None, **totals}, extra={"group_by": group_by})
 
 
+
+# -- what the routes answer -------------------------------------------------------------------
+
+class Figures(Answer):
+    activities: int
+    served: int = Field(description="people served (人次)")
+    volunteers: int = Field(description="volunteer turn-outs (人次)")
+    volunteer_hours: float
+    trainees: int
+    donation_value_cny: float
+
+
+class SummaryRow(Figures):
+    """One group's figures (in `totals`: the whole scope, each activity once; key and label
+    null)."""
+
+    key: str | None
+    label: str | None
+    unique_volunteers: int = Field(description="distinct volunteers who attended")
+    outputs: dict[str, Number] = Field(description="indicator code: quantity")
+
+
+class Summary(Answer):
+    rows: list[SummaryRow]
+    totals: SummaryRow
+    group_by: str
+    as_of: int = Field(description="the last TONGXIN_EVENTS seq the report has applied")
+
+
+class ActivityRow(Answer):
+    """One activity, with the scope's shares of its figures."""
+
+    activity_id: str
+    title: str
+    day: DateText = Field(description="its local day")
+    organization_id: str = Field(description="the organising unit")
+    organization_label: str | None
+    base_id: str
+    base_label: str | None
+    served: int
+    volunteers: int
+    volunteer_hours: float
+    trainees: int
+    donation_value_cny: float
+
+
+class ActivityTotals(Figures):
+    """Over the whole scope, not the page."""
+
+    day: None = None
+    title: None = None
+
+
+class Activities(Answer):
+    rows: list[ActivityRow]
+    totals: ActivityTotals
+    limit: int | None
+    offset: int
+    as_of: int
+
 router = APIRouter(tags=["reports"])
 
 
-@router.get("/v1/reports/summary", summary="Figures grouped one way, within a scope")
+@router.get("/v1/reports/summary", summary="Figures grouped one way, within a scope",
+            **documented(Summary))
 async def get_summary(
     request: Request,
     scope: Annotated[Scope, Depends(scope_query)],
@@ -490,7 +554,8 @@ async def list_report(conn: AsyncConnection, scope: Scope, limit: int | None,
                   extra={"limit": limit, "offset": offset})
 
 
-@router.get("/v1/reports/activities", summary="Each activity in scope, newest first")
+@router.get("/v1/reports/activities", summary="Each activity in scope, newest first",
+            **documented(Activities))
 async def get_activities(
     request: Request,
     scope: Annotated[Scope, Depends(scope_query)],

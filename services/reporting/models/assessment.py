@@ -61,12 +61,14 @@ from services.reporting.reports import (
     MinSeq,
     Report,
     answer,
+    documented,
 )
 from services.reporting.scope import Scope, scope_query
 from services.reporting.store import metadata
 from shared.auth import allow
 from shared.db import write_transaction
 from shared.http import Errors
+from shared.responses import Answer, DateTimeText, Number
 from shared.taxonomy import INDICATORS
 
 NAME = "reporting-assessment"
@@ -307,6 +309,74 @@ async def assessment_report(conn: AsyncConnection, scope: Scope, year: int,
 
 # -- routes -----------------------------------------------------------------------------------
 
+
+# -- what the routes answer -------------------------------------------------------------------
+
+class ComponentScore(Answer):
+    figure: str
+    value: float = Field(description="the unit's figure over the year")
+    weight: float
+    target: float
+    invert: bool
+    points: float = Field(description="weight × min(value ÷ target, 1), or with invert "
+                                      "weight × max(1 − value ÷ target, 0)")
+
+
+class UnitRank(Answer):
+    rank: int
+    organization_id: str
+    label: str | None
+    score: Number = Field(description="the sum of the components' points")
+    components: list[ComponentScore]
+
+
+class IndividualRank(Answer):
+    rank: int
+    volunteer_id: str
+    name: str | None
+    organization_id: str | None
+    organization_name: str | None
+    hours_confirmed: float
+    star_level: int
+
+
+class RuleComponent(Answer):
+    figure: str
+    weight: float
+    target: float
+    invert: bool
+
+
+class RuleSet(Answer):
+    components: list[RuleComponent]
+
+
+class RulesVersion(Answer):
+    """One version of the assessment rules, kept for good."""
+
+    version: int
+    created_at: DateTimeText | None = Field(description="null: the default version 1, "
+                                                        "before any was stored")
+    rules: RuleSet
+    note: str | None
+
+
+class RulesVersions(Answer):
+    items: list[RulesVersion]
+    total: int
+    current: int = Field(description="the version rankings use by default (the newest)")
+
+
+class Assessment(Answer):
+    """Units ranked by score (rows) and individuals by confirmed hours."""
+
+    rows: list[UnitRank]
+    year: int
+    rules_version: int
+    rules: RuleSet
+    individuals: list[IndividualRank]
+    as_of: int
+
 router = APIRouter(tags=["reports"])
 
 
@@ -315,7 +385,8 @@ def _not_found(field: str, message: str) -> JSONResponse:
 
 
 @router.get("/v1/reports/assessment", summary="Year-end assessment: units and individuals",
-            responses={404: {"model": Errors, "description": "no rules version `rules_version`"}})
+            **documented(Assessment, {404: {"model": Errors, "description": (
+                "no rules version `rules_version`")}}))
 async def get_assessment(
     request: Request,
     scope: Annotated[Scope, Depends(scope_query)],
@@ -338,7 +409,8 @@ async def get_assessment(
                         filename=f"assessment-{year}")
 
 
-@router.get("/v1/assessment/rules", summary="Every version of the assessment rules")
+@router.get("/v1/assessment/rules", summary="Every version of the assessment rules",
+            response_model=RulesVersions)
 async def get_rules(request: Request) -> dict:
     async with request.app.state.engine.connect() as conn:
         found = await versions(conn)
@@ -347,7 +419,8 @@ async def get_rules(request: Request) -> dict:
 
 
 @router.post("/v1/assessment/rules", status_code=201, dependencies=[allow("admin")],
-             summary="Keep a new version of the assessment rules (admins)")
+             summary="Keep a new version of the assessment rules (admins)",
+             response_model=RulesVersion)
 async def post_rules(request: Request, rules: Rules) -> dict:
     """Validated (422 naming the field: an unknown figure, a negative weight, no components);
     the answer is the new version, which rankings then use by default."""

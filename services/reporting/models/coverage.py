@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
+from pydantic import Field
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -55,6 +56,7 @@ from services.reporting.reports import (
     MinSeq,
     Report,
     answer,
+    documented,
     wait_for,
 )
 from services.reporting.scope import Scope, scope_query
@@ -63,6 +65,7 @@ from shared.dates import Day
 from shared.http import Errors
 from shared.projection import upsert
 from shared.replica import record_json
+from shared.responses import Answer, DateText
 
 NAME = "reporting-coverage"
 
@@ -299,11 +302,86 @@ async def campaign_report(conn: AsyncConnection, campaign_id: str, scope: Scope)
 
 # -- route ------------------------------------------------------------------------------------
 
+
+# -- what the routes answer -------------------------------------------------------------------
+
+class IdleBase(Answer):
+    base_id: str
+    label: str | None
+    region_code: str | None
+    last_activity: DateText | None = Field(description="null: never served")
+    days_idle: int | None = Field(description="null: never served")
+
+
+class IdleCounts(Answer):
+    bases: int = Field(description="active bases in scope")
+    active_bases: int = Field(description="those with an activity in the last idle_days")
+    idle_bases: int
+
+
+class IdleCoverage(Answer):
+    """Without `campaign_id`: the idle bases, most idle first."""
+
+    rows: list[IdleBase]
+    totals: IdleCounts
+    idle_days: int
+    at: DateText
+    as_of: int
+
+
+class CampaignBase(Answer):
+    base_id: str
+    label: str | None
+    households: int | None = Field(description="the base's households, if registered")
+    visited: int = Field(description="distinct households visited")
+    coverage: float | None = Field(description="visited / households")
+    visits: int
+    volunteers: int
+    problems_found: int
+
+
+class CampaignTotals(Answer):
+    base_id: None
+    label: None
+    bases: int
+    visited_bases: int
+    households: int = Field(description="of the bases whose households are registered")
+    visited: int
+    coverage: float | None
+    visits: int
+    volunteers: int
+    problems_found: int
+
+
+class NotVisited(Answer):
+    base_id: str
+    label: str | None
+    households: int | None
+
+
+class CampaignFacts(Answer):
+    id: str
+    name: str
+    starts_on: DateText | None
+    ends_on: DateText | None
+
+
+class CampaignCoverage(Answer):
+    """With `campaign_id`: per base of the campaign, household coverage."""
+
+    rows: list[CampaignBase]
+    totals: CampaignTotals
+    campaign: CampaignFacts
+    not_visited: list[NotVisited]
+    as_of: int
+
 router = APIRouter(tags=["reports"])
 
 
 @router.get("/v1/reports/coverage", summary="Idle bases, or a campaign's household coverage",
-            responses={404: {"model": Errors, "description": "no campaign has `campaign_id`"}})
+            **documented(IdleCoverage | CampaignCoverage,
+                         {404: {"model": Errors,
+                                "description": "no campaign has `campaign_id`"}}))
 async def get_coverage(
     request: Request,
     scope: Annotated[Scope, Depends(scope_query)],

@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Request
+from pydantic import Field, create_model
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -42,12 +43,20 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.reporting.models.labels import label_map, registry_entities
 from services.reporting.readmodel import Batch, Event, ReadModel
 from services.reporting.reports import Column as Col
-from services.reporting.reports import FormatQuery, HeadersQuery, MinSeq, Report, answer
+from services.reporting.reports import (
+    FormatQuery,
+    HeadersQuery,
+    MinSeq,
+    Report,
+    answer,
+    documented,
+)
 from services.reporting.scope import Scope, scope_query
 from services.reporting.store import metadata
 from shared.dates import Instant
 from shared.http import Offset
 from shared.projection import upsert
+from shared.responses import Answer, DateText, DateTimeText
 from shared.taxonomy import SERVICE_TYPES
 
 NAME = "reporting-needs"
@@ -407,6 +416,77 @@ async def needs_report(conn: AsyncConnection, group_by: GroupBy, scope: Scope,
                   extra={"group_by": group_by, "today": on.isoformat()})
 
 
+
+# -- what the routes answer -------------------------------------------------------------------
+
+_ROW: dict[str, Any] = {
+    "key": (str | None, ...), "label": (str | None, ...),
+    **{count: (int, ...) for count in COUNTS},
+    "median_hours_to_claim": (float | None, ...), "median_hours_to_resolve": (float | None, ...)}
+NeedsRow = create_model(
+    "NeedsRow", __base__=Answer,
+    __doc__="One group's needs by state, and closed by outcome (in `totals`: every need in "
+            "scope; key and label null). Medians in hours, from each need's own durations.",
+    **_ROW)
+
+
+class Needs(Answer):
+    rows: list[NeedsRow]  # type: ignore[valid-type]
+    totals: NeedsRow  # type: ignore[valid-type]
+    group_by: str
+    today: DateText = Field(description="the day follow-ups are judged overdue on")
+    as_of: int
+
+
+class Followup(Answer):
+    assignee_id: str
+    due_on: DateText | None
+    note: str | None
+    overdue: bool
+
+
+class NeedEvent(Answer):
+    """One event in a need's history (its fields only where it has them)."""
+
+    type: str
+    at: DateTimeText | None
+    organization_id: str | None = None
+    reason: str | None = None
+    note: str | None = None
+    outcome: str | None = None
+    assignee_id: str | None = None
+    due_on: DateText | None = None
+
+
+class NeedItem(Answer):
+    need_id: str
+    base_id: str
+    base_label: str | None
+    pairing_id: str | None
+    title: str
+    category: str
+    category_label: str
+    urgency: str
+    channel: str
+    state: State
+    outcome: str | None
+    organization_id: str | None = Field(description="the claimer")
+    organization_label: str | None
+    followup: Followup | None
+    submitted_at: DateTimeText | None
+    claimed_at: DateTimeText | None
+    resolved_at: DateTimeText | None
+    closed_at: DateTimeText | None
+    history: list[NeedEvent]
+
+
+class NeedItems(Answer):
+    rows: list[NeedItem]
+    total: int
+    limit: int | None
+    offset: int
+    as_of: int
+
 router = APIRouter(tags=["reports"])
 AtQuery = Annotated[Instant | None, Query(description=(
     "the moment follow-ups are judged overdue at (default now; without an offset: local)"))]
@@ -416,7 +496,8 @@ def _tz(request: Request) -> ZoneInfo:
     return ZoneInfo(request.app.state.settings.timezone)
 
 
-@router.get("/v1/reports/needs", summary="Needs by state per group, medians, overdue follow-ups")
+@router.get("/v1/reports/needs", summary="Needs by state per group, medians, overdue follow-ups",
+            **documented(Needs))
 async def get_needs(
     request: Request, scope: Annotated[Scope, Depends(scope_query)],
     group_by: GroupBy = "base", at: AtQuery = None,
@@ -431,7 +512,8 @@ async def get_needs(
                         filename=f"needs-{group_by}")
 
 
-@router.get("/v1/reports/needs/items", summary="Each need with its state, claimer and history")
+@router.get("/v1/reports/needs/items", summary="Each need with its state, claimer and history",
+            **documented(NeedItems))
 async def get_need_items(
     request: Request, scope: Annotated[Scope, Depends(scope_query)],
     state: State | None = None,

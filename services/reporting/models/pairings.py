@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
+from pydantic import Field, create_model
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -41,12 +42,14 @@ from services.reporting.reports import (
     MinSeq,
     Report,
     answer,
+    documented,
     wait_for,
 )
 from services.reporting.scope import Scope, scope_query
 from services.reporting.store import metadata
 from shared.projection import upsert
 from shared.replica import record_json
+from shared.responses import Answer, DateText, Number
 
 NAME = "reporting-pairings"
 NEED_STATES = ("open", "claimed", "resolved", "closed")
@@ -296,10 +299,102 @@ async def pairings_report(conn: AsyncConnection, scope: Scope) -> Report:
                   {"name": None, "pairings": len(rows), **totals})
 
 
+
+# -- what the routes answer -------------------------------------------------------------------
+
+_STATES: dict[str, Any] = {state: (int, ...) for state in (*NEED_STATES, "total")}
+NeedStates = create_model(
+    "NeedStates", __base__=Answer, __doc__="Needs submitted under the pairing, by state.",
+    **_STATES)
+
+
+class Done(Answer):
+    activities: int
+    served: int
+    volunteer_hours: Number
+
+
+class ProjectRow(Done):
+    """A project of the pairing's list with what was done for it (`listed` false: an
+    activity named a project the list does not hold)."""
+
+    project_id: str | None
+    title: str | None
+    status: str | None
+    listed: bool
+
+
+class Fulfilment(Done):
+    projects: int = Field(description="projects listed")
+    projects_fulfilled: int = Field(description="listed projects with an activity")
+    fulfilment_rate: float | None = Field(description="projects_fulfilled / projects")
+    needs: NeedStates  # type: ignore[valid-type]
+
+
+class PairingTotals(Fulfilment):
+    title: None
+
+
+class ListEntry(Answer):
+    """An entry of one of the pairing's lists, as the registry holds it."""
+
+    id: str | None = None
+    title: str | None = None
+    status: str | None = None
+
+
+class PairingFacts(Answer):
+    id: str
+    name: str | None
+    active: bool
+    organization_id: str | None
+    organization_label: str | None
+    base_id: str | None
+    base_label: str | None
+    status: str | None
+    starts_on: DateText | None
+    ends_on: DateText | None
+    code: str | None
+
+
+class Pairing(Answer):
+    """One pairing: its projects (rows) with what was done, its lists, its needs."""
+
+    rows: list[ProjectRow]
+    totals: PairingTotals
+    pairing: PairingFacts
+    needs_list: list[ListEntry] = Field(description="需求清单, as signed")
+    resources: list[ListEntry] = Field(description="资源清单")
+    unassigned: Done = Field(description="activities under the pairing without a project")
+    needs: NeedStates  # type: ignore[valid-type]
+    as_of: int
+
+
+class PairingRow(Fulfilment):
+    pairing_id: str
+    name: str | None
+    active: bool
+    organization_id: str | None
+    organization_label: str | None
+    base_id: str | None
+    base_label: str | None
+
+
+class PairingsTotals(Fulfilment):
+    name: None
+    pairings: int
+
+
+class Pairings(Answer):
+    rows: list[PairingRow]
+    totals: PairingsTotals
+    as_of: int
+
 router = APIRouter(tags=["reports"])
 
 
-@router.get("/v1/reports/pairings", summary="Every pairing in scope with its fulfilment")
+@router.get("/v1/reports/pairings", summary="Every pairing in scope with its fulfilment",
+            **documented(Pairings))
 async def get_pairings(
     request: Request, scope: Annotated[Scope, Depends(scope_query)],
     min_seq: MinSeq = None, format: FormatQuery = "json", headers: HeadersQuery = "zh",
@@ -310,7 +405,8 @@ async def get_pairings(
                         min_seq=min_seq, format=format, headers=headers, filename="pairings")
 
 
-@router.get("/v1/reports/pairings/{id}", summary="One pairing's three lists with fulfilment")
+@router.get("/v1/reports/pairings/{id}", summary="One pairing's three lists with fulfilment",
+            **documented(Pairing))
 async def get_pairing(
     request: Request, id: str, scope: Annotated[Scope, Depends(scope_query)],
     min_seq: MinSeq = None, format: FormatQuery = "json", headers: HeadersQuery = "zh",

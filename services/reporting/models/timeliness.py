@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Request
+from pydantic import Field
 from sqlalchemy import (
     Boolean,
     Column,
@@ -37,11 +38,19 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.reporting.models.labels import label_map, registry_entities
 from services.reporting.readmodel import Batch, ReadModel
 from services.reporting.reports import Column as Col
-from services.reporting.reports import FormatQuery, HeadersQuery, MinSeq, Report, answer
+from services.reporting.reports import (
+    FormatQuery,
+    HeadersQuery,
+    MinSeq,
+    Report,
+    answer,
+    documented,
+)
 from services.reporting.scope import Scope, scope_query
 from services.reporting.store import metadata
 from shared.dates import Instant
 from shared.projection import upsert
+from shared.responses import Answer, DateTimeText
 from shared.settings import get_settings
 
 NAME = "reporting-timeliness"
@@ -324,6 +333,51 @@ async def missing_report(conn: AsyncConnection, scope: Scope, at: datetime | Non
                   extra={"count": len(rows), "at": _now(at, ZoneInfo(tz)).isoformat()})
 
 
+
+# -- what the routes answer -------------------------------------------------------------------
+
+class TimelinessRow(Answer):
+    """One unit's (or month's) reports owed and rota entries (in `totals`: the whole scope,
+    key and label null)."""
+
+    key: str | None
+    label: str | None
+    scheduled: int
+    missed: int
+    on_time: int
+    late: int
+    missing: int
+    pending: int
+    due: int = Field(description="on_time + late + missing")
+    on_time_rate: float | None = Field(description="on_time / due; null when nothing was due")
+
+
+class Timeliness(Answer):
+    rows: list[TimelinessRow]
+    totals: TimelinessRow
+    group_by: str
+    at: DateTimeText = Field(description="the moment deadlines were judged at")
+    as_of: int
+
+
+class MissingReport(Answer):
+    activity_id: str
+    title: str | None
+    organization_id: str
+    organization_name: str | None
+    base_id: str
+    base_name: str | None
+    ended_at: DateTimeText
+    due_at: DateTimeText
+    days_overdue: float
+
+
+class Missing(Answer):
+    rows: list[MissingReport]
+    count: int
+    at: DateTimeText
+    as_of: int
+
 router = APIRouter(tags=["reports"])
 AtQuery = Annotated[Instant | None, Query(description=(
     "the moment deadlines are judged at (ISO datetime; without an offset, local time); "
@@ -331,7 +385,8 @@ AtQuery = Annotated[Instant | None, Query(description=(
 
 
 @router.get("/v1/reports/timeliness", summary="Reports owed after service: on time, late, "
-                                              "missing; rota entries scheduled and missed")
+                                              "missing; rota entries scheduled and missed",
+            **documented(Timeliness))
 async def get_timeliness(
     request: Request,
     scope: Annotated[Scope, Depends(scope_query)],
@@ -348,7 +403,8 @@ async def get_timeliness(
                         filename=f"timeliness-{group_by}")
 
 
-@router.get("/v1/reports/timeliness/missing", summary="Each report missing: the overdue notice")
+@router.get("/v1/reports/timeliness/missing", summary="Each report missing: the overdue notice",
+            **documented(Missing))
 async def get_missing(
     request: Request,
     scope: Annotated[Scope, Depends(scope_query)], at: AtQuery = None,

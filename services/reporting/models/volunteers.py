@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
+from pydantic import Field
 from sqlalchemy import (
     Boolean,
     Column,
@@ -36,11 +37,19 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.reporting.models.labels import registry_entities
 from services.reporting.readmodel import Batch, ReadModel
 from services.reporting.reports import Column as Col
-from services.reporting.reports import FormatQuery, HeadersQuery, MinSeq, Report, answer
+from services.reporting.reports import (
+    FormatQuery,
+    HeadersQuery,
+    MinSeq,
+    Report,
+    answer,
+    documented,
+)
 from services.reporting.scope import Scope, scope_query
 from services.reporting.store import metadata
 from shared.http import Offset
 from shared.projection import upsert
+from shared.responses import Answer, Number
 from shared.settings import get_settings
 
 NAME = "reporting-volunteers"
@@ -241,10 +250,49 @@ async def ledger_report(conn: AsyncConnection, scope: Scope, thresholds: Sequenc
                          "star_thresholds": list(thresholds)})
 
 
+
+# -- what the routes answer -------------------------------------------------------------------
+
+class VolunteerFigures(Answer):
+    hours_confirmed: float
+    hours_unconfirmed: float
+    hours_by_method: dict[str, float] = Field(description="self, organiser, sign_in, import")
+    activities: int
+
+
+class VolunteerRow(VolunteerFigures):
+    volunteer_id: str
+    name: str | None
+    organization_id: str | None
+    organization_name: str | None
+    star_level: int = Field(description="0-5 by confirmed hours")
+
+
+class VolunteerTotals(VolunteerFigures):
+    """Over the whole scope: hours summed, activities and volunteers distinct."""
+
+    volunteer_id: None
+    name: None
+    organization_id: None
+    organization_name: None
+    volunteers: int
+    star_level: None
+
+
+class Volunteers(Answer):
+    rows: list[VolunteerRow]
+    totals: VolunteerTotals
+    total: int = Field(description="volunteers in scope")
+    limit: int | None
+    offset: int
+    star_thresholds: list[Number]
+    as_of: int
+
 router = APIRouter(tags=["reports"])
 
 
-@router.get("/v1/reports/volunteers", summary="Each volunteer's hours and star level")
+@router.get("/v1/reports/volunteers", summary="Each volunteer's hours and star level",
+            **documented(Volunteers))
 async def get_volunteers(
     request: Request,
     scope: Annotated[Scope, Depends(scope_query)],

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
+from pydantic import Field
 from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -21,6 +22,7 @@ from services.reporting.notify.tables import notifications
 from services.reporting.scope import Scope, reachable
 from shared.auth import principal
 from shared.http import Limit, Offset
+from shared.responses import Answer, DateTimeText, Page
 
 router = APIRouter(tags=["notifications"])
 
@@ -33,6 +35,31 @@ LOOKBACK = timedelta(seconds=60)
 
 OrgQuery = Annotated[str | None, Query(max_length=64, description=(
     "a unit: its notifications and those of every unit under it"))]
+
+
+class Subject(Answer):
+    type: str = Field(description="what it is about: need, activity, ...")
+    id: str
+
+
+class Notification(Answer):
+    """A notification as published on `tongxin.notify.<unit>.<kind>`, with its `id` (the
+    SSE event id) and whether it is on the bus yet."""
+
+    notification_id: str
+    kind: str = Field(description="need_submitted, report_due_soon, report_overdue, "
+                                  "followup_overdue, milestone")
+    organization_id: str
+    occurred_at: DateTimeText
+    subject: Subject
+    message_zh: str
+    message_en: str
+    id: int
+    published: bool
+
+
+class Notifications(Page[Notification]):
+    pass
 
 
 def _for_unit(organization_id: str | None) -> list[ColumnElement[bool]]:
@@ -61,7 +88,8 @@ def _item(row: Any) -> dict:
             "published": row.published_at is not None}
 
 
-@router.get("/v1/notifications", summary="Notifications raised, newest first")
+@router.get("/v1/notifications", summary="Notifications raised, newest first",
+            response_model=Notifications)
 async def history(request: Request, organization_id: OrgQuery = None, kind: Kind | None = None,
                   limit: Limit = 100, offset: Offset = 0) -> dict:
     """Each notification's payload (as published on `tongxin.notify.<unit>.<kind>`), its `id`
