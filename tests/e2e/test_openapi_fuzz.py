@@ -1,6 +1,8 @@
 """Every operation of every service, fuzzed from its own OpenAPI with schemathesis against the
-services as processes (both database back-ends): no answer is a 5xx, and every status answered
-is one the operation documents. Also: every refusal is in the one error shape.
+services as processes (both database back-ends): no answer is a 5xx, every status answered
+is one the operation documents, and every answer has the schema documented for it (each
+record, report and list: what a generated client expects). Also: every refusal is in the one
+error shape.
 
 Schemathesis's engine runs its examples, coverage (boundary values, missing and wrong-typed
 parameters, unexpected methods) and fuzzing phases, positive and negative, with a fixed seed and
@@ -81,7 +83,8 @@ def _config(token: str) -> schemathesis.Config:
         # reused as path parameters, so lookups are tested found and not found).
         "phases": {"stateful": {"enabled": False}},
         "checks": {"enabled": False, "not_a_server_error": {"enabled": True},
-                   "status_code_conformance": {"enabled": True}},
+                   "status_code_conformance": {"enabled": True},
+                   "response_schema_conformance": {"enabled": True}},
     })
 
 
@@ -95,6 +98,7 @@ class Tally:
     no_answer: list[str] = field(default_factory=list)
     method_probes: Counter = field(default_factory=Counter)  # unexpected methods: status
     check_failures: Counter = field(default_factory=Counter)  # schemathesis's own checks
+    off_schema: list[str] = field(default_factory=list)  # answers unlike their schema
     errors: list[str] = field(default_factory=list)
     seconds: Counter = field(default_factory=Counter)  # per operation
     stopped: bool = False  # by the deadline
@@ -168,10 +172,15 @@ def _judge(tally: Tally, event: events.ScenarioFinished, paths: dict) -> None:
             tally.undocumented.append(f"{operation}: {status} to {what} {body!r}")
         if status >= 400 and not _in_error_shape(response.content or b""):
             tally.wrong_shape.append(f"{operation}: {status} to {what} {body!r}")
-    for checks in recorder.checks.values():
+    for case_id, checks in recorder.checks.items():
         for check in checks:
             if check.status == Status.FAILURE:
                 tally.check_failures[check.name] += 1
+                if check.name == "response_schema_conformance":
+                    case = recorder.cases[case_id].value if case_id in recorder.cases else None
+                    where = (f"{case.method.upper()} {case.operation.path}" if case else "?")
+                    failure = check.failure_info.failure if check.failure_info else None
+                    tally.off_schema.append(f"{where}: {failure}"[:1500])
 
 
 def fuzz(url: str, token: str, clamp_min_seq: int | None = None) -> tuple[Tally, set[str]]:
@@ -247,6 +256,7 @@ async def test_no_5xx_and_every_status_documented(system, service):
     assert not tally.undocumented, "\n".join(tally.undocumented[:20])
     assert not tally.wrong_shape, "\n".join(tally.wrong_shape[:20])
     assert not tally.no_answer, "\n".join(tally.no_answer[:20])
+    assert not tally.off_schema, "\n".join(tally.off_schema[:10])
 
 
 async def test_the_notification_stream_excluded_from_fuzzing(system):
