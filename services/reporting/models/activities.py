@@ -431,21 +431,19 @@ async def summary_report(conn: AsyncConnection, group_by: GroupBy, scope: Scope,
 
 # -- what the routes answer -------------------------------------------------------------------
 
-class Figures(Answer):
+# (Fields in the order the dicts have them: the answer keeps its order.)
+class SummaryRow(Answer):
+    """One group's figures (in `totals`: the whole scope, each activity once; key and label
+    null)."""
+
+    key: str | None
+    label: str | None
     activities: int
     served: int = Field(description="people served (人次)")
     volunteers: int = Field(description="volunteer turn-outs (人次)")
     volunteer_hours: float
     trainees: int
     donation_value_cny: float
-
-
-class SummaryRow(Figures):
-    """One group's figures (in `totals`: the whole scope, each activity once; key and label
-    null)."""
-
-    key: str | None
-    label: str | None
     unique_volunteers: int = Field(description="distinct volunteers who attended")
     outputs: dict[str, Number] = Field(description="indicator code: quantity")
 
@@ -474,11 +472,17 @@ class ActivityRow(Answer):
     donation_value_cny: float
 
 
-class ActivityTotals(Figures):
+class ActivityTotals(Answer):
     """Over the whole scope, not the page."""
 
-    day: None = None
-    title: None = None
+    day: None
+    title: None
+    activities: int
+    served: int
+    volunteers: int
+    volunteer_hours: float
+    trainees: int
+    donation_value_cny: float
 
 
 class Activities(Answer):

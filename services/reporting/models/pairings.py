@@ -314,7 +314,8 @@ class Done(Answer):
     volunteer_hours: Number
 
 
-class ProjectRow(Done):
+# (Fields in the order the dicts have them: the answer keeps its order.)
+class ProjectRow(Answer):
     """A project of the pairing's list with what was done for it (`listed` false: an
     activity named a project the list does not hold)."""
 
@@ -322,17 +323,20 @@ class ProjectRow(Done):
     title: str | None
     status: str | None
     listed: bool
+    activities: int
+    served: int
+    volunteer_hours: Number
 
 
-class Fulfilment(Done):
+class PairingTotals(Answer):
+    title: None
+    activities: int
+    served: int
+    volunteer_hours: Number
     projects: int = Field(description="projects listed")
     projects_fulfilled: int = Field(description="listed projects with an activity")
     fulfilment_rate: float | None = Field(description="projects_fulfilled / projects")
     needs: NeedStates  # type: ignore[valid-type]
-
-
-class PairingTotals(Fulfilment):
-    title: None
 
 
 class ListEntry(Answer):
@@ -370,7 +374,7 @@ class Pairing(Answer):
     as_of: int
 
 
-class PairingRow(Fulfilment):
+class PairingRow(Answer):
     pairing_id: str
     name: str | None
     active: bool
@@ -378,11 +382,25 @@ class PairingRow(Fulfilment):
     organization_label: str | None
     base_id: str | None
     base_label: str | None
+    activities: int
+    served: int
+    volunteer_hours: Number
+    projects: int = Field(description="projects listed")
+    projects_fulfilled: int = Field(description="listed projects with an activity")
+    fulfilment_rate: float | None = Field(description="projects_fulfilled / projects")
+    needs: NeedStates  # type: ignore[valid-type]
 
 
-class PairingsTotals(Fulfilment):
+class PairingsTotals(Answer):
     name: None
     pairings: int
+    projects: int
+    projects_fulfilled: int
+    activities: int
+    served: int
+    volunteer_hours: Number
+    fulfilment_rate: float | None
+    needs: NeedStates  # type: ignore[valid-type]
 
 
 class Pairings(Answer):

@@ -253,22 +253,20 @@ async def ledger_report(conn: AsyncConnection, scope: Scope, thresholds: Sequenc
 
 # -- what the routes answer -------------------------------------------------------------------
 
-class VolunteerFigures(Answer):
-    hours_confirmed: float
-    hours_unconfirmed: float
-    hours_by_method: dict[str, float] = Field(description="self, organiser, sign_in, import")
-    activities: int
-
-
-class VolunteerRow(VolunteerFigures):
+# (Fields in the order the dicts have them: the answer keeps its order.)
+class VolunteerRow(Answer):
     volunteer_id: str
     name: str | None
     organization_id: str | None
     organization_name: str | None
+    hours_confirmed: float
+    hours_unconfirmed: float
+    hours_by_method: dict[str, float] = Field(description="self, organiser, sign_in, import")
+    activities: int
     star_level: int = Field(description="0-5 by confirmed hours")
 
 
-class VolunteerTotals(VolunteerFigures):
+class VolunteerTotals(Answer):
     """Over the whole scope: hours summed, activities and volunteers distinct."""
 
     volunteer_id: None
@@ -276,6 +274,10 @@ class VolunteerTotals(VolunteerFigures):
     organization_id: None
     organization_name: None
     volunteers: int
+    hours_confirmed: float
+    hours_unconfirmed: float
+    hours_by_method: dict[str, float]
+    activities: int
     star_level: None
 
 
