@@ -28,7 +28,14 @@ from shared.http import (
     install_error_handlers,
     refuse_nul,
 )
-from shared.metrics import Metrics, add_metrics, health_probe, projections_probe, relays_probe
+from shared.metrics import (
+    Metrics,
+    add_metrics,
+    health_probe,
+    projections_probe,
+    relays_probe,
+    write_waits_probe,
+)
 from shared.outbox import Relay
 from shared.projection import Projection, reason_of
 from shared.ratelimit import RateLimiter
@@ -70,6 +77,7 @@ class Runtime:
         self.metrics.probe("health", health_probe(self.health))
         self.metrics.probe("projections", projections_probe(self.projections))
         self.metrics.probe("outboxes", relays_probe(self.relays))
+        self.metrics.probe("writes", write_waits_probe())
         self._app: FastAPI | None = None
         self.assets = WebAssets(settings.web_assets)  # the docs pages' browser files
 
