@@ -246,6 +246,8 @@ async def test_no_5xx_and_every_status_documented(system, service):
     say("\n" + tally.line(service, system.backend.name, time.monotonic() - started))
     for operation, statuses in sorted(tally.per_operation.items()):
         print(f"  {operation}: {dict(sorted(statuses.items()))}")
+    for line in tally.off_schema[:20]:
+        print(f"  answer unlike its schema: {line}")
 
     assert not tally.stopped, f"stopped after the {DEADLINE}s deadline"
     assert not tally.errors, tally.errors

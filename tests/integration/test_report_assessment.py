@@ -171,6 +171,9 @@ async def test_units_and_individuals_ranked_under_each_rules_version(nc, names, 
             rules = (await http.get("/v1/assessment/rules")).json()
             assert [v["version"] for v in rules["items"]] == [1, 2]
             assert rules["current"] == 2 and rules["total"] == 2
+            # When each was kept, with its UTC offset (SQLite keeps none: read back as UTC).
+            assert all(datetime.fromisoformat(v["created_at"]).utcoffset() is not None
+                       for v in rules["items"])
             assert rules["items"][0]["rules"]["components"] == [
                 c.model_dump() for c in assessment.DEFAULT_RULES.components]
 

@@ -171,8 +171,10 @@ class Version:
 
 
 def _version(row: Any) -> Version:
-    return Version(row.version, row.created_at,
-                   Rules.model_validate({**row.rules, "note": row.note}))
+    created = row.created_at
+    if created is not None and created.tzinfo is None:  # SQLite keeps no offset: UTC
+        created = created.replace(tzinfo=UTC)
+    return Version(row.version, created, Rules.model_validate({**row.rules, "note": row.note}))
 
 
 async def versions(conn: AsyncConnection) -> list[Version]:
