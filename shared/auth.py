@@ -30,6 +30,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from shared.errors import FieldError
+from shared.json_response import JSON
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +187,7 @@ def forbidden(message: str, field: str = "") -> HTTPException:
 def allow(*roles: str) -> Any:
     """A route's roles (instead of the defaults): `dependencies=[allow("admin")]`."""
 
-    def roles_marker() -> None:  # read by `authenticate`; does nothing itself
+    async def roles_marker() -> None:  # read by `authenticate`; does nothing itself
         return None
 
     roles_marker.roles = frozenset(roles)  # type: ignore[attr-defined]
@@ -221,10 +222,10 @@ async def authenticate(request: Request) -> Principal | None:
 def identity_router() -> APIRouter:
     router = APIRouter(tags=["identity"])
 
-    @router.get("/v1/whoami", dependencies=[allow(*ROLES)],
+    @router.get("/v1/whoami", dependencies=[allow(*ROLES)], response_model=dict,
                 summary="The key or account this request is made with")
-    async def whoami(request: Request) -> dict:
-        return principal(request).as_json()
+    async def whoami(request: Request) -> JSON:
+        return JSON(principal(request).as_json())
 
     return router
 

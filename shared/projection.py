@@ -62,6 +62,7 @@ class _Gap(Exception):
 Apply = Callable[[AsyncConnection, list[Any]], Awaitable[None]]
 Decode = Callable[[Msg], Any]  # a message -> what `apply` takes (None: nothing to apply)
 Before = Callable[[list[Msg]], Awaitable[None]]
+Observe = Callable[[list[Msg]], None]
 
 
 def positions_table(metadata: MetaData) -> Table:
@@ -96,7 +97,9 @@ class Projection:
     def __init__(self, *, name: str, js: JetStreamContext, stream: str, subject: str,
                  engine: AsyncEngine, positions: Table, parked: Table, apply: Apply,
                  batch_size: int = 500, decode: Decode | None = None,
-                 before: Before | None = None, immediate: bool = True):
+                 before: Before | None = None, immediate: bool = True,
+                 observe: Observe | None = None,
+                 started: Callable[[], Awaitable[None]] | None = None):
         self.name = name
         self.js = js
         self.stream = stream
@@ -108,6 +111,12 @@ class Projection:
         self.decode: Decode = decode or (lambda msg: msg)
         self.before = before
         self.immediate = immediate  # SQLite's write lock up front (False: a rebuild's file)
+        # A copy in memory beside the table (the keyring): `started` fills it from the table
+        # once the stored position is read, and before anything counts as applied; `observe`
+        # is told of every message of each batch once the stored position is past it (applied
+        # here, or by another instance sharing the database), before `applied` moves.
+        self.observe = observe
+        self.started = started
         self.batch_size = batch_size
         self.applied = Watermark()  # the stream seq applied and committed
         self.failing_since: float | None = None
@@ -122,6 +131,8 @@ class Projection:
             position = (await conn.execute(
                 select(self.positions.c.position).where(self.positions.c.name == self.name)
             )).scalar_one()
+        if self.started is not None:
+            await self.started()
         await self.applied.advance(position)
         return position
 
@@ -259,6 +270,8 @@ class Projection:
                     await conn.execute(update(self.positions)
                                        .where(self.positions.c.name == self.name)
                                        .values(position=stream_seq(fresh[-1])))
+        if park is None and self.observe is not None:
+            self.observe(batch)
         if fresh and park is not None:
             # Never the payload: it may hold personal data; the stream keeps it under seq.
             log.error("projection %s parked seq %d on %s: %s", self.name, stream_seq(fresh[0]),
@@ -309,6 +322,8 @@ class Projection:
                         mine = p.c.name == self.name, p.c.seq == seq
                         if (await conn.execute(delete(p).where(*mine))).rowcount:
                             await self.apply(conn, [] if decoded is None else [decoded])
+                            if self.observe is not None:
+                                self.observe([msg])
                             replayed += 1  # (else another instance replayed it just now)
                             log.info("projection %s applied parked seq %d", self.name, seq)
             except Exception as exc:
