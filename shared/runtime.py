@@ -117,7 +117,8 @@ class Runtime:
         if self.settings.migrate_on_start:
             await migrate(self.service, self.database_url, self.settings.db_schema)
         await self.broker.connect()
-        await ensure_streams(self.js, self.names, self.settings.stream_replicas)
+        await ensure_streams(self.js, self.names, self.settings.stream_replicas,
+                             self.settings.duplicate_window)
         await self.broker.start()
 
     def spawn(self, name: str, work: Callable[[], Coroutine] | Projection,
