@@ -92,8 +92,11 @@ class Runtime:
         app.include_router(router)
         document_models(app, *models)
         document_errors(app)
+        # A span per request; not one more per ASGI message sent or received (two or three a
+        # request, each costing about what the span does, and telling nothing).
         FastAPIInstrumentor.instrument_app(app, tracer_provider=self.tracer_provider,
-                                           excluded_urls="health")
+                                           excluded_urls="health",
+                                           exclude_spans=["receive", "send"])
         return app
 
     def guard(self, lookup: Lookup, refresh: Callable[[], Awaitable[object]] | None = None,

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.events import store
@@ -117,11 +117,10 @@ async def _entities(conn: AsyncConnection,
     for row in await conn.execute(select(*columns).where(t.c.kind == "organization")):
         out.setdefault(row.kind, {})[row.id] = row
     units = _subtree(out.get("organization", {}), root)
-    theirs = t.c.kind.in_(("team", "volunteer", "pairing"))
-    if units is not None:
-        theirs = theirs & t.c.organization_id.in_(units)
+    theirs = and_(t.c.kind.in_(("team", "volunteer", "pairing")),
+                  true() if units is None else t.c.organization_id.in_(units))
     for row in await conn.execute(select(*columns).where(
-            t.c.kind.in_(("base", "service_type", "indicator")) | theirs)):
+            or_(t.c.kind.in_(("base", "service_type", "indicator")), theirs))):
         out.setdefault(row.kind, {})[row.id] = row
     return out, units
 
