@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 from fastapi.encoders import decimal_encoder
-from pydantic import BaseModel
+from pydantic_core import to_jsonable_python
 from starlette.responses import JSONResponse
 
 
@@ -22,15 +22,13 @@ def _default(value: Any) -> Any:
     """What orjson does not write by itself: as FastAPI's own encoder writes it."""
     if isinstance(value, Decimal):  # PostgreSQL's sums: numbers, as jsonable_encoder gives
         return decimal_encoder(value)
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json")
-    if isinstance(value, set | frozenset):
-        return list(value)
-    raise TypeError(f"{type(value).__name__} is not JSON")
+    return to_jsonable_python(value)  # the rest as pydantic writes it (raises if it cannot)
 
 
 def dumps(content: Any) -> bytes:
-    return orjson.dumps(content, default=_default, option=orjson.OPT_NON_STR_KEYS)
+    # UTC as `Z`, as pydantic writes it.
+    return orjson.dumps(content, default=_default,
+                        option=orjson.OPT_NON_STR_KEYS | orjson.OPT_UTC_Z)
 
 
 class JSON(JSONResponse):
