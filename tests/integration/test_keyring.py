@@ -15,7 +15,7 @@ from shared.auth import Gate, key_hash, new_key
 from shared.bus import MSG_ID
 from shared.envelope import new_envelope
 from shared.keyring import Keyring
-from shared.projection import Projection, parked_table, positions_table
+from shared.projection import Projection, ProjectionGroup, parked_table, positions_table
 from shared.replica import apply_registry_events, registry_entities_table
 from tests.integration.conftest import create_schema, db_for, drop_schema
 from tests.unit.test_auth import request
@@ -69,8 +69,10 @@ async def accepted(keyring: Keyring, key: str) -> bool:
     return True
 
 
-async def run_until_caught_up(p: Projection) -> asyncio.Task:
-    task = asyncio.create_task(p.run())
+async def run_until_caught_up(p: Projection, grouped: bool) -> asyncio.Task:
+    """The projection alone (the events service's replica), or in a group (reporting's)."""
+    task = asyncio.create_task(ProjectionGroup("read-models-registry", [p]).run() if grouped
+                               else p.run())
     assert await asyncio.wait_for(p.caught_up(20), 25)
     return task
 
@@ -81,7 +83,9 @@ async def stop(p: Projection, task: asyncio.Task) -> None:
     await asyncio.gather(task, return_exceptions=True)
 
 
-async def test_the_keyring_follows_the_replica_and_a_restart_loads_it(nc, names, replica_db):
+@pytest.mark.parametrize("grouped", [False, True], ids=["alone", "grouped"])
+async def test_the_keyring_follows_the_replica_and_a_restart_loads_it(nc, names, replica_db,
+                                                                      grouped):
     js = nc.jetstream()
     a_id, a = new_key()
     b_id, b = new_key()
@@ -89,7 +93,7 @@ async def test_the_keyring_follows_the_replica_and_a_restart_loads_it(nc, names,
 
     keyring = Keyring()
     p = replica(js, names, replica_db, keyring)
-    task = await run_until_caught_up(p)
+    task = await run_until_caught_up(p, grouped)
     try:
         assert await accepted(keyring, a)
         await publish_key(js, names, "revoked", a_id, a, "2026-02-01T00:00:00")
@@ -102,7 +106,7 @@ async def test_the_keyring_follows_the_replica_and_a_restart_loads_it(nc, names,
     await publish_key(js, names, "issued", b_id, b, "2026-03-01T00:00:00")
     again = Keyring()
     p = replica(js, names, replica_db, again)
-    task = await run_until_caught_up(p)
+    task = await run_until_caught_up(p, grouped)
     try:
         assert not await accepted(again, a)  # from the replica table: revoked
         assert await accepted(again, b)      # from the stream
