@@ -3,10 +3,12 @@
     python -m bench.requests [--requests 2000] [--clients 20] [--postgres URL]
 
 Starts the three services as `python -m bench` does (TONGXIN_NATS_URL if set, else an embedded
-nats-server; SQLite unless --postgres is given), logs a few activities, then sends each request
-below `--requests` times from `--clients` concurrent clients (one keep-alive connection each):
+nats-server; SQLite unless --postgres, by default TONGXIN_TEST_POSTGRES_URL, names a server),
+logs a few activities, then sends each request below `--requests` times from `--clients`
+concurrent clients (one keep-alive connection each):
 
-- `GET /health` (no key, no database): the reference, measured in the same run;
+- `GET /health` (no key; its checks ask the database `SELECT 1` and each projection's count of
+  parked messages): the reference, measured in the same run;
 - `GET /v1/whoami` with an admin key on each service: the floor every request pays (who is
   asking, the route's checks, instrumentation, the JSON answer);
 - `GET /v1/reports/summary` scoped to a unit: one small report.
@@ -119,7 +121,7 @@ def main() -> None:
     p.add_argument("--clients", type=int, default=20)
     p.add_argument("--activities", type=int, default=50,
                    help="activities logged first, so the report has something to add up")
-    p.add_argument("--postgres", default=None,
+    p.add_argument("--postgres", default=os.environ.get("TONGXIN_TEST_POSTGRES_URL"),
                    help="a PostgreSQL server URL (a throwaway database is created there)")
     asyncio.run(run(p.parse_args()))
 
