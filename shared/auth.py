@@ -3,10 +3,11 @@ and the organisation subtree each principal sees and acts on.
 
 Keys and accounts are kept by the registry (`services/registry/identities.py`); the other
 services know them from the registry's stream (the replica), so each checks a key without
-asking anyone; every service holds them in memory (`shared/keyring.py`). A key is `txk_<id>_<secret>`: only a hash of the secret is stored or published.
-A session is a cookie signed with the secret every service shares (`Settings.session_secret`),
-naming the account; the account itself (role, organisation, still active) is looked up on each
-request, so deactivating one ends its sessions everywhere.
+asking anyone; every service holds them in memory (`shared/keyring.py`). A key is
+`txk_<id>_<secret>`: only a hash of the secret is stored or published. A session is a cookie
+signed with the secret every service shares (`Settings.session_secret`), naming the account;
+the account itself (role, organisation, still active) is looked up on each request, so
+deactivating one ends its sessions everywhere.
 
 Every route but `/health`, `/metrics` (and the docs pages' public files under `/static/`)
 passes `authenticate` (made an app dependency by `Runtime.app`). A route says who may call
