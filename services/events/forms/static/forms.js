@@ -185,6 +185,9 @@ function filterable(select) {
     box.type = "search";
     box.className = "filter";
     box.addEventListener("input", () => narrow(select, box.value));
+    box.addEventListener("keydown", (event) => {  // Enter picks, it does not send the form
+      if (event.key === "Enter") { event.preventDefault(); select.focus(); }
+    });
     select.after(box);
   }
   box.placeholder = pick(T.filter);
