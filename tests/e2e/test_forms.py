@@ -305,3 +305,87 @@ async def test_a_unit_logs_through_the_forms(system: System, tmp_path: Path):
             and urlsplit(u).hostname != "127.0.0.1"]
     assert not away, f"the forms asked other hosts for: {away}"
     print(f"\nforms ({tag}): {len(seen)} requests, all to 127.0.0.1; screenshots in {shots}")
+
+
+STALLS = 51  # the largest fair in the seed articles' programmes
+ROW_PX = {1280: 60, 390: 72}  # a stall's share of the section: one line; two on a phone
+
+
+async def test_a_fair_of_51_stalls_fits_and_a_unit_picks_among_its_own(system: System,
+                                                                        tmp_path: Path):
+    chromium = installed_chromium()
+    world = await a_unit_with_an_account(system)
+    base, pairing = world["base"], world["pairing"]
+    elsewhere = await system.register("bases", name=f"别处的村-{uuid.uuid4().hex[:6]}",
+                                      kind="village")
+    async with system.client() as http:  # the events service has learnt of the other base
+        for _ in range(200):
+            r = await http.get(f"{system.url('events')}/v1/forms/choices")
+            if any(b["id"] == elsewhere["id"] for b in r.json()["bases"]):
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("the events service never learnt the other base")
+    shots = artifacts(tmp_path)
+    tag = system.backend.name
+    form = "#form-activity"
+    events = system.url("events")
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=str(chromium), headless=True,
+                                           args=CHROMIUM_ARGS)
+        try:
+            context = await browser.new_context(viewport={"width": 1280, "height": 1000},
+                                                locale="zh-CN")
+            page = await context.new_page()
+            page.set_default_timeout(TIMEOUT_MS)
+            await page.goto(f"{events}/forms/")
+            await page.fill("#username", world["username"])
+            await page.fill("#password", PASSWORD)
+            await page.click("button[type=submit]")
+            await page.wait_for_url(f"{events}/forms/**")
+            await page.wait_for_function("document.querySelector('#who').textContent !== ''")
+
+            # -- the unit's base picker: its pairing's base (and a way to any other)
+            values = "os => os.map(o => o.value)"
+            bases = page.locator(f"{form} [name=base_id] option")
+            assert await bases.evaluate_all(values) == ["", base["id"], "*all-bases*"]
+            pairings = page.locator(f"{form} [name=pairing_id] option")
+            assert await pairings.evaluate_all(values) == ["", pairing["id"]]
+            # Another base, on request, found by its name in the filter box.
+            await page.select_option(f"{form} [name=base_id]", "*all-bases*")
+            assert elsewhere["id"] in await bases.evaluate_all(values)
+            shown = page.locator(f"{form} [data-path=base_id] .filter")
+            if await shown.is_visible():
+                await shown.fill(elsewhere["name"])
+            await page.select_option(f"{form} [name=base_id]", elsewhere["id"])
+            assert await pairings.evaluate_all(values) == [""]  # none at that base
+            # A pairing picked sets its base.
+            await page.select_option(f"{form} [name=base_id]", "")
+            await page.select_option(f"{form} [name=pairing_id]", pairing["id"])
+            assert await page.input_value(f"{form} [name=base_id]") == base["id"]
+
+            # -- a fair of 51 stalls: a line per stall; two on a phone
+            await page.check(f"{form} [name=fair]")
+            for _ in range(STALLS - 1):
+                await page.click(f'{form} [data-add="stalls"]')
+            rows = page.locator(f'{form} [data-rows="stalls"] .row')
+            assert await rows.count() == STALLS
+            await page.fill(f"{form} [data-path='stalls[50].served'] input", "7")
+            assert await page.input_value(f"{form} [name=served]") == "7"
+            for width in (1280, 390):
+                await page.set_viewport_size({"width": width, "height": 900})
+                section = await page.locator(f'{form} [data-path="stalls"]').bounding_box()
+                assert section and section["height"] < STALLS * ROW_PX[width], (width, section)
+                lines = await rows.nth(STALLS - 1).locator(".field, .remove").evaluate_all(
+                    "els => new Set(els.map(e => Math.round(e.getBoundingClientRect().top)))"
+                    ".size")
+                assert lines == (1 if width > 600 else 2), (width, lines)
+                wide = await page.evaluate("document.documentElement.scrollWidth")
+                assert wide <= width, (width, wide)
+                print(f"\n{STALLS} stalls at {width} px: {section['height']:.0f} px "
+                      f"({section['height'] / STALLS:.1f} a stall)")
+                await page.screenshot(path=str(shots / f"forms-{tag}-fair-{width}.png"),
+                                      full_page=True)
+            await context.close()
+        finally:
+            await browser.close()
