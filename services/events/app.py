@@ -27,11 +27,13 @@ from shared.projection import Projection
 from shared.replica import apply_registry_events, identity_lookup
 from shared.runtime import Runtime
 from shared.settings import Settings, get_settings
+from shared.sweeps import Passes, sweeps_probe
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     rt = Runtime("events", settings)
+    passes = Passes("report-deadlines")
     names = rt.names
 
     @asynccontextmanager
@@ -54,7 +56,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             zone=ZoneInfo(settings.timezone))
         ingest = bus.Ingest(rt.js, names, acceptor, settings.batch_size,
                             settings.prerequisite_wait)
-        deadlines = app.state.deadlines = Deadlines(acceptor, settings.deadline_sweep_seconds)
+        deadlines = app.state.deadlines = Deadlines(acceptor, settings.deadline_sweep_seconds,
+                                                    passes=passes)
         rt.spawn("registry-replica", replica)
         rt.spawn("ingest", ingest.run)
         rt.spawn("publish-relay", relay.run)
@@ -70,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     rt.metrics.probe("ingest", durable_probe(lambda: rt.js, names.ingest_stream,
                                              bus.INGEST_DURABLE))
     rt.metrics.probe("dlq", dlq_probe(lambda: rt.js, names.dlq_stream))
+    rt.metrics.probe("sweeps", sweeps_probe([passes]))
     app = rt.app(title="Tongxin events", lifespan=lifespan, router=http.router,
                  description="What happened: activities and more, accepted once each and "
                              "published in order on `tongxin.events.*`.",

@@ -11,7 +11,7 @@ from services.reporting import notify, store
 from services.reporting.dashboard import routes as dashboard
 from services.reporting.models import READ_MODELS, labels
 from services.reporting.readmodel import ReadModel
-from shared.projection import Projection
+from shared.projection import Projection, ProjectionGroup
 from shared.replica import identity_lookup
 from shared.runtime import Runtime
 from shared.settings import Settings, get_settings
@@ -41,8 +41,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                                     strict=True) if m.stream == "registry")
         app.state.engine = rt.engine
         app.state.settings = settings
-        for name, projection in projections.items():
-            rt.spawn(name, projection)
+        # One consumer and one transaction a batch for all the models of a stream; each keeps
+        # its own position (a rebuilt or new model catches up while the others pass over).
+        for stream in ("registry", "events"):
+            members = [projections[m.name] for m in READ_MODELS
+                       if m.handlers and m.stream == stream]
+            rt.spawn(f"read-models-{stream}", ProjectionGroup(f"read-models-{stream}", members))
         app.state.notifier = notify.Notifier(rt.js, rt.engine, settings)
         app.state.notifier.spawn(rt)  # its own projections: independent of the read models
         yield
