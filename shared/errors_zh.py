@@ -197,6 +197,10 @@ RULES: list[Rule] = [
           lambda m: f"服务团队 {m[1]} 属于另一个单位（{m[2]}）"),
     _rule(r"pairing '?(.*?)'? is with base (\S+), not (?:with )?(\S+)",
           lambda m: f"结对 {m[1]} 的服务基地是 {m[2]}，不是 {m[3]}"),
+    _rule(r"([\d.]+) h is more than the activity's ([\d.]+) h × (\d+) turn-outs \(([\d.]+) h\)",
+          lambda m: f"{m[1]} 小时超过了活动时长 {m[2]} 小时 × {m[3]} 人次（{m[4]} 小时）"),
+    _rule(r"is more than ([\d.]+) h in the future \(now: (.+)\); a record cannot be dated "
+          r"ahead", lambda m: f"晚于现在超过 {m[1]} 小时（现在是 {m[2]}），不能记录尚未发生的事"),
     _rule(r"pairing '(.*)' is unit (\S+)'s, not this activity's",
           lambda m: f"结对 {m[1]} 属于单位 {m[2]}，不属于本活动的单位"),
     # attendance (services/events/rules/attendance.py)

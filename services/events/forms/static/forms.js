@@ -2,6 +2,10 @@
 // Each form posts JSON to the events service's public endpoints (the same validation as every
 // other door), asks for its errors in Chinese (Accept-Language), and shows each next to its
 // field. The browser validates nothing itself (forms are `novalidate`): one set of rules.
+//
+// One filled-in form is one event: its ids are made when the form is blank and kept until it
+// is cleared, so a second click, or a retry after a lost answer, is the same event (the
+// server counts it once). Accepted, the form says so beside its button and is cleared.
 "use strict";
 
 const LANG_KEY = "tongxin-lang";
@@ -36,7 +40,8 @@ function applyLang() {
 }
 
 const T = {
-  sent: "已提交。事件编号 {id}，序号 {seq}。|Accepted: event {id}, seq {seq}.",
+  sent: "已提交。事件编号 {id}，序号 {seq}。表单已清空，可填写下一条。|" +
+        "Accepted: event {id}, seq {seq}. The form is cleared for the next one.",
   duplicate: "（此前已提交过，只计一次）| (sent before: counted once)",
   failed: "未能提交，请修改标出的项目：|Not accepted; please correct what is marked:",
   network: "无法连接服务器，请稍后再试。|The server cannot be reached; try again.",
@@ -450,6 +455,7 @@ function showAccepted(form, body) {
   p.textContent = say("sent", { id: body.event_id, seq: body.seq ?? "—" }) +
     (body.duplicate ? say("duplicate") : "");
   outcome.append(p);
+  outcome.scrollIntoView({ block: "nearest" });  // beside the button just pressed
 }
 
 // -- sending --------------------------------------------------------------------------------
@@ -458,7 +464,36 @@ function fresh(form) {  // ids of the next offer: a retry of the same one keeps 
   if (form.dataset.kind === "activity") form.dataset.activityId = uuid4();
 }
 
+function clear(form) {
+  // Blank again, for the next one: its own ids, its defaults. Until something is typed, the
+  // form is the one just accepted (`data-sent`): pressing its button again sends nothing.
+  form.reset();
+  for (const list of form.querySelectorAll("[data-rows]")) list.replaceChildren();
+  for (const thumbs of form.querySelectorAll("[data-thumbs]")) thumbs.replaceChildren();
+  for (const s of form.querySelectorAll("select[data-choices]")) s.value = "";
+  if (choices) fillAll(form);
+  if (form.dataset.kind === "activity") defaultTimes(form);
+  if (form.dataset.kind === "need.submitted") wireNeed(form);  // the next need, its own number
+  form.dispatchEvent(new Event("cleared"));
+  fresh(form);
+  form.dataset.sent = "yes";
+}
+
 async function send(form) {
+  // One offer at a time per form; a form just accepted and not touched since is not sent again.
+  if (form.dataset.busy || form.dataset.sent) return;
+  form.dataset.busy = "yes";
+  const button = form.querySelector("button[type=submit]");
+  button.disabled = true;
+  try {
+    await offer(form);
+  } finally {
+    delete form.dataset.busy;
+    button.disabled = false;
+  }
+}
+
+async function offer(form) {
   clearErrors(form);
   const kind = form.dataset.kind;
   let request;
@@ -475,24 +510,20 @@ async function send(form) {
     request = api("../v1/events", { method: "POST", body: JSON.stringify(envelope),
                                     headers: { "Content-Type": "application/json" } });
   }
-  const button = form.querySelector("button[type=submit]");
-  button.disabled = true;
   try {
     const { status, body } = await request;
     if (status === 202 && body) {
-      fresh(form);
-      if (kind === "need.submitted") wireNeed(form);  // the next need gets its own number
+      clear(form);
       // The new activity or need is one to choose now (a resolved need no longer is): the
       // choices are current by the time the page says it is done.
       await loadChoices().catch(() => undefined);
       showAccepted(form, body);
     } else {
-      showErrors(form, status, body);
+      showErrors(form, status, body);  // the same ids stay: correct it and send it again
     }
   } catch {
+    // Perhaps accepted, perhaps not: sent again, the same ids make it count once.
     showErrors(form, 0, { errors: [{ field: "", message: say("network") }] });
-  } finally {
-    button.disabled = false;
   }
 }
 
@@ -543,12 +574,16 @@ function showTab() {
   }
 }
 
-function wireActivity(form) {
+function defaultTimes(form) {  // this morning, 9 to 12
   const now = new Date();
   const start = new Date(now.getFullYear(), now.getMonth(), now.getDate(), 9, 0);
   const end = new Date(now.getFullYear(), now.getMonth(), now.getDate(), 12, 0);
   form.elements.namedItem("started_at").value = localInput(start);
   form.elements.namedItem("ended_at").value = localInput(end);
+}
+
+function wireActivity(form) {
+  defaultTimes(form);
   const served = form.elements.namedItem("served");
   const toggle = () => {
     const fair = isFair(form);
@@ -560,6 +595,7 @@ function wireActivity(form) {
     if (fair) served.value = String(stallsServed(form));
   };
   form.elements.namedItem("fair").addEventListener("change", toggle);
+  form.addEventListener("cleared", toggle);
   form.addEventListener("input", (event) => {
     if (isFair(form) && event.target.closest('[data-rows="stalls"]')) {
       served.value = String(stallsServed(form));
@@ -584,7 +620,11 @@ document.addEventListener("DOMContentLoaded", () => {
   for (const form of document.querySelectorAll("form[data-kind]")) {
     fresh(form);
     form.addEventListener("submit", (event) => { event.preventDefault(); send(form); });
+    for (const kind of ["input", "change"]) {  // touched: a new one to send
+      form.addEventListener(kind, () => { delete form.dataset.sent; });
+    }
     form.addEventListener("click", (event) => {
+      if (event.target.closest("[data-add], .remove")) delete form.dataset.sent;
       const add = event.target.closest("[data-add]");
       if (add) addRow(form.querySelector(`[data-rows="${add.dataset.add}"]`));
       const remove = event.target.closest(".row .remove");

@@ -415,7 +415,7 @@ SCREENS.timeliness = async () => {
 SCREENS.coverage = async () => {
   const p = state().p;
   const idle = p.get("idle") || "90";
-  const at = p.get("to") || choices.last_day;
+  const at = p.get("to") || choices.today;  // the clock's today, never the newest data's
   const idleParams = { ...scope(), idle_days: idle, ...(at ? { at } : {}) };
   const campaigns = choices.campaigns;
   const campaign = p.get("campaign") || (campaigns[0] || {}).id;
