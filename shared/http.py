@@ -19,8 +19,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.auth import OPEN_PATHS, SESSION_COOKIE
 from shared.docs_pages import swagger_page
-from shared.errors import Conflict, FieldError, Forbidden, Rejected, Unavailable, dotted
+from shared.errors import Conflict, FieldError, Forbidden, Rejected, Unavailable, dotted, plain
 from shared.errors_zh import localise, wants_chinese
+from shared.json_response import JSON
 from shared.responses import Health
 from shared.retry import is_transient
 from shared.webassets import WebAssets
@@ -55,8 +56,7 @@ def refusal(request: Request, errors: list, status_code: int,
     out["Vary"] = "Accept-Language"
     if chinese:
         out["Content-Language"] = "zh-CN"
-    return JSONResponse({"errors": localise(errors, chinese)}, status_code=status_code,
-                        headers=out)
+    return JSON({"errors": localise(errors, chinese)}, status_code=status_code, headers=out)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -67,7 +67,7 @@ def install_error_handlers(app: FastAPI) -> None:
             loc = list(err.get("loc", ()))
             if loc and loc[0] in ("body", "query", "path"):
                 loc = loc[1:]  # the field's own name is what a caller looks for
-            errors.append({"field": dotted(loc), "message": err.get("msg", "invalid"),
+            errors.append({"field": dotted(loc), "message": plain(err.get("msg", "invalid")),
                            "source": {"type": err.get("type"), "ctx": err.get("ctx") or {}}})
         return refusal(request, errors, 422)
 
@@ -151,8 +151,8 @@ def add_health(app: FastAPI, checks: Callable[[], Awaitable[dict[str, bool]]],
         parts = await checks()
         ok = all(parts.values())
         extra = await details() if details else {}
-        return JSONResponse({"status": "ok" if ok else "degraded", **parts, **extra},
-                            status_code=200 if ok else 503)
+        return JSON({"status": "ok" if ok else "degraded", **parts, **extra},
+                    status_code=200 if ok else 503)
 
 
 def add_docs(app: FastAPI, assets: WebAssets) -> None:
@@ -162,7 +162,7 @@ def add_docs(app: FastAPI, assets: WebAssets) -> None:
 
     @app.get("/openapi.json", include_in_schema=False)
     async def openapi_json() -> JSONResponse:
-        return JSONResponse(app.openapi())
+        return JSON(app.openapi())
 
     @app.get("/docs", include_in_schema=False)
     async def docs(request: Request) -> HTMLResponse:

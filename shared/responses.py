@@ -2,8 +2,12 @@
 they share (a page of items, a spreadsheet download, who is asking, health, parked messages).
 
 A response model describes the dict a route returns, so a client can be generated from the
-OpenAPI; FastAPI checks each answer against it on the way out (`response_model=`). So that the
-answer stays exactly the dict the route built:
+OpenAPI. A route that returns the dict (the registry's records, lists, notifications) has it
+checked against the model on the way out (`response_model=`: pydantic-core validates and
+writes it, faster than FastAPI's own encoder did); a route that hands over a response it built
+itself (the reports, written by orjson: `shared.json_response.JSON`) is described by the model,
+not checked on the way out, and schemathesis checks those answers against the running services
+(tests/e2e/test_openapi_fuzz.py). So that the answer stays exactly the dict the route built:
 
 - models allow fields they do not name (`extra="allow"`): the interface is extended freely,
   and a field added to a dict but not yet to its model still goes out;

@@ -8,6 +8,8 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.streams import DUPLICATE_WINDOW
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TONGXIN_", extra="ignore")
@@ -19,6 +21,9 @@ class Settings(BaseSettings):
 
     # JetStream replicas per stream: 1 on one server, 3 on a cluster.
     stream_replicas: int = Field(1, ge=1, le=5)
+    # Seconds each stream remembers a Nats-Msg-Id (in the server's memory): long enough for a
+    # publisher's retry of a publish; `event_id` dedupe beyond it is the database's.
+    duplicate_window: float = Field(DUPLICATE_WINDOW, gt=0, le=24 * 3600)
 
     data_dir: Path = Path("var")
     registry_database_url: str | None = None
@@ -43,6 +48,9 @@ class Settings(BaseSettings):
     report_concurrency: int = Field(4, ge=1)
     # A unit owes a report this many days after an activity ends (服务旗帜接传).
     report_due_days: float = Field(7.0, ge=0)
+    # How far ahead of the clock an event may be dated: an activity's end, a visit's day, any
+    # envelope's occurred_at. More is refused (422, naming the field).
+    future_grace_hours: float = Field(24.0, ge=0)
     # How often the events service looks for reports that fell overdue.
     deadline_sweep_seconds: float = Field(5.0, gt=0)
     # An offer whose prerequisite has not arrived (a need claimed before it was submitted,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -20,10 +21,11 @@ from shared.docs_pages import asyncapi_page
 from shared.envelope import Envelope
 from shared.event_types import EVENT_TYPES
 from shared.events import ActivityLogged
+from shared.keyring import Keyring
 from shared.metrics import dlq_probe, durable_probe
 from shared.outbox import Relay
 from shared.projection import Projection
-from shared.replica import apply_registry_events, identity_lookup
+from shared.replica import apply_registry_events
 from shared.runtime import Runtime
 from shared.settings import Settings, get_settings
 from shared.subjects import Names
@@ -46,6 +48,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     passes = Passes("report-deadlines")
     names = rt.names
 
+    keyring = Keyring()  # keys and accounts in memory, from the registry replica
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         await rt.start()
@@ -56,12 +60,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             subject=names.registry(">"), engine=rt.engine, positions=store.positions,
             parked=store.parked,
             apply=lambda conn, msgs: apply_registry_events(conn, store.registry_entities, msgs),
-            batch_size=settings.batch_size)
+            batch_size=settings.batch_size, observe=keyring.observe,
+            started=lambda: keyring.load_replica(rt.engine, store.registry_entities))
         relay = Relay(rt.engine, rt.js, store.accepted_events, settings.publish_timeout,
                       settings.batch_size)
         acceptor = app.state.acceptor = Acceptor(
             rt.engine, rt.js, names, replica, relay, photos,
-            report_due=timedelta(days=settings.report_due_days))
+            report_due=timedelta(days=settings.report_due_days),
+            future_grace=timedelta(hours=settings.future_grace_hours),
+            zone=ZoneInfo(settings.timezone))
         ingest = bus.Ingest(rt.js, names, acceptor, settings.batch_size,
                             settings.prerequisite_wait)
         deadlines = app.state.deadlines = Deadlines(acceptor, settings.deadline_sweep_seconds,
@@ -89,8 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(photos_router)
     app.include_router(forms_router)
     # A key issued a moment ago may not be in the replica yet: catch up (bounded) and look again.
-    rt.guard(identity_lookup(rt.engine, store.registry_entities),
-             refresh=lambda: app.state.acceptor.replica.caught_up(timeout=2.0))
+    rt.guard(keyring.lookup, refresh=lambda: app.state.acceptor.replica.caught_up(timeout=2.0))
 
     spec = asyncapi(settings)
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.events import store
@@ -28,6 +28,7 @@ class Choice(BaseModel):
     organization_id: str | None = None
     base_id: str | None = None
     parent_id: str | None = None
+    paired: bool = False  # a base: one of the caller's pairings is with it
 
 
 class Code(BaseModel):
@@ -73,9 +74,8 @@ class Choices(BaseModel):
 
 
 async def choices_for(conn: AsyncConnection, who: Principal) -> Choices:
-    entities = await _entities(conn)
+    entities, units = await _entities(conn, who.scope)
     orgs = entities.get("organization", {})
-    units = _subtree(orgs, who.scope)
     names = {id_: row.name for rows in entities.values() for id_, row in rows.items()}
 
     def active(kind: str) -> list:
@@ -88,9 +88,11 @@ async def choices_for(conn: AsyncConnection, who: Principal) -> Choices:
                                 f"{names.get(r.base_id or '', r.base_id)}")
                 for r in active("pairing") if units is None or r.organization_id in units]
     paired_bases = {p.base_id for p in pairings}
-    # The bases the caller is paired with first: those are where it mostly serves.
-    bases = sorted((_choice(r) for r in active("base")),
-                   key=lambda c: (c.id not in paired_bases, c.name))
+    # The bases the caller is paired with first (and marked): those are where it mostly
+    # serves, and all a unit's base picker offers until it asks for another.
+    bases = sorted((_choice(r).model_copy(update={"paired": r.id in paired_bases})
+                    for r in active("base")),
+                   key=lambda c: (not c.paired, c.name))
     return Choices(
         role=who.role, organization_id=who.organization_id,
         units=[_choice(orgs[i]) for i in sorted(units if units is not None else orgs,
@@ -106,17 +108,24 @@ async def choices_for(conn: AsyncConnection, who: Principal) -> Choices:
         needs=await _needs(conn, units, paired_bases))
 
 
-async def _entities(conn: AsyncConnection) -> dict[str, dict]:
+async def _entities(conn: AsyncConnection,
+                    root: str | None) -> tuple[dict[str, dict], set[str] | None]:
+    """{kind: {id: row}} of what the forms offer, and the caller's units (None: all). Teams,
+    volunteers and pairings are read for the caller's units only, in the query: a unit's form
+    never reads every volunteer of the programme."""
     t = store.registry_entities
-    rows = await conn.execute(select(
-        t.c.kind, t.c.id, t.c.name, t.c.parent_id, t.c.organization_id, t.c.base_id,
-        t.c.active, t.c.record).where(t.c.kind.in_(
-            ("organization", "base", "team", "volunteer", "pairing", "service_type",
-             "indicator"))))
+    columns = (t.c.kind, t.c.id, t.c.name, t.c.parent_id, t.c.organization_id, t.c.base_id,
+               t.c.active, t.c.record)
     out: dict[str, dict] = {}
-    for row in rows:
+    for row in await conn.execute(select(*columns).where(t.c.kind == "organization")):
         out.setdefault(row.kind, {})[row.id] = row
-    return out
+    units = _subtree(out.get("organization", {}), root)
+    theirs = and_(t.c.kind.in_(("team", "volunteer", "pairing")),
+                  true() if units is None else t.c.organization_id.in_(units))
+    for row in await conn.execute(select(*columns).where(
+            or_(t.c.kind.in_(("base", "service_type", "indicator")), theirs))):
+        out.setdefault(row.kind, {})[row.id] = row
+    return out, units
 
 
 def _subtree(orgs: dict, root: str | None) -> set[str] | None:
