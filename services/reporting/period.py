@@ -104,14 +104,17 @@ def exact(date_from: date | None, date_to: date | None) -> Period | None:
 
 
 def describe(date_from: date | None, date_to: date | None, lang: Lang = "zh") -> str:
-    """A range as a ledger's title names it: 2024年3月, 2024-03-05 至 2024-03-20, 全部时间."""
+    """A range as a ledger's title names it: 2024年3月, 2024-03-05 至 2024-03-20, 2024-03-05 起,
+    全部时间."""
     if period := exact(date_from, date_to):
         return period.label(lang)
     if date_from is None and date_to is None:
         return "全部时间" if lang == "zh" else "all time"
-    start = date_from.isoformat() if date_from else ("起始" if lang == "zh" else "start")
-    end = date_to.isoformat() if date_to else ("至今" if lang == "zh" else "now")
-    return f"{start} 至 {end}" if lang == "zh" else f"{start} to {end}"
+    if date_to is None:
+        return f"{date_from} 起" if lang == "zh" else f"from {date_from}"
+    if date_from is None:
+        return f"截至 {date_to}" if lang == "zh" else f"up to {date_to}"
+    return f"{date_from} 至 {date_to}" if lang == "zh" else f"{date_from} to {date_to}"
 
 
 def slug(date_from: date | None, date_to: date | None) -> str:

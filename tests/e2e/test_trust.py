@@ -387,7 +387,7 @@ async def test_a_units_csv_export_holds_only_its_figures(system):
     text = r.content.decode("utf-8-sig")
     assert p.b["id"] not in text and p.b["name"] not in text, text
     rows = list(csv.DictReader(io.StringIO(text.split("\n", 1)[1])))  # after the title line
-        assert p.a["name"] in {row["Name"] for row in rows}, text
+    assert p.a["name"] in {row["Name"] for row in rows}, text
     # A's row and the totals row: 10 served, never 20 or 30.
     assert {row["Served"] for row in rows} == {"10"}, text
 
