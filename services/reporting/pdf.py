@@ -91,12 +91,12 @@ _WORDS = {
                 "Due {due}; on time {on_time}, late {late}, missing {missing}; on-time rate "
                 "{rate}."),
     "no_overdue": ("无逾期未报送单位。", "No unit has a report overdue."),
-    "needs": ("本期提交需求 {total} 件，已解决 {resolved} 件，已办结 {closed} 件（其中确认解决 "
-              "{closed_confirmed} 件），待认领 {open} 件，已认领办理中 {claimed} 件，跟踪逾期 "
+    "needs": ("本期提交需求 {total} 件：已办结 {closed} 件（其中确认解决 {closed_confirmed} 件），"
+              "已解决待确认 {resolved} 件，办理中 {claimed} 件，待认领 {open} 件；跟踪逾期 "
               "{followups_overdue} 件。",
-              "{total} needs raised: {resolved} resolved, {closed} closed ({closed_confirmed} "
-              "confirmed), {open} open, {claimed} claimed, {followups_overdue} follow-ups "
-              "overdue."),
+              "{total} needs raised: {closed} closed ({closed_confirmed} confirmed resolved), "
+              "{resolved} resolved awaiting confirmation, {claimed} in hand, {open} open; "
+              "{followups_overdue} follow-ups overdue."),
     "no_resolved": ("本期无已解决需求。", "No need was resolved."),
     "no_photo": ("（未附照片）", "(no photo)"),
     "page": ("第 {n} 页", "Page {n}"),
@@ -153,7 +153,9 @@ class _Styles:
         self.title = style(22, RED, TA_CENTER, 30)
         self.subtitle = style(11, INK, TA_CENTER)
         self.meta = style(8.5, GREY, TA_CENTER)
-        self.section = style(13, INK, spaceBefore=8, spaceAfter=5)
+        self.section = style(13, INK, spaceBefore=8, spaceAfter=5, keepWithNext=1)
+        # Before a long table, which goes on over the page rather than leave this one blank.
+        self.section_open = style(13, INK, spaceBefore=8, spaceAfter=5)
         self.body = style(10, INK, leading=16)
         self.small = style(8, GREY)
         self.cell = style(8.5, INK, leading=11)
@@ -325,7 +327,7 @@ def _notable(doc: Document, st: _Styles) -> list:
         row.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"),
                                  ("LINEBELOW", (0, 0), (-1, -1), 0.3, LINE),
                                  ("BOTTOMPADDING", (0, 0), (-1, -1), 6)]))
-        out.append(KeepTogether([row, Spacer(1, 3)]))
+        out += [row, Spacer(1, 3)]
     return out
 
 
@@ -353,24 +355,24 @@ def render(doc: Document, name: str) -> bytes:
                                 ("LEFTPADDING", (0, 0), (-1, -1), 0)]))
     story.append(charts)
 
-    widths = [WIDTH * w for w in (0.25, 0.11, 0.09, 0.14, 0.14, 0.12, 0.15)]
+    widths = [WIDTH * w for w in (0.24, 0.12, 0.09, 0.14, 0.14, 0.12, 0.15)]
     totals = {h.key: h.value * (10_000 if h.key == "donation_value_cny" else 1)
               for h in doc.headlines}
     for key, rows, count in (("s3", doc.units, doc.units_total),
                              ("s4", doc.bases, doc.bases_total)):
-        section = [Paragraph(words(key, lang), st.section)]
+        # A long table goes on over the page, its header repeated.
+        story.append(Paragraph(words(key, lang), st.section_open))
         if not rows:
-            section.append(Paragraph(words("none", lang), st.body))
+            story.append(Paragraph(words("none", lang), st.body))
         else:
-            section.append(_table(rows, _UNIT_COLS if key == "s3" else _BASE_COLS, doc, st,
-                                  widths, totals if key == "s3" else None))
+            story.append(_table(rows, _UNIT_COLS if key == "s3" else _BASE_COLS, doc, st,
+                                widths, totals if key == "s3" else None))
         if count > len(rows):
-            section.append(Paragraph(words("more", lang, n=count - len(rows)), st.small))
-        story.append(KeepTogether(section))
+            story.append(Paragraph(words("more", lang, n=count - len(rows)), st.small))
 
     r = doc.reports
     rate = "—" if r.get("on_time_rate") is None else f"{r['on_time_rate'] * 100:.1f}%"
-    section = [Paragraph(words("s5", lang), st.section),
+    section = [Paragraph(words("s5", lang), st.section_open),
                Paragraph(words("reports", lang, due=r["due"], on_time=r["on_time"],
                                late=r["late"], missing=r["missing"], rate=rate), st.body)]
     if doc.overdue:
@@ -380,7 +382,7 @@ def render(doc: Document, name: str) -> bytes:
         section.append(Paragraph(words("no_overdue", lang), st.body))
     story.append(KeepTogether(section))
 
-    section = [Paragraph(words("s6", lang), st.section),
+    section = [Paragraph(words("s6", lang), st.section_open),
                Paragraph(words("needs", lang, **doc.needs), st.body)]
     if doc.resolved:
         rows = [{**n, "resolved_at": (n["resolved_at"] or "")[:10]} for n in doc.resolved]
@@ -390,9 +392,8 @@ def render(doc: Document, name: str) -> bytes:
         section.append(Paragraph(words("no_resolved", lang), st.body))
     story.append(KeepTogether(section))
 
-    notable = _notable(doc, st) or [Paragraph(words("none", lang), st.body)]
-    story += [KeepTogether([Paragraph(words("s7", lang), st.section), notable[0]]),
-              *notable[1:]]
+    story.append(Paragraph(words("s7", lang), st.section))  # kept with the first
+    story += _notable(doc, st) or [Paragraph(words("none", lang), st.body)]
 
     footer = f"{doc.scope} · {p.label(lang)}"
 

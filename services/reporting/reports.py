@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import quote
 
 from fastapi import HTTPException, Query, Request
@@ -29,8 +29,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.reporting import period
-from services.reporting.scope import Scope, describe
 from services.reporting.store import positions
+
+if TYPE_CHECKING:  # scope.py reads the labels model, whose package imports this module
+    from services.reporting.scope import Scope
 
 Format = Literal["json", "csv", "xlsx"]
 Headers = Literal["zh", "en"]
@@ -151,7 +153,10 @@ def everything(lang: Headers) -> Heading:
 
 
 async def heading(engine, scope: Scope | None, lang: Headers) -> Heading:
-    scope = scope or Scope()
+    from services.reporting.scope import describe
+
+    if scope is None:
+        return everything(lang)
     async with engine.connect() as conn:
         named = await describe(conn, scope, lang)
     return Heading(period.describe(scope.date_from, scope.date_to, lang), named)
@@ -159,15 +164,16 @@ async def heading(engine, scope: Scope | None, lang: Headers) -> Heading:
 
 def download_name(filename: str, scope: Scope | None, named: Heading, format: str) -> str:
     """`summary-organization_2024-03_淄博市委统战部.xlsx`: the report, its period, its scope."""
-    scope = scope or Scope()
-    parts = [filename, period.slug(scope.date_from, scope.date_to)]
-    if scope.organization_id or scope.base_id or scope.region:
+    parts = [filename, period.slug(scope.date_from if scope else None,
+                                   scope.date_to if scope else None)]
+    if scope and (scope.organization_id or scope.base_id or scope.region):
         parts.append("".join(ch for ch in named.scope if ch not in '\\/:*?"<>|，, （）()'))
     return "_".join(parts) + f".{format}"
 
 
 def attachment(name: str) -> dict[str, str]:
     """Content-Disposition for a download: an ASCII name for old clients, the real one too."""
+    name = "".join(ch for ch in name if ch.isprintable() and ch not in '"\\') or "report"
     ascii_name = name.encode("ascii", "replace").decode().replace("?", "_")
     return {"Content-Disposition": f"attachment; filename=\"{ascii_name}\"; "
                                    f"filename*=UTF-8''{quote(name)}"}
