@@ -62,6 +62,7 @@ class _Gap(Exception):
 Apply = Callable[[AsyncConnection, list[Any]], Awaitable[None]]
 Decode = Callable[[Msg], Any]  # a message -> what `apply` takes (None: nothing to apply)
 Before = Callable[[list[Msg]], Awaitable[None]]
+Observe = Callable[[list[Msg]], None]
 
 
 def positions_table(metadata: MetaData) -> Table:
@@ -96,7 +97,9 @@ class Projection:
     def __init__(self, *, name: str, js: JetStreamContext, stream: str, subject: str,
                  engine: AsyncEngine, positions: Table, parked: Table, apply: Apply,
                  batch_size: int = 500, decode: Decode | None = None,
-                 before: Before | None = None, immediate: bool = True):
+                 before: Before | None = None, immediate: bool = True,
+                 observe: Observe | None = None,
+                 started: Callable[[], Awaitable[None]] | None = None):
         self.name = name
         self.js = js
         self.stream = stream
@@ -108,6 +111,12 @@ class Projection:
         self.decode: Decode = decode or (lambda msg: msg)
         self.before = before
         self.immediate = immediate  # SQLite's write lock up front (False: a rebuild's file)
+        # A copy in memory beside the table (the keyring): `started` fills it from the table
+        # once the stored position is read, and before anything counts as applied; `observe`
+        # is told of every message of each batch once the stored position is past it (applied
+        # here, or by another instance sharing the database), before `applied` moves.
+        self.observe = observe
+        self.started = started
         self.batch_size = batch_size
         self.applied = Watermark()  # the stream seq applied and committed
         self.failing_since: float | None = None
@@ -122,6 +131,8 @@ class Projection:
             position = (await conn.execute(
                 select(self.positions.c.position).where(self.positions.c.name == self.name)
             )).scalar_one()
+        if self.started is not None:
+            await self.started()
         await self.applied.advance(position)
         return position
 
@@ -237,8 +248,14 @@ class Projection:
             decoded = [] if park is not None else await self._prepare(batch)
             async with write_transaction(self.engine, immediate=self.immediate) as conn:
                 position = await self._write(conn, batch, decoded, park)
-        # Another instance sharing the database may have applied them: the stored position
-        # counts as applied here too.
+        await self._committed(batch if park is None else [], position)
+
+    async def _committed(self, batch: list[Msg], position: int) -> None:
+        """After the commit: `batch` (all of it applied) is told to `observe`, and `position`
+        counts as applied. Another instance sharing the database may have applied them: the
+        stored position counts as applied here too."""
+        if batch and self.observe is not None:
+            self.observe(batch)
         await self.applied.advance(position)
 
     async def _prepare(self, batch: list[Msg]) -> list[Any]:
@@ -315,6 +332,8 @@ class Projection:
                         mine = p.c.name == self.name, p.c.seq == seq
                         if (await conn.execute(delete(p).where(*mine))).rowcount:
                             await self.apply(conn, [] if decoded is None else [decoded])
+                            if self.observe is not None:
+                                self.observe([msg])
                             replayed += 1  # (else another instance replayed it just now)
                             log.info("projection %s applied parked seq %d", self.name, seq)
             except Exception as exc:
@@ -480,7 +499,7 @@ class ProjectionGroup:
                 positions = [await m._write(conn, batch, d)
                              for m, d in zip(self.members, decoded, strict=True)]
         for m, position in zip(self.members, positions, strict=True):
-            await m.applied.advance(position)
+            await m._committed(batch, position)
 
 
 def reason_of(exc: BaseException) -> str:

@@ -100,8 +100,11 @@ class Runtime:
         app.include_router(router)
         document_models(app, *models)
         document_errors(app)
+        # A span per request; not one more per ASGI message sent or received (two or three a
+        # request, each costing about what the span does, and telling nothing).
         FastAPIInstrumentor.instrument_app(app, tracer_provider=self.tracer_provider,
-                                           excluded_urls="health")
+                                           excluded_urls="health",
+                                           exclude_spans=["receive", "send"])
         return app
 
     def guard(self, lookup: Lookup, refresh: Callable[[], Awaitable[object]] | None = None,
@@ -125,7 +128,8 @@ class Runtime:
         if self.settings.migrate_on_start:
             await migrate(self.service, self.database_url, self.settings.db_schema)
         await self.broker.connect()
-        await ensure_streams(self.js, self.names, self.settings.stream_replicas)
+        await ensure_streams(self.js, self.names, self.settings.stream_replicas,
+                             self.settings.duplicate_window)
         await self.broker.start()
 
     def spawn(self, name: str, work: Callable[[], Coroutine] | Projection | ProjectionGroup,

@@ -27,6 +27,7 @@ from services.reporting.period import Period
 from services.reporting.reports import MinSeq, attachment, snapshot, wait_for
 from services.reporting.scope import Scope, describe, within_reach
 from shared.http import Errors
+from shared.json_response import JSON
 
 READS = (activities.NAME, timeliness.NAME, needs.NAME)
 ROWS = 12      # units and bases shown in a table (the rest are summed in the totals)
@@ -220,7 +221,7 @@ async def get_document(
     async with state.engine.connect() as conn:
         doc = await gather(conn, scope, asked, lang, ZoneInfo(settings.timezone))
     if format == "json":
-        return doc.as_json()
+        return JSON(doc.as_json())
     js = getattr(state, "js", None)
     if js is not None:
         doc.photos = await fetch_photos(js, state.photos_bucket,

@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.reporting import period
 from services.reporting.store import positions
+from shared.json_response import JSON
 
 if TYPE_CHECKING:  # scope.py reads the labels model, whose package imports this module
     from services.reporting.scope import Scope
@@ -191,7 +192,7 @@ async def answer(request: Request, build: Build, *, models: tuple[str, ...],
         async with slots, engine.connect() as conn:
             as_of = await snapshot(conn, models)
             report = await build(conn)
-            return await as_json(report, as_of)
+            return JSON(await as_json(report, as_of))
     named = await heading(engine, scope, headers)
     stream = _csv(engine, slots, build, models, headers, named) if format == "csv" else _xlsx(
         engine, slots, build, models, headers, named)
