@@ -285,8 +285,14 @@ async def _xlsx(engine, slots: asyncio.Semaphore, build: Build, models,
     bold = Font(bold=True)
 
     def styled(sheet, values: list[Any]) -> list:
+        """Bold cells: the title line (whose scope is a registry name: characters XML forbids
+        become U+FFFD), the header, the totals."""
+        from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
         cells = []
         for value in values:
+            if isinstance(value, str):
+                value = ILLEGAL_CHARACTERS_RE.sub("\ufffd", value)
             cell = WriteOnlyCell(sheet, value=value)
             cell.font = bold
             cells.append(cell)

@@ -320,6 +320,13 @@ async def test_a_ledger_names_its_period_and_scope_and_shows_codes_dates_and_uni
         assert [c.value for c in days] == [datetime(2024, 3, 20), datetime(2024, 3, 5)]
         assert all(c.is_date and c.number_format == "yyyy-mm-dd" for c in days)
 
+        odd = await rep.registry("base", name="孟家村\x0b西", kind="village")  # a pasted tab
+        r = await http.get("/v1/reports/summary", params={
+            "base_id": odd["id"], "format": "xlsx", "min_seq": seq})
+        assert r.status_code == 200
+        title = openpyxl.load_workbook(io.BytesIO(r.content)).active.cell(1, 3).value
+        assert title == "范围：服务基地 孟家村\ufffd西"
+
         r = await http.get("/v1/reports/summary", params={
             "from": "2024-01-01", "to": "2024-03-31", "format": "csv", "headers": "en"})
         title, header = list(csv.reader(io.StringIO(r.content.decode("utf-8-sig"))))[:2]
