@@ -154,7 +154,7 @@ async def test_the_report_document_shows_the_summary_s_figures_on_its_first_page
                  "孟家村义诊送药"):
         assert text in whole, text
     images = (await poppler("pdfimages", "-list", str(pdf))).splitlines()
-    assert len(images) >= 3  # a header, a rule, the photo
+    assert len(images) >= 3  # two header lines, then the photo
 
     (tmp_path / "en.pdf").write_bytes(english.content)
     text = await pdftotext(tmp_path / "en.pdf", "-f", "1", "-l", "1")
