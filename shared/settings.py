@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     report_concurrency: int = Field(4, ge=1)
     # A unit owes a report this many days after an activity ends (服务旗帜接传).
     report_due_days: float = Field(7.0, ge=0)
+    # How far ahead of the clock an event may be dated: an activity's end, a visit's day, any
+    # envelope's occurred_at. More is refused (422, naming the field).
+    future_grace_hours: float = Field(24.0, ge=0)
     # How often the events service looks for reports that fell overdue.
     deadline_sweep_seconds: float = Field(5.0, gt=0)
     # An offer whose prerequisite has not arrived (a need claimed before it was submitted,
