@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     # Volunteers' star levels 1-5 by confirmed hours (CONTRACT.md: default 100/300/600/1000/1500).
     star_thresholds: tuple[float, float, float, float, float] = (100, 300, 600, 1000, 1500)
     photo_max_bytes: int = Field(10 * 1024 * 1024, gt=0)
+    # The TrueType font the report document (PDF) embeds: one with Chinese glyphs, on disk, so
+    # the PDF is made offline and reads the same everywhere (Debian: fonts-wqy-zenhei).
+    pdf_font: str = "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"
     log_level: str = "INFO"
     # Signs browser sessions; every service must have the same one. Unset: kept in
     # <data_dir>/secret_key (made once), which `tongxin up`'s services share.
