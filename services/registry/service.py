@@ -48,12 +48,20 @@ class RowError:
     row: int | None
     column: str
     message: str
+    # At odds with a stored record (a name taken), not wrong in itself: HTTP 409 when every
+    # error is one of these.
+    conflict: bool = False
 
 
 class ImportRejected(Exception):
     def __init__(self, errors: list[RowError]):
         self.errors = errors
         super().__init__(f"{len(errors)} errors")
+
+    @property
+    def conflict(self) -> bool:
+        """Every row is at odds with a stored record, none is wrong in itself: HTTP 409."""
+        return bool(self.errors) and all(e.conflict for e in self.errors)
 
 
 @dataclass
@@ -340,6 +348,9 @@ class Registry:
         errors: list[RowError] = []
         saved = Saved()
         reach = await self._reach(conn, entity)
+        names = _Names(entity, await store.named(conn, entity, [
+            i.fields["name"] for i in items if i.fields.get("name")])
+            if entity.unique_name_within else {})
         inserts, updates, private = [], [], []
         links: dict[str, dict[str, list[str]]] = {r.field: {} for r in entity.lists}
         when = store.now().isoformat()
@@ -366,11 +377,17 @@ class Registry:
                 id_ = fields["code"] if entity.id_is_code else str(uuid.uuid4())
                 record = {"id": id_, **fields, "active": True, "created_at": when,
                           "updated_at": when, "changed_by": changed_by()}
+                if clash := names.take(record, item.row):
+                    errors.append(clash)
+                    continue
                 inserts.append(store.row_for(entity, record, search_key(record["name"])))
                 saved.created.append(record)
                 resolver.learn(entity.name, record)
             else:
                 record = {**old, **_given(entity, fields, item.provided)}
+                if clash := names.take(record, item.row):
+                    errors.append(clash)
+                    continue
                 private_changed = any(privates.get(old["id"], {}).get(k) != v
                                       for k, v in item.private.items())
                 if record == old and not private_changed:
@@ -385,7 +402,8 @@ class Registry:
                 private.append({"volunteer_id": record["id"], **item.private})
         if errors:
             if as_http:
-                raise Rejected([FieldError(field=e.column, message=e.message) for e in errors])
+                refused = [FieldError(field=e.column, message=e.message) for e in errors]
+                raise (Conflict if all(e.conflict for e in errors) else Rejected)(refused)
             raise ImportRejected(errors)
         await store.insert_rows(conn, entity, inserts)
         for row in updates:
@@ -413,6 +431,38 @@ class Registry:
         subject = self.names.registry(entity.name, verb)
         await outbox.add_many(conn, store.outbox, [
             (subject, new_envelope(f"{entity.name}.{verb}", r, SOURCE)) for r in records])
+
+
+class _Names:
+    """Which names a batch may give, for an entity whose names are unique within a field (an
+    organisation's under its parent): those no stored record has there, and each once in
+    the batch. A record keeps its own name."""
+
+    def __init__(self, entity: Entity, stored: dict[tuple[str | None, str], tuple[str, bool]]):
+        self.entity = entity
+        self.stored = stored
+        self.taken: dict[tuple[str | None, str], tuple[str, int | None]] = {}  # in this batch
+
+    def take(self, record: dict, row: int | None) -> RowError | None:
+        """None if `record` may have its name where it is (and it is now taken), else why
+        not."""
+        if self.entity.unique_name_within is None:
+            return None
+        within = record.get(self.entity.unique_name_within)
+        key = (within, record["name"])
+        where = "under the same parent" if within else "at the top level"
+        if key in self.taken and self.taken[key][0] != record["id"]:
+            other = self.taken[key][1]
+            return RowError(row, "name", f"{record['name']!r} is also the name of "
+                            f"{f'row {other}' if other else 'another record'} {where}")
+        stored = self.stored.get(key)
+        if stored and stored[0] != record["id"]:
+            return RowError(row, "name", (
+                f"an {self.entity.name} named {record['name']!r} is already registered "
+                f"{where}: {stored[0]}{' (deactivated)' if not stored[1] else ''}; use that "
+                "one, or give this one another name"), conflict=True)
+        self.taken[key] = (record["id"], row)
+        return None
 
 
 def changed_by() -> dict:
