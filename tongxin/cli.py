@@ -19,6 +19,7 @@ from tongxin.keys import auth_headers
 from tongxin.natsserver import NatsServer, port_open, remembered_port
 from tongxin.supervisor import SERVICES, Supervisor
 
+STATUS_TIMEOUT = 0.8  # tongxin.status.TIMEOUT, without importing it for every command
 NATS_PORT_FILE = "nats-port"  # in the data dir: the embedded NATS server's port, kept
 
 app = typer.Typer(help="Tongxin (同心): pairing-based community service programmes.",
@@ -167,6 +168,9 @@ def status(
                                "Ctrl-C (in place on a terminal; one reading after another on a "
                                "pipe, and with --json one JSON line each)"),
     every: float = typer.Option(1.0, "--every", min=0.1, help="seconds between readings"),
+    timeout: float = typer.Option(STATUS_TIMEOUT, "--timeout", min=0.1,
+                                  help="seconds each service has to answer (its /health and "
+                                       "/metrics, asked at once); slower counts as down"),
     as_json: bool = typer.Option(False, "--json", help="print the figures as JSON"),
 ) -> None:
     """Health, consumer lag, parked messages, outbox backlogs, the DLQ and notifications
@@ -188,7 +192,7 @@ def status(
                                                  ("reporting", reporting))}
 
     def reading():
-        statuses = asyncio.run(read_all(urls))
+        statuses = asyncio.run(read_all(urls, timeout))
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
         return statuses, Group(table(statuses, title=f"Tongxin status at {stamp}"),
                                *(Text(p, style="red") for p in problems(statuses)),

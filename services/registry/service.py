@@ -385,7 +385,7 @@ class Registry:
                 resolver.learn(entity.name, record)
             else:
                 record = {**old, **_given(entity, fields, item.provided)}
-                if clash := names.take(record, item.row):
+                if clash := names.take(record, item.row, old):
                     errors.append(clash)
                     continue
                 private_changed = any(privates.get(old["id"], {}).get(k) != v
@@ -435,32 +435,36 @@ class Registry:
 
 class _Names:
     """Which names a batch may give, for an entity whose names are unique within a field (an
-    organisation's under its parent): those no stored record has there, and each once in
-    the batch. A record keeps its own name."""
+    organisation's under its parent): a new record, or one renamed or moved, only a name no
+    other record has there, in the database or earlier in the batch. A record that keeps its
+    name where it is passes, even beside a namesake registered before names were unique."""
 
-    def __init__(self, entity: Entity, stored: dict[tuple[str | None, str], tuple[str, bool]]):
+    def __init__(self, entity: Entity,
+                 stored: dict[tuple[str | None, str], list[tuple[str, bool]]]):
         self.entity = entity
         self.stored = stored
         self.taken: dict[tuple[str | None, str], tuple[str, int | None]] = {}  # in this batch
 
-    def take(self, record: dict, row: int | None) -> RowError | None:
-        """None if `record` may have its name where it is (and it is now taken), else why
-        not."""
-        if self.entity.unique_name_within is None:
+    def take(self, record: dict, row: int | None, old: dict | None = None) -> RowError | None:
+        """None if `record` (replacing `old`) may have its name where it is (it is now taken),
+        else why not."""
+        field = self.entity.unique_name_within
+        if field is None:
             return None
-        within = record.get(self.entity.unique_name_within)
-        key = (within, record["name"])
-        where = "under the same parent" if within else "at the top level"
+        key = (record.get(field), record["name"])
+        if old is not None and (old.get(field), old["name"]) == key:
+            return None  # neither renamed nor moved
+        where = "under the same parent" if key[0] else "at the top level"
         if key in self.taken and self.taken[key][0] != record["id"]:
             other = self.taken[key][1]
             return RowError(row, "name", f"{record['name']!r} is also the name of "
                             f"{f'row {other}' if other else 'another record'} {where}")
-        stored = self.stored.get(key)
-        if stored and stored[0] != record["id"]:
-            return RowError(row, "name", (
-                f"an {self.entity.name} named {record['name']!r} is already registered "
-                f"{where}: {stored[0]}{' (deactivated)' if not stored[1] else ''}; use that "
-                "one, or give this one another name"), conflict=True)
+        for id_, active in self.stored.get(key, []):
+            if id_ != record["id"]:
+                return RowError(row, "name", (
+                    f"an {self.entity.name} named {record['name']!r} is already registered "
+                    f"{where}: {id_}{'' if active else ' (deactivated)'}; use that one, or "
+                    "give this one another name"), conflict=True)
         self.taken[key] = (record["id"], row)
         return None
 

@@ -9,6 +9,7 @@ from prometheus_client.metrics_core import GaugeMetricFamily
 from rich.console import Console
 
 from shared.metrics import Metrics, consumer_lag_family
+from tongxin.cli import STATUS_TIMEOUT
 from tongxin.status import (
     TIMEOUT,
     Consumer,
@@ -109,7 +110,7 @@ async def test_a_service_that_never_answers_is_given_up_within_the_bound():
     assert [(s.health, s.problem) for s in statuses] == [
         ("down", f"no answer within {TIMEOUT:g}s")] * 3
     assert len(hung) == 6  # /health and /metrics of each, asked together
-    assert TIMEOUT < 1
+    assert TIMEOUT < 1 and TIMEOUT == STATUS_TIMEOUT  # the CLI's default
 
 
 async def test_what_metrics_writes_status_reads():
