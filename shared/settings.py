@@ -103,6 +103,13 @@ class Settings(BaseSettings):
     def _empty_is_none(cls, value):
         return value or None
 
+    def local_url(self, service: str) -> str:
+        """Where a client on this machine reaches `service` (the CLI's default for each of
+        its --registry/--events/--reporting): TONGXIN_HOST and the service's port, 127.0.0.1
+        for a service listening on every address."""
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"http://{host}:{getattr(self, f'{service}_port')}"
+
     def database_url(self, service: str) -> str:
         url = getattr(self, f"{service}_database_url")
         if url:
