@@ -18,7 +18,7 @@ from shared.bus import MSG_ID
 from shared.db import migrate
 from shared.envelope import new_envelope
 from shared.errors import Conflict, Rejected, Unavailable
-from shared.outbox import Relay
+from shared.outbox import Relay, seqs_of
 from shared.projection import Projection
 from shared.replica import apply_registry_events
 from tests.factories import activity, envelope
@@ -63,7 +63,9 @@ class Events:
     async def stored(self) -> list:
         t = store.accepted_events
         async with self.engine.connect() as conn:
-            return (await conn.execute(select(t.c.event_id, t.c.seq).order_by(t.c.id))).all()
+            rows = (await conn.execute(select(t.c.id, t.c.event_id).order_by(t.c.id))).all()
+            seqs = await seqs_of(conn, t, [r.id for r in rows])
+        return [(r.event_id, seqs.get(r.id)) for r in rows]
 
 
 @pytest.fixture
