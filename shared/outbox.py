@@ -125,17 +125,22 @@ async def published_id(conn: AsyncConnection, table: Table) -> int:
 
 
 async def seqs_of(conn: AsyncConnection, table: Table, ids: Iterable[int]) -> dict[int, int]:
-    """{id: stream sequence} of the rows among `ids` that are published. A row's place in its
-    run (the rows of the run before it) added to the run's first sequence."""
+    """{id: stream sequence} of the rows among `ids` that are published: the run a row lies
+    in (the one starting nearest before it: an index seek), its first sequence, and the rows
+    of the run before it."""
     ids = list(ids)
     if not ids:
         return {}
     s, row, before = _seqs(table), table.alias("row"), table.alias("before")
+    runs = _seqs(table).alias("runs")
+    first = (select(func.max(runs.c.first_id))
+             .where(runs.c.outbox == table.name, runs.c.first_id <= row.c.id)
+             .scalar_subquery())
     rank = (select(func.count()).select_from(before)
             .where(before.c.id >= s.c.first_id, before.c.id < row.c.id).scalar_subquery())
     result = await conn.execute(
         select(row.c.id, s.c.first_seq + rank)
-        .select_from(row.join(s, and_(s.c.outbox == table.name, s.c.first_id <= row.c.id,
+        .select_from(row.join(s, and_(s.c.outbox == table.name, s.c.first_id == first,
                                       s.c.last_id >= row.c.id)))
         .where(row.c.id.in_(ids)))
     return {i: seq for i, seq in result}
