@@ -15,8 +15,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from nats.js import JetStreamContext
 from opentelemetry.trace import SpanKind
@@ -154,8 +155,12 @@ class Relay:
     round took; the rows themselves are never written again."""
 
     def __init__(self, engine: AsyncEngine, js: JetStreamContext, table: Table,
-                 timeout: float = 5.0, batch_size: int = 500):
+                 timeout: float = 5.0, batch_size: int = 500,
+                 observe: Callable[[Sequence[Any]], None] | None = None):
         self.engine = engine
+        # Told of the rows (subject, payload) read to be published: committed changes, seen
+        # whether or not NATS takes them (the registry's keyring).
+        self.observe = observe
         self.js = js
         self.table = table
         self.timeout = timeout
@@ -241,6 +246,8 @@ class Relay:
         if not rows:
             await self.published_upto.advance(upto)
             return 0
+        if self.observe is not None:
+            self.observe(rows)
         seqs.update(await self._publish_rows(list(rows)))
         return len(rows)
 
