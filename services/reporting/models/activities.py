@@ -513,8 +513,7 @@ async def _overlaps(conn: AsyncConnection, group_by: GroupBy, scope: Scope,
         column = s.c.base_id
     else:
         column = s.c[{"organization": "organization_id", "base": "base_id", "team": "team_id",
-                      "pairing": "pairing_id",
-                      "project": "project_id"}.get(group_by, group_by)]
+                      "pairing": "pairing_id", "project": "project_id"}.get(group_by, group_by)]
     many = func.count() > 1
     grouped: dict[Any, int] = defaultdict(int)
     if group_by != "organization":  # a unit's row has one share of an activity
