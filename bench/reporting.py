@@ -8,10 +8,13 @@ pipelines measured in the same run on the same events, and how fast reports answ
 2. Reference pipelines over the same stream, on PostgreSQL: (a) raw nats-py `fetch(500)`, the
    batch's figures summed in memory, one upsert transaction per batch; (b) one transaction per
    event (over the first `--per-event` events: a million would take half an hour).
-3. Tongxin: `tongxin reporting rebuild` (in process): every read model replays the stream into
+3. Tongxin live: the reporting service started on empty tables catches up on the stream, every
+   read model (and the notifier) at once, as after a deploy with a new schema: events/s until
+   every consumer's lag is 0.
+4. Tongxin: `tongxin reporting rebuild` (in process): every read model replays the stream into
    fresh tables and swaps them in. Events/s per model and for all of them, each with its ratio
    to (a).
-4. The reporting service on the rebuilt tables; `--clients` concurrent clients ask for the
+5. The reporting service on the rebuilt tables; `--clients` concurrent clients ask for the
    summary (grouped different ways, scoped to units) and the year-end assessment: p50 and p99.
 
 Prints the table and appends it, with machine and versions, to bench/RESULTS.md.
@@ -247,6 +250,32 @@ async def reference_per_event(js, names: Names, url: str, schema: str, n: int) -
 
 # -- report latency -------------------------------------------------------------------------
 
+async def catch_up(nats_url: str, tag: str, pg: str, tmp: Path, n: int) -> float:
+    """The reporting service started on empty tables (its own schema): stream events/s until
+    /metrics shows no lag on any of its consumers."""
+    await migrate("reporting", pg, "live")
+    port = free_port()
+    sup = Supervisor(env={}, ports={"reporting": port}, log_dir=tmp / "logs-live")
+    t0 = time.perf_counter()
+    sup.start("reporting", {"TONGXIN_NATS_URL": nats_url, "TONGXIN_NAMESPACE": tag,
+                            "TONGXIN_REPORTING_DATABASE_URL": pg, "TONGXIN_DB_SCHEMA": "live",
+                            "TONGXIN_DATA_DIR": str(tmp), "TONGXIN_TRACE_FILE": ""})
+    try:
+        async with httpx.AsyncClient(timeout=30) as http:
+            while True:
+                try:
+                    page = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+                except httpx.TransportError:
+                    page = ""
+                lags = [float(line.rsplit(" ", 1)[1]) for line in page.splitlines()
+                        if line.startswith("tongxin_consumer_lag{")]
+                if lags and not any(lags):
+                    return n / (time.perf_counter() - t0)
+                await asyncio.sleep(0.2)
+    finally:
+        sup.stop_all()
+
+
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * p))]
@@ -323,6 +352,11 @@ async def run(args) -> None:
         single = await reference_per_event(js, names, pg, "ref", single_n)
         rows.append((f"(b) reference: 1 tx per event (first {single_n:,})",
                      f"{single:,.0f} /s", f"{single / ref:.2f}× of (a)"))
+
+        live = await catch_up(nats_url, tag, pg, tmp, args.events)
+        rows.append(("tongxin live: the reporting service catching up from 0 (every model, "
+                     "the notifier)", f"{live:,.0f} /s",
+                     f"{live / ref:.2f}× of (a), {live / single:.1f}× of (b)"))
 
         settings = Settings(nats_url=nats_url, namespace=tag, reporting_database_url=pg,
                             db_schema="reporting", data_dir=tmp)

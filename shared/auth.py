@@ -3,10 +3,11 @@ and the organisation subtree each principal sees and acts on.
 
 Keys and accounts are kept by the registry (`services/registry/identities.py`); the other
 services know them from the registry's stream (the replica), so each checks a key without
-asking anyone. A key is `txk_<id>_<secret>`: only a hash of the secret is stored or published.
-A session is a cookie signed with the secret every service shares (`Settings.session_secret`),
-naming the account; the account itself (role, organisation, still active) is looked up on each
-request, so deactivating one ends its sessions everywhere.
+asking anyone; every service holds them in memory (`shared/keyring.py`). A key is
+`txk_<id>_<secret>`: only a hash of the secret is stored or published. A session is a cookie
+signed with the secret every service shares (`Settings.session_secret`), naming the account;
+the account itself (role, organisation, still active) is looked up on each request, so
+deactivating one ends its sessions everywhere.
 
 Every route but `/health`, `/metrics` (and the docs pages' public files under `/static/`)
 passes `authenticate` (made an app dependency by `Runtime.app`). A route says who may call
@@ -30,6 +31,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from shared.errors import FieldError
+from shared.json_response import JSON
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +188,7 @@ def forbidden(message: str, field: str = "") -> HTTPException:
 def allow(*roles: str) -> Any:
     """A route's roles (instead of the defaults): `dependencies=[allow("admin")]`."""
 
-    def roles_marker() -> None:  # read by `authenticate`; does nothing itself
+    async def roles_marker() -> None:  # read by `authenticate`; does nothing itself
         return None
 
     roles_marker.roles = frozenset(roles)  # type: ignore[attr-defined]
@@ -221,10 +223,10 @@ async def authenticate(request: Request) -> Principal | None:
 def identity_router() -> APIRouter:
     router = APIRouter(tags=["identity"])
 
-    @router.get("/v1/whoami", dependencies=[allow(*ROLES)],
+    @router.get("/v1/whoami", dependencies=[allow(*ROLES)], response_model=dict,
                 summary="The key or account this request is made with")
-    async def whoami(request: Request) -> dict:
-        return principal(request).as_json()
+    async def whoami(request: Request) -> JSON:
+        return JSON(principal(request).as_json())
 
     return router
 

@@ -21,6 +21,7 @@ from shared.auth import OPEN_PATHS, SESSION_COOKIE
 from shared.docs_pages import swagger_page
 from shared.errors import Conflict, FieldError, Forbidden, Rejected, Unavailable, dotted
 from shared.errors_zh import localise, wants_chinese
+from shared.json_response import JSON
 from shared.retry import is_transient
 from shared.webassets import WebAssets
 
@@ -54,8 +55,7 @@ def refusal(request: Request, errors: list, status_code: int,
     out["Vary"] = "Accept-Language"
     if chinese:
         out["Content-Language"] = "zh-CN"
-    return JSONResponse({"errors": localise(errors, chinese)}, status_code=status_code,
-                        headers=out)
+    return JSON({"errors": localise(errors, chinese)}, status_code=status_code, headers=out)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -149,8 +149,8 @@ def add_health(app: FastAPI, checks: Callable[[], Awaitable[dict[str, bool]]],
         parts = await checks()
         ok = all(parts.values())
         extra = await details() if details else {}
-        return JSONResponse({"status": "ok" if ok else "degraded", **parts, **extra},
-                            status_code=200 if ok else 503)
+        return JSON({"status": "ok" if ok else "degraded", **parts, **extra},
+                    status_code=200 if ok else 503)
 
 
 def add_docs(app: FastAPI, assets: WebAssets) -> None:
@@ -160,7 +160,7 @@ def add_docs(app: FastAPI, assets: WebAssets) -> None:
 
     @app.get("/openapi.json", include_in_schema=False)
     async def openapi_json() -> JSONResponse:
-        return JSONResponse(app.openapi())
+        return JSON(app.openapi())
 
     @app.get("/docs", include_in_schema=False)
     async def docs(request: Request) -> HTMLResponse:

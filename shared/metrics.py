@@ -19,6 +19,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request
@@ -36,6 +37,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from sqlalchemy import func, select
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared.db import WAITS
 from shared.retry import is_transient
 
 if TYPE_CHECKING:
@@ -249,6 +251,32 @@ def durable_probe(js: Callable[[], JetStreamContext], stream: str, durable: str)
         lag = consumer_lag_family()
         lag.add_metric([durable, stream], (info.num_pending or 0) + (info.num_ack_pending or 0))
         return [lag]
+
+    return probe
+
+
+def write_waits_probe() -> Probe:
+    """Writers to each SQLite file taking turns (`shared.db.write_transaction`): how many
+    wrote, how long the longest wait for a turn and the longest turn were, how many wait now.
+    A wait that keeps growing means a writer holds its turn too long."""
+
+    async def probe() -> list[Metric]:
+        labels = ["database"]
+        writes = CounterMetricFamily("tongxin_db_writes", "write transactions that took "
+                                     "their turn on this SQLite file", labels=labels)
+        wait = GaugeMetricFamily("tongxin_db_write_wait_max_seconds", "the longest wait "
+                                 "for a turn to write, since the process started", labels=labels)
+        held = GaugeMetricFamily("tongxin_db_write_held_max_seconds", "the longest turn "
+                                 "held, since the process started", labels=labels)
+        waiting = GaugeMetricFamily("tongxin_db_write_waiting", "writers waiting for their "
+                                    "turn now", labels=labels)
+        for file, w in WAITS.items():
+            name = [Path(file).name]
+            writes.add_metric(name, w.count)
+            wait.add_metric(name, w.max_wait)
+            held.add_metric(name, w.max_held)
+            waiting.add_metric(name, w.waiting)
+        return [writes, wait, held, waiting]
 
     return probe
 

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from nats.js import JetStreamContext
 from opentelemetry.trace import SpanKind
@@ -81,8 +83,12 @@ class Relay:
     registry records by `updated_at`, so even a retried straggler cannot roll a record back."""
 
     def __init__(self, engine: AsyncEngine, js: JetStreamContext, table: Table,
-                 timeout: float = 5.0, batch_size: int = 500):
+                 timeout: float = 5.0, batch_size: int = 500,
+                 observe: Callable[[Sequence[Any]], None] | None = None):
         self.engine = engine
+        # Told of the rows (subject, payload) read to be published: committed changes, seen
+        # whether or not NATS takes them (the registry's keyring).
+        self.observe = observe
         self.js = js
         self.table = table
         self.timeout = timeout
@@ -140,6 +146,8 @@ class Relay:
         reading them back: {event_id: seq} of those that made it. If earlier rows are still
         waiting (NATS was away), those go first, so the stream keeps commit order. Whatever
         does not make it stays for the relay; the error is raised after the rest is kept."""
+        if self.observe is not None:
+            self.observe(rows)
         async with self._lock:
             if self._behind:
                 seqs: dict[str, int] = {}
@@ -174,6 +182,8 @@ class Relay:
         if not rows:
             await self.published_upto.advance(upto)
             return 0
+        if self.observe is not None:
+            self.observe(rows)
         seqs.update(await self._publish_rows(list(rows)))
         return len(rows)
 

@@ -62,6 +62,7 @@ class _Gap(Exception):
 Apply = Callable[[AsyncConnection, list[Any]], Awaitable[None]]
 Decode = Callable[[Msg], Any]  # a message -> what `apply` takes (None: nothing to apply)
 Before = Callable[[list[Msg]], Awaitable[None]]
+Observe = Callable[[list[Msg]], None]
 
 
 def positions_table(metadata: MetaData) -> Table:
@@ -96,7 +97,9 @@ class Projection:
     def __init__(self, *, name: str, js: JetStreamContext, stream: str, subject: str,
                  engine: AsyncEngine, positions: Table, parked: Table, apply: Apply,
                  batch_size: int = 500, decode: Decode | None = None,
-                 before: Before | None = None, immediate: bool = True):
+                 before: Before | None = None, immediate: bool = True,
+                 observe: Observe | None = None,
+                 started: Callable[[], Awaitable[None]] | None = None):
         self.name = name
         self.js = js
         self.stream = stream
@@ -108,6 +111,12 @@ class Projection:
         self.decode: Decode = decode or (lambda msg: msg)
         self.before = before
         self.immediate = immediate  # SQLite's write lock up front (False: a rebuild's file)
+        # A copy in memory beside the table (the keyring): `started` fills it from the table
+        # once the stored position is read, and before anything counts as applied; `observe`
+        # is told of every message of each batch once the stored position is past it (applied
+        # here, or by another instance sharing the database), before `applied` moves.
+        self.observe = observe
+        self.started = started
         self.batch_size = batch_size
         self.applied = Watermark()  # the stream seq applied and committed
         self.failing_since: float | None = None
@@ -122,6 +131,8 @@ class Projection:
             position = (await conn.execute(
                 select(self.positions.c.position).where(self.positions.c.name == self.name)
             )).scalar_one()
+        if self.started is not None:
+            await self.started()
         await self.applied.advance(position)
         return position
 
@@ -234,38 +245,50 @@ class Projection:
         with batch_span(f"{self.name} apply", [m.headers for m in batch],
                         **{"tongxin.projection": self.name,
                            "messaging.destination.name": self.stream}):
-            # Outside the write turn: what the batch waits for, and decoding (which raises
-            # for a message that cannot be read, so that it is found and parked).
-            decoded: list[Any] = []
-            if park is None:
-                if self.before is not None:
-                    await self.before(batch)
-                decoded = [self.decode(m) for m in batch]
+            decoded = [] if park is not None else await self._prepare(batch)
             async with write_transaction(self.engine, immediate=self.immediate) as conn:
-                stored = await self._lock_position(conn)
-                fresh = [m for m in batch if stream_seq(m) > stored]
-                await self._check_no_gap(stored, fresh)
-                if fresh:
-                    if park is None:
-                        await self.apply(conn, [d for m, d in zip(batch, decoded, strict=True)
-                                                if stream_seq(m) > stored and d is not None])
-                        # Parked before a rebuild from 0, applied now: no longer parked.
-                        await conn.execute(delete(self.parked).where(
-                            self.parked.c.name == self.name,
-                            self.parked.c.seq.between(stream_seq(fresh[0]),
-                                                      stream_seq(fresh[-1]))))
-                    else:
-                        await self._park(conn, fresh[0], park)
-                    await conn.execute(update(self.positions)
-                                       .where(self.positions.c.name == self.name)
-                                       .values(position=stream_seq(fresh[-1])))
-        if fresh and park is not None:
+                position = await self._write(conn, batch, decoded, park)
+        await self._committed(batch if park is None else [], position)
+
+    async def _committed(self, batch: list[Msg], position: int) -> None:
+        """After the commit: `batch` (all of it applied) is told to `observe`, and `position`
+        counts as applied. Another instance sharing the database may have applied them: the
+        stored position counts as applied here too."""
+        if batch and self.observe is not None:
+            self.observe(batch)
+        await self.applied.advance(position)
+
+    async def _prepare(self, batch: list[Msg]) -> list[Any]:
+        """Outside the write turn: what the batch waits for, and decoding (which raises for a
+        message that cannot be read, so that it is found and parked)."""
+        if self.before is not None:
+            await self.before(batch)
+        return [self.decode(m) for m in batch]
+
+    async def _write(self, conn: AsyncConnection, batch: list[Msg], decoded: list[Any],
+                     park: Exception | None = None) -> int:
+        """Inside the transaction: apply what is new to this projection (or park the one
+        message, with `park`) and store the position; returns it."""
+        stored = await self._lock_position(conn)
+        fresh = [m for m in batch if stream_seq(m) > stored]
+        await self._check_no_gap(stored, fresh)
+        if not fresh:
+            return stored
+        if park is None:
+            await self.apply(conn, [d for m, d in zip(batch, decoded, strict=True)
+                                    if stream_seq(m) > stored and d is not None])
+            # Parked before a rebuild from 0, applied now: no longer parked.
+            await conn.execute(delete(self.parked).where(
+                self.parked.c.name == self.name,
+                self.parked.c.seq.between(stream_seq(fresh[0]), stream_seq(fresh[-1]))))
+        else:
+            await self._park(conn, fresh[0], park)
             # Never the payload: it may hold personal data; the stream keeps it under seq.
             log.error("projection %s parked seq %d on %s: %s", self.name, stream_seq(fresh[0]),
                       fresh[0].subject, reason_of(park))
-        # Another instance sharing the database may have applied them: the stored position
-        # counts as applied here too.
-        await self.applied.advance(stream_seq(fresh[-1]) if fresh else stored)
+        await conn.execute(update(self.positions).where(self.positions.c.name == self.name)
+                           .values(position=stream_seq(fresh[-1])))
+        return stream_seq(fresh[-1])
 
     async def _park(self, conn: AsyncConnection, msg: Msg, exc: Exception) -> None:
         event_id, event_type = _identify(msg.data)
@@ -309,6 +332,8 @@ class Projection:
                         mine = p.c.name == self.name, p.c.seq == seq
                         if (await conn.execute(delete(p).where(*mine))).rowcount:
                             await self.apply(conn, [] if decoded is None else [decoded])
+                            if self.observe is not None:
+                                self.observe([msg])
                             replayed += 1  # (else another instance replayed it just now)
                             log.info("projection %s applied parked seq %d", self.name, seq)
             except Exception as exc:
@@ -371,6 +396,110 @@ class Projection:
         """Wait until everything now in the stream is applied."""
         info = await self.js.stream_info(self.stream)
         return await self.wait_for(info.state.last_seq, timeout)
+
+
+class ProjectionGroup:
+    """Projections of one stream on one database, fed by one consumer and written in one
+    transaction a batch: each message is fetched and decoded once for all of them, and a batch
+    costs one turn to write and one commit, not one per projection. Each member keeps its own
+    position (a member rebuilt, or new, catches up while the others pass over what they have),
+    its parked messages and its wait for `min_seq`.
+
+    A batch that some member cannot apply (a message it cannot read or count) is applied by
+    each member on its own instead, halving and parking as a lone projection does: the others
+    are never held back by it. An outage is waited out for all of them together."""
+
+    def __init__(self, name: str, members: list[Projection]):
+        first = members[0]
+        assert all((m.stream, m.engine) == (first.stream, first.engine) for m in members)
+        self.name = name
+        self.members = members
+        self.batch_size = max(m.batch_size for m in members)
+
+    @property
+    def stopping(self) -> bool:
+        return any(m._stopping.is_set() for m in self.members)
+
+    def stop(self) -> None:
+        for m in self.members:
+            m.stop()
+
+    @property
+    def healthy(self) -> bool:
+        return all(m.healthy for m in self.members)
+
+    async def run(self) -> None:
+        lead = self.members[0]
+        backoff = Backoff(first=0.5, cap=10)
+        while not self.stopping:
+            sub = None
+            try:
+                start = min([await m.load_position() for m in self.members])
+                for m in self.members:
+                    if not m._replayed:  # a start is a deploy: perhaps of the fix they wait for
+                        await m.replay_parked()
+                        m._replayed = True
+                sub = await lead._subscribe(start)
+                backoff.reset()
+                while not self.stopping:
+                    try:
+                        batch = await sub.fetch(self.batch_size, timeout=1.0)
+                    except (NatsTimeout, TimeoutError):
+                        continue
+                    await self._apply_until_done(batch)
+            except _Gap as gap:
+                log.warning("projections %s: %s; reading again from the stored positions",
+                            self.name, gap)
+            except Exception as exc:  # NATS away or restarted: read again once it is back
+                if self.stopping:
+                    break
+                log.warning("projections %s cannot read %s (%r); trying again in %.1fs",
+                            self.name, lead.stream, exc, backoff.delay)
+                await backoff.sleep(lead._stopping)
+            finally:
+                if sub is not None:
+                    await lead._unsubscribe(sub)
+
+    async def _apply_until_done(self, batch: list[Msg]) -> None:
+        backoff = Backoff(first=0.2, cap=10)
+        while True:
+            try:
+                await self._apply(batch)
+                for m in self.members:
+                    m.failing_since = None
+                return
+            except _Gap:
+                raise
+            except Exception as exc:
+                if self.stopping:
+                    raise
+                if not is_transient(exc):
+                    log.warning("projections %s: seq %d..%d failed together (%s); each "
+                                "projection applies them on its own", self.name,
+                                stream_seq(batch[0]), stream_seq(batch[-1]), reason_of(exc))
+                    for m in self.members:
+                        await m._apply_until_done(batch)
+                    return
+                now = time.monotonic()
+                for m in self.members:
+                    m.failing_since = m.failing_since or now
+                log.warning("projections %s failed on seq %d..%d (%s); retrying in %.1fs",
+                            self.name, stream_seq(batch[0]), stream_seq(batch[-1]),
+                            reason_of(exc), backoff.delay)
+                if await backoff.sleep(self.members[0]._stopping):
+                    raise
+
+    async def _apply(self, batch: list[Msg]) -> None:
+        lead = self.members[0]
+        with batch_span(f"{self.name} apply", [m.headers for m in batch],
+                        **{"tongxin.projection": self.name,
+                           "messaging.destination.name": lead.stream}):
+            decoded = [await m._prepare(batch) for m in self.members]
+            async with write_transaction(lead.engine, immediate=lead.immediate) as conn:
+                positions = [await m._write(conn, batch, d)
+                             for m, d in zip(self.members, decoded, strict=True)]
+        for m, position in zip(self.members, positions, strict=True):
+            await m._committed(batch, position)
 
 
 def reason_of(exc: BaseException) -> str:

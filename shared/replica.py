@@ -43,7 +43,8 @@ def registry_entities_table(metadata: MetaData) -> Table:
     )
 
 
-def _row(kind: str, verb: str, data: dict) -> dict:
+def replica_row(kind: str, verb: str, data: dict) -> dict:
+    """A registry record as the replica keeps it (personal fields dropped)."""
     record = {k: v for k, v in data.items() if k not in PERSONAL_FIELDS}
     return {
         "kind": kind,
@@ -81,7 +82,7 @@ async def apply_registry_records(conn: AsyncConnection, table: Table,
     for env in envelopes:
         try:
             kind, _, verb = env.type.partition(".")
-            row = _row(kind, verb, env.data)
+            row = replica_row(kind, verb, env.data)
         except Exception:
             log.exception("unreadable registry record %s", env.type)
             continue
@@ -121,15 +122,3 @@ async def records_of(conn: AsyncConnection, table: Table,
 
 def record_json(value) -> dict:
     return value if isinstance(value, dict) else json.loads(value)
-
-
-def identity_lookup(engine, table: Table):
-    """Keys and accounts as this service's replica has them (see `shared.auth.Gate`)."""
-
-    async def lookup(kind: str, id_: str) -> dict | None:
-        async with engine.connect() as conn:
-            row = (await conn.execute(select(table.c.active, table.c.record)
-                                      .where(table.c.kind == kind, table.c.id == id_))).first()
-        return None if row is None else {**record_json(row.record), "active": bool(row.active)}
-
-    return lookup

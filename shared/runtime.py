@@ -28,9 +28,16 @@ from shared.http import (
     install_error_handlers,
     refuse_nul,
 )
-from shared.metrics import Metrics, add_metrics, health_probe, projections_probe, relays_probe
+from shared.metrics import (
+    Metrics,
+    add_metrics,
+    health_probe,
+    projections_probe,
+    relays_probe,
+    write_waits_probe,
+)
 from shared.outbox import Relay
-from shared.projection import Projection, reason_of
+from shared.projection import Projection, ProjectionGroup, reason_of
 from shared.ratelimit import RateLimiter
 from shared.retry import Backoff, is_transient
 from shared.settings import Settings
@@ -70,6 +77,7 @@ class Runtime:
         self.metrics.probe("health", health_probe(self.health))
         self.metrics.probe("projections", projections_probe(self.projections))
         self.metrics.probe("outboxes", relays_probe(self.relays))
+        self.metrics.probe("writes", write_waits_probe())
         self._app: FastAPI | None = None
         self.assets = WebAssets(settings.web_assets)  # the docs pages' browser files
 
@@ -92,8 +100,11 @@ class Runtime:
         app.include_router(router)
         document_models(app, *models)
         document_errors(app)
+        # A span per request; not one more per ASGI message sent or received (two or three a
+        # request, each costing about what the span does, and telling nothing).
         FastAPIInstrumentor.instrument_app(app, tracer_provider=self.tracer_provider,
-                                           excluded_urls="health")
+                                           excluded_urls="health",
+                                           exclude_spans=["receive", "send"])
         return app
 
     def guard(self, lookup: Lookup, refresh: Callable[[], Awaitable[object]] | None = None,
@@ -117,17 +128,25 @@ class Runtime:
         if self.settings.migrate_on_start:
             await migrate(self.service, self.database_url, self.settings.db_schema)
         await self.broker.connect()
-        await ensure_streams(self.js, self.names, self.settings.stream_replicas)
+        await ensure_streams(self.js, self.names, self.settings.stream_replicas,
+                             self.settings.duplicate_window)
         await self.broker.start()
 
-    def spawn(self, name: str, work: Callable[[], Coroutine] | Projection,
+    def spawn(self, name: str, work: Callable[[], Coroutine] | Projection | ProjectionGroup,
               healthy: Callable[[], bool] | None = None) -> None:
         """Run a background worker for the life of the service, restarting it if it dies
         (logged loudly); `/health` reports it, and whatever `healthy` says of it.
 
         A projection (or its `run`) is also registered: `/health` counts its parked messages,
         `/metrics` its lag, and the service gets `GET /v1/parked` and `POST /v1/parked/replay`.
-        An outbox relay's `run` is too: `/metrics` counts its backlog."""
+        An outbox relay's `run` is too: `/metrics` counts its backlog. So is each member of a
+        group of projections."""
+        if isinstance(work, ProjectionGroup):
+            group = work
+            for member in group.members:
+                self._add_projection(member)
+            work = group.run
+            healthy = healthy or (lambda: group.healthy)
         owner = work if isinstance(work, Projection) else getattr(work, "__self__", None)
         if isinstance(owner, Relay):
             self.relays.append(owner)
@@ -136,7 +155,8 @@ class Runtime:
             self._add_projection(projection)
             work = projection.run
             healthy = healthy or (lambda: projection.healthy)
-        assert not isinstance(work, Projection)  # a projection was swapped for its run above
+        # a projection (or group) was swapped for its run above
+        assert not isinstance(work, Projection | ProjectionGroup)
 
         async def supervise() -> None:
             backoff = Backoff(first=1.0, cap=30)

@@ -8,6 +8,8 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.streams import DUPLICATE_WINDOW
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TONGXIN_", extra="ignore")
@@ -19,6 +21,9 @@ class Settings(BaseSettings):
 
     # JetStream replicas per stream: 1 on one server, 3 on a cluster.
     stream_replicas: int = Field(1, ge=1, le=5)
+    # Seconds each stream remembers a Nats-Msg-Id (in the server's memory): long enough for a
+    # publisher's retry of a publish; `event_id` dedupe beyond it is the database's.
+    duplicate_window: float = Field(DUPLICATE_WINDOW, gt=0, le=24 * 3600)
 
     data_dir: Path = Path("var")
     registry_database_url: str | None = None

@@ -16,9 +16,18 @@ from shared.subjects import Names
 DAY = 24 * 3600.0
 
 
-def stream_configs(names: Names, replicas: int = 1) -> list[StreamConfig]:
-    def config(name: str, subjects: list[str], description: str, *, max_age: float,
-               duplicate_window: float) -> StreamConfig:
+# JetStream remembers every Nats-Msg-Id for this long, in the server's memory: a day of them at
+# 14,000 events/s is a billion ids. It needs to cover only a publisher's retry of one publish
+# (a timeout whose message was stored after all): seconds. Whatever comes later is still taken
+# once, as `event_id` is unique where it counts: offers in the events service's table, and
+# every consumer applies a repeat by its id (a record by version, an activity by activity_id).
+DUPLICATE_WINDOW = 120.0
+
+
+def stream_configs(names: Names, replicas: int = 1,
+                   duplicate_window: float = DUPLICATE_WINDOW) -> list[StreamConfig]:
+    def config(name: str, subjects: list[str], description: str, *,
+               max_age: float) -> StreamConfig:
         return StreamConfig(
             name=name,
             description=description,
@@ -42,24 +51,25 @@ def stream_configs(names: Names, replicas: int = 1) -> list[StreamConfig]:
         )
 
     return [
-        # Offers wait here while the events service is down; a day of dedupe covers retries.
+        # Offers wait here while the events service is down (event_id dedupe: its table).
         config(names.ingest_stream, [names.ingest()], "events offered by outside systems",
-               max_age=30 * DAY, duplicate_window=DAY),
+               max_age=30 * DAY),
         # The record read models replay: kept forever.
-        config(names.events_stream, [names.events()], "accepted events, in order",
-               max_age=0, duplicate_window=DAY),
+        config(names.events_stream, [names.events()], "accepted events, in order", max_age=0),
         config(names.registry_stream, [names.registry(">")], "registry changes, in order",
-               max_age=0, duplicate_window=DAY),
+               max_age=0),
         config(names.dlq_stream, [names.dlq()], "rejected offers with Tongxin-Error",
-               max_age=90 * DAY, duplicate_window=DAY),
+               max_age=90 * DAY),
         config(names.notify_stream, [names.notify()], "notifications per organisation",
-               max_age=90 * DAY, duplicate_window=DAY),
+               max_age=90 * DAY),
     ]
 
 
-async def ensure_streams(js: JetStreamContext, names: Names, replicas: int = 1) -> None:
-    """Create each stream, or bring an existing one back to the declared configuration."""
-    for config in stream_configs(names, replicas):
+async def ensure_streams(js: JetStreamContext, names: Names, replicas: int = 1,
+                         duplicate_window: float = DUPLICATE_WINDOW) -> None:
+    """Create each stream, or bring an existing one back to the declared configuration (a
+    stream made with a day's duplicate window is given the declared one at the next start)."""
+    for config in stream_configs(names, replicas, duplicate_window):
         assert config.name is not None  # stream_configs names every stream
         try:
             await js.stream_info(config.name)

@@ -21,6 +21,7 @@ import httpx
 import nats
 import nats.errors
 from nats.js.api import ConsumerConfig, DeliverPolicy
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import make_url
 
 from shared.subjects import Names
@@ -176,10 +177,7 @@ class System:
 
     def client(self, key: str | None = None, **kwargs) -> httpx.AsyncClient:
         """An HTTP client sending `key` (the admin key unless given) with every request."""
-        # 90 s, not 30: on SQLite, after a reporting restart, its projections' write-lock
-        # contention has been seen to stall a request past 30 s (two busy timeouts; the
-        # stacks, once it had passed, showed nothing stuck). PostgreSQL has not shown it.
-        kwargs.setdefault("timeout", 90)
+        kwargs.setdefault("timeout", 30)
         kwargs["headers"] = {**self.auth(key), **kwargs.get("headers", {})}
         return httpx.AsyncClient(**kwargs)
 
@@ -246,10 +244,33 @@ class System:
         finally:
             await nc.close()
 
-    async def events_last_seq(self) -> int:
+    async def offer_taken(self, ingest_seq: int, timeout: float = 20) -> None:
+        """Wait until the events service has taken the offer at `ingest_seq` off the bus
+        (delivered to it at least once: accepted, refused, or waiting for what it needs)."""
+        from services.events.bus import INGEST_DURABLE
+
         nc = await nats.connect(self.nats_url)
         try:
-            return (await nc.jetstream().stream_info(self.names.events_stream)).state.last_seq
+            js = nc.jetstream()
+            deadline = asyncio.get_running_loop().time() + timeout
+            while (await js.consumer_info(self.names.ingest_stream, INGEST_DURABLE)
+                   ).delivered.stream_seq < ingest_seq:
+                assert asyncio.get_running_loop().time() < deadline, (
+                    f"offer {ingest_seq} never taken")
+                await asyncio.sleep(0.05)
+        finally:
+            await nc.close()
+
+    async def events_last_seq(self) -> int:
+        return await self._last_seq(self.names.events_stream)
+
+    async def ingest_last_seq(self) -> int:
+        return await self._last_seq(self.names.ingest_stream)
+
+    async def _last_seq(self, stream: str) -> int:
+        nc = await nats.connect(self.nats_url)
+        try:
+            return (await nc.jetstream().stream_info(stream)).state.last_seq
         finally:
             await nc.close()
 
@@ -285,6 +306,42 @@ class System:
         deadline = asyncio.get_running_loop().time() + timeout
         while await self.events_last_seq() < seq:
             assert asyncio.get_running_loop().time() < deadline, f"seq {seq} never published"
+            await asyncio.sleep(0.1)
+
+    async def metrics(self, service: str) -> dict[str, dict[tuple, float]]:
+        """The service's `/metrics`, as {family: {labels (sorted pairs): value}}."""
+        async with self.client() as http:
+            r = await http.get(f"{self.url(service)}/metrics")
+        assert r.status_code == 200, r.text
+        out: dict[str, dict[tuple, float]] = {}
+        for family in text_string_to_metric_families(r.text):
+            for s in family.samples:
+                out.setdefault(s.name, {})[tuple(sorted(s.labels.items()))] = s.value
+        return out
+
+    async def settled(self, service: str, since: float | None = None,
+                      timeout: float = 60) -> None:
+        """Wait until nothing more is on its way from `service`: every consumer it runs has
+        no lag, every outbox is published, and each periodic pass (report deadlines, the
+        notifier's reminders) has run at least once in full after `since` (Unix time; now if
+        not given). What a test then reads is all there will be: no sleeping on it."""
+        since = time.time() if since is None else since
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            m = await self.metrics(service)
+            waiting = {
+                "lag": {k: v for k, v in m.get("tongxin_consumer_lag", {}).items() if v},
+                "outbox": {k: v for k, v in m.get("tongxin_outbox_backlog", {}).items() if v},
+                "sweeps": {k: v for k, v in
+                           m.get("tongxin_sweep_last_started_seconds", {}).items()
+                           if v < since},
+                "probes": {k: v for k, v in m.get("tongxin_metrics_probe_ok", {}).items()
+                           if not v},
+            }
+            if not any(waiting.values()):
+                return
+            assert asyncio.get_running_loop().time() < deadline, (
+                f"{service} never settled: {waiting}")
             await asyncio.sleep(0.1)
 
     def spans(self) -> list[dict]:

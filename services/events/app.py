@@ -20,18 +20,23 @@ from shared.docs_pages import asyncapi_page
 from shared.envelope import Envelope
 from shared.event_types import EVENT_TYPES
 from shared.events import ActivityLogged
+from shared.keyring import Keyring
 from shared.metrics import dlq_probe, durable_probe
 from shared.outbox import Relay
 from shared.projection import Projection
-from shared.replica import apply_registry_events, identity_lookup
+from shared.replica import apply_registry_events
 from shared.runtime import Runtime
 from shared.settings import Settings, get_settings
+from shared.sweeps import Passes, sweeps_probe
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     rt = Runtime("events", settings)
+    passes = Passes("report-deadlines")
     names = rt.names
+
+    keyring = Keyring()  # keys and accounts in memory, from the registry replica
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -43,7 +48,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             subject=names.registry(">"), engine=rt.engine, positions=store.positions,
             parked=store.parked,
             apply=lambda conn, msgs: apply_registry_events(conn, store.registry_entities, msgs),
-            batch_size=settings.batch_size)
+            batch_size=settings.batch_size, observe=keyring.observe,
+            started=lambda: keyring.load_replica(rt.engine, store.registry_entities))
         relay = Relay(rt.engine, rt.js, store.accepted_events, settings.publish_timeout,
                       settings.batch_size)
         acceptor = app.state.acceptor = Acceptor(
@@ -51,7 +57,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             report_due=timedelta(days=settings.report_due_days))
         ingest = bus.Ingest(rt.js, names, acceptor, settings.batch_size,
                             settings.prerequisite_wait)
-        deadlines = app.state.deadlines = Deadlines(acceptor, settings.deadline_sweep_seconds)
+        deadlines = app.state.deadlines = Deadlines(acceptor, settings.deadline_sweep_seconds,
+                                                    passes=passes)
         rt.spawn("registry-replica", replica)
         rt.spawn("ingest", ingest.run)
         rt.spawn("publish-relay", relay.run)
@@ -67,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     rt.metrics.probe("ingest", durable_probe(lambda: rt.js, names.ingest_stream,
                                              bus.INGEST_DURABLE))
     rt.metrics.probe("dlq", dlq_probe(lambda: rt.js, names.dlq_stream))
+    rt.metrics.probe("sweeps", sweeps_probe([passes]))
     app = rt.app(title="Tongxin events", lifespan=lifespan, router=http.router,
                  description="What happened: activities and more, accepted once each and "
                              "published in order on `tongxin.events.*`.",
@@ -74,8 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(photos_router)
     app.include_router(forms_router)
     # A key issued a moment ago may not be in the replica yet: catch up (bounded) and look again.
-    rt.guard(identity_lookup(rt.engine, store.registry_entities),
-             refresh=lambda: app.state.acceptor.replica.caught_up(timeout=2.0))
+    rt.guard(keyring.lookup, refresh=lambda: app.state.acceptor.replica.caught_up(timeout=2.0))
 
     docs = NatsBroker(settings.nats_url)  # describes the subjects; never started
     bus.document(docs, names, settings.batch_size)

@@ -26,6 +26,7 @@ from sqlalchemy import select
 from services.events import store
 from services.events.domain import offer_of
 from services.events.service import Acceptor
+from shared.sweeps import Passes
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +39,13 @@ def overdue_event_id(activity_id: str) -> uuid.UUID:
 
 
 class Deadlines:
-    def __init__(self, acceptor: Acceptor, every: float = 5.0, batch_size: int = 500):
+    def __init__(self, acceptor: Acceptor, every: float = 5.0, batch_size: int = 500,
+                 passes: Passes | None = None):
         self.acceptor = acceptor
         self.every = every
         self.batch_size = batch_size
         self.fired = 0
+        self.passes = passes or Passes("report-deadlines")
         self._stopping = asyncio.Event()
 
     def stop(self) -> None:
@@ -50,8 +53,10 @@ class Deadlines:
 
     async def run(self) -> None:
         while not self._stopping.is_set():
+            started = self.passes.started()
             while await self.sweep() == self.batch_size:
                 pass  # more are due
+            self.passes.finished(started)
             try:
                 await asyncio.wait_for(self._stopping.wait(), self.every)
             except TimeoutError:

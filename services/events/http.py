@@ -25,6 +25,7 @@ from shared.errors import parse_json
 from shared.event_types import EVENT_TYPES
 from shared.events import ActivityLogged
 from shared.http import Errors, body_of
+from shared.json_response import JSON
 
 router = APIRouter(tags=["events"])
 
@@ -75,8 +76,8 @@ ANY_EVENT = {"requestBody": {"required": True, "content": {"application/json": {
 
 
 def _answer(outcome: Outcome) -> JSONResponse:
-    return JSONResponse(Accepted(event_id=outcome.event_id, seq=outcome.seq,
-                                 duplicate=outcome.duplicate).model_dump(), status_code=202)
+    return JSON(Accepted(event_id=outcome.event_id, seq=outcome.seq,
+                         duplicate=outcome.duplicate).model_dump(), status_code=202)
 
 
 def _acceptor(request: Request) -> Acceptor:

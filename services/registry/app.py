@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from services.registry import http, identities, identity_routes, store
 from services.registry.domain import ENTITIES
 from services.registry.service import Registry
+from shared.keyring import Keyring
 from shared.outbox import Relay
 from shared.runtime import Runtime
 from shared.settings import Settings, get_settings
@@ -18,19 +19,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     rt = Runtime("registry", settings)
 
+    async def lookup(kind: str, id_: str) -> dict | None:
+        async with rt.engine.connect() as conn:
+            return await identities.lookup(conn, kind, id_)
+
+    # Keys and accounts in memory: every one at start, then each change the relay reads from
+    # the outbox (also those `tongxin keys` commits from outside); one not seen yet (issued a
+    # moment ago) is looked up in the tables.
+    keyring = Keyring(fallback=lookup)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         await rt.start()
-        relay = Relay(rt.engine, rt.js, store.outbox, timeout=settings.publish_timeout)
+        async with rt.engine.connect() as conn:
+            async for kind, record in identities.every_identity(conn):
+                keyring.keep(kind, record)
+        relay = Relay(rt.engine, rt.js, store.outbox, timeout=settings.publish_timeout,
+                      observe=keyring.observe_outbox)
         app.state.registry = Registry(rt.engine, rt.names, published=relay.wait_published)
         rt.spawn("outbox-relay", relay.run)
         yield
         relay.stop()
         await rt.stop()
-
-    async def lookup(kind: str, id_: str) -> dict | None:
-        async with rt.engine.connect() as conn:
-            return await identities.lookup(conn, kind, id_)
 
     router = http.router()
     router.include_router(identity_routes.router)
@@ -39,5 +49,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                              "pairings, campaigns, taxonomy; keys, accounts and the audit log. "
                              "Every change is published on `tongxin.registry.*`.",
                  models=tuple(e.create for e in ENTITIES.values()))
-    rt.guard(lookup)  # its own tables: a key is known the moment it is issued
+    rt.guard(keyring.lookup)
     return app

@@ -9,6 +9,7 @@ contact details, and every refusal of one, is written to the audit log with who 
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -217,11 +218,18 @@ _DUMMY = passwords.hash("not a password anyone has")
 
 # -- who is asking (the registry's own Gate) ----------------------------------------------
 async def lookup(conn: AsyncConnection, kind: str, id_: str) -> dict | None:
-    if kind == "key":
-        row = (await conn.execute(select(api_keys).where(api_keys.c.id == id_))).first()
-        return {**_key_record(row), "key_hash": row.key_hash} if row is not None else None
-    row = (await conn.execute(select(accounts).where(accounts.c.id == id_))).first()
-    return _account_record(row) if row is not None else None
+    """A key or account as published (`shared.keyring` keeps them so)."""
+    table = api_keys if kind == "key" else accounts
+    row = (await conn.execute(select(table).where(table.c.id == id_))).first()
+    return None if row is None else _published(kind, row)
+
+
+async def every_identity(conn: AsyncConnection) -> AsyncIterator[tuple[str, dict]]:
+    """(kind, record) of every key and account, as published: the registry's keyring at start
+    (a few thousand at most, streamed)."""
+    for kind, table in (("key", api_keys), ("account", accounts)):
+        async for row in await conn.stream(select(table)):
+            yield kind, _published(kind, row)
 
 
 # -- the audit log -----------------------------------------------------------------------
@@ -253,10 +261,14 @@ async def audit_entries(conn: AsyncConnection, *, volunteer_id: str | None,
 
 async def _publish(conn: AsyncConnection, names: Names, kind: str, verb: str,
                    row: Any) -> None:
-    record = (_key_record(row) | {"key_hash": row.key_hash} if kind == "key"
-              else _account_record(row))
-    # The replica keeps the newest version by updated_at.
-    record["updated_at"] = _iso(row.revoked_at or row.created_at) if kind == "key" \
-        else record["updated_at"]
     await outbox.add(conn, store.outbox, names.registry(kind, verb),
-                     new_envelope(f"{kind}.{verb}", record, SOURCE))
+                     new_envelope(f"{kind}.{verb}", _published(kind, row), SOURCE))
+
+
+def _published(kind: str, row: Any) -> dict:
+    """A key (with its hash, never the key) or an account (never a password hash), as the
+    other services' replicas and every keyring keep it: the newest by `updated_at`."""
+    if kind == "account":
+        return _account_record(row)
+    return _key_record(row) | {"key_hash": row.key_hash,
+                               "updated_at": _iso(row.revoked_at or row.created_at)}

@@ -11,38 +11,49 @@ from services.reporting import notify, store
 from services.reporting.dashboard import routes as dashboard
 from services.reporting.models import READ_MODELS, labels
 from services.reporting.readmodel import ReadModel
-from shared.projection import Projection
-from shared.replica import identity_lookup
+from shared.keyring import Keyring
+from shared.projection import Projection, ProjectionGroup
 from shared.runtime import Runtime
 from shared.settings import Settings, get_settings
 
 
-def projection_of(model: ReadModel, rt: Runtime, engine=None) -> Projection:
+def projection_of(model: ReadModel, rt: Runtime, engine=None, **hooks) -> Projection:
     names = rt.names
     stream, subject = ((names.events_stream, names.events()) if model.stream == "events"
                        else (names.registry_stream, names.registry(">")))
     return Projection(name=model.name, js=rt.js, stream=stream, subject=subject,
                       engine=engine or rt.engine, positions=store.positions,
                       parked=store.parked, **model.steps(rt.settings),
-                      batch_size=rt.settings.batch_size)
+                      batch_size=rt.settings.batch_size, **hooks)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     rt = Runtime("reporting", settings)
 
+    keyring = Keyring()  # keys and accounts in memory, from the registry replica
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         await rt.start()
         # A model without handlers (the assessment) only reads others' tables: no projection.
-        projections = {m.name: projection_of(m, rt) for m in READ_MODELS if m.handlers}
+        # The registry replica (labels) keeps the keyring current too.
+        keyring_hooks = {"observe": keyring.observe, "started": lambda: keyring.load_replica(
+            rt.engine, labels.registry_entities)}
+        projections = {m.name: projection_of(m, rt, **(keyring_hooks if m is labels.MODEL
+                                                       else {}))
+                       for m in READ_MODELS if m.handlers}
         app.state.projections = projections
         app.state.registry = next(p for m, p in zip(READ_MODELS, projections.values(),
                                                     strict=True) if m.stream == "registry")
         app.state.engine = rt.engine
         app.state.settings = settings
-        for name, projection in projections.items():
-            rt.spawn(name, projection)
+        # One consumer and one transaction a batch for all the models of a stream; each keeps
+        # its own position (a rebuilt or new model catches up while the others pass over).
+        for stream in ("registry", "events"):
+            members = [projections[m.name] for m in READ_MODELS
+                       if m.handlers and m.stream == stream]
+            rt.spawn(f"read-models-{stream}", ProjectionGroup(f"read-models-{stream}", members))
         app.state.notifier = notify.Notifier(rt.js, rt.engine, settings)
         app.state.notifier.spawn(rt)  # its own projections: independent of the read models
         yield
@@ -57,6 +68,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = rt.app(title="Tongxin reporting", lifespan=lifespan, router=router,
                  description="What it adds up to: read models built only from events, and "
                              "the notifications they raise.")
-    rt.guard(identity_lookup(rt.engine, labels.registry_entities),
-             refresh=lambda: app.state.registry.caught_up(2.0))
+    rt.guard(keyring.lookup, refresh=lambda: app.state.registry.caught_up(2.0))
     return app

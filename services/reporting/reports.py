@@ -27,6 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.reporting.store import positions
+from shared.json_response import JSON
 
 Format = Literal["json", "csv", "xlsx"]
 Headers = Literal["zh", "en"]
@@ -130,7 +131,7 @@ async def answer(request: Request, build: Build, *, models: tuple[str, ...],
         async with slots, engine.connect() as conn:
             as_of = await snapshot(conn, models)
             report = await build(conn)
-            return await as_json(report, as_of)
+            return JSON(await as_json(report, as_of))
     stream = _csv(engine, slots, build, models, headers) if format == "csv" else _xlsx(
         engine, slots, build, models, headers)
     media = ("text/csv; charset=utf-8" if format == "csv" else

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
@@ -58,6 +59,14 @@ async def until(check, timeout: float = 20):
     return result
 
 
+async def clock_past(data: dict) -> float:
+    """Wait until the activity's report has fallen due by the clock; its due time (Unix)."""
+    due = datetime.fromisoformat(data["ended_at"]).timestamp() + DUE_SECONDS
+    await asyncio.sleep(max(due - time.time(), 0) + 0.05)  # the clock is the condition here
+    assert time.time() > due
+    return due
+
+
 def ending_in(org: dict, base: dict, seconds: float) -> dict:
     end = datetime.now(UTC) + timedelta(seconds=seconds)
     return activity(org["id"], base["id"], started_at=(end - timedelta(hours=2)).isoformat(),
@@ -84,14 +93,14 @@ async def test_a_missing_report_falls_overdue_once_across_restarts(deadline_syst
     while_down = ending_in(org, base, 1)
     assert (await system.post_activity(while_down)).status_code == 202
     system.sup.stop("events")
-    await asyncio.sleep(DUE_SECONDS + 2)
+    await clock_past(while_down)  # the deadline passes while it is down
     system.sup.start("events", system.env("events"))
     system.sup.wait_healthy(["events"], timeout=60)
     counts = await until(lambda: _with(system, while_down["activity_id"]))
 
     # And a restart after everything fired fires nothing again.
     system.restart("events")
-    await asyncio.sleep(2)  # several sweeps
+    await system.settled("events")  # a whole sweep since the restart, all of it published
     counts = await overdue_counts(system)
     assert {k: counts[k] for k in (missed["activity_id"], reported["activity_id"],
                                    while_down["activity_id"])} == {
@@ -112,7 +121,8 @@ async def test_a_retracted_activity_owes_no_report(deadline_system):
     r = await system.post_event(envelope({"activity_id": data["activity_id"],
                                           "reason": "重复登记"}, "activity.retracted"))
     assert r.status_code == 202, r.text
-    await asyncio.sleep(DUE_SECONDS + 2)
+    due = await clock_past(data)
+    await system.settled("events", since=due)  # a whole sweep after it fell due, published
     assert (await overdue_counts(system))[data["activity_id"]] == 0
 
 

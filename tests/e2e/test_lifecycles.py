@@ -133,6 +133,11 @@ async def publish(system, env: dict) -> bytes:
     return payload
 
 
+async def taken(system) -> None:
+    """Until the events service has taken the last offer on the bus."""
+    await system.offer_taken(await system.ingest_last_seq())
+
+
 async def paired(system, base: dict | None = None) -> tuple[dict, dict, dict]:
     """A unit paired with a base: (organisation, base, pairing)."""
     suffix = uuid.uuid4().hex[:6]
@@ -610,7 +615,7 @@ async def test_a_claim_before_its_need_is_accepted_after_it(system):
     submitted = env_of("need.submitted", n)
     claimed = env_of("need.claimed", {"need_id": n["need_id"], "organization_id": org["id"]})
     await publish(system, claimed)
-    await asyncio.sleep(1)
+    await taken(system)  # it waits for what it needs before the rest is offered
     await publish(system, submitted)
     got = await published(system, {submitted["event_id"], claimed["event_id"]})
     assert seq_of(got[submitted["event_id"]]) < seq_of(got[claimed["event_id"]])
@@ -631,7 +636,7 @@ async def test_a_resolution_before_its_claim_is_accepted_after_it(system):
     await publish(system, submitted)
     await published(system, {submitted["event_id"]})
     await publish(system, resolved)
-    await asyncio.sleep(1)
+    await taken(system)  # it waits for what it needs before the rest is offered
     await publish(system, claimed)
     got = await published(system, {submitted["event_id"], claimed["event_id"],
                                    resolved["event_id"]})
@@ -665,7 +670,7 @@ async def test_attendance_before_its_activity_is_accepted_after_it(system):
                                               "volunteer_id": v["id"], "hours": 2,
                                               "method": "self"})
     await publish(system, recorded)
-    await asyncio.sleep(1)
+    await taken(system)  # it waits for what it needs before the rest is offered
     await publish(system, logged)
     got = await published(system, {logged["event_id"], recorded["event_id"]})
     assert seq_of(got[logged["event_id"]]) < seq_of(got[recorded["event_id"]])
@@ -681,7 +686,7 @@ async def test_a_confirmation_before_the_hours_is_accepted_after_them(system):
     confirmed = env_of("attendance.confirmed", {**pair, "organization_id": org["id"]})
     recorded = env_of("attendance.recorded", {**pair, "hours": 2, "method": "self"})
     await publish(system, confirmed)
-    await asyncio.sleep(1)
+    await taken(system)  # it waits for what it needs before the rest is offered
     await publish(system, recorded)
     got = await published(system, {confirmed["event_id"], recorded["event_id"]})
     assert seq_of(got[recorded["event_id"]]) < seq_of(got[confirmed["event_id"]])

@@ -106,7 +106,7 @@ async def test_rota_units_that_never_report_are_told_once(notifying_system):
     # A restart replays nothing onto the bus again, and the history stays as it was.
     before = await on_bus(system)
     system.restart("reporting")
-    await asyncio.sleep(3)  # several sweeps, the relay's rounds
+    await system.settled("reporting")  # caught up, a sweep since, its outbox published
     after = await on_bus(system)
     assert [m for _, m, _ in after] == [m for _, m, _ in before]
     assert all(m == p["notification_id"] for _, m, p in after)

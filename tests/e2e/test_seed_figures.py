@@ -240,7 +240,7 @@ async def test_shangyu_rota_overdue_units_show_in_timeliness_and_are_notified_on
         assert asyncio.get_running_loop().time() < deadline, "no report_overdue notification"
         await asyncio.sleep(0.5)
     system.restart("reporting")
-    await asyncio.sleep(2)
+    await system.settled("reporting")  # caught up, a sweep since, its outbox published
     [notice] = await overdue_notices()
     assert notice["subject"] == {"type": "activity", "id": rota["财政局"]["activity_id"]}
     assert "财政局" in notice["message_zh"]

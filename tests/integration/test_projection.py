@@ -22,7 +22,13 @@ from services.reporting import store as reporting_store
 from services.reporting.models import activities as cube
 from shared.bus import MSG_ID, stream_seq
 from shared.envelope import new_envelope
-from shared.projection import Projection, parked_json, parked_table, positions_table
+from shared.projection import (
+    Projection,
+    ProjectionGroup,
+    parked_json,
+    parked_table,
+    positions_table,
+)
 from shared.settings import Settings
 from tests.factories import activity, envelope, raw
 from tests.integration.conftest import create_schema, db_for, drop_schema
@@ -476,3 +482,66 @@ async def test_an_activity_in_year_9999_is_parked_and_never_stalls_the_reporting
     assert await p.replay_parked() == (0, 1)
     async with engine.connect() as conn:
         assert (await conn.execute(select(func.count()).select_from(facts))).scalar() == 4
+
+
+async def test_a_group_feeds_each_member_from_its_own_position_and_parks_for_one_alone(
+        nc, names, backend, tag, caplog):
+    """Two projections fed by one consumer (`ProjectionGroup`): one already far along, one new
+    (as after a rebuild or a new read model); a message the new one cannot count is parked for
+    it alone, while the other counts it, and neither counts anything twice."""
+    db = db_for(backend, "group", tag)
+    await create_schema(db)
+    metadata = MetaData()
+    positions = positions_table(metadata)
+    parked = parked_table(metadata)
+    applied = {name: Table(f"applied_{name}", metadata,
+                           Column("id", BigInteger().with_variant(Integer, "sqlite"),
+                                  primary_key=True, autoincrement=True),
+                           Column("seq", BigInteger, nullable=False),
+                           Column("n", Integer, nullable=False),
+                           Column("event_id", String(36), nullable=False))
+               for name in ("ahead", "new")}
+    engine = db.engine()
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    js = nc.jetstream()
+    bad_n = 250
+
+    def member(name: str) -> Projection:
+        record = recording_apply(applied[name])
+
+        async def apply(conn, msgs) -> None:
+            if name == "new" and any(json.loads(m.data)["data"]["n"] == bad_n for m in msgs):
+                raise ValueError(f"cannot count n={bad_n}")
+            await record(conn, msgs)
+
+        return Projection(name=name, js=js, stream=names.events_stream,
+                          subject=names.events(), engine=engine, positions=positions,
+                          parked=parked, apply=apply, batch_size=100)
+
+    try:
+        await publish_numbered(js, names, 0, 200)
+        await run_until(member("ahead"), 200)  # alone, before the group
+        last = await publish_numbered(js, names, 200, 200)
+        ahead, new = member("ahead"), member("new")
+        group = ProjectionGroup("test-group", [ahead, new])
+        task = asyncio.create_task(group.run())
+        try:
+            assert await ahead.wait_for(last, 30) and await new.wait_for(last, 30)
+        finally:
+            group.stop()
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        async with engine.connect() as conn:
+            seqs = {name: list((await conn.execute(
+                select(t.c.seq).order_by(t.c.id))).scalars()) for name, t in applied.items()}
+            parked_rows_ = (await conn.execute(select(parked.c.name, parked.c.seq))).all()
+            stored_ = dict((await conn.execute(select(positions.c.name, positions.c.position)
+                                               )).all())
+        assert seqs["ahead"] == list(range(1, last + 1))  # each once, in order
+        assert seqs["new"] == [s for s in range(1, last + 1) if s != bad_n + 1]
+        assert [tuple(r) for r in parked_rows_] == [("new", bad_n + 1)]
+        assert stored_ == {"ahead": last, "new": last}
+    finally:
+        await engine.dispose()
+        await drop_schema(db)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from shared.chinese import search_key
 from shared.errors import dotted
-from shared.replica import _row
-from shared.streams import stream_configs
+from shared.replica import replica_row
+from shared.streams import DUPLICATE_WINDOW, stream_configs
 from shared.subjects import Names
 
 
@@ -32,7 +32,10 @@ def test_a_namespace_keeps_test_runs_apart():
 
 def test_every_stream_is_declared_with_explicit_limits():
     for config in stream_configs(Names()):
-        assert config.duplicate_window >= 3600  # publisher retries over an outage dedupe
+        # A publisher's retries dedupe; not a day of ids in the server's memory (event_id
+        # dedupe beyond the window is the database's).
+        assert config.duplicate_window == DUPLICATE_WINDOW <= 600
+        assert stream_configs(Names(), duplicate_window=30)[0].duplicate_window == 30
         assert config.retention.value == "limits"  # history is kept for replay
         assert config.max_age is not None and config.storage.value == "file"
 
@@ -48,7 +51,8 @@ def test_simplified_and_traditional_chinese_fold_together():
 
 
 def test_the_replica_never_keeps_personal_data():
-    row = _row("volunteer", "registered", {"id": "v1", "name": "王律师", "phone": "13800001234",
-                                            "id_number": "370302199001011234"})
+    row = replica_row("volunteer", "registered", {"id": "v1", "name": "王律师",
+                                                  "phone": "13800001234",
+                                                  "id_number": "370302199001011234"})
     assert "phone" not in row["record"] and "id_number" not in row["record"]
-    assert _row("organization", "deactivated", {"id": "o1", "name": "x"})["active"] is False
+    assert replica_row("organization", "deactivated", {"id": "o1", "name": "x"})["active"] is False

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.events import store
@@ -73,9 +73,8 @@ class Choices(BaseModel):
 
 
 async def choices_for(conn: AsyncConnection, who: Principal) -> Choices:
-    entities = await _entities(conn)
+    entities, units = await _entities(conn, who.scope)
     orgs = entities.get("organization", {})
-    units = _subtree(orgs, who.scope)
     names = {id_: row.name for rows in entities.values() for id_, row in rows.items()}
 
     def active(kind: str) -> list:
@@ -106,17 +105,24 @@ async def choices_for(conn: AsyncConnection, who: Principal) -> Choices:
         needs=await _needs(conn, units, paired_bases))
 
 
-async def _entities(conn: AsyncConnection) -> dict[str, dict]:
+async def _entities(conn: AsyncConnection,
+                    root: str | None) -> tuple[dict[str, dict], set[str] | None]:
+    """{kind: {id: row}} of what the forms offer, and the caller's units (None: all). Teams,
+    volunteers and pairings are read for the caller's units only, in the query: a unit's form
+    never reads every volunteer of the programme."""
     t = store.registry_entities
-    rows = await conn.execute(select(
-        t.c.kind, t.c.id, t.c.name, t.c.parent_id, t.c.organization_id, t.c.base_id,
-        t.c.active, t.c.record).where(t.c.kind.in_(
-            ("organization", "base", "team", "volunteer", "pairing", "service_type",
-             "indicator"))))
+    columns = (t.c.kind, t.c.id, t.c.name, t.c.parent_id, t.c.organization_id, t.c.base_id,
+               t.c.active, t.c.record)
     out: dict[str, dict] = {}
-    for row in rows:
+    for row in await conn.execute(select(*columns).where(t.c.kind == "organization")):
         out.setdefault(row.kind, {})[row.id] = row
-    return out
+    units = _subtree(out.get("organization", {}), root)
+    theirs = and_(t.c.kind.in_(("team", "volunteer", "pairing")),
+                  true() if units is None else t.c.organization_id.in_(units))
+    for row in await conn.execute(select(*columns).where(
+            or_(t.c.kind.in_(("base", "service_type", "indicator")), theirs))):
+        out.setdefault(row.kind, {})[row.id] = row
+    return out, units
 
 
 def _subtree(orgs: dict, root: str | None) -> set[str] | None:

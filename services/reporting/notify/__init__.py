@@ -36,6 +36,7 @@ from shared.projection import Projection
 from shared.runtime import Runtime
 from shared.settings import Settings
 from shared.subjects import Names
+from shared.sweeps import Passes, sweeps_probe
 
 __all__ = ["KINDS", "Draft", "Notifier", "notifications", "router"]
 
@@ -74,6 +75,7 @@ class Notifier:
                                    registry.make_apply(self.ctx))
         self.relay = Relay(engine, js, notifications, settings.publish_timeout,
                            settings.batch_size)
+        self.passes = Passes("notifier")
         self._stopping = asyncio.Event()
 
     def spawn(self, rt: Runtime) -> None:
@@ -82,6 +84,7 @@ class Notifier:
         rt.spawn("notifier-relay", self.relay.run)
         rt.spawn("notifier-sweep", self.run_sweep)
         rt.metrics.probe("notifications", self._sent)
+        rt.metrics.probe("sweeps", sweeps_probe([self.passes]))
 
     async def _sent(self) -> list[Metric]:
         # Counted by the relay as the server acks them: a number, never whom they went to.
@@ -90,7 +93,7 @@ class Notifier:
                                     value=self.relay.published)]
 
     async def run_sweep(self) -> None:
-        await sweep.run(self.engine, self.ctx, self._stopping, self.relay.wake)
+        await sweep.run(self.engine, self.ctx, self._stopping, self.relay.wake, self.passes)
 
     async def sweep(self, now: datetime | None = None) -> int:
         """One sweep now (tests, operators); returns the notifications it drafted."""

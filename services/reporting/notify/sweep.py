@@ -19,6 +19,7 @@ from services.reporting.notify.project import Context
 from services.reporting.notify.tables import activities, needs
 from shared.db import write_transaction
 from shared.retry import Backoff
+from shared.sweeps import Passes
 
 log = logging.getLogger(__name__)
 
@@ -77,13 +78,16 @@ async def sweep(engine: AsyncEngine, ctx: Context, now: datetime | None = None) 
 
 
 async def run(engine: AsyncEngine, ctx: Context, stopping: asyncio.Event,
-              wake=lambda: None) -> None:
+              wake=lambda: None, passes: Passes | None = None) -> None:
     """Sweep every `deadline_sweep_seconds` until stopped; a failing pass is tried again."""
     backoff = Backoff(first=ctx.settings.deadline_sweep_seconds, cap=60)
+    passes = passes or Passes("notifier")
     while not stopping.is_set():
+        started = passes.started()
         try:
             if await sweep(engine, ctx):
                 wake()
+            passes.finished(started)
         except Exception as exc:
             log.warning("notifier sweep failed (%r); trying again in %.1fs", exc, backoff.delay)
             await backoff.sleep(stopping)
