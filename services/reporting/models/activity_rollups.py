@@ -109,6 +109,12 @@ RowKey = tuple[str, str, str, str]          # node, month, dimension, key
 OutKey = tuple[str, str, str, str, str]     # ... and indicator
 
 
+def _chunks(items: list, size: int = 2000) -> Iterable[list]:
+    """Parts of a list small enough for one statement's parameters (SQLite's limit)."""
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
 # -- people as bytes ----------------------------------------------------------------------
 
 def pack(numbers: Iterable[int]) -> bytes:
@@ -271,10 +277,9 @@ async def _figures(conn: AsyncConnection, old: Contribution, new: Contribution) 
             set_={n: rollup.c[n] + stmt.excluded[n] for n in names}),
         [{"node": n, "month": m, "dimension": d, "key": k, "people": b"",
           **dict(zip(names, v, strict=True))} for (n, m, d, k), v in delta.items()])
-    empty = [k for k, v in delta.items() if v[0] < 0]
-    if empty:
+    for keys in _chunks([k for k, v in delta.items() if v[0] < 0]):
         await conn.execute(delete(rollup).where(
-            tuple_(rollup.c.node, rollup.c.month, rollup.c.dimension, rollup.c.key).in_(empty),
+            tuple_(rollup.c.node, rollup.c.month, rollup.c.dimension, rollup.c.key).in_(keys),
             rollup.c.activities == 0))
 
 
@@ -297,10 +302,9 @@ async def _outputs(conn: AsyncConnection, old: Contribution, new: Contribution) 
                   "activities": t.c.activities + stmt.excluded.activities}),
         [{"node": n, "month": m, "dimension": d, "key": k, "indicator": i,
           "quantity_milli": q, "activities": c} for (n, m, d, k, i), (q, c) in delta.items()])
-    empty = [k for k, v in delta.items() if v[1] < 0]
-    if empty:
+    for keys in _chunks([k for k, v in delta.items() if v[1] < 0]):
         await conn.execute(delete(t).where(
-            tuple_(t.c.node, t.c.month, t.c.dimension, t.c.key, t.c.indicator).in_(empty),
+            tuple_(t.c.node, t.c.month, t.c.dimension, t.c.key, t.c.indicator).in_(keys),
             t.c.activities == 0))
 
 
@@ -314,8 +318,7 @@ async def change_people(conn: AsyncConnection, cube: Cube, added: Mapping[RowKey
         return
     r = rollup
     current: dict[RowKey, bytes] = {}
-    for i in range(0, len(touched), 2000):
-        part = touched[i:i + 2000]
+    for part in _chunks(touched):
         for node, month, dimension, key, people in await conn.execute(
                 select(r.c.node, r.c.month, r.c.dimension, r.c.key, r.c.people).where(
                     tuple_(r.c.node, r.c.month, r.c.dimension, r.c.key).in_(part))):
@@ -342,15 +345,16 @@ async def _still_absent(conn: AsyncConnection, cube: Cube,
     found = (await conn.execute(
         select(a.c.activity_id, v.c.number).join(v, v.c.volunteer_id == a.c.volunteer_id)
         .where(v.c.number.in_(wanted), a.c.declined.is_(False)))).tuples().all()
-    ids = list({activity_id for activity_id, _ in found})
-    leads = {row.activity_id: row._mapping for row in await conn.execute(
-        select(s).where(s.c.activity_id.in_(ids), s.c.lead.is_(True)))}
+    leads: dict[str, Any] = {}
     types: dict[str, list[str]] = defaultdict(list)
-    for activity_id, unit, code in await conn.execute(
-            select(st.c.activity_id, st.c.organization_id, st.c.service_type)
-            .where(st.c.activity_id.in_(ids))):
-        if activity_id in leads and leads[activity_id]["organization_id"] == unit:
-            types[activity_id].append(code)
+    for part in _chunks(list({activity_id for activity_id, _ in found})):
+        leads.update((row.activity_id, row._mapping) for row in await conn.execute(
+            select(s).where(s.c.activity_id.in_(part), s.c.lead.is_(True))))
+        for activity_id, unit, code in await conn.execute(
+                select(st.c.activity_id, st.c.organization_id, st.c.service_type)
+                .where(st.c.activity_id.in_(part))):
+            if activity_id in leads and leads[activity_id]["organization_id"] == unit:
+                types[activity_id].append(code)
     present: set[tuple[RowKey, int]] = set()
     for activity_id, number in found:
         if activity_id in leads:
