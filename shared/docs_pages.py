@@ -1,7 +1,7 @@
 """The HTML of the docs pages: Swagger UI for a service's OpenAPI, the AsyncAPI component for
-the events service's bus. Each page names no other host: its script, stylesheet and icon come
-from the service's own `/static/` (`shared.webassets`), and Swagger UI's online validator is
-off (it would have validator.swagger.io fetch the spec)."""
+the events service's bus. Each page names no other host: its script, stylesheet and icon (an
+SVG of Tongxin's own) come from the service's own `/static/` (`shared.webassets`), and Swagger
+UI's online validator is off (it would have validator.swagger.io fetch the spec)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,9 @@ from typing import Any
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 
-from shared.webassets import INSTALL_HINT, PREFIX, WebAssets
+from shared.webassets import FAVICON, INSTALL_HINT, PREFIX, WebAssets
 
-SWAGGER_FILES = ("swagger-ui/swagger-ui-bundle.js", "swagger-ui/swagger-ui.css",
-                 "swagger-ui/favicon-32x32.png")
+SWAGGER_FILES = ("swagger-ui/swagger-ui-bundle.js", "swagger-ui/swagger-ui.css")
 ASYNCAPI_FILES = ("asyncapi/index.js", "asyncapi/default.min.css")
 
 # What the AsyncAPI component shows (FastStream's own page shows the same). Its "try it"
@@ -56,7 +55,7 @@ def swagger_page(assets: WebAssets, title: str, openapi_url: str, root: str = ""
         openapi_url=root + openapi_url, title=title,
         swagger_js_url=static + "swagger-ui/swagger-ui-bundle.js",
         swagger_css_url=static + "swagger-ui/swagger-ui.css",
-        swagger_favicon_url=static + "swagger-ui/favicon-32x32.png",
+        swagger_favicon_url=root + FAVICON,
         swagger_ui_parameters={"validatorUrl": None})
 
 
@@ -71,7 +70,7 @@ def asyncapi_page(assets: WebAssets, title: str, schema: dict, root: str = "") -
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1.0">
 <title>{html.escape(title)} AsyncAPI</title>
-<link rel="icon" href="data:,">
+<link rel="icon" href="{root}{FAVICON}" type="image/svg+xml">
 <link rel="stylesheet" href="{static}asyncapi/default.min.css">
 <style>
 html {{ font-family: ui-sans-serif, system-ui, -apple-system, "Segoe UI", Roboto,

@@ -33,11 +33,23 @@ def dotted(loc: Sequence[Any], prefix: str = "") -> str:
     return out or "body"
 
 
+# What pydantic puts before the message of a validator of ours: noise to the person reading it.
+PYDANTIC_PREFIXES = ("Value error, ", "Assertion failed, ")
+
+
+def plain(message: str) -> str:
+    """A validator's message without pydantic's "Value error, " before it."""
+    for prefix in PYDANTIC_PREFIXES:
+        if message.startswith(prefix):
+            return message[len(prefix):]
+    return message
+
+
 def from_validation_error(exc: ValidationError, prefix: str = "") -> list[FieldError]:
     errors = []
     for err in exc.errors(include_url=False, include_input=False):
         loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
-        error = FieldError(field=dotted(loc, prefix), message=err["msg"])
+        error = FieldError(field=dotted(loc, prefix), message=plain(err["msg"]))
         error._source = {"type": err["type"], "ctx": err.get("ctx") or {}}
         errors.append(error)
     return errors

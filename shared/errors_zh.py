@@ -166,6 +166,14 @@ RULES: list[Rule] = [
           lambda m: f"只能以本单位（{m[1]}）及其下属单位的名义提交，不能代表单位 {m[2]}"),
     _rule(r"only an organiser of the unit confirms or declines its volunteers' hours, not "
           r"a (\w+)", lambda m: "只有本单位的组织者才能确认或驳回志愿者的服务时长"),
+    _rule(r"\S+ sees organisation '(.*)' and the units under it, not '(.*)'",
+          lambda m: f"只能查看本单位（{m[1]}）及其下属单位的数据，不能查看单位 {m[2]}"),
+    _rule(r"\S+ registers for organisation '(.*)' and the units under it: name one of them "
+          r"by id in (\w+)",
+          lambda m: f"只能为本单位（{m[1]}）及其下属单位登记："
+                    f"请在 {m[2]} 中填写其中一个单位的编号"),
+    _rule(r"contact details are only for an organiser of the volunteer's own organisation",
+          lambda m: "只有志愿者所在单位的组织者才能查看其联系方式"),
     _rule(r"a (\w+) may not (\w+) (\S+) \(for: (.*)\)",
           lambda m: f"{m[1]} 角色无权执行 {m[2]} {m[3]}（限：{m[4]}）"),
     _rule(r"a key \(.*\) or a login is required", lambda m: "请先登录，或提供密钥"),
@@ -189,6 +197,10 @@ RULES: list[Rule] = [
           lambda m: f"服务团队 {m[1]} 属于另一个单位（{m[2]}）"),
     _rule(r"pairing '?(.*?)'? is with base (\S+), not (?:with )?(\S+)",
           lambda m: f"结对 {m[1]} 的服务基地是 {m[2]}，不是 {m[3]}"),
+    _rule(r"([\d.]+) h is more than the activity's ([\d.]+) h × (\d+) turn-outs \(([\d.]+) h\)",
+          lambda m: f"{m[1]} 小时超过了活动时长 {m[2]} 小时 × {m[3]} 人次（{m[4]} 小时）"),
+    _rule(r"is more than ([\d.]+) h in the future \(now: (.+)\); a record cannot be dated "
+          r"ahead", lambda m: f"晚于现在超过 {m[1]} 小时（现在是 {m[2]}），不能记录尚未发生的事"),
     _rule(r"pairing '(.*)' is unit (\S+)'s, not this activity's",
           lambda m: f"结对 {m[1]} 属于单位 {m[2]}，不属于本活动的单位"),
     # attendance (services/events/rules/attendance.py)
@@ -237,6 +249,16 @@ RULES: list[Rule] = [
     _rule(r"activity (\S+) owes no report now", lambda m: f"活动 {m[1]} 目前无需报告"),
     _rule(r"larger than (.+): a photo may be at most (\d+) bytes; .*",
           lambda m: f"照片超过 {m[1]}，请换一张更小或压缩过的"),
+    _rule(r"not a (.+) image: the file's bytes were checked, not its name",
+          lambda m: f"不是 {_choices(m[1])} 格式的图片（按文件内容判断，而非文件名）"),
+    _rule(r"empty file: send the photo's bytes", lambda m: "文件是空的，请重新选择照片"),
+    _rule(r"send one photo per request", lambda m: "每次只能上传一张照片"),
+    _rule(r"not valid multipart/form-data",
+          lambda m: "上传的内容格式不对（应为 multipart/form-data）"),
+    _rule(r"send the photo as multipart/form-data in a field named `file`",
+          lambda m: "请以 multipart/form-data 上传照片，字段名为 file"),
+    _rule(r"required: the photo, in a multipart field named `file`",
+          lambda m: "必填：请选择要上传的照片"),
     # the envelope and the service (services/events/domain.py, service.py, shared/http.py)
     _rule(r"event (\S+) was accepted earlier with other data.*",
           lambda m: f"事件 {m[1]} 之前已用不同的内容提交过；新事件请用新的编号"),

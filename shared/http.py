@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.auth import OPEN_PATHS, SESSION_COOKIE
 from shared.docs_pages import swagger_page
-from shared.errors import Conflict, FieldError, Forbidden, Rejected, Unavailable, dotted
+from shared.errors import Conflict, FieldError, Forbidden, Rejected, Unavailable, dotted, plain
 from shared.errors_zh import localise, wants_chinese
 from shared.json_response import JSON
 from shared.retry import is_transient
@@ -66,7 +66,7 @@ def install_error_handlers(app: FastAPI) -> None:
             loc = list(err.get("loc", ()))
             if loc and loc[0] in ("body", "query", "path"):
                 loc = loc[1:]  # the field's own name is what a caller looks for
-            errors.append({"field": dotted(loc), "message": err.get("msg", "invalid"),
+            errors.append({"field": dotted(loc), "message": plain(err.get("msg", "invalid")),
                            "source": {"type": err.get("type"), "ctx": err.get("ctx") or {}}})
         return refusal(request, errors, 422)
 

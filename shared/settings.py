@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     report_concurrency: int = Field(4, ge=1)
     # A unit owes a report this many days after an activity ends (服务旗帜接传).
     report_due_days: float = Field(7.0, ge=0)
+    # How far ahead of the clock an event may be dated: an activity's end, a visit's day, any
+    # envelope's occurred_at. More is refused (422, naming the field).
+    future_grace_hours: float = Field(24.0, ge=0)
     # How often the events service looks for reports that fell overdue.
     deadline_sweep_seconds: float = Field(5.0, gt=0)
     # An offer whose prerequisite has not arrived (a need claimed before it was submitted,
@@ -56,6 +59,9 @@ class Settings(BaseSettings):
     # Volunteers' star levels 1-5 by confirmed hours (CONTRACT.md: default 100/300/600/1000/1500).
     star_thresholds: tuple[float, float, float, float, float] = (100, 300, 600, 1000, 1500)
     photo_max_bytes: int = Field(10 * 1024 * 1024, gt=0)
+    # The TrueType font the report document (PDF) embeds: one with Chinese glyphs, on disk, so
+    # the PDF is made offline and reads the same everywhere (Debian: fonts-wqy-zenhei).
+    pdf_font: str = "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"
     log_level: str = "INFO"
     # Signs browser sessions; every service must have the same one. Unset: kept in
     # <data_dir>/secret_key (made once), which `tongxin up`'s services share.

@@ -18,7 +18,7 @@ def activity(org_id: str, base_id: str, **changes) -> dict:
         "started_at": "2013-10-20T09:00:00+08:00",
         "ended_at": "2013-10-20T12:00:00+08:00",
         "volunteers": 10,
-        "volunteer_hours": 30.5,
+        "volunteer_hours": 10,  # fits 10 turn-outs at an activity of 1 h or more
         "served": 120,
         "trainees": 0,
         "donations": [{"item": "药品", "quantity": 1, "unit": "批", "value_cny": 4000}],

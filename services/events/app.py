@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -54,7 +55,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                       settings.batch_size)
         acceptor = app.state.acceptor = Acceptor(
             rt.engine, rt.js, names, replica, relay, photos,
-            report_due=timedelta(days=settings.report_due_days))
+            report_due=timedelta(days=settings.report_due_days),
+            future_grace=timedelta(hours=settings.future_grace_hours),
+            zone=ZoneInfo(settings.timezone))
         ingest = bus.Ingest(rt.js, names, acceptor, settings.batch_size,
                             settings.prerequisite_wait)
         deadlines = app.state.deadlines = Deadlines(acceptor, settings.deadline_sweep_seconds,

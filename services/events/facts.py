@@ -4,7 +4,7 @@ the offers carry (`activity_id`, `need_id`, `volunteer_id`, references), never b
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -17,10 +17,13 @@ from shared.replica import record_json, records_of
 
 async def load_facts(conn: AsyncConnection, offers: list[Offer], *, now: datetime,
                      report_due: timedelta, photos: set[str], registry: dict | None = None,
-                     history: bool = False) -> Facts:
+                     history: bool = False, future_grace: timedelta = timedelta(hours=24),
+                     zone: tzinfo | None = None) -> Facts:
     """`registry`: the records of the offers' references, already read to check them."""
     facts = Facts(now=now, report_due=report_due, photos=photos, history=history,
-                  registry=dict(registry or {}))
+                  registry=dict(registry or {}), future_grace=future_grace)
+    if zone is not None:
+        facts.zone = zone
     data = [o.envelope.data for o in offers]
     activity_ids = _values(data, "activity_id")
     need_ids = _values(data, "need_id")

@@ -142,9 +142,19 @@ async def get_event(request: Request, event_id: uuid.UUID) -> JSONResponse:
             f"no event {event_id} was accepted")}]}, status_code=404)
     return JSONResponse(StoredEvent(
         event_id=row.event_id, type=row.type, source=row.source, via=row.via,
-        occurred_at=_utc(row.occurred_at), received_at=_utc(row.created_at), seq=row.seq,
+        occurred_at=_occurred_at(envelope, row.occurred_at), received_at=_utc(row.created_at),
+        seq=row.seq,
         principal=row.principal, envelope=envelope).model_dump(mode="json"))
 
 
 def _utc(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)  # SQLite keeps no offset
+
+
+def _occurred_at(envelope: dict, stored: datetime) -> datetime:
+    """When the event says it occurred, in UTC: its own envelope's word. (SQLite kept the
+    column's wall clock without its offset, which earlier versions stored as given.)"""
+    try:
+        return datetime.fromisoformat(envelope["occurred_at"]).astimezone(UTC)
+    except (KeyError, TypeError, ValueError):
+        return _utc(stored)

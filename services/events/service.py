@@ -13,7 +13,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, Protocol
 
 from nats.js import JetStreamContext
@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from services.events import access, store
 from services.events.domain import Offer
 from services.events.facts import load_facts
-from services.events.rules import RULES, Refuse
+from services.events.rules import Refuse, judge
 from services.events.state import Facts
 from shared.auth import Principal
 from shared.db import write_transaction
@@ -87,7 +87,8 @@ class ReplicaBehind(Unavailable):
 class Acceptor:
     def __init__(self, engine: AsyncEngine, js: JetStreamContext, names: Names,
                  replica: Projection, relay: Relay, photos: PhotoStore | None = None,
-                 report_due: timedelta = timedelta(days=7)):
+                 report_due: timedelta = timedelta(days=7),
+                 future_grace: timedelta = timedelta(hours=24), zone: tzinfo | None = None):
         self.engine = engine
         self.js = js
         self.names = names
@@ -95,6 +96,8 @@ class Acceptor:
         self.relay = relay
         self.photos = photos
         self.report_due = report_due
+        self.future_grace = future_grace
+        self.zone = zone
         # One batch at a time is judged and stored, so rules see every earlier acceptance. A
         # batch publishes only after the one stored before it has, so the stream takes events
         # in the order they were accepted; meanwhile the next batch is already being judged.
@@ -227,7 +230,8 @@ class Acceptor:
             select(t.c.event_id, t.c.seq, t.c.digest).where(t.c.event_id.in_(ids)))}
         facts = await load_facts(conn, [o for o in offers if o.event_id not in stored],
                                  now=datetime.now(UTC), report_due=self.report_due,
-                                 photos=photos, registry=records, history=via == "bulk")
+                                 photos=photos, registry=records, history=via == "bulk",
+                                 future_grace=self.future_grace, zone=self.zone)
         outcomes: list[Outcome] = []
         accepted: dict[str, Offer] = {}
         new: list[dict] = []
@@ -239,7 +243,7 @@ class Acceptor:
                     accepted[offer.event_id].digest
                 outcomes.append(_repeat(offer, digest, earlier.seq if earlier else None))
                 continue
-            verdict = RULES[offer.type.name](offer.data, offer.envelope, facts)
+            verdict = judge(offer.type.name, offer.data, offer.envelope, facts)
             if isinstance(verdict, Refuse):
                 outcomes.append(Outcome(offer.event_id, errors=verdict.errors,
                                         status=422 if verdict.invalid else 409,
@@ -253,8 +257,9 @@ class Acceptor:
                 "event_id": offer.event_id, "subject": self.names.events(offer.type.name),
                 "payload": offer.envelope.model_dump_json(), "headers": trace,
                 "created_at": now, "type": offer.type.name, "source": offer.envelope.source,
-                "occurred_at": offer.envelope.occurred_at, "via": via, "digest": offer.digest,
-                "about": offer.about, "principal": principal})
+                # In UTC: SQLite keeps a time's wall clock and drops its offset.
+                "occurred_at": offer.envelope.occurred_at.astimezone(UTC), "via": via,
+                "digest": offer.digest, "about": offer.about, "principal": principal})
         rows: list[_Row] = []
         if new:
             # Ids matched by event_id: asking for them in parameter order makes SQLite insert

@@ -8,8 +8,9 @@ store maps each kind to its table (`services/events/store.py`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 ActivityState = Literal["scheduled", "logged", "retracted"]
 NeedState = Literal["open", "claimed", "resolved", "closed"]
@@ -84,6 +85,10 @@ class Facts:
     now: datetime
     report_due: timedelta = timedelta(days=7)  # after an activity ends, its report is due
     history: bool = False  # a bulk load of another system's past records
+    # How far past `now` a record may be dated (TONGXIN_FUTURE_GRACE_HOURS), and the
+    # programme's time zone, in which a date without a time begins.
+    future_grace: timedelta = timedelta(hours=24)
+    zone: tzinfo = field(default_factory=lambda: ZoneInfo("Asia/Shanghai"))
     activities: dict[tuple[str, ...], Activity] = field(default_factory=dict)
     needs: dict[tuple[str, ...], Need] = field(default_factory=dict)
     attendance: dict[tuple[str, ...], Attendance] = field(default_factory=dict)

@@ -94,6 +94,7 @@ PAGE = """<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>登录 · Tongxin 同心</title>
+<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">
 <style>
  body {{ font-family: system-ui, "PingFang SC", "Microsoft YaHei", sans-serif; background: #f6f4f0;
         display: grid; place-items: center; min-height: 100vh; margin: 0; }}

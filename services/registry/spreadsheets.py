@@ -38,6 +38,7 @@ from services.registry.domain import (
     VolunteerCreate,
 )
 from shared.chinese import search_key
+from shared.errors import plain
 
 
 @dataclass(frozen=True)
@@ -570,7 +571,7 @@ def _messages(exc: ValidationError, schema: _Schema, columns: _Columns,
             if name in columns.index:  # a missing column was reported once, on the header row
                 yield name, "required; the cell is empty"
             continue
-        message = err["msg"]
+        message = plain(err["msg"])
         if err["type"] == "literal_error" and schema.labels.get(name):
             message += "; or in Chinese: " + ", ".join(schema.labels[name].values())
         if name in private:  # never echo a phone or ID number back, not even to its uploader

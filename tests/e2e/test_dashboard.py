@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
+import subprocess
 from collections.abc import AsyncIterator
+from itertools import pairwise
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -277,6 +280,28 @@ async def test_english_and_an_xlsx_export(admin, shots):
     await shoot(admin, shots, "overview-en")
 
 
+async def test_the_report_document_from_the_dashboard(admin, shots):
+    """The header's 报告 link: the PDF report for the filters' period and scope, its first page
+    drawn by poppler (kept beside the screenshots as report-document.png)."""
+    await admin.show("overview?region=370300&from=2013-01-01&to=2013-12-31", "#totals")
+    await expect(admin.text("#totals [data-figure=served] .v")).to_have_text(
+        number(8_700), timeout=SHOWN_MS)
+    href = await admin.text("#report").get_attribute("href")
+    assert href and "period=2013&" in href and "region=370300" in href and "format=pdf" in href
+    r = await admin.page.request.get(f"{admin.origin}{href}")
+    assert r.status == 200 and r.headers["content-type"] == "application/pdf", r.headers
+    pdf = shots / "report-document.pdf"
+    pdf.write_bytes(await r.body())
+    await asyncio.to_thread(subprocess.run, [
+        "pdftoppm", "-f", "1", "-l", "1", "-r", "90", "-png", "-singlefile", str(pdf),
+        str(shots / "report-document")], check=True)
+    first = (await asyncio.to_thread(subprocess.run, [
+        "pdftotext", "-f", "1", "-l", "1", "-layout", str(pdf), "-"], check=True,
+        capture_output=True, text=True)).stdout
+    for text in ("同心结对服务工作年度报告", "2013年", "区域 淄博市", "8,700", "132"):
+        assert text in first, (text, first)
+
+
 async def test_phone_width_is_one_column(admin, shots):
     await admin.page.set_viewport_size({"width": 390, "height": 844})
     try:
@@ -326,3 +351,87 @@ async def test_a_unit_sees_only_its_own_figures(browser, system, loaded, shots):
         only_own_hosts(session)
     finally:
         await session.context.close()
+
+
+CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+async def cells(session: Session, selector: str) -> list[str]:
+    return [c.strip() for c in await session.text(selector).all_inner_texts()]
+
+
+async def test_codes_and_categories_in_the_pages_language(admin, loaded, shots):
+    """Chinese screens show no English code (normal, done, open); English screens no
+    Chinese category."""
+    await admin.show("needs?region=341700", "#oldest-needs tbody tr")
+    for column in (4, 5):  # category, urgency
+        found = await cells(admin, f"#oldest-needs tbody td:nth-child({column})")
+        assert found and all(CJK.search(c) for c in found), (column, found)
+    shanda = loaded.ids["pairings"]["jn-p-shanda"]
+    await admin.show(f"pairing?pairing={shanda}", "#projects tbody tr")
+    statuses = await cells(admin, "#projects tbody td:nth-child(2)")
+    assert statuses and all(CJK.search(s) for s in statuses), statuses
+    listed = await admin.text("#screen li").all_inner_texts()
+    assert not [li for li in listed if re.search(r"· [a-z_]+$", li)], listed
+    await expect(admin.text("#who")).to_contain_text("管理员")  # the role, in Chinese
+
+    await admin.show("needs?region=341700&lang=en", "#oldest-needs tbody tr")
+    for column in (4, 5):
+        found = await cells(admin, f"#oldest-needs tbody td:nth-child({column})")
+        assert found and not [c for c in found if CJK.search(c)], (column, found)
+    await expect(admin.text("#screen table").last).to_contain_text("Other")
+    categories = await cells(admin, "#screen section:last-of-type tbody td:first-child")
+    assert categories and not [c for c in categories if CJK.search(c)], categories
+    await shoot(admin, shots, "needs-en")
+    for by in ("service_type", "theme"):
+        await admin.show(f"dist?by={by}&lang=en", "#breakdown tbody tr")
+        labels = await cells(admin, "#breakdown tbody td:first-child")
+        assert labels and not [c for c in labels if CJK.search(c)], (by, labels)
+    await shoot(admin, shots, "themes-en")
+
+
+def month_index(month: str) -> int:
+    year, number = month.split("-")
+    return int(year) * 12 + int(number) - 1
+
+
+async def test_the_trend_has_a_real_time_axis(admin, system, loaded, shots):
+    """One slot per calendar month from the first to the last: the months between the demo's
+    programmes (years apart) are gaps, not neighbours; at a phone's width every tick label is
+    inside the chart and none overlaps another."""
+    for width in (1280, 390):
+        await admin.page.set_viewport_size({"width": width, "height": 900})
+        try:
+            await admin.show("overview", ".chart.trend svg rect.bar")
+            expected = await report(system, loaded, "/v1/reports/summary", group_by="month")
+            months = [r["key"] for r in expected["rows"]]
+            svg = admin.text(".chart.trend svg")
+            first, last = months[0], months[-1]
+            assert await svg.get_attribute("data-first") == first
+            assert await svg.get_attribute("data-last") == last
+            slots = month_index(last) - month_index(first) + 1
+            assert int(await svg.get_attribute("data-months") or 0) == slots
+            assert slots > len(months) + 12  # years without activities between programmes
+            bars = await svg.locator("rect.bar").evaluate_all(
+                "rs => rs.map(r => [r.dataset.month, Number(r.dataset.slot),"
+                " r.x.baseVal.value + r.width.baseVal.value / 2])")
+            assert [b[0] for b in bars] == months
+            assert [b[1] for b in bars] == [month_index(m) - month_index(first) for m in months]
+            # Each bar at its month's place on the axis: x in proportion to the slot.
+            step = (bars[-1][2] - bars[0][2]) / (bars[-1][1] - bars[0][1])
+            assert all(abs(x - (bars[0][2] + step * (s - bars[0][1]))) < 0.5 for _, s, x in bars)
+            box = await svg.bounding_box()
+            labels = await svg.locator("text.tick").evaluate_all(
+                "ts => ts.map(t => { const b = t.getBoundingClientRect();"
+                " return [t.textContent, b.left, b.right]; })")
+            assert box and len(labels) >= 3, labels
+            assert all(box["x"] - 0.5 <= left and right <= box["x"] + box["width"] + 0.5
+                       for _, left, right in labels), (box, labels)
+            assert all(a[2] <= b[1] for a, b in pairwise(labels)), labels
+            font = await svg.locator("text.tick").first.evaluate(
+                "t => t.getBoundingClientRect().height")
+            assert font >= 10, font  # drawn to the width there is: readable, not shrunk
+            await admin.page.locator(".chart.trend").screenshot(
+                path=str(shots / f"trend-{width}.png"))
+        finally:
+            await admin.page.set_viewport_size({"width": 1280, "height": 900})

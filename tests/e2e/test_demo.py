@@ -14,14 +14,13 @@ from dataclasses import dataclass
 import pytest
 import pytest_asyncio
 
+from tests.figures import say
 from tests.harness import System, running
 from tongxin import demo
 from tongxin.demo import chizhou, shangyu, zhenjiang
 from tongxin.demo.build import register
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-
-LOAD_SECONDS = 30  # a few seconds on an idle machine; the CI machines are shared
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +56,8 @@ async def loaded(system) -> Loaded:
     seq = await asyncio.to_thread(demo.load, system.url("registry"), system.url("events"),
                                   system.token)
     seconds = time.monotonic() - started
-    assert seconds < LOAD_SECONDS, f"the demo took {seconds:.1f}s to load"
+    # A figure, not an assertion: speed lives in bench/, and CI machines are shared.
+    say(f"\nthe five-programme demo loaded on {system.backend.name} in {seconds:.1f} s")
     ids = {c: {r["code"]: r["id"] for r in await records(system, c) if r.get("code")}
            for c in ("organizations", "bases", "teams", "pairings", "campaigns")}
     return Loaded(seq, seconds, ids)

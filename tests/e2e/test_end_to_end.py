@@ -32,13 +32,13 @@ async def test_register_log_over_http_and_bus_then_read_summary(system):
     assert second.status_code == 202, second.text
     # "Another system": a raw nats-py publish of an envelope onto the ingest stream.
     env = envelope(activity(org["id"], base["id"], served=269, trainees=269, volunteers=12,
-                            volunteer_hours=192, service_types=["training"], donations=[]))
+                            volunteer_hours=36, service_types=["training"], donations=[]))
     await system.publish_raw("activity.logged", raw(env), {"Nats-Msg-Id": env["event_id"]})
 
     by_org = await _summary_with(system, 3, group_by="organization", organization_id=org["id"])
     assert by_org["rows"] == [{
         "key": org["id"], "label": org["name"], "activities": 3, "served": 650 + 100 + 269,
-        "volunteers": 60 + 18 + 12, "volunteer_hours": 180 + 135 + 192, "trainees": 269,
+        "volunteers": 60 + 18 + 12, "volunteer_hours": 180 + 135 + 36, "trainees": 269,
         "donation_value_cny": 4000.0, "unique_volunteers": 0, "outputs": {}}]
     assert by_org["totals"]["served"] == 1019
     assert by_org["as_of"] >= first.json()["seq"]

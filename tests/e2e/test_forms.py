@@ -9,7 +9,9 @@ unit's person would use them (both database back-ends):
 - submit a need, claim it and resolve it;
 - see through the reporting API that the fair's people served count for the unit: the figures
   changed;
-- no request of the browser left 127.0.0.1, and the choices offered are the unit's own.
+- no request of the browser left 127.0.0.1, and the choices offered are the unit's own;
+- a double click on 提交活动, a click on the form just cleared, and a retry after the answer was
+  lost each count once in the reports; the success shows beside the button; the form is cleared.
 
 A screenshot of each form, as it shows its success (or errors), is saved under
 TONGXIN_ARTIFACTS if set, else the test's tmp dir."""
@@ -106,7 +108,8 @@ async def accepted(page: Page, form: str) -> tuple[str, int]:
     text = await ok.inner_text()
     event_id = await ok.get_attribute("data-event-id")
     seq = await ok.get_attribute("data-seq")
-    assert event_id and seq and event_id in text and "已提交" in text, text
+    # Said in words (ids stay on the element for scripts, not in the text a person reads).
+    assert event_id and seq and "已提交" in text and event_id not in text, text
     return event_id, int(seq)
 
 
@@ -277,9 +280,12 @@ async def test_a_unit_logs_through_the_forms(system: System, tmp_path: Path):
             # -- 中文/English: the page and the messages the server sends switch together
             await page.click('[data-lang="en"]')
             assert await page.inner_text('.tabs a[href="#activity"]') == "Log an activity"
-            # Resolved, the need is no longer offered: sent without one, the form hears why.
+            # Resolved, the need is no longer offered, and the form is cleared: filled in
+            # again without one, it hears why.
             assert need_id not in await page.locator(
                 f"{form} [name=need_id] option").evaluate_all("os => os.map(o => o.value)")
+            assert await page.input_value(f"{form} [name=note]") == ""
+            await page.fill(f"{form} [name=note]", "再次标记")
             await page.click(f"{form} button[type=submit]")
             error = page.locator(f"{form} [data-path=need_id] .field-error")
             await error.wait_for()
@@ -305,3 +311,197 @@ async def test_a_unit_logs_through_the_forms(system: System, tmp_path: Path):
             and urlsplit(u).hostname != "127.0.0.1"]
     assert not away, f"the forms asked other hosts for: {away}"
     print(f"\nforms ({tag}): {len(seen)} requests, all to 127.0.0.1; screenshots in {shots}")
+
+
+STALLS = 51  # the largest fair in the seed articles' programmes
+ROW_PX = {1280: 60, 390: 72}  # a stall's share of the section: one line; two on a phone
+
+
+async def test_a_fair_of_51_stalls_fits_and_a_unit_picks_among_its_own(system: System,
+                                                                        tmp_path: Path):
+    chromium = installed_chromium()
+    world = await a_unit_with_an_account(system)
+    base, pairing = world["base"], world["pairing"]
+    elsewhere = await system.register("bases", name=f"别处的村-{uuid.uuid4().hex[:6]}",
+                                      kind="village")
+    async with system.client() as http:  # the events service has learnt of the other base
+        for _ in range(200):
+            r = await http.get(f"{system.url('events')}/v1/forms/choices")
+            if any(b["id"] == elsewhere["id"] for b in r.json()["bases"]):
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("the events service never learnt the other base")
+    shots = artifacts(tmp_path)
+    tag = system.backend.name
+    form = "#form-activity"
+    events = system.url("events")
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=str(chromium), headless=True,
+                                           args=CHROMIUM_ARGS)
+        try:
+            context = await browser.new_context(viewport={"width": 1280, "height": 1000},
+                                                locale="zh-CN")
+            page = await context.new_page()
+            page.set_default_timeout(TIMEOUT_MS)
+            await page.goto(f"{events}/forms/")
+            await page.fill("#username", world["username"])
+            await page.fill("#password", PASSWORD)
+            await page.click("button[type=submit]")
+            await page.wait_for_url(f"{events}/forms/**")
+            await page.wait_for_function("document.querySelector('#who').textContent !== ''")
+
+            # -- the unit's base picker: its pairing's base (and a way to any other)
+            values = "os => os.map(o => o.value)"
+            bases = page.locator(f"{form} [name=base_id] option")
+            assert await bases.evaluate_all(values) == ["", base["id"], "*all-bases*"]
+            pairings = page.locator(f"{form} [name=pairing_id] option")
+            assert await pairings.evaluate_all(values) == ["", pairing["id"]]
+            # Another base, on request, found by its name in the filter box.
+            await page.select_option(f"{form} [name=base_id]", "*all-bases*")
+            assert elsewhere["id"] in await bases.evaluate_all(values)
+            shown = page.locator(f"{form} [data-path=base_id] .filter")
+            if await shown.is_visible():
+                await shown.fill(elsewhere["name"])
+            await page.select_option(f"{form} [name=base_id]", elsewhere["id"])
+            assert await pairings.evaluate_all(values) == [""]  # none at that base
+            # A pairing picked sets its base.
+            await page.select_option(f"{form} [name=base_id]", "")
+            await page.select_option(f"{form} [name=pairing_id]", pairing["id"])
+            assert await page.input_value(f"{form} [name=base_id]") == base["id"]
+
+            # -- a fair of 51 stalls: a line per stall; two on a phone
+            await page.check(f"{form} [name=fair]")
+            for _ in range(STALLS - 1):
+                await page.click(f'{form} [data-add="stalls"]')
+            rows = page.locator(f'{form} [data-rows="stalls"] .row')
+            assert await rows.count() == STALLS
+            await page.fill(f"{form} [data-path='stalls[50].served'] input", "7")
+            assert await page.input_value(f"{form} [name=served]") == "7"
+            for width in (1280, 390):
+                await page.set_viewport_size({"width": width, "height": 900})
+                section = await page.locator(f'{form} [data-path="stalls"]').bounding_box()
+                assert section and section["height"] < STALLS * ROW_PX[width], (width, section)
+                lines = await rows.nth(STALLS - 1).locator(".field, .remove").evaluate_all(
+                    "els => new Set(els.map(e => Math.round(e.getBoundingClientRect().top)))"
+                    ".size")
+                assert lines == (1 if width > 600 else 2), (width, lines)
+                wide = await page.evaluate("document.documentElement.scrollWidth")
+                assert wide <= width, (width, wide)
+                print(f"\n{STALLS} stalls at {width} px: {section['height']:.0f} px "
+                      f"({section['height'] / STALLS:.1f} a stall)")
+                await page.screenshot(path=str(shots / f"forms-{tag}-fair-{width}.png"),
+                                      full_page=True)
+            await context.close()
+        finally:
+            await browser.close()
+
+
+async def logged_in(context, system: System, world: dict) -> Page:
+    """A page of the forms, logged in as the unit's person through the registry's login."""
+    page = await context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    await page.goto(f"{system.url('events')}/forms/")
+    await page.fill("#username", world["username"])
+    await page.fill("#password", PASSWORD)
+    await page.click("button[type=submit]")
+    await page.wait_for_url(f"{system.url('events')}/forms/**")
+    await page.wait_for_function("document.querySelector('#who').textContent !== ''")
+    return page
+
+
+async def fill_activity(page: Page, world: dict, title: str) -> None:
+    form = "#form-activity"
+    await page.select_option(f"{form} [name=base_id]", world["base"]["id"])
+    await page.fill(f"{form} [name=title]", title)
+    await page.select_option(f"{form} [name=theme]", "new_countryside")
+    await page.check(f"{form} [data-checks] input[value=free_clinic]")
+    await page.fill(f"{form} [name=volunteers]", "4")
+    await page.fill(f"{form} [name=volunteer_hours]", "12")
+    await page.fill(f"{form} [name=served]", "30")
+
+
+async def test_a_form_sent_twice_counts_once_says_so_by_its_button_and_is_cleared(
+        system: System, tmp_path: Path):
+    """A double click on 提交活动, a click on the cleared form, and a retry after the answer
+    was lost: two activities, each counted once; the success shows beside the button."""
+    chromium = installed_chromium()
+    world = await a_unit_with_an_account(system)
+    org = world["org"]
+    shots = artifacts(tmp_path)
+    tag = system.backend.name
+    form = "#form-activity"
+    posts: list[str | None] = []  # the Idempotency-Key of each POST /v1/activities
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=str(chromium), headless=True,
+                                           args=CHROMIUM_ARGS)
+        try:
+            # A phone-sized window: the top of a long form is off-screen at its button.
+            context = await browser.new_context(viewport={"width": 420, "height": 700},
+                                                locale="zh-CN")
+            context.on("request", lambda request: posts.append(
+                request.headers.get("idempotency-key")) if request.method == "POST"
+                and request.url.endswith("/v1/activities") else None)
+            page = await logged_in(context, system, world)
+
+            # -- a double click: one offer, one activity
+            await fill_activity(page, world, "双击的义诊")
+            await page.dblclick(f"{form} button[type=submit]")
+            ok = page.locator(f"{form} .outcome.ok")
+            await ok.wait_for()
+            first_event, first_seq = await ok.get_attribute("data-event-id"), int(
+                await ok.get_attribute("data-seq"))
+            assert "已提交" in await ok.inner_text()
+            # Seen where the person is looking: on screen, just below the button.
+            await expect(ok).to_be_in_viewport()
+            button = await page.locator(f"{form} button[type=submit]").bounding_box()
+            shown = await ok.bounding_box()
+            assert button and shown and 0 <= shown["y"] - (button["y"] + button["height"]) < 40
+            await page.screenshot(path=str(shots / f"forms-{tag}-sent-once.png"))
+            # ... and the form is cleared for the next one.
+            assert await page.input_value(f"{form} [name=title]") == ""
+            assert await page.input_value(f"{form} [name=volunteers]") == ""
+            assert await page.locator(f"{form} [data-checks] input:checked").count() == 0
+            assert await page.input_value(f"{form} [name=organization_id]") == org["id"]
+
+            # -- the same button again on the cleared form: nothing is sent, the success stays
+            await page.click(f"{form} button[type=submit]")
+            await expect(ok).to_have_attribute("data-event-id", first_event)
+
+            # -- the next activity; its answer is lost on the way back (the server took it)
+            await fill_activity(page, world, "应答丢失的义诊")
+            lost: list[int] = []
+
+            async def lose_the_answer(route):
+                response = await route.fetch()
+                lost.append((await response.json())["seq"])
+                await route.abort("connectionreset")
+
+            await page.route("**/v1/activities", lose_the_answer)
+            await page.click(f"{form} button[type=submit]")
+            bad = page.locator(f"{form} .outcome.bad")
+            await expect(bad).to_contain_text("无法连接服务器")
+            await page.unroute("**/v1/activities")
+            assert await page.input_value(f"{form} [name=title]") == "应答丢失的义诊"
+            # Sent again as it stands: the same event, counted once.
+            await page.click(f"{form} button[type=submit]")
+            await ok.wait_for()
+            await expect(ok).to_contain_text("只计一次")
+            second_event = await ok.get_attribute("data-event-id")
+            assert second_event != first_event and int(await ok.get_attribute("data-seq")) \
+                == lost[0]
+            assert await page.input_value(f"{form} [name=title]") == ""
+            await context.close()
+        finally:
+            await browser.close()
+
+    # Three POSTs: the double click's one, and the lost one with its retry (one key).
+    assert len(posts) == 3 and posts[0] != posts[1] == posts[2], posts
+    after = await system.summary(organization_id=org["id"], min_seq=max(first_seq, lost[0]))
+    assert after["totals"]["activities"] == 2, after
+    assert (after["totals"]["served"], after["totals"]["volunteer_hours"]) == (60, 24), after
+    async with system.client() as http:
+        r = await http.get(f"{system.url('reporting')}/v1/reports/activities",
+                           params={"organization_id": org["id"], "min_seq": lost[0]})
+    assert r.status_code == 200, r.text
+    assert sorted(row["title"] for row in r.json()["rows"]) == ["双击的义诊", "应答丢失的义诊"]

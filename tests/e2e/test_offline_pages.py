@@ -16,6 +16,7 @@ A screenshot of each page is saved in the test's tmp dir (its path is printed)."
 from __future__ import annotations
 
 import os
+import re
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -161,3 +162,24 @@ async def test_static_files_are_open_and_the_pages_are_not(system: System):
                     ("/asyncapi", "/asyncapi.json") if service == "events" else ()):
                 r = await anonymous.get(base + path)
                 assert r.status_code == 401, (service, path, r.status_code)
+
+
+async def test_every_service_serves_the_icon_every_page_names(system: System):
+    """Tongxin's own icon (an SVG) at each service's /static/favicon.svg, without a key; the
+    dashboard, the forms, the login page and the docs pages all name it (and no other)."""
+    async with httpx.AsyncClient(timeout=30) as anonymous:
+        for service in ("registry", "events", "reporting"):
+            r = await anonymous.get(f"{system.url(service)}/static/favicon.svg")
+            assert r.status_code == 200, (service, r.status_code)
+            assert r.headers["content-type"].startswith("image/svg+xml"), r.headers
+            assert r.content.lstrip().startswith(b"<svg"), r.content[:100]
+        login = await anonymous.get(f"{system.url('registry')}/login")
+    pages = [login.text]
+    async with system.client() as http:
+        for service, path in PAGES + [("events", "/forms/"), ("reporting", "/")]:
+            r = await http.get(system.url(service) + path)
+            assert r.status_code == 200, (service, path, r.status_code)
+            pages.append(r.text)
+    for html in pages:
+        icons = re.findall(r'<link[^>]*rel="(?:shortcut )?icon"[^>]*>', html)
+        assert len(icons) == 1 and "favicon.svg" in icons[0], (icons, html[:400])

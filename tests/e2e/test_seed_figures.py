@@ -109,7 +109,7 @@ async def test_zhenjiang_fair_of_51_stalls_credits_each_unit_with_its_stall(syst
     stalls = [{"service_type": kinds[i % 6], "served": 180 + i, "organization_id": u["id"],
                "volunteers": 3} for i, u in enumerate(units)]
     fair = activity(host["id"], square["id"], stalls=stalls, volunteers=160,
-                    volunteer_hours=640, title="周末便民服务“大集市”")
+                    volunteer_hours=480, title="周末便民服务“大集市”")  # 3 h each
     fair.pop("service_types")
     fair.pop("served")
     r = await system.post_activity(fair)
@@ -143,7 +143,7 @@ async def test_turn_outs_and_distinct_volunteers_differ_and_corrections_restate(
                                     organization_id=unit["id"], party_status="serving_member")
               for i in range(6)]
     saturdays = ["2013-10-05", "2013-10-12", "2013-10-19"]
-    activities = [activity(unit["id"], base["id"], volunteers=5, served=40,
+    activities = [activity(unit["id"], base["id"], volunteers=5, volunteer_hours=15, served=40,
                            started_at=f"{d}T09:00:00+08:00", ended_at=f"{d}T12:00:00+08:00")
                   for d in saturdays]
     for data in activities:

@@ -1,17 +1,21 @@
 """Coverage over HTTP, against real streams and a real database (each back-end): a Zhenjiang
 door-knocking campaign (敲门行动, seed 001) over the communities of a district, households
 visited twice counted once, a base not yet visited; idle bases at a given day, restated when an
-activity is retracted or corrected to another base."""
+activity is retracted or corrected to another base; "as at" days from the clock, never from
+the newest data."""
 
 from __future__ import annotations
 
 import csv
 import io
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 
-from services.reporting.models import coverage, labels
+from services.reporting.dashboard import routes as dashboard
+from services.reporting.models import activities, coverage, labels
 from shared.http import install_error_handlers
 from shared.settings import Settings
 from tests.factories import activity
@@ -145,7 +149,7 @@ async def test_campaign_coverage_counts_households_once(nc, names, engine):
 
             res = await http.get("/v1/reports/coverage", params={
                 "campaign_id": cid, "format": "csv"})
-            lines = list(csv.reader(io.StringIO(res.content.decode("utf-8-sig"))))
+            lines = list(csv.reader(io.StringIO(res.content.decode("utf-8-sig"))))[1:]
             assert lines[0][:5] == ["服务基地", "编码", "户数", "已走访户数", "覆盖率"]
             assert lines[-1][0] == "合计" and lines[-1][3] == "60"
 
@@ -208,3 +212,35 @@ async def test_idle_bases_restate_on_retraction_and_correction(nc, names, engine
         assert res.status_code == 200
         assert res.headers["content-type"].startswith(
             "application/vnd.openxmlformats-officedocument")
+
+
+async def test_as_at_dates_come_from_the_clock_not_from_the_newest_data(nc, names, engine):
+    """An activity dated 2099 (accepted before such dates were refused) moves no date: idle
+    bases count to the clock's today, and the dashboard offers today, no year past it."""
+    models = [labels.MODEL, coverage.MODEL, activities.MODEL]
+    async with Reporting(nc, names, engine, models=models,
+                         settings=Settings(timezone="Asia/Shanghai")) as rep:
+        b = await zhenjiang(rep)
+        await rep.event("activity.logged", activity(
+            "org-zj", b["xijindu"], started_at="2021-10-20T09:00:00+08:00",
+            ended_at="2021-10-20T11:00:00+08:00"))
+        await rep.event("activity.logged", activity(
+            "org-zj", b["hongdou"], started_at="2099-10-20T09:00:00+08:00",
+            ended_at="2099-10-20T11:00:00+08:00"))
+        await rep.caught_up()
+        app = admin_app()
+        install_error_handlers(app)
+        app.include_router(coverage.router)
+        app.include_router(dashboard.router)
+        app.state.settings, app.state.engine = rep.settings, rep.engine
+        app.state.projections = rep.projections
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://test") as http:
+            choices = (await http.get("/v1/dashboard/choices")).json()
+            idle = (await http.get("/v1/reports/coverage")).json()
+        today = datetime.now(ZoneInfo("Asia/Shanghai")).date()
+        assert choices["today"] in {today.isoformat(), (today + timedelta(days=1)).isoformat()}
+        assert (choices["years"], choices["last_day"]) == ([2021], "2021-10-20"), choices
+        assert idle["at"] == choices["today"], idle
+        days = {r["label"]: r["days_idle"] for r in idle["rows"]}
+        assert days["西津渡社区"] == (date.fromisoformat(idle["at"]) - date(2021, 10, 20)).days

@@ -4,11 +4,15 @@ their type, Tongxin's own by their wording; English stays the default and the fa
 from __future__ import annotations
 
 import re
+from types import SimpleNamespace
 
 import pytest
+from fastapi import HTTPException
 from pydantic import ValidationError
 
-from shared.errors import FieldError, from_validation_error
+from services.events.photos import Photos
+from shared.auth import Principal, check_within
+from shared.errors import FieldError, Rejected, from_validation_error, plain
 from shared.errors_zh import localise, rule_zh, wants_chinese
 from shared.events import ActivityLogged, AttendanceRecorded, NeedSubmitted
 
@@ -94,6 +98,13 @@ def test_choices_and_limits():
     ("activity a1 has not been logged", "活动 a1 尚未记录"),
     ("unit o1 did not serve at activity a1", "单位 o1 没有参加活动 a1"),
     ("the session has ended: log in again", "登录已过期，请重新登录"),
+    ("key:k1 sees organisation 'o1' and the units under it, not 'o2'",
+     "只能查看本单位（o1）及其下属单位的数据，不能查看单位 o2"),
+    ("account:a1 registers for organisation 'o1' and the units under it: name one of them by "
+     "id in parent_id",
+     "只能为本单位（o1）及其下属单位登记：请在 parent_id 中填写其中一个单位的编号"),
+    ("empty file: send the photo's bytes", "文件是空的，请重新选择照片"),
+    ("send one photo per request", "每次只能上传一张照片"),
 ])
 def test_tongxins_own_refusals(english, chinese):
     assert rule_zh(english) == chinese
@@ -105,3 +116,39 @@ def test_a_message_without_a_translation_stays_english():
     assert rule_zh("something new went wrong") is None
     assert localise([{"field": "", "message": "something new went wrong"}], chinese=True) == [
         {"field": "", "message": "something new went wrong"}]
+
+
+def test_a_photo_of_another_kind_is_refused_in_chinese_too():
+    """The wording the photo check really uses (not a copy of it) has its translation."""
+    with pytest.raises(Rejected) as caught:
+        Photos.check(SimpleNamespace(max_bytes=1024), b"GIF89a not a photo we take")
+    zh = localise(caught.value.errors, chinese=True)
+    assert zh == [{"field": "file",
+                   "message": "不是 JPEG、PNG、WebP 格式的图片（按文件内容判断，而非文件名）"}]
+
+
+async def test_the_403_scope_messages_read_in_chinese():
+    """The refusal `check_within` really raises (a unit acting for another), translated."""
+    async def parent_of(org: str) -> str | None:
+        return None
+    unit = Principal(kind="account", id="a1", name="联络员", role="unit", organization_id="o1")
+    with pytest.raises(HTTPException) as caught:
+        await check_within(unit, [("data.organization_id", "o2")], parent_of)
+    assert caught.value.status_code == 403
+    [zh] = localise(caught.value.detail, chinese=True)
+    assert zh == {"field": "data.organization_id",
+                  "message": "只能以本单位（o1）及其下属单位的名义提交，不能代表单位 o2"}
+
+
+def test_pydantics_value_error_prefix_is_gone_in_both_languages():
+    errors = errors_of(ActivityLogged, {
+        "activity_id": "3f0a4a52-5a2e-4a8e-9d1c-0c8a3f5b6a01", "organization_id": "o",
+        "base_id": "b", "title": "义诊", "theme": "other", "service_types": ["free_clinic"],
+        "started_at": "2013-10-19T09:00:00+08:00", "ended_at": "2013-10-19T08:00:00+08:00",
+        "volunteers": 1, "volunteer_hours": 1, "served": 1})
+    en = {e["field"]: e["message"] for e in localise(errors, chinese=False)}
+    zh = {e["field"]: e["message"] for e in localise(errors, chinese=True)}
+    assert en["data.ended_at"] == "must not be before started_at"
+    assert zh["data.ended_at"] == "结束时间不能早于开始时间"
+    assert not [m for m in en.values() if "Value error" in m or "Assertion failed" in m], en
+    assert plain("Value error, x") == "x" and plain("x, Value error") == "x, Value error"

@@ -7,9 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from services.events import rules
 from services.events.domain import offer_of, parse_offer
 from services.events.rules import RULES, Accept, Refuse
 from services.events.state import Activity, Attendance, Facts, Need
+from shared.errors_zh import rule_zh
 from shared.event_types import EVENT_TYPES
 from tests.factories import activity, envelope
 
@@ -252,3 +254,104 @@ def test_history_loaded_in_bulk_raises_no_overdue_notices_for_deadlines_long_pas
     assert live.activity(old["activity_id"]).overdue is False  # logged late: the notice fires
     assert history.activity(old["activity_id"]).overdue is True  # history: no notice owed
     assert history.activity(recent["activity_id"]).overdue is False  # not yet due
+
+
+# -- hours that fit, and nothing dated ahead of the clock ---------------------------------
+
+def test_an_activitys_volunteer_hours_fit_its_length_times_its_turn_outs():
+    """The rule attendance is held to (one person, the activity's length), per turn-out."""
+    facts = Facts(now=NOW)
+    # 1 turn-out, 100 h on a 3 h activity: refused, naming the field and the figures.
+    field, message, _ = refused(judge("activity.logged", activity(
+        "o", "b", volunteers=1, volunteer_hours=100), facts))
+    assert field == "data.volunteer_hours"
+    assert message == "100 h is more than the activity's 3 h × 1 turn-outs (3 h)"
+    assert rule_zh(message) == "100 小时超过了活动时长 3 小时 × 1 人次（3 小时）"
+    verdict = judge("activity.logged", activity("o", "b", volunteers=0, volunteer_hours=1),
+                    facts)
+    assert refused(verdict)[0] == "data.volunteer_hours" and verdict.invalid
+    # Exactly length × turn-outs fits, and a minute's rounding each.
+    assert isinstance(judge("activity.logged", activity("o", "b", volunteers=10,
+                                                        volunteer_hours=30), facts), Accept)
+    assert isinstance(judge("activity.logged", activity("o", "b", volunteers=10,
+                                                        volunteer_hours=30.1), facts), Accept)
+    data = logged(facts, volunteers=2, volunteer_hours=6)
+    # A correction is held to the same.
+    assert refused(judge("activity.corrected", {**data, "volunteer_hours": 7, "reason": "x"},
+                         facts))[0] == "data.volunteer_hours"
+    # Attendance: the same rule with one person.
+    rec = {"activity_id": data["activity_id"], "volunteer_id": "v1", "method": "organiser"}
+    assert isinstance(judge("attendance.recorded", {**rec, "hours": 3}, facts), Accept)
+    assert refused(judge("attendance.recorded", {**rec, "hours": 50}, facts))[0] == "data.hours"
+
+
+GRACE = timedelta(hours=24)
+
+
+def offered(event_type: str, data: dict, facts: Facts, occurred_at: datetime = NOW):
+    """Through `rules.judge`, as the acceptor judges: the envelope's time counts too."""
+    offer = parse_offer(envelope(data, event_type, occurred_at=occurred_at.isoformat()))
+    return rules.judge(event_type, offer.data, offer.envelope, facts)
+
+
+def test_an_activity_ending_past_the_grace_is_refused_naming_ended_at():
+    facts = Facts(now=NOW, future_grace=GRACE)  # 2013-10-20 20:00 in Shanghai
+    field, message, _ = refused(offered("activity.logged", activity(
+        "o", "b", started_at="2099-10-20T09:00:00+08:00",
+        ended_at="2099-10-20T12:00:00+08:00"), facts))
+    assert field == "data.ended_at"
+    assert message == ("is more than 24 h in the future (now: 2013-10-20 20:00 +0800); a "
+                       "record cannot be dated ahead")
+    assert rule_zh(message) == ("晚于现在超过 24 小时（现在是 2013-10-20 20:00 +0800），不能记录"
+                                "尚未发生的事")
+    # Within the grace (a device's clock a little ahead, an activity ending tonight): accepted.
+    soon = NOW + GRACE - timedelta(minutes=1)
+    assert isinstance(offered("activity.logged", activity(
+        "o", "b", started_at=(soon - timedelta(hours=3)).isoformat(),
+        ended_at=soon.isoformat()), facts), Accept)
+    late = NOW + GRACE + timedelta(minutes=1)
+    assert refused(offered("activity.logged", activity(
+        "o", "b", started_at=(late - timedelta(hours=3)).isoformat(),
+        ended_at=late.isoformat()), facts))[0] == "data.ended_at"
+    # A correction too; a rota entry is for later by nature.
+    data = activity("o", "b")
+    assert isinstance(offered("activity.logged", data, facts), Accept)
+    assert refused(offered("activity.corrected", {
+        **data, "ended_at": "2099-10-20T12:00:00+08:00", "reason": "x"}, facts))[0] == \
+        "data.ended_at"
+    plan = {k: v for k, v in activity("o", "b").items() if k in (
+        "activity_id", "organization_id", "base_id", "title", "service_types", "theme")}
+    assert isinstance(offered("activity.scheduled", {**plan, "planned_on": "2014-03-01"},
+                              facts), Accept)
+
+
+def test_any_event_said_to_occur_past_the_grace_is_refused_naming_occurred_at():
+    facts = Facts(now=NOW, future_grace=GRACE)
+    data = logged(facts)
+    attendance = {"activity_id": data["activity_id"], "volunteer_id": "v1", "hours": 2,
+                  "method": "organiser"}
+    report = {"activity_id": data["activity_id"], "organization_id": "org-1",
+              "summary": "义诊小结"}
+    ahead = NOW + GRACE + timedelta(hours=1)
+    for event_type, d in [("attendance.recorded", attendance), ("report.submitted", report),
+                          ("activity.logged", activity("o", "b"))]:
+        field, _, wait = refused(offered(event_type, d, facts, occurred_at=ahead))
+        assert (field, wait) == ("occurred_at", False), event_type
+        assert isinstance(offered(event_type, d, facts, occurred_at=NOW + GRACE), Accept)
+
+
+def test_a_visit_on_a_day_that_begins_past_the_grace_is_refused_naming_visited_on():
+    facts = Facts(now=NOW, future_grace=GRACE,
+                  registry={("campaign", "c1"): {"id": "c1", "base_ids": ["b1"]}})
+    visit = {"campaign_id": "c1", "base_id": "b1", "households_visited": 2}
+    # Now is 2013-10-20 20:00 in Shanghai: the 21st begins in 4 h, the 22nd in 28 h.
+    for day in ("2013-10-20", "2013-10-21"):
+        assert isinstance(offered("campaign.visit_recorded", {**visit, "visited_on": day},
+                                  facts), Accept), day
+    for day in ("2013-10-22", "2099-01-01"):
+        assert refused(offered("campaign.visit_recorded", {**visit, "visited_on": day},
+                               facts))[0] == "data.visited_on", day
+    # No grace: nothing past today.
+    strict = Facts(now=NOW, registry=facts.registry, future_grace=timedelta(0))
+    assert refused(offered("campaign.visit_recorded", {**visit, "visited_on": "2013-10-21"},
+                           strict))[0] == "data.visited_on"

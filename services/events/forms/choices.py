@@ -28,6 +28,7 @@ class Choice(BaseModel):
     organization_id: str | None = None
     base_id: str | None = None
     parent_id: str | None = None
+    paired: bool = False  # a base: one of the caller's pairings is with it
 
 
 class Code(BaseModel):
@@ -87,9 +88,11 @@ async def choices_for(conn: AsyncConnection, who: Principal) -> Choices:
                                 f"{names.get(r.base_id or '', r.base_id)}")
                 for r in active("pairing") if units is None or r.organization_id in units]
     paired_bases = {p.base_id for p in pairings}
-    # The bases the caller is paired with first: those are where it mostly serves.
-    bases = sorted((_choice(r) for r in active("base")),
-                   key=lambda c: (c.id not in paired_bases, c.name))
+    # The bases the caller is paired with first (and marked): those are where it mostly
+    # serves, and all a unit's base picker offers until it asks for another.
+    bases = sorted((_choice(r).model_copy(update={"paired": r.id in paired_bases})
+                    for r in active("base")),
+                   key=lambda c: (not c.paired, c.name))
     return Choices(
         role=who.role, organization_id=who.organization_id,
         units=[_choice(orgs[i]) for i in sorted(units if units is not None else orgs,

@@ -34,7 +34,8 @@ async def forms_page() -> HTMLResponse:
 
 @router.get("/v1/forms/choices", response_model=Choices,
             summary="What the logging forms offer the caller to choose from (its scope)",
-            description="The caller's units, bases (paired ones first), teams, volunteers "
+            description="The caller's units, bases (those of its pairings first, marked "
+                        "`paired`), teams, volunteers "
                         "(names only), pairings, the taxonomy, its recent logged activities, "
                         "the open needs at bases it is paired with and the needs it claimed.")
 async def forms_choices(request: Request) -> Choices:

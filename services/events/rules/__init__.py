@@ -1,11 +1,15 @@
 """The rule of each event type: a pure function deciding whether an offer is legal given what
 the events service knows (`services.events.state.Facts`). One entry per type in
-`shared.event_types.EVENT_TYPES`; a test checks the two tables name the same types."""
+`shared.event_types.EVENT_TYPES`; a test checks the two tables name the same types. `judge`
+adds what holds for every type: nothing happened ahead of the clock."""
 
 from __future__ import annotations
 
 from services.events.rules import activities, attendance, campaigns, needs, reports
 from services.events.rules.base import Accept, Refuse, Rule, Verdict
+from services.events.rules.limits import not_ahead
+from services.events.state import Facts
+from shared.envelope import Envelope
 
 RULES: dict[str, Rule] = {
     "activity.scheduled": activities.scheduled,
@@ -27,4 +31,12 @@ RULES: dict[str, Rule] = {
     "campaign.visit_recorded": campaigns.visit_recorded,
 }
 
-__all__ = ["RULES", "Accept", "Refuse", "Rule", "Verdict"]
+
+
+def judge(event_type: str, data: object, env: Envelope, facts: Facts) -> Verdict:
+    """An offer's verdict: refused if it says it occurred past the clock's grace, else its
+    type's rule."""
+    return not_ahead("occurred_at", env.occurred_at, facts) or RULES[event_type](data, env, facts)
+
+
+__all__ = ["RULES", "Accept", "Refuse", "Rule", "Verdict", "judge"]

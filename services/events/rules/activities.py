@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from services.events.rules.base import Refuse, Verdict, accept, refuse
+from services.events.rules.limits import hours_fit, not_ahead
 from services.events.state import Activity, Facts, replace
 from shared.envelope import Envelope
 from shared.events import (
@@ -29,8 +30,8 @@ def scheduled(d: ActivityScheduled, env: Envelope, facts: Facts) -> Verdict:
 
 
 def logged(d: ActivityLogged, env: Envelope, facts: Facts) -> Verdict:
-    if misplaced := _misplaced(d, facts):
-        return misplaced
+    if wrong := _misplaced(d, facts) or _impossible(d, facts):
+        return wrong
     act = facts.activity(d.activity_id)
     if act is not None and act.state == "logged":
         return refuse(FIELD, f"activity {d.activity_id} was already logged (event "
@@ -42,8 +43,8 @@ def logged(d: ActivityLogged, env: Envelope, facts: Facts) -> Verdict:
 
 
 def corrected(d: ActivityCorrected, env: Envelope, facts: Facts) -> Verdict:
-    if misplaced := _misplaced(d, facts):
-        return misplaced
+    if wrong := _misplaced(d, facts) or _impossible(d, facts):
+        return wrong
     act = facts.activity(d.activity_id)
     if act is None or act.state == "scheduled":
         return refuse(FIELD, f"activity {d.activity_id} has not been logged; only a logged "
@@ -80,6 +81,19 @@ def _misplaced(d: ActivityPlan, facts: Facts) -> Refuse | None:
         return refuse("data.pairing_id", f"pairing {d.pairing_id!r} is unit "
                                          f"{pairing.get('organization_id')}'s, not this "
                                          "activity's", invalid=True)
+    return None
+
+
+def _impossible(d: ActivityFigures, facts: Facts) -> Refuse | None:
+    """An activity that has not ended yet (past the grace), or more volunteer hours than its
+    turn-outs could give in its length (the rule attendance is held to, per person)."""
+    if ahead := not_ahead("data.ended_at", d.ended_at, facts):
+        return ahead
+    if not hours_fit(d.volunteer_hours, d.hours_long, d.volunteers):
+        return refuse("data.volunteer_hours", (
+            f"{d.volunteer_hours:g} h is more than the activity's {d.hours_long:g} h × "
+            f"{d.volunteers} turn-outs ({d.hours_long * d.volunteers:g} h)"),
+            invalid=True)
     return None
 
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from services.events.rules.base import Verdict, accept, refuse
+from services.events.rules.limits import hours_fit
 from services.events.state import Activity, Attendance, AttendanceStatus, Facts, replace
 from shared.envelope import Envelope
 from shared.events import AttendanceConfirmed, AttendanceDeclined, AttendanceRecorded
-
-SLACK_HOURS = 1 / 60  # a minute of rounding in a sign-in kiosk's hours is not a conflict
 
 
 def recorded(d: AttendanceRecorded, env: Envelope, facts: Facts) -> Verdict:
@@ -18,7 +17,7 @@ def recorded(d: AttendanceRecorded, env: Envelope, facts: Facts) -> Verdict:
                       wait=True)
     if act.state == "retracted":
         return refuse("data.activity_id", f"activity {d.activity_id} was retracted")
-    if d.hours > act.hours_long + SLACK_HOURS:
+    if not hours_fit(d.hours, act.hours_long):
         return refuse("data.hours", f"{d.hours:g} h is longer than the activity "
                                     f"({act.hours_long:g} h)")
     for other in facts.volunteer_activities(d.volunteer_id):

@@ -5,12 +5,15 @@ from __future__ import annotations
 from datetime import date
 
 from services.events.rules.base import Verdict, accept, refuse
+from services.events.rules.limits import day_not_ahead
 from services.events.state import Facts
 from shared.envelope import Envelope
 from shared.events import CampaignVisitRecorded
 
 
 def visit_recorded(d: CampaignVisitRecorded, env: Envelope, facts: Facts) -> Verdict:
+    if ahead := day_not_ahead("data.visited_on", d.visited_on, facts):
+        return ahead
     campaign = facts.record("campaign", d.campaign_id) or {}
     bases, region = campaign.get("base_ids") or [], campaign.get("region_code")
     if bases and d.base_id not in bases:

@@ -4,8 +4,10 @@ activities). The reports answer everything else."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
@@ -16,6 +18,7 @@ from services.reporting.models.labels import registry_entities as reg
 from services.reporting.scope import Scope, within_reach
 from shared.auth import principal
 from shared.replica import record_json
+from shared.taxonomy import INDICATORS, SERVICE_TYPES, THEMES
 
 router = APIRouter()
 
@@ -39,12 +42,15 @@ async def page(request: Request) -> str:
             summary="What the dashboard's filters offer the caller")
 async def choices(request: Request) -> dict[str, Any]:
     """Who is logged in; the units (the caller's subtree), regions, campaigns and pairings
-    to pick from; the years with activities and the last day with one (the default period
-    and the day idle bases are counted to: the demo's programmes are all historical); the
-    forms page on the events service."""
+    to pick from; `today` by the clock, in the programme's time zone (the day idle bases are
+    counted to); the years with activities and the last day with one, up to today (an
+    activity wrongly dated ahead moves neither); the codes' labels in both languages
+    (`taxonomy`: the shipped ones and those the registry added), which the reports give in
+    Chinese; the forms page on the events service."""
     who = principal(request)
     reach = await within_reach(request, Scope())
     settings = request.app.state.settings
+    today = datetime.now(ZoneInfo(settings.timezone)).date()
     async with request.app.state.engine.connect() as conn:
         def listed(kind: str, *where: Any):
             return (select(reg.c.id, reg.c.name, reg.c.parent_id, reg.c.organization_id,
@@ -57,8 +63,11 @@ async def choices(request: Request) -> dict[str, Any]:
         regions = (await conn.execute(listed("region"))).all()
         campaigns = (await conn.execute(listed("campaign", *theirs))).all()
         pairings = (await conn.execute(listed("pairing", *theirs))).all()
+        added = {kind: (await conn.execute(listed(kind))).all()
+                 for kind in ("service_type", "indicator")}
         s = shares
         days = select(s.c.year, func.max(s.c.day).label("last")).where(
+            s.c.day <= today,
             *reach.where(organization=s.c.organization_id, base=s.c.base_id)).group_by(s.c.year)
         years = sorted((await conn.execute(days)).all(), reverse=True)
         own = next((u.name for u in units if u.id == who.organization_id), None)
@@ -73,7 +82,23 @@ async def choices(request: Request) -> dict[str, Any]:
                       for c in campaigns],
         "pairings": [{"id": p.id, "name": p.name, "organization_id": p.organization_id,
                       "base_id": p.base_id} for p in pairings],
+        "taxonomy": _taxonomy(added),
         "years": [int(y.year) for y in years],
         "last_day": max((y.last for y in years), default=None),
+        "today": today.isoformat(),
         "forms_url": f"{request.url.scheme}://{host}:{settings.events_port}/forms/",
     }
+
+
+def _taxonomy(added: dict[str, list]) -> dict[str, dict[str, tuple[str, str]]]:
+    """{kind: {code: (label_zh, label_en)}}: the codes shipped with Tongxin, then those the
+    registry added (a code without an English label keeps its Chinese one)."""
+    out: dict[str, dict[str, tuple[str, str]]] = {
+        "theme": dict(THEMES), "service_type": dict(SERVICE_TYPES),
+        "indicator": {c: (zh, en) for c, (zh, en, _) in INDICATORS.items()}}
+    for kind, rows in added.items():
+        for row in rows:
+            record = record_json(row.record)
+            zh = str(record.get("label_zh") or row.name or row.id)
+            out[kind].setdefault(row.id, (zh, str(record.get("label_en") or zh)))
+    return out

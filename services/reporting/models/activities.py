@@ -36,6 +36,7 @@ from sqlalchemy import (
     and_,
     case,
     delete,
+    desc,
     distinct,
     func,
     insert,
@@ -45,7 +46,12 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.reporting.models import activity_rollups as rollups
-from services.reporting.models.labels import label_map, region_ancestors, registry_entities
+from services.reporting.models.labels import (
+    code_map,
+    label_map,
+    region_ancestors,
+    registry_entities,
+)
 from services.reporting.readmodel import Batch, ReadModel
 from services.reporting.reports import Column as Col
 from services.reporting.reports import (
@@ -413,7 +419,9 @@ async def summary_raw(conn: AsyncConnection, group_by: GroupBy, scope: Scope,
                                             .order_by(o.c.indicator))}
 
     labels = await label_map(conn, group_by, [r.key for r in rows])
-    return [{"key": r.key, "label": labels.get(r.key, r.key), **_json(r),
+    codes = await code_map(conn, group_by, [r.key for r in rows])
+    return [{"key": r.key, "label": labels.get(r.key, r.key), "code": codes.get(r.key, ""),
+             **_json(r),
              "unique_volunteers": int(unique.get(r.key, 0)),
              "outputs": dict(sorted(per_key.get(r.key, {}).items()))} for r in rows], totals
 
@@ -580,7 +588,9 @@ async def summary(conn: AsyncConnection, group_by: GroupBy, scope: Scope,
               "outputs": {k: _number(Decimal(int(v)) / 1000) for k, v in total_outputs.items()}}
     keys = sorted(groups, key=lambda k: (k is None, k or ""))
     labels = await label_map(conn, group_by, keys)
-    return [{"key": k, "label": labels.get(k, k), **_from_ints(groups[k]),
+    codes = await code_map(conn, group_by, keys)
+    return [{"key": k, "label": labels.get(k, k), "code": codes.get(k, ""),
+             **_from_ints(groups[k]),
              "unique_volunteers": len(people.get(k, ())),
              "outputs": {i: _number(Decimal(q) / 1000)
                          for i, q in sorted(per_key.get(k, {}).items())}}
@@ -613,14 +623,23 @@ async def unit_figures(conn: AsyncConnection, scope: Scope) -> dict[str, dict[st
 
 
 SUMMARY_COLUMNS = [
-    Col("label", "名称", "Name"), Col("key", "编码", "Key"),
-    Col("activities", "活动次数", "Activities"), Col("served", "服务群众(人次)", "Served"),
-    Col("volunteers", "志愿者参与(人次)", "Volunteer turn-outs"),
-    Col("unique_volunteers", "志愿者(人)", "Distinct volunteers"),
-    Col("volunteer_hours", "服务时长(小时)", "Volunteer hours"),
-    Col("trainees", "培训(人)", "Trainees"),
-    Col("donation_value_cny", "捐赠价值(元)", "Donations (CNY)"),
+    Col("label", "名称", "Name"), Col("code", "编码", "Code"),
+    Col("activities", "活动(次)", "Activities (times)", "count"),
+    Col("served", "服务群众(人次)", "Served (person-times)", "count"),
+    Col("volunteers", "志愿者参与(人次)", "Volunteer turn-outs (person-times)", "count"),
+    Col("unique_volunteers", "志愿者(人)", "Distinct volunteers (people)", "count"),
+    Col("volunteer_hours", "服务时长(小时)", "Volunteer hours (h)", "hours"),
+    Col("trainees", "培训(人次)", "Trainees (person-times)", "count"),
+    Col("donation_value_cny", "捐赠价值(元)", "Donations (CNY)", "money"),
 ]
+
+def indicator_column(code: str) -> Col:
+    """An output indicator's column, its unit in the header: 资助学生(名), 投入资金(万元)."""
+    zh, en, unit = INDICATORS.get(code, (code, code, ""))
+    unit_en = {"万元": "10k CNY"}.get(unit, "")
+    return Col(f"outputs.{code}", f"{zh}({unit})" if unit else zh,
+               f"{en} ({unit_en})" if unit_en else en, "number")
+
 
 GROUP_TITLES = {
     "organization": ("按单位", "by unit"), "base": ("按服务基地", "by base"),
@@ -636,9 +655,7 @@ async def summary_report(conn: AsyncConnection, group_by: GroupBy, scope: Scope,
                          region_level: str | None = None) -> Report:
     rows, totals = await summary(conn, group_by, scope, region_level)
     indicators = sorted({k for r in rows for k in r["outputs"]} | set(totals["outputs"]))
-    columns = SUMMARY_COLUMNS + [
-        Col(f"outputs.{k}", INDICATORS.get(k, (k, k))[0], INDICATORS.get(k, (k, k))[1])
-        for k in indicators]
+    columns = SUMMARY_COLUMNS + [indicator_column(k) for k in indicators]
     zh, en = GROUP_TITLES[group_by]
     return Report(f"服务活动台账（{zh}）", f"Service activities ({en})", columns, rows,
                   {"key": None, "label": None, **totals}, extra={"group_by": group_by})
@@ -661,17 +678,17 @@ async def get_summary(
     fair of many units) and distinct volunteers over the whole scope, never summed from rows."""
     return await answer(request, lambda conn: summary_report(conn, group_by, scope, region_level),
                         models=(NAME,), min_seq=min_seq, format=format, headers=headers,
-                        filename=f"summary-{group_by}")
+                        filename=f"summary-{group_by}", scope=scope)
 
 
 # -- the activities themselves: a drill-down's last level -----------------------------------
 
 LIST_COLUMNS = [
-    Col("day", "日期", "Date"), Col("title", "活动", "Activity"),
+    Col("day", "日期", "Date", "date"), Col("title", "活动", "Activity"),
     Col("organization_label", "单位", "Unit"), Col("base_label", "服务基地", "Base"),
-    Col("served", "服务群众(人次)", "Served"),
-    Col("volunteers", "志愿者参与(人次)", "Volunteer turn-outs"),
-    Col("volunteer_hours", "服务时长(小时)", "Volunteer hours"),
+    Col("served", "服务群众(人次)", "Served (person-times)", "count"),
+    Col("volunteers", "志愿者参与(人次)", "Volunteer turn-outs (person-times)", "count"),
+    Col("volunteer_hours", "服务时长(小时)", "Volunteer hours (h)", "hours"),
     Col("activity_id", "活动编号", "Activity id"),
 ]
 
@@ -688,6 +705,17 @@ def _list_query(scope: Scope):
                                 day=s.c.day))
             .group_by(a.c.activity_id, a.c.title, a.c.organization_id, s.c.base_id, s.c.day)
             .order_by(s.c.day.desc(), a.c.activity_id))
+
+
+async def notable(conn: AsyncConnection, scope: Scope, limit: int) -> list[dict]:
+    """The activities in scope that served the most people (a report's notable activities)."""
+    stmt = (_list_query(scope).order_by(None)
+            .order_by(desc("served"), shares.c.day.desc(), activities.c.activity_id)
+            .limit(limit))
+    return [{"activity_id": r.activity_id, "title": r.title, "day": r.day.isoformat(),
+             "organization_id": r.organization_id, "base_id": r.base_id,
+             **{k: v for k, v in _json(r).items() if k != "activities"}}
+            for r in await conn.execute(stmt)]
 
 
 async def list_report(conn: AsyncConnection, scope: Scope, limit: int | None,
@@ -723,7 +751,7 @@ async def get_activities(
     page = limit if format == "json" else None
     return await answer(request, lambda conn: list_report(conn, scope, page, offset),
                         models=(NAME,), min_seq=min_seq, format=format, headers=headers,
-                        filename="activities")
+                        filename="activities", scope=scope)
 
 
 MODEL = ReadModel(

@@ -58,6 +58,12 @@ SHANDA_NEEDS = [("jn-shanda-n1", "助学", "tutoring", "shanda-tutoring"),
                 ("jn-shanda-n4", "家政服务", "housekeeping", "shanda-housekeeping")]
 
 
+def _hours(start: str, end: str) -> float:
+    """How long an activity from `start` to `end` ("09:00", "11:30") lasted, in hours."""
+    (h0, m0), (h1, m1) = (map(int, t.split(":")) for t in (start, end))
+    return (h1 * 60 + m1 - h0 * 60 - m0) / 60
+
+
 def history() -> list[dict]:
     events, logged = [], {}
     for key, unit, base, pairing, project, title, types, day, (start, end), people, served \
@@ -66,7 +72,7 @@ def history() -> list[dict]:
             f"jinan-2019-{key}", organization=unit, base=base, pairing=pairing, project=project,
             title=title, service_types=types, theme="harmonious_society",
             start=at(day, start), end=at(day, end), volunteers=people,
-            volunteer_hours=people * 2.5, served=served)
+            volunteer_hours=people * min(2.5, _hours(start, end)), served=served)
         events += [logged[key], report(logged[key], f"{title}：活动小结", after_days=4)]
     talks = at("2019-03-09", "15:00")  # 与社区各方面多次座谈
     for need_id, title, category, met_by in SHANDA_NEEDS:

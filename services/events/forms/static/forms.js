@@ -2,6 +2,10 @@
 // Each form posts JSON to the events service's public endpoints (the same validation as every
 // other door), asks for its errors in Chinese (Accept-Language), and shows each next to its
 // field. The browser validates nothing itself (forms are `novalidate`): one set of rules.
+//
+// One filled-in form is one event: its ids are made when the form is blank and kept until it
+// is cleared, so a second click, or a retry after a lost answer, is the same event (the
+// server counts it once). Accepted, the form says so beside its button and is cleared.
 "use strict";
 
 const LANG_KEY = "tongxin-lang";
@@ -14,17 +18,29 @@ function pick(text) {  // "中文|English" -> the current language's half
   return lang === "en" && en !== undefined ? en : zh;
 }
 
+function translate(root) {  // data-t: the text; data-ph: a placeholder; data-title: a tooltip
+  for (const el of root.querySelectorAll("[data-t]")) el.textContent = pick(el.dataset.t);
+  for (const el of root.querySelectorAll("[data-ph]")) el.placeholder = pick(el.dataset.ph);
+  for (const el of root.querySelectorAll("[data-title]")) {
+    el.title = pick(el.dataset.title);
+    el.setAttribute("aria-label", el.title);
+  }
+}
+
 function applyLang() {
   document.documentElement.lang = lang === "en" ? "en" : "zh-CN";
-  for (const el of document.querySelectorAll("[data-t]")) el.textContent = pick(el.dataset.t);
+  translate(document);
   for (const b of document.querySelectorAll("[data-lang]")) {
     b.setAttribute("aria-pressed", String(b.dataset.lang === lang));
   }
-  if (choices) fillAll(document);
+  if (choices) {
+    fillAll(document);
+    showWho();
+  }
 }
 
 const T = {
-  sent: "已提交。事件编号 {id}，序号 {seq}。|Accepted: event {id}, seq {seq}.",
+  sent: "已提交，{when}。表单已清空，可填写下一条。|Accepted, {when}. The form is cleared for the next one.",
   duplicate: "（此前已提交过，只计一次）| (sent before: counted once)",
   failed: "未能提交，请修改标出的项目：|Not accepted; please correct what is marked:",
   network: "无法连接服务器，请稍后再试。|The server cannot be reached; try again.",
@@ -33,6 +49,13 @@ const T = {
   remove: "删除|Remove",
   login: "重新登录|Log in again",
   you: "当前用户：{name}（{role}）|Logged in: {name} ({role})",
+  otherBase: "其他服务基地…|Another base…",
+  filter: "筛选…|Filter…",
+};
+
+const ROLES = {
+  admin: "管理员|administrator", organiser: "组织者|organiser", unit: "单位|unit",
+  reader: "只读|reader", publisher: "外部系统|publisher",
 };
 
 function say(key, values = {}) {
@@ -87,7 +110,17 @@ async function api(path, options = {}) {
 }
 
 // -- choices --------------------------------------------------------------------------------
-function optionsFor(key) {
+const FILTER_FROM = 12;  // a picker with more options than this gets a filter box
+const ALL_BASES = "*all-bases*";  // the option that widens a unit's base picker to every base
+
+function pairedOnly(select) {
+  // A unit's base picker offers the bases of its pairings (where it serves), and one more
+  // option to widen it to every base; the programme's own people see every base.
+  return choices.organization_id && select.dataset.all !== "1"
+    && choices.bases.some((b) => b.paired);
+}
+
+function optionsFor(key, select) {
   if (!choices) return [];
   const byId = (list) => Object.fromEntries(list.map((x) => [x.id, x.name]));
   const codes = (list) => list.map((c) => ({ value: c.code,
@@ -97,7 +130,20 @@ function optionsFor(key) {
     return `${n.title || n.need_id} · ${base} · ${n.need_id}`;
   };
   switch (key) {
-    case "units": case "bases": case "pairings": case "teams": case "volunteers":
+    case "bases": {
+      if (!select || !pairedOnly(select)) {
+        return choices.bases.map((x) => ({ value: x.id, label: x.name }));
+      }
+      return [...choices.bases.filter((b) => b.paired).map((x) => ({ value: x.id, label: x.name })),
+              { value: ALL_BASES, label: pick(T.otherBase) }];
+    }
+    case "pairings": {  // those at the chosen base, if one is
+      const form = select && select.form;
+      const base = form && form.elements.namedItem("base_id")?.value;
+      return choices.pairings.filter((p) => !base || base === ALL_BASES || p.base_id === base)
+        .map((x) => ({ value: x.id, label: x.name }));
+    }
+    case "units": case "teams": case "volunteers":
       return choices[key].map((x) => ({ value: x.id, label: x.name }));
     case "themes": case "service_types": case "indicators":
       return codes(choices[key]);
@@ -121,7 +167,7 @@ function optionsFor(key) {
 
 function fill(select) {
   const keep = select.value;
-  const items = optionsFor(select.dataset.choices);
+  const items = optionsFor(select.dataset.choices, select);
   select.replaceChildren();
   if (select.dataset.empty !== undefined) {
     select.append(new Option(pick(select.dataset.empty), ""));
@@ -132,6 +178,71 @@ function fill(select) {
            && choices.organization_id && items.some((i) => i.value === choices.organization_id)) {
     select.value = choices.organization_id;  // a unit logs for itself, first of all
   }
+  if (select.hasAttribute("data-filter")) filterable(select);
+}
+
+function filterable(select) {
+  // A filter box under a long picker: typing narrows its options (by any part of the name).
+  let box = select.nextElementSibling;
+  if (!box || !box.classList.contains("filter")) {
+    box = document.createElement("input");
+    box.type = "search";
+    box.className = "filter";
+    box.addEventListener("input", () => narrow(select, box.value));
+    box.addEventListener("keydown", (event) => {  // Enter picks, it does not send the form
+      if (event.key === "Enter") { event.preventDefault(); select.focus(); }
+    });
+    select.after(box);
+  }
+  box.placeholder = pick(T.filter);
+  box.setAttribute("aria-label", `${pick(T.filter)} ${labelOf(select.closest(".field"))}`);
+  box.hidden = select.options.length <= FILTER_FROM;
+  narrow(select, box.hidden ? "" : box.value);
+}
+
+function narrow(select, text) {
+  const words = text.trim().toLowerCase().split(/\s+/).filter(Boolean);
+  let first = null;
+  for (const option of select.options) {
+    const label = option.text.toLowerCase();
+    const shown = !option.value || option.value === ALL_BASES
+      || words.every((w) => label.includes(w) || option.value.toLowerCase() === w);
+    option.hidden = !shown;
+    if (shown && option.value && option.value !== ALL_BASES && !first) first = option;
+  }
+  const chosen = select.selectedOptions[0];
+  if (words.length && first && (!chosen || chosen.hidden || !chosen.value)) {
+    select.value = first.value;
+    select.dispatchEvent(new Event("change", { bubbles: true }));
+  }
+}
+
+function linkBaseAndPairing(form) {
+  // The base picked narrows the pairings offered; a pairing picked sets its base; "another
+  // base…" widens a unit's base picker to every base.
+  const base = form.elements.namedItem("base_id");
+  const pairing = form.elements.namedItem("pairing_id");
+  if (!base || !pairing) return;
+  base.addEventListener("change", () => {
+    if (base.value === ALL_BASES) {
+      base.dataset.all = "1";
+      fill(base);
+      base.value = "";
+      const box = base.nextElementSibling;
+      if (box && box.classList.contains("filter") && !box.hidden) box.focus();
+    }
+    fill(pairing);
+  });
+  pairing.addEventListener("change", () => {
+    const chosen = (choices?.pairings || []).find((p) => p.id === pairing.value);
+    if (!chosen || base.value === chosen.base_id) return;
+    if (![...base.options].some((o) => o.value === chosen.base_id)) {
+      base.dataset.all = "1";
+      fill(base);
+    }
+    base.value = chosen.base_id;
+    fill(pairing);
+  });
 }
 
 function fillChecks(box) {
@@ -153,6 +264,13 @@ function fillAll(root) {
   for (const b of root.querySelectorAll("[data-checks]")) fillChecks(b);
 }
 
+function showWho() {
+  const me = (choices.units.find((u) => u.id === choices.organization_id) || {}).name;
+  document.getElementById("who").textContent =
+    say("you", { name: me || choices.organization_id || "—",
+                 role: ROLES[choices.role] ? pick(ROLES[choices.role]) : choices.role });
+}
+
 async function loadChoices() {
   const { status, body } = await api("../v1/forms/choices");
   const loading = document.getElementById("loading");
@@ -163,9 +281,7 @@ async function loadChoices() {
   }
   choices = body;
   loading.hidden = true;
-  const me = (body.units.find((u) => u.id === body.organization_id) || {}).name;
-  document.getElementById("who").textContent =
-    say("you", { name: me || body.organization_id || "—", role: body.role });
+  showWho();
   fillAll(document);
 }
 
@@ -174,7 +290,7 @@ function addRow(list) {
   const template = document.getElementById(`row-${list.dataset.rows}`);
   const row = template.content.firstElementChild.cloneNode(true);
   list.append(row);
-  for (const el of row.querySelectorAll("[data-t]")) el.textContent = pick(el.dataset.t);
+  translate(row);
   fillAll(row);
   renumber(list);
   return row;
@@ -335,9 +451,10 @@ function showAccepted(form, body) {
   outcome.dataset.eventId = body.event_id;
   outcome.dataset.seq = body.seq ?? "";
   const p = document.createElement("p");
-  p.textContent = say("sent", { id: body.event_id, seq: body.seq ?? "—" }) +
+  p.textContent = say("sent", { when: new Date().toLocaleTimeString(lang === "en" ? "en-GB" : "zh-CN", { hour: "2-digit", minute: "2-digit" }) }) +
     (body.duplicate ? say("duplicate") : "");
   outcome.append(p);
+  outcome.scrollIntoView({ block: "nearest" });  // beside the button just pressed
 }
 
 // -- sending --------------------------------------------------------------------------------
@@ -346,7 +463,36 @@ function fresh(form) {  // ids of the next offer: a retry of the same one keeps 
   if (form.dataset.kind === "activity") form.dataset.activityId = uuid4();
 }
 
+function clear(form) {
+  // Blank again, for the next one: its own ids, its defaults. Until something is typed, the
+  // form is the one just accepted (`data-sent`): pressing its button again sends nothing.
+  form.reset();
+  for (const list of form.querySelectorAll("[data-rows]")) list.replaceChildren();
+  for (const thumbs of form.querySelectorAll("[data-thumbs]")) thumbs.replaceChildren();
+  for (const s of form.querySelectorAll("select[data-choices]")) s.value = "";
+  if (choices) fillAll(form);
+  if (form.dataset.kind === "activity") defaultTimes(form);
+  if (form.dataset.kind === "need.submitted") wireNeed(form);  // the next need, its own number
+  form.dispatchEvent(new Event("cleared"));
+  fresh(form);
+  form.dataset.sent = "yes";
+}
+
 async function send(form) {
+  // One offer at a time per form; a form just accepted and not touched since is not sent again.
+  if (form.dataset.busy || form.dataset.sent) return;
+  form.dataset.busy = "yes";
+  const button = form.querySelector("button[type=submit]");
+  button.disabled = true;
+  try {
+    await offer(form);
+  } finally {
+    delete form.dataset.busy;
+    button.disabled = false;
+  }
+}
+
+async function offer(form) {
   clearErrors(form);
   const kind = form.dataset.kind;
   let request;
@@ -363,24 +509,20 @@ async function send(form) {
     request = api("../v1/events", { method: "POST", body: JSON.stringify(envelope),
                                     headers: { "Content-Type": "application/json" } });
   }
-  const button = form.querySelector("button[type=submit]");
-  button.disabled = true;
   try {
     const { status, body } = await request;
     if (status === 202 && body) {
-      fresh(form);
-      if (kind === "need.submitted") wireNeed(form);  // the next need gets its own number
+      clear(form);
       // The new activity or need is one to choose now (a resolved need no longer is): the
       // choices are current by the time the page says it is done.
       await loadChoices().catch(() => undefined);
       showAccepted(form, body);
     } else {
-      showErrors(form, status, body);
+      showErrors(form, status, body);  // the same ids stay: correct it and send it again
     }
   } catch {
+    // Perhaps accepted, perhaps not: sent again, the same ids make it count once.
     showErrors(form, 0, { errors: [{ field: "", message: say("network") }] });
-  } finally {
-    button.disabled = false;
   }
 }
 
@@ -431,12 +573,16 @@ function showTab() {
   }
 }
 
-function wireActivity(form) {
+function defaultTimes(form) {  // this morning, 9 to 12
   const now = new Date();
   const start = new Date(now.getFullYear(), now.getMonth(), now.getDate(), 9, 0);
   const end = new Date(now.getFullYear(), now.getMonth(), now.getDate(), 12, 0);
   form.elements.namedItem("started_at").value = localInput(start);
   form.elements.namedItem("ended_at").value = localInput(end);
+}
+
+function wireActivity(form) {
+  defaultTimes(form);
   const served = form.elements.namedItem("served");
   const toggle = () => {
     const fair = isFair(form);
@@ -448,6 +594,7 @@ function wireActivity(form) {
     if (fair) served.value = String(stallsServed(form));
   };
   form.elements.namedItem("fair").addEventListener("change", toggle);
+  form.addEventListener("cleared", toggle);
   form.addEventListener("input", (event) => {
     if (isFair(form) && event.target.closest('[data-rows="stalls"]')) {
       served.value = String(stallsServed(form));
@@ -472,7 +619,11 @@ document.addEventListener("DOMContentLoaded", () => {
   for (const form of document.querySelectorAll("form[data-kind]")) {
     fresh(form);
     form.addEventListener("submit", (event) => { event.preventDefault(); send(form); });
+    for (const kind of ["input", "change"]) {  // touched: a new one to send
+      form.addEventListener(kind, () => { delete form.dataset.sent; });
+    }
     form.addEventListener("click", (event) => {
+      if (event.target.closest("[data-add], .remove")) delete form.dataset.sent;
       const add = event.target.closest("[data-add]");
       if (add) addRow(form.querySelector(`[data-rows="${add.dataset.add}"]`));
       const remove = event.target.closest(".row .remove");
@@ -487,6 +638,7 @@ document.addEventListener("DOMContentLoaded", () => {
     });
   }
   wireActivity(document.getElementById("form-activity"));
+  for (const form of document.querySelectorAll("form[data-kind]")) linkBaseAndPairing(form);
   wireNeed(document.getElementById("form-need-submit"));
   const report = document.getElementById("form-report");
   report.elements.namedItem("photo-files").addEventListener("change", (event) => {

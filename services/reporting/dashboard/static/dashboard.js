@@ -8,6 +8,7 @@ const WORDS = {
   programme: ["同心服务 · 数据看板", "Tongxin · Dashboard"],
   from: ["起", "From"], to: ["止", "To"], unit: ["单位", "Unit"], region: ["区域", "Region"],
   clear: ["清除", "Clear"], forms: ["填报", "Forms"], notices: ["通知", "Notifications"],
+  report: ["报告", "Report"],
   overview: ["总览", "Overview"], dist: ["分布", "Breakdown"], needs: ["需求", "Needs"],
   timeliness: ["及时率", "Timeliness"], coverage: ["覆盖", "Coverage"],
   assessment: ["考核", "Assessment"], pairing: ["结对", "Pairings"],
@@ -63,6 +64,21 @@ const WORDS = {
   needs_claimed: ["认领需求", "Needs claimed"],
 };
 
+// Codes the reports send as they are (a need's urgency, a project's status, a role): their
+// words in both languages. The taxonomy's codes (themes, service types, indicators) come with
+// /v1/dashboard/choices, from the one list the services share.
+const CODES = {
+  urgency: { low: ["不急", "Low"], normal: ["一般", "Normal"], high: ["较急", "High"],
+    urgent: ["紧急", "Urgent"] },
+  status: { planned: ["计划中", "Planned"], claimed: ["已认领", "Claimed"],
+    in_progress: ["进行中", "In progress"], done: ["已完成", "Done"],
+    cancelled: ["已取消", "Cancelled"], open: ["待认领", "Open"], resolved: ["已解决", "Resolved"],
+    closed: ["已办结", "Closed"], active: ["进行中", "Active"], suspended: ["已暂停", "Suspended"],
+    ended: ["已结束", "Ended"] },
+  role: { admin: ["管理员", "Administrator"], organiser: ["组织者", "Organiser"],
+    unit: ["单位", "Unit"], reader: ["只读", "Reader"], publisher: ["外部系统", "Publisher"] },
+};
+
 const $ = (sel) => document.querySelector(sel);
 const esc = (v) => String(v ?? "").replace(/[&<>"']/g,
   (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
@@ -89,6 +105,20 @@ function go(changes, screen) {
 
 const en = () => state().p.get("lang") === "en";
 const t = (key) => (WORDS[key] || [key, key])[en() ? 1 : 0];
+/** A code's word (CODES) in the page's language; an unknown code as it is. */
+const word = (kind, code) => (code === null || code === undefined || code === "" ? null
+  : (CODES[kind][code] || [code, code])[en() ? 1 : 0]);
+/** A taxonomy code's label in the page's language, else the report's own label. */
+const codeLabel = (kind, code, fallback) => {
+  const found = ((choices && choices.taxonomy) || {})[kind];
+  return found && found[code] ? found[code][en() ? 1 : 0] : (fallback ?? code);
+};
+/** Report rows grouped by a taxonomy code, labelled in the page's language. */
+const KIND_OF_GROUP = { theme: "theme", service_type: "service_type", category: "service_type" };
+const relabel = (rows, groupBy) => (KIND_OF_GROUP[groupBy] ? rows.map((r) => (
+  { ...r, label: r.key ? codeLabel(KIND_OF_GROUP[groupBy], r.key, r.label) : r.label })) : rows);
+const figureLabel = (figure) => (figure.startsWith("outputs.")
+  ? codeLabel("indicator", figure.slice(8), figure) : t(figure));
 const num = (v) => (v === null || v === undefined ? "—"
   : Number(v).toLocaleString(en() ? "en-US" : "zh-CN", { maximumFractionDigits: 2 }));
 const pct = (v) => (v === null || v === undefined ? "—" : `${(v * 100).toFixed(1)}%`);
@@ -113,8 +143,14 @@ function url(path, params) {
 
 async function api(path, params) {
   const r = await fetch(url(path, params), { credentials: "same-origin",
-    headers: { Accept: "application/json" } });
-  if (!r.ok) throw new Error(`${r.status} ${path}: ${(await r.text()).slice(0, 300)}`);
+    headers: { Accept: "application/json", "Accept-Language": en() ? "en" : "zh-CN" } });
+  if (!r.ok) {
+    // The one error shape, its messages in the page's language: say those, not the JSON.
+    const text = await r.text();
+    let said = text.slice(0, 300);
+    try { said = JSON.parse(text).errors.map((e) => e.message).join("; ") || said; } catch { /* as is */ }
+    throw new Error(`${r.status} · ${said}`);
+  }
   return r.json();
 }
 
@@ -160,38 +196,90 @@ function cards(items) {
     .join("")}</div>`;
 }
 
-/** Vertical bars, one per row (a trend by month). */
-function trend(rows, key) {
-  if (!rows.length) return "";
-  const w = 760, h = 200, pad = 28, max = Math.max(...rows.map((r) => r[key]), 1);
-  const bw = (w - pad) / rows.length;
-  const every = Math.ceil(rows.length / 12);
-  const bars = rows.map((r, i) => {
-    const bh = (r[key] / max) * (h - pad - 10);
-    const x = pad + i * bw;
-    return `<rect class="bar" x="${x + bw * 0.1}" y="${h - pad - bh}" width="${bw * 0.8}" `
-      + `height="${bh}"><title>${esc(r.label)}: ${num(r[key])}</title></rect>`
-      + (i % every === 0 ? `<text x="${x}" y="${h - 10}">${esc(r.label)}</text>` : "");
+/** The width a chart has to draw in: the screen's, less a section's padding. */
+function chartWidth() {
+  const main = $("#screen");
+  return Math.max(300, Math.min(1200, (main ? main.clientWidth : 760) - 34));
+}
+
+const monthIndex = (ym) => { const [y, m] = ym.split("-").map(Number); return y * 12 + m - 1; };
+const monthOf = (i) => `${Math.floor(i / 12)}-${String((i % 12) + 1).padStart(2, "0")}`;
+
+/** A monthly trend on a real time axis: one slot per calendar month from the first to the
+ *  last (the period's ends, if it has them), so a month without activities is a gap, not a
+ *  neighbour. Ticks as far apart as their labels need; none cut off at the ends. */
+function trend(rows, key, period) {
+  const months = rows.filter((r) => /^\d{4}-\d{2}$/.test(String(r.key)));
+  if (!months.length) return "";
+  const ends = months.map((r) => monthIndex(r.key));
+  if (period.from) ends.push(monthIndex(period.from.slice(0, 7)));
+  if (period.to) ends.push(monthIndex(period.to.slice(0, 7)));
+  let first = Math.min(...ends);
+  const last = Math.max(...ends);
+  first = Math.max(first, last - 599);  // fifty years at most
+  const n = last - first + 1;
+  const w = chartWidth(), h = w < 500 ? 170 : 210;
+  const left = 8, right = 8, top = 18, bottom = 24;
+  const slot = (w - left - right) / n;
+  const max = Math.max(...months.map((r) => r[key]), 1);
+  const y = (v) => top + (h - top - bottom) * (1 - v / max);
+  const bars = months.filter((r) => monthIndex(r.key) >= first).map((r) => {
+    const i = monthIndex(r.key) - first;
+    const bw = Math.max(1, Math.min(56, slot * 0.75));
+    return `<rect class="bar" data-month="${esc(r.key)}" data-slot="${i}" x="${
+      (left + i * slot + (slot - bw) / 2).toFixed(1)}" y="${y(r[key]).toFixed(1)}" width="${
+      bw.toFixed(1)}" height="${(h - bottom - y(r[key])).toFixed(1)}"><title>${esc(r.key)}: ${
+      num(r[key])}</title></rect>`;
   }).join("");
-  return `<div class="chart"><svg viewBox="0 0 ${w} ${h}" role="img">`
-    + `<text x="0" y="12">${num(max)}</text>${bars}</svg></div>`;
+  // Ticks: every 1, 2, 3 or 6 months (labelled 2013-04), or every 1, 2, 5 or 10 years
+  // (labelled 2013), whichever first leaves room between labels.
+  const steps = [[1, 54], [2, 54], [3, 54], [6, 54], [12, 36], [24, 36], [60, 36], [120, 36]];
+  const [step, room] = steps.find(([m, px]) => m * slot >= px) || steps[steps.length - 1];
+  const yearly = step >= 12;
+  const marks = [];  // {cx: the tick, x: its label (moved inside the chart at the ends)}
+  for (let i = first; i <= last; i += 1) {
+    if (yearly ? i % 12 === 0 && (Math.floor(i / 12) % (step / 12)) === 0 : i % step === 0) {
+      const cx = left + (i - first + (yearly ? 0 : 0.5)) * slot;
+      const x = Math.min(Math.max(cx, left + room / 2), w - right - room / 2);
+      const mark = { cx, x, label: yearly ? String(Math.floor(i / 12)) : monthOf(i) };
+      const prev = marks[marks.length - 1];
+      if (prev && prev.label && mark.x - prev.x < room) {
+        // Two labels too close (one moved in from an end): the moved one goes unlabelled.
+        if (prev.x !== prev.cx) prev.label = ""; else mark.label = "";
+      }
+      marks.push(mark);
+    }
+  }
+  const ticks = marks.map((m) => `<line class="tick" x1="${m.cx.toFixed(1)}" x2="${
+    m.cx.toFixed(1)}" y1="${h - bottom}" y2="${h - bottom + 4}"></line>` + (m.label
+    ? `<text class="tick" x="${m.x.toFixed(1)}" y="${h - 6}" text-anchor="middle">${m.label}</text>`
+    : ""));
+  return `<div class="chart trend"><svg viewBox="0 0 ${w} ${h}" width="${w}" height="${h}" `
+    + `role="img" data-first="${monthOf(first)}" data-last="${monthOf(last)}" data-months="${n}">`
+    + `<line class="grid" x1="${left}" x2="${w - right}" y1="${top}" y2="${top}"></line>`
+    + `<text x="${left}" y="${top - 5}">${num(max)}</text>`
+    + `<line class="axis" x1="${left}" x2="${w - right}" y1="${h - bottom}" y2="${h - bottom}"></line>`
+    + `${bars}${ticks.join("")}</svg></div>`;
 }
 
 /** Horizontal bars of the largest rows (a breakdown). */
 function bars(rows, key) {
   const top = [...rows].sort((a, b) => b[key] - a[key]).slice(0, 12).filter((r) => r[key] > 0);
   if (!top.length) return "";
-  const w = 760, rowH = 22, labelW = 230, max = Math.max(...top.map((r) => r[key]));
+  const w = chartWidth(), rowH = 22, labelW = Math.min(230, Math.round(w * 0.36));
+  const max = Math.max(...top.map((r) => r[key]));
+  const chars = Math.max(6, Math.floor(labelW / 12.5));
   const h = top.length * rowH + 4;
   const out = top.map((r, i) => {
     const bw = ((w - labelW - 80) * r[key]) / max;
     const y = i * rowH + 2;
     const label = String(r.label ?? "—");
-    return `<text x="0" y="${y + 15}">${esc(label.length > 18 ? label.slice(0, 17) + "…" : label)}</text>`
+    return `<text x="0" y="${y + 15}">${esc(label.length > chars ? label.slice(0, chars - 1) + "…" : label)}</text>`
       + `<rect class="bar" x="${labelW}" y="${y + 3}" width="${bw}" height="${rowH - 7}"></rect>`
       + `<text x="${labelW + bw + 6}" y="${y + 15}">${num(r[key])}</text>`;
   }).join("");
-  return `<div class="chart"><svg viewBox="0 0 ${w} ${h}" role="img">${out}</svg></div>`;
+  return `<div class="chart"><svg viewBox="0 0 ${w} ${h}" width="${w}" height="${h}" role="img">${
+    out}</svg></div>`;
 }
 
 const FIGURE_COLUMNS = [["activities", "activities"], ["served", "served"],
@@ -208,7 +296,7 @@ SCREENS.overview = async () => {
   const r = await api("/v1/reports/summary", params);
   const tot = r.totals;
   return [r.as_of, `<section id="totals">${cards(FIGURE_COLUMNS.map(([k]) => [k, tot[k]]))}</section>`
-    + section(t("trend"), trend(r.rows, "served"))
+    + section(t("trend"), trend(r.rows, "served", scope()))
     + section(t("byMonth"), table([["label", "month", "text"], ...FIGURE_COLUMNS], r.rows, tot),
       "/v1/reports/summary", params)];
 };
@@ -265,6 +353,7 @@ SCREENS.dist = async () => {
   const [groupBy, level] = breakdownQuery(by, p);
   const params = { ...scope(), group_by: groupBy, ...(level ? { region_level: level } : {}) };
   const r = await api("/v1/reports/summary", params);
+  r.rows = relabel(r.rows, groupBy);
   const drill = (row) => {
     if (!row.key) return null;
     if (groupBy === "region") return { region: row.key };
@@ -285,13 +374,16 @@ SCREENS.needs = async () => {
   const [r, items] = await Promise.all([api("/v1/reports/needs", params),
     api("/v1/reports/needs/items", { ...scope(), state: "open", limit: 20 })]);
   const tot = r.totals;
+  r.rows = relabel(r.rows, "category");
   const itemsPath = "/v1/reports/needs/items";
   return [r.as_of, `<section id="need-states">${cards([["needsTotal", tot.total], ["open", tot.open, 0, tot.open > 0],
     ["claimed", tot.claimed], ["resolved", tot.resolved], ["closed", tot.closed],
     ["followupsOverdue", tot.followups_overdue, 0, tot.followups_overdue > 0]])}</section>`
-    + section(`${t("oldest")} (${num(items.total)})`, table([["submitted_at", "submitted", "text"],
+    + section(`${t("oldest")} (${num(items.total)})`, table([
+      [(row) => (row.submitted_at || "").replace("T", " ").slice(0, 16), "submitted", "text"],
       ["title", "need", "text"], ["base_label", "base", "text"],
-      ["category_label", "category", "text"], ["urgency", "urgency", "text"]], items.rows),
+      [(row) => codeLabel("service_type", row.category, row.category_label), "category", "text"],
+      [(row) => word("urgency", row.urgency), "urgency", "text"]], items.rows),
     itemsPath, { ...scope(), state: "open" }, "oldest-needs")
     + section(t("byCategory"), table([["label", "category", "text"], ["total", "needsTotal"],
       ["open", "open"], ["claimed", "claimed"], ["resolved", "resolved"], ["closed", "closed"],
@@ -324,7 +416,7 @@ SCREENS.timeliness = async () => {
 SCREENS.coverage = async () => {
   const p = state().p;
   const idle = p.get("idle") || "90";
-  const at = p.get("to") || choices.last_day;
+  const at = p.get("to") || choices.today;  // the clock's today, never the newest data's
   const idleParams = { ...scope(), idle_days: idle, ...(at ? { at } : {}) };
   const campaigns = choices.campaigns;
   const campaign = p.get("campaign") || (campaigns[0] || {}).id;
@@ -364,7 +456,7 @@ SCREENS.assessment = async () => {
   const pick = `<div class="pick"><label>${t("year")} <select data-param="year">${years.map((y) =>
     `<option${String(y) === String(year) ? " selected" : ""}>${y}</option>`).join("")}</select></label></div>`;
   const parts = (row) => `<div class="parts">${row.components.map((c) =>
-    `<span title="${esc(c.figure)} × ${esc(c.weight)}">${esc(t(c.figure))} ${
+    `<span title="${esc(c.figure)} × ${esc(c.weight)}">${esc(figureLabel(c.figure))} ${
       c.figure === "on_time_rate" ? pct(c.value) : num(c.value)} → ${num(c.points)}</span>`)
     .join("")}</div>`;
   return [r.as_of, section(`${year} ${t("units")}`, pick + table([["rank", "rank"],
@@ -385,7 +477,8 @@ SCREENS.pairing = async () => {
     const one = await api(`/v1/reports/pairings/${encodeURIComponent(id)}`, params);
     const tot = one.totals;
     const items = (xs) => (xs.length ? `<ul>${xs.map((x) => `<li>${esc(x.title)}${
-      x.status ? ` · ${esc(x.status)}` : ""}</li>`).join("")}</ul>` : `<p>${t("empty")}</p>`);
+      x.status ? ` · ${esc(word("status", x.status))}` : ""}</li>`).join("")}</ul>`
+      : `<p>${t("empty")}</p>`);
     const pick = `<div class="pick"><label>${t("pickPairing")} <select data-param="pairing">${
       list.rows.map((x) => `<option value="${esc(x.pairing_id)}"${x.pairing_id === id
         ? " selected" : ""}>${esc(x.name)}</option>`).join("")}</select></label></div>`;
@@ -399,7 +492,8 @@ SCREENS.pairing = async () => {
           ["claimed", one.needs.claimed], ["resolved", one.needs.resolved],
           ["closed", one.needs.closed]]))
       + section(`${t("resources")} (${one.resources.length})`, items(one.resources))
-      + section(t("projectList"), table([["title", "project", "text"], ["status", "status", "text"],
+      + section(t("projectList"), table([["title", "project", "text"],
+        [(row) => word("status", row.status), "status", "text"],
         ["activities", "activities"], ["served", "served"], ["volunteer_hours", "volunteer_hours"]],
       one.rows, tot), `/v1/reports/pairings/${encodeURIComponent(id)}`, params, "projects");
   }
@@ -431,6 +525,26 @@ async function render(quiet) {
   }
 }
 
+/** The report document (PDF) for the period the filters show: a whole year or quarter as
+ *  such, else the month of the first day (default: the month of the last activity). */
+function reportHref() {
+  const p = state().p;
+  const from = p.get("from") || "", to = p.get("to") || "";
+  const day = from || to || choices.last_day || new Date().toISOString().slice(0, 10);
+  const y = day.slice(0, 4);
+  const quarters = [["01-01", "03-31"], ["04-01", "06-30"], ["07-01", "09-30"], ["10-01", "12-31"]];
+  let period = day.slice(0, 7);
+  if (from === `${y}-01-01` && to === `${y}-12-31`) period = y;
+  quarters.forEach(([a, b], i) => {
+    if (from === `${y}-${a}` && to === `${y}-${b}`) period = `${y}-Q${i + 1}`;
+  });
+  const params = { period, format: "pdf" };
+  if (p.get("org")) params.organization_id = p.get("org");
+  if (p.get("region")) params.region = p.get("region");
+  if (en()) params.lang = "en";
+  return url("/v1/reports/document", params);
+}
+
 function fillFilters() {
   const p = state().p;
   const f = $("#filters");
@@ -457,8 +571,10 @@ function translate() {
   document.querySelectorAll("[data-t]").forEach((el) => { el.textContent = t(el.dataset.t); });
   const lang = $("#lang");
   lang.textContent = en() ? "中文" : "English";
+  $("#report").href = reportHref();
   const who = choices.who;
-  $("#who").textContent = `${who.name} · ${who.role}${who.organization_name ? " · " + who.organization_name : ""}`;
+  $("#who").textContent = `${who.name} · ${word("role", who.role)}${
+    who.organization_name ? " · " + who.organization_name : ""}`;
 }
 
 function wire() {
@@ -484,6 +600,15 @@ function wire() {
     if (sel) go({ [sel.dataset.param]: sel.value });
   });
   window.addEventListener("hashchange", () => { fillFilters(); translate(); render(false); showNotices(); });
+  // The charts are drawn to the width there is: a turned phone or a resized window redraws.
+  let lastWidth = window.innerWidth;
+  let resized = null;
+  window.addEventListener("resize", () => {
+    if (window.innerWidth === lastWidth) return;
+    lastWidth = window.innerWidth;
+    clearTimeout(resized);
+    resized = setTimeout(() => render(true), 250);
+  });
 }
 
 // -- notifications: history, then live over server-sent events ---------------------------
