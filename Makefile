@@ -26,6 +26,12 @@ $(STAMP): pyproject.toml package.json package-lock.json
 	@# A Chinese font, so the dashboard's screenshots (tests/e2e/test_dashboard.py) show text.
 	@fc-list :lang=zh 2>/dev/null | grep -q . || ! command -v apt-get >/dev/null \
 		|| [ "$$(id -u)" != 0 ] || apt-get install -y -qq fonts-wqy-zenhei >/dev/null
+	@# The report document's PDF embeds this font (TONGXIN_PDF_FONT), and its test draws a page
+	@# with poppler (pdftoppm, pdftotext, pdfimages): both installed here when missing.
+	@test -f /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc || ! command -v apt-get >/dev/null \
+		|| [ "$$(id -u)" != 0 ] || apt-get install -y -qq fonts-wqy-zenhei >/dev/null
+	@command -v pdftoppm >/dev/null || ! command -v apt-get >/dev/null || [ "$$(id -u)" != 0 ] \
+		|| { apt-get update -qq && apt-get install -y -qq poppler-utils >/dev/null; }
 	@touch $(STAMP)
 
 run: $(STAMP)

@@ -143,6 +143,7 @@ async def run(args) -> None:
         activities_bulk = mix.activities - before.get("activity.logged", 0)
         notes.append(f"bulk: {mix_of(mix, before)} ({len(ndjson.getvalue()) / 1e6:.1f} MB)")
         t0 = time.perf_counter()
+        os.environ["TONGXIN_TOKEN"] = system.token  # what `tongxin load` sends
         answer = await asyncio.to_thread(load.send, ndjson, system.url("events"))
         answered = time.perf_counter() - t0
         assert (answer["accepted"], answer["refused"]) == (args.events, 0), answer

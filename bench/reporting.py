@@ -315,6 +315,33 @@ async def latency(url: str, key: str, clients: int,
     return timings
 
 
+async def summary_timings(url: str, schema: str) -> list[tuple[str, str, str]]:
+    """One summary at a time, in process, on the rebuilt tables: read from the rollups and
+    computed from the cube's rows (`summary_raw`, what it was before), best of two."""
+    from services.reporting.models import activities
+    from services.reporting.scope import Scope
+
+    engine = make_engine(url, schema)
+    rows = []
+    cases = [(g, Scope(), "whole programme") for g in
+             ("organization", "month", "service_type", "base", "region", "quarter")]
+    cases.append(("month", Scope(organization_id="u7"), "one unit"))
+    async with engine.connect() as conn:
+        for group_by, scope, what in cases:
+            ms = []
+            for fn in (activities.summary, activities.summary_raw):
+                best = float("inf")
+                for _ in range(2):
+                    t0 = time.perf_counter()
+                    await fn(conn, group_by, scope)  # type: ignore[operator,arg-type]
+                    best = min(best, (time.perf_counter() - t0) * 1000)
+                ms.append(best)
+            rows.append((f"summary by {group_by}, {what}: from rollups · from rows (1 client)",
+                         f"{ms[0]:,.0f} ms · {ms[1]:,.0f} ms", f"{ms[1] / ms[0]:,.0f}× faster"))
+    await engine.dispose()
+    return rows
+
+
 # -- the run --------------------------------------------------------------------------------
 
 async def run(args) -> None:
@@ -375,6 +402,7 @@ async def run(args) -> None:
         rows.append(("  events applied, all models", f"{total_events:,} in {total_seconds:,.0f} s",
                      "—"))
 
+        rows.extend(await summary_timings(pg, "reporting"))
         port = free_port()
         sup = Supervisor(env={}, ports={"reporting": port}, log_dir=tmp / "logs")
         sup.start("reporting", {"TONGXIN_NATS_URL": nats_url, "TONGXIN_NAMESPACE": tag,

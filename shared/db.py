@@ -120,17 +120,13 @@ def _lock_for(file: str) -> asyncio.Lock:
 
 
 @asynccontextmanager
-async def write_transaction(engine: AsyncEngine, *,
-                            immediate: bool = True) -> AsyncIterator[AsyncConnection]:
-    """A transaction that writes, committed on leaving (rolled back on an error). On SQLite:
-    this process's writers to the file take turns in arrival order, and each holds the file's
-    write lock from its first statement (so keep the work inside short: decode before).
-    `immediate=False`: the turn, but SQLite's locks taken as written (a rebuild writing only
-    to its attached file must not lock the live one)."""
+async def write_turn(engine: AsyncEngine) -> AsyncIterator[None]:
+    """This process's turn to write to the engine's SQLite file, in arrival order (at once on
+    PostgreSQL). `write_transaction` takes it; take it alone only around a transaction of
+    your own that takes SQLite's write lock up front (`write_lock`)."""
     file = _file_of(engine)
     if file is None:
-        async with engine.begin() as conn:
-            yield conn
+        yield
         return
     waits = WAITS.setdefault(file, WriteWaits())
     asked = time.monotonic()
@@ -149,14 +145,7 @@ async def write_transaction(engine: AsyncEngine, *,
         if waited > 5:
             log.warning("a writer to %s waited %.1fs for its turn (%d waiting)",
                         Path(file).name, waited, waits.waiting)
-        async with engine.connect() as conn:
-            await conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
-            try:
-                yield conn
-            except BaseException:
-                await conn.rollback()
-                raise
-            await conn.commit()
+        yield
         held = time.monotonic() - got
         waits.max_held = max(waits.max_held, held)
         if held > 5:
@@ -164,6 +153,28 @@ async def write_transaction(engine: AsyncEngine, *,
                         Path(file).name, held)
     finally:
         lock.release()
+
+
+@asynccontextmanager
+async def write_transaction(engine: AsyncEngine, *,
+                            immediate: bool = True) -> AsyncIterator[AsyncConnection]:
+    """A transaction that writes, committed on leaving (rolled back on an error). On SQLite:
+    this process's writers to the file take turns in arrival order, and each holds the file's
+    write lock from its first statement (so keep the work inside short: decode before).
+    `immediate=False`: the turn, but SQLite's locks taken as written (a rebuild writing only
+    to its attached file must not lock the live one)."""
+    if _file_of(engine) is None:
+        async with engine.begin() as conn:
+            yield conn
+        return
+    async with write_turn(engine), engine.connect() as conn:
+        await conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        try:
+            yield conn
+        except BaseException:
+            await conn.rollback()
+            raise
+        await conn.commit()
 
 
 def alembic_config(service: str, url: str, schema: str | None) -> Config:

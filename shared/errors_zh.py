@@ -157,6 +157,15 @@ RULES: list[Rule] = [
     _rule(r"must not contain NUL .*", lambda m: "不能包含 NUL 字符"),
     _rule(r"is less than the (\d+) distinct household_keys given",
           lambda m: f"少于所填的 {m[1]} 个不同户号"),
+    # names (services/registry/service.py)
+    _rule(r"an? (\w+) named '(.*)' is already registered (under the same parent|at the top "
+          r"level): (\S+?)( \(deactivated\))?; use that one, or give this one another name",
+          lambda m: f"{'同一上级单位下' if m[3].startswith('under') else '顶层'}已有名为"
+                    f"“{m[2]}”的{_kind(m[1])}（{m[4]}{'，已停用' if m[5] else ''}），"
+                    "请使用该记录，或另取名称"),
+    _rule(r"'(.*)' is also the name of row (\d+) (under the same parent|at the top level)",
+          lambda m: f"与第 {m[2]} 行同名（“{m[1]}”），"
+                    f"{'同一上级单位下' if m[3].startswith('under') else '顶层'}名称不能重复"),
     # references (services/events/service.py)
     _rule(r"no (.+?) '(.*)' is known to the registry",
           lambda m: f"登记库中没有此{_kind(m[1])}（{m[2]}）"),

@@ -222,8 +222,10 @@ def projections_probe(projections: list[Projection]) -> Probe:
 
 
 def relays_probe(relays: list[Relay]) -> Probe:
-    """Each outbox's unpublished rows (a count on the indexed `published_at`), and what this
+    """Each outbox's unpublished rows (those past its watermark), and what this
     process's relay has published since it started."""
+
+    from shared.outbox import published_id
 
     async def probe() -> list[Metric]:
         backlog = GaugeMetricFamily("tongxin_outbox_backlog", "outbox rows committed but not "
@@ -233,8 +235,9 @@ def relays_probe(relays: list[Relay]) -> Probe:
         for relay in relays:
             t = relay.table
             async with relay.engine.connect() as conn:
+                upto = await published_id(conn, t)
                 waiting = (await conn.execute(select(func.count()).select_from(t)
-                                              .where(t.c.published_at.is_(None)))).scalar_one()
+                                              .where(t.c.id > upto))).scalar_one()
             backlog.add_metric([t.name], waiting)
             published.add_metric([t.name], relay.published)
         return [backlog, published]

@@ -1,13 +1,21 @@
 """Transactional outbox: a change and the event announcing it commit together; a relay
 publishes the events afterwards, in commit order, each with its `Nats-Msg-Id`, however long NATS
 was away. The trace context of the change is stored with the row and continued by the relay.
+
+Each row is written once. What is published is kept beside the rows, not on them: a watermark
+per outbox (`outbox_watermarks`: the highest id on the bus; every row up to it is published) and
+the stream positions each published run of rows took (`outbox_seqs`: one row per run of rows
+whose stream sequences follow one another, usually one per round of publishes). Ids follow
+commit order because writers take the outbox's turn (`take_turn`) before they insert: no row
+can commit later with an id below one already published.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+import zlib
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,27 +31,41 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    bindparam,
+    and_,
     func,
     insert,
     select,
-    update,
+    text,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.bus import MSG_ID, first_error, gather_acks
 from shared.db import write_transaction
 from shared.envelope import Envelope
+from shared.projection import upsert
 from shared.retry import Backoff
 from shared.telemetry import inject, producer_span, tracer
 from shared.watermark import Watermark
 
 log = logging.getLogger(__name__)
 
+WATERMARKS = "outbox_watermarks"
+SEQS = "outbox_seqs"
+
 
 def outbox_table(metadata: MetaData, name: str = "outbox", *extra: Column) -> Table:
     """The outbox's columns; a service may add its own (`extra`) and name it for what it is
-    (the events service's accepted events are its outbox)."""
+    (the events service's accepted events are its outbox). Declares the database's watermark
+    and sequence tables with the first outbox."""
+    if WATERMARKS not in metadata.tables:
+        Table(WATERMARKS, metadata,
+              Column("outbox", String(100), primary_key=True),
+              Column("published_id", BigInteger, nullable=False))
+        Table(SEQS, metadata,
+              Column("outbox", String(100), primary_key=True),
+              Column("first_id", BigInteger, primary_key=True),
+              Column("last_id", BigInteger, primary_key=True),
+              Column("first_seq", BigInteger, nullable=False))
     return Table(
         name, metadata,
         Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
@@ -53,14 +75,24 @@ def outbox_table(metadata: MetaData, name: str = "outbox", *extra: Column) -> Ta
         Column("payload", Text, nullable=False),
         Column("headers", JSON, nullable=False),
         Column("created_at", DateTime(timezone=True), nullable=False),
-        Column("published_at", DateTime(timezone=True), nullable=True, index=True),
-        Column("seq", BigInteger, nullable=True),
         *extra,
     )
 
 
+async def take_turn(conn: AsyncConnection, table: Table) -> None:
+    """Before inserting into `table`: wait for the writers before this one to commit, so ids
+    follow commit order (the relay's watermark relies on it). PostgreSQL hands out ids as rows
+    are inserted, not as they commit; a transaction-scoped advisory lock per outbox serialises
+    its writers. SQLite has one writer at a time already. Take it early in a transaction that
+    also locks rows, so every writer takes its locks in the same order."""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                           {"key": zlib.crc32(f"outbox:{table.name}".encode())})
+
+
 async def add(conn: AsyncConnection, table: Table, subject: str, envelope: Envelope) -> None:
     """Queue an event inside the caller's transaction."""
+    await take_turn(conn, table)
     await conn.execute(insert(table).values(
         event_id=str(envelope.event_id), subject=subject, payload=envelope.model_dump_json(),
         headers=inject(), created_at=datetime.now(UTC)))
@@ -71,16 +103,56 @@ async def add_many(conn: AsyncConnection, table: Table,
     """Queue many events (a spreadsheet import) in one statement, in order."""
     if not events:
         return
+    await take_turn(conn, table)
     headers, when = inject(), datetime.now(UTC)
     await conn.execute(insert(table), [
         {"event_id": str(env.event_id), "subject": subject, "payload": env.model_dump_json(),
          "headers": headers, "created_at": when} for subject, env in events])
 
 
+def _watermarks(table: Table) -> Table:
+    return table.metadata.tables[WATERMARKS]
+
+
+def _seqs(table: Table) -> Table:
+    return table.metadata.tables[SEQS]
+
+
+async def published_id(conn: AsyncConnection, table: Table) -> int:
+    """The highest id of `table` known to be on the bus: every row up to it is."""
+    w = _watermarks(table)
+    return (await conn.execute(select(w.c.published_id).where(w.c.outbox == table.name))
+            ).scalar() or 0
+
+
+async def seqs_of(conn: AsyncConnection, table: Table, ids: Iterable[int]) -> dict[int, int]:
+    """{id: stream sequence} of the rows among `ids` that are published: the run a row lies
+    in (the one starting nearest before it: an index seek), its first sequence, and the rows
+    of the run before it."""
+    ids = list(ids)
+    if not ids:
+        return {}
+    s, row, before = _seqs(table), table.alias("row"), table.alias("before")
+    runs = _seqs(table).alias("runs")
+    first = (select(func.max(runs.c.first_id))
+             .where(runs.c.outbox == table.name, runs.c.first_id <= row.c.id)
+             .scalar_subquery())
+    rank = (select(func.count()).select_from(before)
+            .where(before.c.id >= s.c.first_id, before.c.id < row.c.id).scalar_subquery())
+    result = await conn.execute(
+        select(row.c.id, s.c.first_seq + rank)
+        .select_from(row.join(s, and_(s.c.outbox == table.name, s.c.first_id == first,
+                                      s.c.last_id >= row.c.id)))
+        .where(row.c.id.in_(ids)))
+    return {i: seq for i, seq in result}
+
+
 class Relay:
     """Publishes outbox rows in id (commit) order, pipelined: a window of publishes in flight
     on one connection, so the server stores them in the order they were sent. Consumers apply
-    registry records by `updated_at`, so even a retried straggler cannot roll a record back."""
+    registry records by `updated_at`, so even a retried straggler cannot roll a record back.
+    After each round, one small transaction moves the watermark and records the sequences the
+    round took; the rows themselves are never written again."""
 
     def __init__(self, engine: AsyncEngine, js: JetStreamContext, table: Table,
                  timeout: float = 5.0, batch_size: int = 500,
@@ -99,11 +171,9 @@ class Relay:
         self.published = 0
         # One publisher at a time, so the stream takes rows in commit order.
         self._lock = asyncio.Lock()
-        self._behind = True  # rows may be waiting from before (a restart): look first
 
     def behind(self) -> None:
-        """Rows were committed but not handed to `publish_now`: look for them first."""
-        self._behind = True
+        """Rows were committed but not handed to `publish_now`: publish them soon."""
         self._wake.set()
 
     def wake(self) -> None:
@@ -142,43 +212,37 @@ class Relay:
         return await self.published_upto.reached(upto, timeout)
 
     async def publish_now(self, rows: list) -> dict[str, int]:
-        """Publish rows just committed (id, event_id, subject, payload, headers), without
-        reading them back: {event_id: seq} of those that made it. If earlier rows are still
-        waiting (NATS was away), those go first, so the stream keeps commit order. Whatever
-        does not make it stays for the relay; the error is raised after the rest is kept."""
-        if self.observe is not None:
-            self.observe(rows)
+        """Publish rows just committed (each with its `id` and `event_id`), after whatever
+        was committed before them and is not on the bus yet: {event_id: seq} of those that
+        made it. Whatever does not make it stays for the relay; the error is raised."""
+        if not rows:
+            return {}
+        last = max(r.id for r in rows)
+        seqs: dict[str, int] = {}
         async with self._lock:
-            if self._behind:
-                seqs: dict[str, int] = {}
-                while await self._publish_pending_locked(seqs):
-                    pass
-                self._behind = False
-                return {r.event_id: seqs[r.event_id] for r in rows if r.event_id in seqs}
-            try:
-                return await self._publish_rows(rows)
-            except Exception:
-                self._behind = True
-                raise
+            while self.published_upto.value < last:
+                if not await self._publish_pending_locked(seqs):
+                    break
+        if missing := [r.id for r in rows if r.event_id not in seqs]:
+            # Published meanwhile by the relay's own round (or another instance's).
+            async with self.engine.connect() as conn:
+                found = await seqs_of(conn, self.table, missing)
+            seqs.update({r.event_id: found[r.id] for r in rows if r.id in found})
+        return {r.event_id: seqs[r.event_id] for r in rows if r.event_id in seqs}
 
     async def publish_pending(self) -> int:
         """Publish the oldest unpublished rows in order; record the prefix that made it."""
         async with self._lock:
-            sent = await self._publish_pending_locked({})
-            if not sent:
-                self._behind = False
-            return sent
+            return await self._publish_pending_locked({})
 
     async def _publish_pending_locked(self, seqs: dict[str, int]) -> int:
         t = self.table
         async with self.engine.connect() as conn:
-            # Read the highest id first: if nothing is pending after it, all up to it is out
-            # (a row committed in between is not counted as published).
-            upto = (await conn.execute(select(func.max(t.c.id)))).scalar() or 0
+            # Another instance's relay may have moved the watermark: start from the higher.
+            upto = max(self.published_upto.value, await published_id(conn, t))
             rows = (await conn.execute(
                 select(t.c.id, t.c.event_id, t.c.subject, t.c.payload, t.c.headers)
-                .where(t.c.published_at.is_(None)).order_by(t.c.id).limit(self.batch_size)
-            )).all()
+                .where(t.c.id > upto).order_by(t.c.id).limit(self.batch_size))).all()
         if not rows:
             await self.published_upto.advance(upto)
             return 0
@@ -221,11 +285,24 @@ class Relay:
         return {event_id: seq for _, event_id, seq in done}
 
     async def _mark(self, done: list[tuple[int, str, int]]) -> None:
-        now = datetime.now(UTC)
+        """The watermark to the last row published, and the sequences the rows took: one
+        run for each stretch whose sequences follow one another (a break where the server
+        answered a duplicate with the sequence it stored the first time)."""
+        runs: list[dict] = []
+        last_seq = -1
+        for id_, _, seq in done:
+            if runs and seq == last_seq + 1:
+                runs[-1]["last_id"] = id_
+            else:
+                runs.append({"outbox": self.table.name, "first_id": id_, "last_id": id_,
+                             "first_seq": seq})
+            last_seq = seq
+        w, upto = _watermarks(self.table), done[-1][0]
         async with write_transaction(self.engine) as conn:
-            await conn.execute(
-                update(self.table).where(self.table.c.id == bindparam("b_id"))
-                .values(published_at=now, seq=bindparam("b_seq")),
-                [{"b_id": i, "b_seq": s} for i, _, s in done])
+            await conn.execute(upsert(conn, _seqs(self.table)).on_conflict_do_nothing(), runs)
+            stmt = upsert(conn, w).values(outbox=self.table.name, published_id=upto)
+            await conn.execute(stmt.on_conflict_do_update(
+                index_elements=[w.c.outbox], set_={"published_id": stmt.excluded.published_id},
+                where=w.c.published_id < stmt.excluded.published_id))
         self.published += len(done)
-        await self.published_upto.advance(done[-1][0])
+        await self.published_upto.advance(upto)

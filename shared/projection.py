@@ -50,7 +50,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from shared.bus import stream_seq
 from shared.db import write_transaction
 from shared.retry import Backoff, is_transient
-from shared.telemetry import batch_span
+from shared.telemetry import batch_span, tracer
 from shared.watermark import Watermark
 
 log = logging.getLogger(__name__)
@@ -495,9 +495,13 @@ class ProjectionGroup:
                         **{"tongxin.projection": self.name,
                            "messaging.destination.name": lead.stream}):
             decoded = [await m._prepare(batch) for m in self.members]
+            positions = []
             async with write_transaction(lead.engine, immediate=lead.immediate) as conn:
-                positions = [await m._write(conn, batch, d)
-                             for m, d in zip(self.members, decoded, strict=True)]
+                for m, d in zip(self.members, decoded, strict=True):
+                    # A span a member, in the batch's: each read model's write shows as its own.
+                    with tracer.start_as_current_span(f"{m.name} apply",
+                                                      attributes={"tongxin.projection": m.name}):
+                        positions.append(await m._write(conn, batch, d))
         for m, position in zip(self.members, positions, strict=True):
             await m._committed(batch, position)
 

@@ -8,6 +8,7 @@ import signal
 import anyio._backends._asyncio  # noqa: F401  (see serve)
 import uvicorn
 
+from shared.request_line import Utf8RequestLine
 from shared.settings import get_settings
 
 
@@ -24,4 +25,5 @@ def serve(service: str) -> None:
     settings = get_settings()
     port = getattr(settings, f"{service}_port")
     uvicorn.run(f"services.{service}.app:create_app", factory=True, host=settings.host,
-                port=port, log_config=None, access_log=False, lifespan="on")
+                port=port, log_config=None, access_log=False, lifespan="on",
+                http=Utf8RequestLine)

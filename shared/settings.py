@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     # Volunteers' star levels 1-5 by confirmed hours (CONTRACT.md: default 100/300/600/1000/1500).
     star_thresholds: tuple[float, float, float, float, float] = (100, 300, 600, 1000, 1500)
     photo_max_bytes: int = Field(10 * 1024 * 1024, gt=0)
+    # The TrueType font the report document (PDF) embeds: one with Chinese glyphs, on disk, so
+    # the PDF is made offline and reads the same everywhere (Debian: fonts-wqy-zenhei).
+    pdf_font: str = "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"
     log_level: str = "INFO"
     # Signs browser sessions; every service must have the same one. Unset: kept in
     # <data_dir>/secret_key (made once), which `tongxin up`'s services share.
@@ -99,6 +102,13 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_none(cls, value):
         return value or None
+
+    def local_url(self, service: str) -> str:
+        """Where a client on this machine reaches `service` (the CLI's default for each of
+        its --registry/--events/--reporting): TONGXIN_HOST and the service's port, 127.0.0.1
+        for a service listening on every address."""
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"http://{host}:{getattr(self, f'{service}_port')}"
 
     def database_url(self, service: str) -> str:
         url = getattr(self, f"{service}_database_url")

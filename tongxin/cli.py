@@ -15,10 +15,12 @@ from rich.console import Console
 
 from shared.settings import Settings
 from shared.subjects import Names
-from tongxin import credentials, demo, natsauth
 from tongxin.keys import auth_headers
-from tongxin.natsserver import NatsServer, port_open
+from tongxin.natsserver import NatsServer, port_open, remembered_port
 from tongxin.supervisor import SERVICES, Supervisor
+
+STATUS_TIMEOUT = 0.8  # tongxin.status.TIMEOUT, without importing it for every command
+NATS_PORT_FILE = "nats-port"  # in the data dir: the embedded NATS server's port, kept
 
 app = typer.Typer(help="Tongxin (同心): pairing-based community service programmes.",
                   no_args_is_help=True)
@@ -34,6 +36,8 @@ def up(data_dir: Path = typer.Option(Path("var"), envvar="TONGXIN_DATA_DIR",
                                       help="load the demo programme into an empty data dir"),
        ) -> None:
     """Start NATS (unless TONGXIN_NATS_URL names one) and the three services; Ctrl-C stops all."""
+    from tongxin import credentials, demo, natsauth
+
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     settings = Settings(data_dir=data_dir)
@@ -52,8 +56,14 @@ def up(data_dir: Path = typer.Option(Path("var"), envvar="TONGXIN_DATA_DIR",
         passwords = natsauth.passwords(data_dir / "nats-users.json")
         config = natsauth.write_config(data_dir / "nats-auth.conf", passwords,
                                        Names(settings.namespace))
-        nats = NatsServer(data_dir / "nats", log_file=data_dir / "logs" / "nats.log",
-                          config=config)
+        # The same port as last time (kept in the data dir), so the printed URLs still work.
+        port, taken = remembered_port(data_dir / NATS_PORT_FILE)
+        if taken:
+            console.print(f"[yellow]NATS's port {taken} (from {data_dir / NATS_PORT_FILE}) is "
+                          f"in use: NATS is on {port} from now on.[/] The TONGXIN_PUBLISHER_URL "
+                          "printed below replaces the one printed before.", highlight=False)
+        nats = NatsServer(data_dir / "nats", port=port,
+                          log_file=data_dir / "logs" / "nats.log", config=config)
         (data_dir / "logs").mkdir(exist_ok=True)
         nats.start()
         nats_url = nats.url
@@ -158,6 +168,9 @@ def status(
                                "Ctrl-C (in place on a terminal; one reading after another on a "
                                "pipe, and with --json one JSON line each)"),
     every: float = typer.Option(1.0, "--every", min=0.1, help="seconds between readings"),
+    timeout: float = typer.Option(STATUS_TIMEOUT, "--timeout", min=0.1,
+                                  help="seconds each service has to answer (its /health and "
+                                       "/metrics, asked at once); slower counts as down"),
     as_json: bool = typer.Option(False, "--json", help="print the figures as JSON"),
 ) -> None:
     """Health, consumer lag, parked messages, outbox backlogs, the DLQ and notifications
@@ -172,17 +185,17 @@ def status(
     from rich.live import Live
     from rich.text import Text
 
-    from tongxin.status import default_urls, read_all, summary, table
+    from tongxin.status import problems, read_all, summary, table
 
     settings = Settings()
-    urls = default_urls(settings.host, {s: getattr(settings, f"{s}_port") for s in SERVICES})
-    urls.update({s: u.rstrip("/") for s, u in (("registry", registry), ("events", events),
-                                               ("reporting", reporting)) if u})
+    urls = {s: _url(u, settings, s) for s, u in (("registry", registry), ("events", events),
+                                                 ("reporting", reporting))}
 
     def reading():
-        statuses = asyncio.run(read_all(urls))
+        statuses = asyncio.run(read_all(urls, timeout))
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
         return statuses, Group(table(statuses, title=f"Tongxin status at {stamp}"),
+                               *(Text(p, style="red") for p in problems(statuses)),
                                Text(summary(statuses)))
 
     def show(statuses, shown) -> None:
@@ -228,11 +241,27 @@ def migrate() -> None:
         console.print(f"{service}: migrated")
 
 
+REGISTRY_HELP = "the registry (default: http://TONGXIN_HOST:TONGXIN_REGISTRY_PORT)"
+EVENTS_HELP = "the events service (default: http://TONGXIN_HOST:TONGXIN_EVENTS_PORT)"
+
+
+def _url(given: str | None, settings: Settings, service: str) -> str:
+    """The URL given (an option or TONGXIN_<SERVICE>_URL), else the local service's."""
+    return (given or settings.local_url(service)).rstrip("/")
+
+
 @app.command("demo")
-def load_demo_cmd(registry: str = "http://127.0.0.1:8001",
-                  events: str = "http://127.0.0.1:8002") -> None:
+def load_demo_cmd(registry: str | None = typer.Option(None, "--registry",
+                                                      envvar="TONGXIN_REGISTRY_URL",
+                                                      help=REGISTRY_HELP),
+                  events: str | None = typer.Option(None, "--events",
+                                                    envvar="TONGXIN_EVENTS_URL",
+                                                    help=EVENTS_HELP)) -> None:
     """Load the demo programme into a running system (idempotent; an admin's TONGXIN_TOKEN)."""
-    seq = demo.load(registry, events)
+    from tongxin import demo
+
+    settings = Settings()
+    seq = demo.load(_url(registry, settings, "registry"), _url(events, settings, "events"))
     console.print(f"demo loaded; last event seq {seq}")
 
 
@@ -242,9 +271,14 @@ def import_cmd(file: Path = typer.Argument(..., exists=True, dir_okay=False,
                to: str | None = typer.Option(None, "--to", help="regions, organizations, "
                                              "bases, teams, volunteers or pairings (default: "
                                              "from the file name, e.g. 单位.xlsx)"),
-               registry: str = typer.Option("http://127.0.0.1:8001",
-                                            envvar="TONGXIN_REGISTRY_URL")) -> None:
-    """Import a register: every row checked here first, then the registry imports all or none."""
+               registry: str | None = typer.Option(None, "--registry",
+                                                   envvar="TONGXIN_REGISTRY_URL",
+                                                   help=REGISTRY_HELP)) -> None:
+    """Import a register: every row checked here first, then the registry imports all or none.
+
+    Exit code 1 if any row was refused (each listed), 2 if the registry cannot be reached or
+    refused the import as a whole."""
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from services.registry.domain import ENTITIES
@@ -255,27 +289,35 @@ def import_cmd(file: Path = typer.Argument(..., exists=True, dir_okay=False,
         console.print(f"[red]Which register is {file.name}?[/] Say --to "
                       f"{'|'.join(ENTITIES)}.")
         raise typer.Exit(2)
+    registry = _url(registry, Settings(), "registry")
     content = file.read_bytes()
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  console=console) as bar:
+                  console=console, transient=True, disable=not console.is_terminal) as bar:
         task = bar.add_task(f"checking {file.name}", total=None)
         _, valid, errors = check_file(ENTITIES[collection], content, file.name,
                                       lambda _stage, done, total: bar.update(
                                           task, completed=done, total=total))
         if not errors:
             bar.update(task, description=f"importing {len(valid)} {collection}")
-            r = httpx.post(f"{registry}/v1/import/{collection}", timeout=600,
-                           files={"file": (file.name, content)}, headers=auth_headers())
-            if r.status_code == 422:
-                errors = r.json()["errors"]
-            elif r.status_code in (401, 403):
+            try:
+                r = httpx.post(f"{registry}/v1/import/{collection}", timeout=600,
+                               files={"file": (file.name, content)}, headers=auth_headers())
+            except httpx.TransportError as exc:
                 bar.stop()
+                console.print(f"[red]Cannot reach the registry at {registry}[/] "
+                              f"({_unreachable(exc)}). Is it running (`tongxin up`)? Give its "
+                              "address with --registry or TONGXIN_REGISTRY_URL, or its port "
+                              "with TONGXIN_REGISTRY_PORT.", highlight=False)
+                raise typer.Exit(2) from None
+            if r.status_code in (409, 422):
+                errors = r.json()["errors"]
+            elif r.status_code != 200:
+                bar.stop()
+                hint = (" Set TONGXIN_TOKEN to an admin's or organiser's key (`tongxin up` "
+                        "prints one)." if r.status_code in (401, 403) else "")
                 console.print(f"[red]The registry refused the import ({r.status_code}):[/] "
-                              f"{_message(r)} Set TONGXIN_TOKEN to an admin's or organiser's "
-                              "key (`tongxin up` prints one).", highlight=False)
+                              f"{escape(_message(r))}{hint}", highlight=False)
                 raise typer.Exit(2)
-            else:
-                r.raise_for_status()
     if errors:
         _print_errors(errors)
         raise typer.Exit(1)
@@ -283,6 +325,14 @@ def import_cmd(file: Path = typer.Argument(..., exists=True, dir_okay=False,
     console.print(f"[green]{result['imported']} {collection} imported:[/] "
                   f"{result['created']} new, {result['updated']} changed, "
                   f"{result['unchanged']} unchanged.")
+
+
+def _unreachable(exc: httpx.TransportError) -> str:
+    if isinstance(exc, httpx.ConnectError):
+        return "nothing answers there"
+    if isinstance(exc, httpx.TimeoutException):
+        return "no answer in time"
+    return str(exc) or type(exc).__name__
 
 
 @app.command("load")
@@ -420,6 +470,8 @@ def bus_config(
     TONGXIN_NATS_URL (TONGXIN_PUBLISHER_URL for an outside system) with its password. The
     passwords are made once and kept in users.json: run it again after a change of
     permissions. For TONGXIN_NAMESPACE (none in production). Files readable by owner only."""
+    from tongxin import natsauth
+
     passwords = natsauth.passwords(out / "users.json")
     natsauth.write_config(out / "auth.conf", passwords, Names(Settings().namespace))
     for user in natsauth.USERS:
@@ -555,10 +607,19 @@ def keys_list() -> None:
     from tongxin.keys import list_keys
 
     url, schema, _ = _registry_db()
-    table = Table("id", "role", "organisation", "name", "created", "revoked")
+    # The id is what `tongxin keys revoke` takes: never cut or wrapped, whatever the width.
+    # The rest fits 80 columns: an organisation's id folds onto a second line, a name wraps
+    # (in the width left: a Chinese name has no spaces to wrap at).
+    table = Table(box=None, pad_edge=False, collapse_padding=True, header_style="bold")
+    table.add_column("id", no_wrap=True, min_width=16)
+    table.add_column("role", no_wrap=True)
+    table.add_column("org", overflow="fold", min_width=18)
+    table.add_column("name", overflow="fold", max_width=max(12, console.width - 68))
+    table.add_column("created", no_wrap=True)
+    table.add_column("revoked", no_wrap=True)
     for k in asyncio.run(list_keys(url, schema)):
         table.add_row(k["id"], k["role"], k["organization_id"] or "(all)", k["name"],
-                      k["created_at"][:19], (k["revoked_at"] or "")[:19])
+                      k["created_at"][:10], (k["revoked_at"] or "")[:10])
     console.print(table)
 
 

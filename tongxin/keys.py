@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 
-from shared.db import make_engine, migrate, write_transaction
 from shared.subjects import Names
 
 
@@ -14,6 +13,7 @@ async def create_key(database_url: str, schema: str | None, *, role: str,
                      organization_id: str | None, name: str, namespace: str = "",
                      rate_limit: int | None = None) -> str:
     from services.registry import identities
+    from shared.db import make_engine, migrate, write_transaction
 
     spec = identities.KeyCreate(role=role, organization_id=organization_id, name=name,
                                 rate_limit=rate_limit)
@@ -29,6 +29,7 @@ async def create_key(database_url: str, schema: str | None, *, role: str,
 
 async def list_keys(database_url: str, schema: str | None) -> list[dict]:
     from services.registry import identities
+    from shared.db import make_engine
 
     engine = make_engine(database_url, schema)
     try:
@@ -42,6 +43,7 @@ async def list_keys(database_url: str, schema: str | None) -> list[dict]:
 async def revoke_key(database_url: str, schema: str | None, key_id: str,
                      namespace: str = "") -> dict | None:
     from services.registry import identities
+    from shared.db import make_engine, write_transaction
 
     engine = make_engine(database_url, schema)
     try:

@@ -30,9 +30,7 @@ class Failed(Exception):
 def default_url() -> str:
     from shared.settings import Settings
 
-    settings = Settings()
-    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
-    return f"http://{host}:{settings.events_port}"
+    return Settings().local_url("events")
 
 
 def chunks(stream: BinaryIO, sent: Callable[[int], None] = lambda n: None,

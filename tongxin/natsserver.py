@@ -29,6 +29,34 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether a server could listen on `port` now (as nats-server binds: SO_REUSEADDR, so a
+    connection of the last run's still in TIME_WAIT does not count)."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def remembered_port(path: Path) -> tuple[int, int | None]:
+    """The port kept in `path` (a data dir's NATS port), if it is free; else a free one, kept
+    there from now on. So a URL printed once (`TONGXIN_PUBLISHER_URL`) stays good across
+    restarts. Returns (the port, the remembered port it replaces because it was taken)."""
+    try:
+        remembered: int | None = int(path.read_text().strip())
+    except (OSError, ValueError):
+        remembered = None
+    if remembered is not None and 0 < remembered < 65536 and port_free(remembered):
+        return remembered, None
+    port = free_port()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"{port}\n")
+    return port, remembered
+
+
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as s:
         s.settimeout(0.2)

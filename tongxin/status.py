@@ -16,7 +16,10 @@ from rich.text import Text
 from tongxin.keys import auth_headers
 
 SERVICES = ("registry", "events", "reporting")
-TIMEOUT = 5.0  # a service slower than this to answer counts as down
+# Every probe (each service's /health and /metrics, all at once) has this long to answer, so a
+# reading takes at most about this long, whatever is down or stuck; slower counts as down. A
+# service answers /metrics within its own probes' bound (shared.metrics), well inside this.
+TIMEOUT = 0.8
 
 
 @dataclass
@@ -47,11 +50,6 @@ class ServiceStatus:
         return asdict(self)
 
 
-def default_urls(host: str, ports: dict[str, int]) -> dict[str, str]:
-    host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # listening everywhere
-    return {s: f"http://{host}:{ports[s]}" for s in SERVICES}
-
-
 def from_metrics(status: ServiceStatus, text: str) -> ServiceStatus:
     """Fill `status` from a `/metrics` page (Prometheus text format)."""
     parked: dict[str, int] = {}
@@ -76,13 +74,19 @@ def from_metrics(status: ServiceStatus, text: str) -> ServiceStatus:
     return status
 
 
-async def read_service(http: httpx.AsyncClient, service: str, url: str) -> ServiceStatus:
+async def read_service(http: httpx.AsyncClient, service: str, url: str,
+                       timeout: float = TIMEOUT) -> ServiceStatus:
+    """/health and /metrics at once, each given `timeout` in all (connecting included)."""
+    async def get(path: str) -> httpx.Response | Exception:
+        try:
+            return await asyncio.wait_for(http.get(f"{url}{path}"), timeout)
+        except (httpx.HTTPError, TimeoutError) as exc:
+            return exc
+
     status = ServiceStatus(service, url)
-    try:
-        health = await http.get(f"{url}/health")
-        metrics = await http.get(f"{url}/metrics")
-    except httpx.HTTPError as exc:
-        status.problem = _reason(exc)
+    health, metrics = await asyncio.gather(get("/health"), get("/metrics"))
+    if isinstance(health, Exception):
+        status.problem = _reason(health, timeout)
         return status
     try:
         body = health.json()
@@ -95,23 +99,29 @@ async def read_service(http: httpx.AsyncClient, service: str, url: str) -> Servi
         failing = [k for k, v in body.items() if v is False]
         status.problem = (f"failing: {', '.join(failing)}" if failing
                           else f"/health answered {health.status_code}")
-    if metrics.status_code == 200:
+    if isinstance(metrics, Exception):
+        status.unread.append(f"/metrics ({_reason(metrics, timeout)})")
+    elif metrics.status_code == 200:
         from_metrics(status, metrics.text)
     else:
         status.unread.append(f"/metrics answered {metrics.status_code}")
     return status
 
 
-async def read_all(urls: dict[str, str]) -> list[ServiceStatus]:
-    async with httpx.AsyncClient(timeout=TIMEOUT, headers=auth_headers()) as http:
-        return list(await asyncio.gather(*(read_service(http, s, u) for s, u in urls.items())))
+async def read_all(urls: dict[str, str], timeout: float = TIMEOUT) -> list[ServiceStatus]:
+    """Every service at once: a reading takes about `timeout` at most."""
+    # Certificates are loaded only for https (loading them takes longer than a probe).
+    https = any(u.startswith("https:") for u in urls.values())
+    async with httpx.AsyncClient(timeout=timeout, headers=auth_headers(), verify=https) as http:
+        return list(await asyncio.gather(*(read_service(http, s, u, timeout)
+                                           for s, u in urls.items())))
 
 
-def _reason(exc: httpx.HTTPError) -> str:
+def _reason(exc: Exception, timeout: float) -> str:
     if isinstance(exc, httpx.ConnectError):
         return "nothing answers (not running?)"
-    if isinstance(exc, httpx.TimeoutException):
-        return f"no answer within {TIMEOUT:.0f}s"
+    if isinstance(exc, TimeoutError | httpx.TimeoutException):
+        return f"no answer within {timeout:g}s"
     return f"{type(exc).__name__}: {exc}"
 
 
@@ -121,17 +131,17 @@ def _count(value: int | None) -> str:
 
 def table(statuses: list[ServiceStatus], title: str = "") -> Table:
     """One row per consumer (a service without any gets one row of its own); the service's
-    own figures on its first row."""
-    t = Table(title=title or None, title_justify="left")
-    for col in ("service", "health", "consumer", "stream", "lag", "parked", "outbox backlog",
-                "DLQ", "notifications sent"):
-        t.add_column(col, justify="left" if col in ("service", "health", "consumer", "stream")
-                     else "right")
+    own figures on its first row. Made to fit 80 columns: no borders, short headers, each
+    consumer's stream left to --json, why a service is not ok said under the table
+    (`problems`)."""
+    t = Table(title=title or None, title_justify="left", box=None, pad_edge=False,
+              collapse_padding=True, header_style="bold")
+    for col in ("service", "health", "consumer", "lag", "parked", "outbox", "DLQ", "sent"):
+        # Figures are never cut; where the width runs out a consumer's name folds instead.
+        t.add_column(col, justify="left" if col in ("service", "health", "consumer")
+                     else "right", no_wrap=col != "consumer", overflow="fold")
     for s in statuses:
-        style = {"ok": "green", "degraded": "yellow"}.get(s.health, "red")
-        health = Text(s.health, style=style)
-        if s.problem:
-            health.append(f" ({s.problem})", style="dim")
+        health = Text(s.health, style={"ok": "green", "degraded": "yellow"}.get(s.health, "red"))
         consumers: list[Consumer | None] = list(s.consumers) or [None]
         for i, c in enumerate(consumers):
             first = i == 0
@@ -139,18 +149,22 @@ def table(statuses: list[ServiceStatus], title: str = "") -> Table:
                 s.service if first else "",
                 health if first else "",
                 c.name if c else "",
-                c.stream if c else "",
                 Text(_count(c.lag), style="yellow" if c.lag else "") if c else "",
                 Text(_count(c.parked), style="red" if c.parked else "") if c else "",
                 _count(s.outbox_backlog) if first else "",
                 _count(s.dlq_depth) if first else "",
-                _count(s.notifications_sent) if first else "",
-                end_section=i == len(consumers) - 1)
+                _count(s.notifications_sent) if first else "")
     return t
 
 
+def problems(statuses: list[ServiceStatus]) -> list[str]:
+    """Why each service that is not ok is not, a line each, for under the table."""
+    return [f"{s.service} {s.health}: {s.problem}" for s in statuses if s.problem]
+
+
 def summary(statuses: list[ServiceStatus]) -> str:
-    """One line under the table: what is behind, in all."""
+    """One line under the table: what is behind, in all (outbox: rows yet to publish; sent:
+    notifications sent)."""
     lag = sum(c.lag for s in statuses for c in s.consumers)
     backlog = sum(s.outbox_backlog or 0 for s in statuses)
     down = [s.service for s in statuses if not s.up]

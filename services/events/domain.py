@@ -25,6 +25,19 @@ class Offer:
     type: EventType
 
     @cached_property
+    def data_json(self) -> str:
+        """The validated data as JSON, in its model's field order: dumped once, for the
+        digest and the payload."""
+        return self.data.model_dump_json()
+
+    @cached_property
+    def payload(self) -> str:
+        """The normalised envelope as stored and published: the envelope's own fields, then
+        the data as dumped once (what `envelope.model_dump_json()` gives, `data` being last)."""
+        head = self.envelope.model_dump_json(exclude={"data"})
+        return f'{head[:-1]},"data":{self.data_json}}}'
+
+    @cached_property
     def event_id(self) -> str:
         return str(self.envelope.event_id)
 
@@ -38,7 +51,7 @@ class Offer:
         """What the event says (type and data; not when or how it was sent): the same
         event_id offered again must say the same, or it is not a retry."""
         # The validated data in its model's field order: one form for every way it came.
-        body = self.envelope.type.encode() + b"\n" + self.data.model_dump_json().encode()
+        body = self.envelope.type.encode() + b"\n" + self.data_json.encode()
         return hashlib.sha256(body).hexdigest()
 
     @property

@@ -4,7 +4,7 @@ the offers carry (`activity_id`, `need_id`, `volunteer_id`, references), never b
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -29,21 +29,24 @@ async def load_facts(conn: AsyncConnection, offers: list[Offer], *, now: datetim
     need_ids = _values(data, "need_id")
     volunteer_ids = _values(data, "volunteer_id")
     lock = conn.dialect.name == "postgresql"  # another instance waits for our commit
+    a, t = store.activities, store.attendance
 
-    if volunteer_ids:  # every attendance of these volunteers: overlaps are checked against it
-        for row in await conn.execute(_select(store.attendance, lock).where(
-                store.attendance.c.volunteer_id.in_(volunteer_ids))):
-            att = store.from_row(Attendance, row)
-            facts.know(att)
-            activity_ids.add(att.activity_id)
+    # The rows the batch may change, locked in key order (every instance locks alike).
     if activity_ids:
-        for row in await conn.execute(_select(store.activities, lock).where(
-                store.activities.c.activity_id.in_(activity_ids))):
+        for row in await conn.execute(_select(a, lock).where(
+                a.c.activity_id.in_(activity_ids)).order_by(a.c.activity_id)):
             facts.know(store.from_row(Activity, row))
+    if activity_ids and volunteer_ids:  # hours at the batch's activities
+        for row in await conn.execute(_select(t, lock).where(
+                t.c.activity_id.in_(activity_ids), t.c.volunteer_id.in_(volunteer_ids))
+                .order_by(t.c.activity_id, t.c.volunteer_id)):
+            facts.know(store.from_row(Attendance, row))
     if need_ids:
         for row in await conn.execute(_select(store.needs, lock).where(
-                store.needs.c.need_id.in_(need_ids))):
+                store.needs.c.need_id.in_(need_ids)).order_by(store.needs.c.need_id)):
             facts.know(store.from_row(Need, row))
+    if volunteer_ids:  # what a volunteer's hours may overlap: read, not locked
+        await _overlapping(conn, facts, data, volunteer_ids)
 
     wanted = {(kind, id_) for o in offers for _, kind, id_ in o.references}
     wanted |= {("volunteer", v) for v in volunteer_ids}
@@ -56,6 +59,46 @@ async def load_facts(conn: AsyncConnection, offers: list[Offer], *, now: datetim
         (d for d in data if d.get("need_id") is not None), "base_id")
     facts.pairings_by_base = await _pairings(conn, bases)
     return facts
+
+
+async def _overlapping(conn: AsyncConnection, facts: Facts, data: list[dict],
+                       volunteer_ids: set[str]) -> None:
+    """The volunteers' hours at activities within the time the batch's activities span (as
+    stored, or as the batch logs them), with those activities: what an overlap is checked
+    against. Not their whole history."""
+    a, t = store.activities, store.attendance
+    starts, ends = [], []
+    for d in data:
+        act = facts.activity(d.get("activity_id"))
+        for start, end in ((act.started_at, act.ended_at) if act else (None, None),
+                           (_moment(d.get("started_at")), _moment(d.get("ended_at")))):
+            if start is not None and end is not None:
+                starts.append(start)
+                ends.append(end)
+    if not starts:
+        return
+    lo, hi = min(starts).astimezone(UTC), max(ends).astimezone(UTC)
+    found = [store.from_row(Attendance, row) for row in await conn.execute(
+        select(t).join(a, a.c.activity_id == t.c.activity_id).where(
+            t.c.volunteer_id.in_(volunteer_ids), a.c.started_at < hi, a.c.ended_at > lo))]
+    for att in found:
+        if facts.attendance_of(att.activity_id, att.volunteer_id) is None:
+            facts.know(att)
+    missing = {att.activity_id for att in found} - {k for (k,) in facts.activities}
+    if missing:
+        for row in await conn.execute(select(a).where(a.c.activity_id.in_(missing))):
+            facts.know(store.from_row(Activity, row))
+
+
+def _moment(value: object) -> datetime | None:
+    """A time in an offer's normalised data (ISO 8601 with its offset), if it is one."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
 
 
 def _select(table, lock: bool):

@@ -26,6 +26,7 @@ from shared.event_types import EVENT_TYPES
 from shared.events import ActivityLogged
 from shared.http import Errors, body_of
 from shared.json_response import JSON
+from shared.outbox import seqs_of
 
 router = APIRouter(tags=["events"])
 
@@ -132,6 +133,7 @@ async def get_event(request: Request, event_id: uuid.UUID) -> JSONResponse:
     t = store.accepted_events
     async with _acceptor(request).engine.connect() as conn:
         row = (await conn.execute(select(t).where(t.c.event_id == str(event_id)))).first()
+        seq = (await seqs_of(conn, t, [row.id])).get(row.id) if row is not None else None
         envelope = json.loads(row.payload) if row is not None else {}
         # Another unit's event reads as not there.
         if row is not None and not await access.visible(conn, principal(request), row.type,
@@ -143,7 +145,7 @@ async def get_event(request: Request, event_id: uuid.UUID) -> JSONResponse:
     return JSONResponse(StoredEvent(
         event_id=row.event_id, type=row.type, source=row.source, via=row.via,
         occurred_at=_occurred_at(envelope, row.occurred_at), received_at=_utc(row.created_at),
-        seq=row.seq,
+        seq=seq,
         principal=row.principal, envelope=envelope).model_dump(mode="json"))
 
 

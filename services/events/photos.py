@@ -256,8 +256,12 @@ async def read_file_field(request: Request, limit: int) -> bytes:
 
 
 def _too_large(request: Request, exc: TooLarge) -> JSONResponse:
-    # The rest of the body is never read: close the connection rather than leave it there.
-    return refusal(request, exc.errors, 413, {"Connection": "close"})
+    # Answered at once, and the connection kept: uvicorn reads the rest of the body (and
+    # drops it) after the answer, as an HTTP client needs. A client that sends all before it
+    # reads (httpx, requests) reads the 413 then; one that asked `Expect: 100-continue` (curl)
+    # reads it before sending any. Closing now instead, with the body still coming, resets
+    # the connection: the client loses the 413 and sees the connection dropped.
+    return refusal(request, exc.errors, 413)
 
 
 @router.post(

@@ -29,7 +29,7 @@ from services.events.state import Facts
 from shared.auth import Principal
 from shared.db import write_transaction
 from shared.errors import Conflict, FieldError, Forbidden, Rejected, Unavailable
-from shared.outbox import Relay
+from shared.outbox import Relay, seqs_of, take_turn
 from shared.projection import Projection, upsert
 from shared.replica import records_of
 from shared.subjects import Names
@@ -65,13 +65,10 @@ class Outcome:
 
 @dataclass(frozen=True)
 class _Row:
-    """An accepted event as the relay publishes it."""
+    """An accepted event just stored, for the relay to publish."""
 
     id: int
     event_id: str
-    subject: str
-    payload: str
-    headers: dict
 
 
 # Who offered what came through a door without a key: NATS's user permissions let only
@@ -189,6 +186,8 @@ class Acceptor:
     async def _store(self, offers: list[Offer], via: str, traces: list[dict],
                      records: dict, principal: str | None) -> list[Outcome]:
         photos = await self._photos_in(offers)
+        for offer in offers:  # the CPU work before the turn to write
+            offer.payload, offer.digest  # noqa: B018
         async with self._judging:
             for attempt in range(1, STORE_ATTEMPTS + 1):
                 try:
@@ -225,9 +224,13 @@ class Acceptor:
                      traces: list[dict], photos: set[str], records: dict,
                      principal: str | None) -> tuple[list[Outcome], list[_Row]]:
         t = store.accepted_events
+        # The outbox's turn first, before any row lock: ids follow commit order, and every
+        # instance takes its locks in the same order.
+        await take_turn(conn, t)
         ids = list({o.event_id for o in offers})
         stored = {r.event_id: r for r in await conn.execute(
-            select(t.c.event_id, t.c.seq, t.c.digest).where(t.c.event_id.in_(ids)))}
+            select(t.c.id, t.c.event_id, t.c.digest).where(t.c.event_id.in_(ids)))}
+        seq_of = await seqs_of(conn, t, (r.id for r in stored.values())) if stored else {}
         facts = await load_facts(conn, [o for o in offers if o.event_id not in stored],
                                  now=datetime.now(UTC), report_due=self.report_due,
                                  photos=photos, registry=records, history=via == "bulk",
@@ -241,7 +244,8 @@ class Acceptor:
             if earlier is not None or offer.event_id in accepted:
                 digest = earlier.digest if earlier is not None else \
                     accepted[offer.event_id].digest
-                outcomes.append(_repeat(offer, digest, earlier.seq if earlier else None))
+                outcomes.append(_repeat(offer, digest,
+                                        seq_of.get(earlier.id) if earlier else None))
                 continue
             verdict = judge(offer.type.name, offer.data, offer.envelope, facts)
             if isinstance(verdict, Refuse):
@@ -255,7 +259,7 @@ class Acceptor:
             outcomes.append(Outcome(offer.event_id))
             new.append({
                 "event_id": offer.event_id, "subject": self.names.events(offer.type.name),
-                "payload": offer.envelope.model_dump_json(), "headers": trace,
+                "payload": offer.payload, "headers": trace,
                 "created_at": now, "type": offer.type.name, "source": offer.envelope.source,
                 # In UTC: SQLite keeps a time's wall clock and drops its offset.
                 "occurred_at": offer.envelope.occurred_at.astimezone(UTC), "via": via,
@@ -266,8 +270,8 @@ class Acceptor:
             # row by row.
             result = await conn.execute(insert(t).returning(t.c.id, t.c.event_id), new)
             ids_of = {r.event_id: r.id for r in result}
-            rows = sorted((_Row(ids_of[n["event_id"]], n["event_id"], n["subject"],
-                                n["payload"], n["headers"]) for n in new), key=lambda r: r.id)
+            rows = sorted((_Row(ids_of[n["event_id"]], n["event_id"]) for n in new),
+                          key=lambda r: r.id)
         await _write_state(conn, facts)
         return outcomes, rows
 

@@ -234,6 +234,9 @@ class Entity:
     id_is_code: bool = False        # regions are known by their code
     private: tuple[str, ...] = ()   # stored apart, never in records, events or exports
     name_field: str = "name"
+    # A name is one record's under the same value of this field (an organisation's name under
+    # its parent: two 淄博市委统战部 at the top would be one unit counted twice). None: any.
+    unique_name_within: str | None = None
     extra: dict = field(default_factory=dict)
 
     @property
@@ -248,7 +251,7 @@ ENTITIES: dict[str, Entity] = {e.collection: e for e in (
     Entity("organization", "organizations", OrganizationCreate,
            ("kind", "parent_id", "region_code"),
            (Reference("parent_id", "organization", "parent_code"),
-            Reference("region_code", "region"))),
+            Reference("region_code", "region")), unique_name_within="parent_id"),
     Entity("base", "bases", BaseCreate, ("kind", "region_code"),
            (Reference("region_code", "region"),)),
     Entity("team", "teams", TeamCreate, ("category", "organization_id"),

@@ -184,7 +184,11 @@ def router() -> APIRouter:
     @r.post("/v1/import/{collection}", tags=["spreadsheets"],
             summary="Import a CSV or XLSX register: all rows or none, idempotent on `code`",
             response_model=Imported,
-            responses={422: {"description": '{"errors": [{"row", "column", "message"}]}'}})
+            responses={422: {"description": '{"errors": [{"row", "column", "message"}]}'},
+                       409: {"description": '{"errors": [{"row", "column", "message"}]}: '
+                                            "rows at odds with stored records only (a "
+                                            "name already registered under the same "
+                                            "parent)"}})
     async def import_(request: Request,
                       collection: CollectionName,
                       file: UploadFile = File(..., description="CSV or XLSX, one row a record; "
@@ -194,7 +198,8 @@ def router() -> APIRouter:
             result = await imports.import_file(_registry(request), collection, content,
                                                file.filename)
         except ImportRejected as exc:
-            return JSONResponse({"errors": imports.errors_json(exc.errors)}, status_code=422)
+            return JSONResponse({"errors": imports.errors_json(exc.errors)},
+                                status_code=409 if exc.conflict else 422)
         return result.as_json()
 
     @r.get("/v1/export/{collection}", tags=["spreadsheets"],

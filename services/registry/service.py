@@ -48,12 +48,20 @@ class RowError:
     row: int | None
     column: str
     message: str
+    # At odds with a stored record (a name taken), not wrong in itself: HTTP 409 when every
+    # error is one of these.
+    conflict: bool = False
 
 
 class ImportRejected(Exception):
     def __init__(self, errors: list[RowError]):
         self.errors = errors
         super().__init__(f"{len(errors)} errors")
+
+    @property
+    def conflict(self) -> bool:
+        """Every row is at odds with a stored record, none is wrong in itself: HTTP 409."""
+        return bool(self.errors) and all(e.conflict for e in self.errors)
 
 
 @dataclass
@@ -340,6 +348,9 @@ class Registry:
         errors: list[RowError] = []
         saved = Saved()
         reach = await self._reach(conn, entity)
+        names = _Names(entity, await store.named(conn, entity, [
+            i.fields["name"] for i in items if i.fields.get("name")])
+            if entity.unique_name_within else {})
         inserts, updates, private = [], [], []
         links: dict[str, dict[str, list[str]]] = {r.field: {} for r in entity.lists}
         when = store.now().isoformat()
@@ -366,11 +377,17 @@ class Registry:
                 id_ = fields["code"] if entity.id_is_code else str(uuid.uuid4())
                 record = {"id": id_, **fields, "active": True, "created_at": when,
                           "updated_at": when, "changed_by": changed_by()}
+                if clash := names.take(record, item.row):
+                    errors.append(clash)
+                    continue
                 inserts.append(store.row_for(entity, record, search_key(record["name"])))
                 saved.created.append(record)
                 resolver.learn(entity.name, record)
             else:
                 record = {**old, **_given(entity, fields, item.provided)}
+                if clash := names.take(record, item.row, old):
+                    errors.append(clash)
+                    continue
                 private_changed = any(privates.get(old["id"], {}).get(k) != v
                                       for k, v in item.private.items())
                 if record == old and not private_changed:
@@ -385,7 +402,8 @@ class Registry:
                 private.append({"volunteer_id": record["id"], **item.private})
         if errors:
             if as_http:
-                raise Rejected([FieldError(field=e.column, message=e.message) for e in errors])
+                refused = [FieldError(field=e.column, message=e.message) for e in errors]
+                raise (Conflict if all(e.conflict for e in errors) else Rejected)(refused)
             raise ImportRejected(errors)
         await store.insert_rows(conn, entity, inserts)
         for row in updates:
@@ -413,6 +431,42 @@ class Registry:
         subject = self.names.registry(entity.name, verb)
         await outbox.add_many(conn, store.outbox, [
             (subject, new_envelope(f"{entity.name}.{verb}", r, SOURCE)) for r in records])
+
+
+class _Names:
+    """Which names a batch may give, for an entity whose names are unique within a field (an
+    organisation's under its parent): a new record, or one renamed or moved, only a name no
+    other record has there, in the database or earlier in the batch. A record that keeps its
+    name where it is passes, even beside a namesake registered before names were unique."""
+
+    def __init__(self, entity: Entity,
+                 stored: dict[tuple[str | None, str], list[tuple[str, bool]]]):
+        self.entity = entity
+        self.stored = stored
+        self.taken: dict[tuple[str | None, str], tuple[str, int | None]] = {}  # in this batch
+
+    def take(self, record: dict, row: int | None, old: dict | None = None) -> RowError | None:
+        """None if `record` (replacing `old`) may have its name where it is (it is now taken),
+        else why not."""
+        field = self.entity.unique_name_within
+        if field is None:
+            return None
+        key = (record.get(field), record["name"])
+        if old is not None and (old.get(field), old["name"]) == key:
+            return None  # neither renamed nor moved
+        where = "under the same parent" if key[0] else "at the top level"
+        if key in self.taken and self.taken[key][0] != record["id"]:
+            other = self.taken[key][1]
+            return RowError(row, "name", f"{record['name']!r} is also the name of "
+                            f"{f'row {other}' if other else 'another record'} {where}")
+        for id_, active in self.stored.get(key, []):
+            if id_ != record["id"]:
+                return RowError(row, "name", (
+                    f"an {self.entity.name} named {record['name']!r} is already registered "
+                    f"{where}: {id_}{'' if active else ' (deactivated)'}; use that one, or "
+                    "give this one another name"), conflict=True)
+        self.taken[key] = (record["id"], row)
+        return None
 
 
 def changed_by() -> dict:

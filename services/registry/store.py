@@ -130,6 +130,25 @@ async def records_by(conn: AsyncConnection, entity_name: str, column: str,
     return out
 
 
+async def named(conn: AsyncConnection, entity: Entity,
+                names: Iterable[str]) -> dict[tuple[str | None, str], list[tuple[str, bool]]]:
+    """{(the `unique_name_within` field's value, name): [(id, active), ...]} of the records
+    with one of `names` (more than one where they were registered before names were unique),
+    oldest first."""
+    assert entity.unique_name_within is not None  # only entities whose names are unique
+    t = TABLES[entity.name]
+    within = t.c[entity.unique_name_within]
+    values = list(set(names))
+    out: dict[tuple[str | None, str], list[tuple[str, bool]]] = {}
+    for i in range(0, len(values), 500):
+        rows = await conn.execute(select(within.label("within"), t.c.name, t.c.id, t.c.active)
+                                  .where(t.c.name.in_(values[i:i + 500]))
+                                  .order_by(t.c.created_at, t.c.id))
+        for r in rows:
+            out.setdefault((r.within, r.name), []).append((r.id, r.active))
+    return out
+
+
 async def list_records(conn: AsyncConnection, entity: Entity, *, filters: dict[str, str],
                        search: str | None, active: bool | None, limit: int, offset: int,
                        linked: dict[str, str] | None = None,

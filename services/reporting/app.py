@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 
-from services.reporting import notify, store
+from services.reporting import document, notify, store
 from services.reporting.dashboard import routes as dashboard
 from services.reporting.models import READ_MODELS, labels
 from services.reporting.readmodel import ReadModel
@@ -48,6 +48,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                                     strict=True) if m.stream == "registry")
         app.state.engine = rt.engine
         app.state.settings = settings
+        app.state.js = rt.js  # the report document reads photos from the events' object store
+        app.state.photos_bucket = rt.names.photos_bucket
         # One consumer and one transaction a batch for all the models of a stream; each keeps
         # its own position (a rebuilt or new model catches up while the others pass over).
         for stream in ("registry", "events"):
@@ -63,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for model in READ_MODELS:
         if model.router is not None:
             router.include_router(model.router)
+    router.include_router(document.router)
     router.include_router(notify.router)
     router.include_router(dashboard.router)
     app = rt.app(title="Tongxin reporting", lifespan=lifespan, router=router,

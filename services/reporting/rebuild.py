@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from services.reporting import store
 from services.reporting.models import READ_MODELS
 from services.reporting.readmodel import ReadModel
-from shared.db import async_url, is_sqlite, make_engine, write_lock
+from shared.db import async_url, is_sqlite, make_engine, write_lock, write_turn
 from shared.projection import Projection, _as_msg, reason_of
 from shared.retry import is_transient
 from shared.settings import Settings
@@ -282,10 +282,12 @@ class _Rebuilder:
     async def _swap(self, model: ReadModel, stream: str, apply, rebuilt_at: int,
                     check: bool) -> ModelResult:
         p, parked, target = store.positions, store.parked, self.target
-        async with target.live.connect() as conn:
+        # This process's turn on the live file first (live projections may run beside it),
+        # then SQLite's write lock up front (PostgreSQL: FOR UPDATE).
+        async with write_turn(target.live), target.live.connect() as conn:
             trans = await conn.begin()
             try:
-                await write_lock(conn)  # SQLite: the write lock now (PostgreSQL: FOR UPDATE)
+                await write_lock(conn)
                 live_at = (await conn.execute(
                     select(p.c.position).where(p.c.name == model.name).with_for_update()
                 )).scalar()

@@ -1,6 +1,8 @@
 """How every report is answered: read-your-writes (`min_seq`), one consistent snapshot with its
 `as_of`, and the same table as JSON, CSV or XLSX (the monthly ledger, 台账, an organiser hands
-upward: a title line, Chinese headers by default, the rows, then 合计).
+upward: a title line naming the report, its period and its scope, Chinese headers with their
+units by default, the rows, then 合计; the file named for the same period and scope). In XLSX,
+dates are date cells, figures numbers with a number format, and columns as wide as their header.
 
 CSV and XLSX are streamed: rows come from the database cursor and go out as they are written
 (XLSX through openpyxl's write-only mode, which keeps rows on disk, not in memory).
@@ -18,7 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import quote
 
 from fastapi import HTTPException, Query, Request
@@ -26,9 +28,13 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.reporting import period
 from services.reporting.store import positions
 from shared.json_response import JSON
 from shared.responses import spreadsheets
+
+if TYPE_CHECKING:  # scope.py reads the labels model, whose package imports this module
+    from services.reporting.scope import Scope
 
 Format = Literal["json", "csv", "xlsx"]
 Headers = Literal["zh", "en"]
@@ -47,11 +53,19 @@ def documented(model: Any, responses: dict[int | str, dict] | None = None
             "responses": {**spreadsheets(), **(responses or {})}}
 
 
+Kind = Literal["text", "date", "datetime", "count", "money", "hours", "rate", "number"]
+# Each kind of column as XLSX shows it (a number format) and how wide it is at least.
+_FORMATS = {"date": "yyyy-mm-dd", "datetime": "yyyy-mm-dd hh:mm", "count": "#,##0",
+            "money": "#,##0.00", "hours": "#,##0.0", "rate": "0.0%", "number": "#,##0.###"}
+_WIDTHS = {"date": 12, "datetime": 17, "text": 14}
+
+
 @dataclass(frozen=True)
 class Column:
     key: str   # a row's key; dotted for a nested value (`outputs.students_funded`)
-    zh: str
+    zh: str    # with its unit where it has one: 服务群众(人次), 服务时长(小时), 捐赠价值(元)
     en: str
+    kind: Kind = "text"
 
     def value(self, row: dict) -> Any:
         value: Any = row
@@ -130,10 +144,57 @@ async def snapshot(conn: AsyncConnection, models: Iterable[str]) -> int:
     return min((found.get(n, 0) for n in names), default=0)
 
 
+@dataclass(frozen=True)
+class Heading:
+    """What a spreadsheet's title line says besides the report's title: its period and scope."""
+
+    period: str
+    scope: str
+
+    def line(self, title: str, as_of: int, lang: Headers) -> list[str]:
+        if lang == "zh":
+            return [title, f"期间：{self.period}", f"范围：{self.scope}", f"截至事件 {as_of}"]
+        return [title, f"Period: {self.period}", f"Scope: {self.scope}", f"as of event {as_of}"]
+
+
+def everything(lang: Headers) -> Heading:
+    """The heading of a report over all time and every unit."""
+    return Heading(period.describe(None, None, lang), "全部单位" if lang == "zh" else "all units")
+
+
+async def heading(engine, scope: Scope | None, lang: Headers) -> Heading:
+    from services.reporting.scope import describe
+
+    if scope is None:
+        return everything(lang)
+    async with engine.connect() as conn:
+        named = await describe(conn, scope, lang)
+    return Heading(period.describe(scope.date_from, scope.date_to, lang), named)
+
+
+def download_name(filename: str, scope: Scope | None, named: Heading, format: str) -> str:
+    """`summary-organization_2024-03_淄博市委统战部.xlsx`: the report, its period, its scope."""
+    parts = [filename, period.slug(scope.date_from if scope else None,
+                                   scope.date_to if scope else None)]
+    if scope and (scope.organization_id or scope.base_id or scope.region):
+        parts.append("".join(ch for ch in named.scope if ch not in '\\/:*?"<>|，, （）()'))
+    return "_".join(parts) + f".{format}"
+
+
+def attachment(name: str) -> dict[str, str]:
+    """Content-Disposition for a download: an ASCII name for old clients, the real one too."""
+    name = "".join(ch for ch in name if ch.isprintable() and ch not in '"\\') or "report"
+    ascii_name = name.encode("ascii", "replace").decode().replace("?", "_")
+    return {"Content-Disposition": f"attachment; filename=\"{ascii_name}\"; "
+                                   f"filename*=UTF-8''{quote(name)}"}
+
+
 async def answer(request: Request, build: Build, *, models: tuple[str, ...],
                  min_seq: int | None = None, format: Format = "json",
-                 headers: Headers = "zh", filename: str = "report") -> Any:
-    """The report as JSON (`rows`, `totals`, `as_of`, ...) or streamed as CSV or XLSX."""
+                 headers: Headers = "zh", filename: str = "report",
+                 scope: Scope | None = None) -> Any:
+    """The report as JSON (`rows`, `totals`, `as_of`, ...) or streamed as CSV or XLSX, titled
+    and named for its period and `scope`."""
     await wait_for(request, models, min_seq)
     engine, slots = request.app.state.engine, _slots(request)
     if format == "json":
@@ -141,14 +202,13 @@ async def answer(request: Request, build: Build, *, models: tuple[str, ...],
             as_of = await snapshot(conn, models)
             report = await build(conn)
             return JSON(await as_json(report, as_of))
-    stream = _csv(engine, slots, build, models, headers) if format == "csv" else _xlsx(
-        engine, slots, build, models, headers)
+    named = await heading(engine, scope, headers)
+    stream = _csv(engine, slots, build, models, headers, named) if format == "csv" else _xlsx(
+        engine, slots, build, models, headers, named)
     media = ("text/csv; charset=utf-8" if format == "csv" else
              "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
-    name = f"{filename}.{format}"
-    return StreamingResponse(stream, media_type=media, headers={
-        "Content-Disposition": f"attachment; filename=\"{name}\"; "
-                               f"filename*=UTF-8''{quote(name)}"})
+    return StreamingResponse(stream, media_type=media,
+                             headers=attachment(download_name(filename, scope, named, format)))
 
 
 async def as_json(report: Report, as_of: int) -> dict:
@@ -199,14 +259,18 @@ def _totals_row(report: Report, lang: Headers) -> list[Any] | None:
 
 
 async def _csv(engine, slots: asyncio.Semaphore, build: Build, models,
-               lang: Headers) -> AsyncIterator[bytes]:
+               lang: Headers, named: Heading | None = None) -> AsyncIterator[bytes]:
+    named = named or everything(lang)
     async with slots, engine.connect() as conn:
-        await snapshot(conn, models)
+        as_of = await snapshot(conn, models)
         report = await build(conn)
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         # A BOM: Excel on Chinese Windows reads UTF-8 CSV correctly only with one.
         yield codecs.BOM_UTF8
+        # What it is (title, period, scope, as of), then the header.
+        writer.writerow(named.line(report.title_zh if lang == "zh" else report.title_en,
+                                   as_of, lang))
         writer.writerow(report.header(lang))
         async for row in _rows(report.rows):
             writer.writerow([_guard(_cell(c.value(row))) for c in report.columns])
@@ -220,7 +284,8 @@ async def _csv(engine, slots: asyncio.Semaphore, build: Build, models,
 
 
 async def _xlsx(engine, slots: asyncio.Semaphore, build: Build, models,
-                lang: Headers) -> AsyncIterator[bytes]:
+                lang: Headers, named: Heading | None = None) -> AsyncIterator[bytes]:
+    named = named or everything(lang)
     import openpyxl
     from openpyxl.cell import WriteOnlyCell
     from openpyxl.styles import Font
@@ -229,8 +294,14 @@ async def _xlsx(engine, slots: asyncio.Semaphore, build: Build, models,
     bold = Font(bold=True)
 
     def styled(sheet, values: list[Any]) -> list:
+        """Bold cells: the title line (whose scope is a registry name: characters XML forbids
+        become U+FFFD), the header, the totals."""
+        from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
         cells = []
         for value in values:
+            if isinstance(value, str):
+                value = ILLEGAL_CHARACTERS_RE.sub("\ufffd", value)
             cell = WriteOnlyCell(sheet, value=value)
             cell.font = bold
             cells.append(cell)
@@ -239,13 +310,22 @@ async def _xlsx(engine, slots: asyncio.Semaphore, build: Build, models,
     async def write(report: Report, as_of: int) -> None:
         title = report.title_zh if lang == "zh" else report.title_en
         sheet = book.create_sheet(title=_sheet_name(title, book.sheetnames))
-        sheet.append(styled(sheet, [title, f"截至事件 {as_of}" if lang == "zh"
-                                    else f"as of event {as_of}"]))
-        sheet.append(styled(sheet, report.header(lang)))
+        header = report.header(lang)
+        for letter, column, text in zip(_letters(len(header)), report.columns, header,
+                                        strict=True):  # widths go before the first row
+            sheet.column_dimensions[letter].width = max(_width(text) + 2,
+                                                        _WIDTHS.get(column.kind, 10))
+        sheet.freeze_panes = "A3"
+        sheet.append(styled(sheet, named.line(title, as_of, lang)))
+        sheet.append(styled(sheet, header))
         async for row in _rows(report.rows):
-            sheet.append([_xlsx_cell(sheet, _cell(c.value(row))) for c in report.columns])
+            sheet.append([_typed(sheet, c, c.value(row)) for c in report.columns])
         if (totals := _totals_row(report, lang)) is not None:
-            sheet.append(styled(sheet, totals))
+            cells = styled(sheet, totals)
+            for cell, column in zip(cells, report.columns, strict=True):
+                if column.kind in _FORMATS and isinstance(cell.value, int | float):
+                    cell.number_format = _FORMATS[column.kind]
+            sheet.append(cells)
         for more in report.sheets:
             await write(more, as_of)
 
@@ -261,6 +341,42 @@ async def _xlsx(engine, slots: asyncio.Semaphore, build: Build, models,
                 yield chunk
     finally:
         os.unlink(path)
+
+
+def _letters(n: int) -> list[str]:
+    from openpyxl.utils import get_column_letter
+    return [get_column_letter(i + 1) for i in range(n)]
+
+
+def _width(text: str) -> int:
+    """Display width: a Chinese character is two columns wide."""
+    return sum(2 if ord(ch) > 0x2E80 else 1 for ch in text)
+
+
+def _typed(sheet, column: Column, value: Any) -> Any:
+    """A value as its column's kind of cell: a date or a time as a date cell (local time, as
+    the report gives it), a figure as a number with the column's format."""
+    from openpyxl.cell import WriteOnlyCell
+
+    if column.kind in ("date", "datetime") and value:
+        when: Any = value
+        if isinstance(value, str):
+            try:
+                when = (date.fromisoformat(value) if column.kind == "date"
+                        else datetime.fromisoformat(value))
+            except ValueError:
+                return _xlsx_cell(sheet, value)
+        if isinstance(when, datetime):
+            when = when.replace(tzinfo=None)  # XLSX has no time zones: the local time shown
+        cell = WriteOnlyCell(sheet, value=when)
+        cell.number_format = _FORMATS[column.kind]
+        return cell
+    value = _cell(value)
+    if column.kind in _FORMATS and isinstance(value, int | float) and not isinstance(value, bool):
+        cell = WriteOnlyCell(sheet, value=value)
+        cell.number_format = _FORMATS[column.kind]
+        return cell
+    return _xlsx_cell(sheet, value)
 
 
 def _xlsx_cell(sheet, value: Any) -> Any:

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import Query, Request
 from sqlalchemy import ColumnElement, Select, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.reporting.models.labels import organization_ancestors, region_ancestors
 from services.reporting.models.labels import registry_entities as reg
@@ -120,3 +121,28 @@ async def reachable(request: Request, organization_id: str, root: str, field: st
     if found is None:
         raise forbidden(f"{principal(request).label} sees organisation {root!r} and the "
                         f"units under it, not {organization_id!r}", field)
+
+
+async def describe(conn: AsyncConnection, scope: Scope, lang: str = "zh") -> str:
+    """The scope as a ledger's title names it: 淄博市委统战部（含下级单位）, 基地 …, 区域 …, or
+    全部单位 (names from the registry replica; a code it does not know stays a code)."""
+    wanted = [(kind, id_) for kind, id_ in (("organization", scope.organization_id),
+                                           ("base", scope.base_id), ("region", scope.region))
+              if id_]
+    names: dict[tuple[str, str], str] = {}
+    if wanted:
+        found = await conn.execute(select(reg.c.kind, reg.c.id, reg.c.name).where(
+            reg.c.id.in_([id_ for _, id_ in wanted])))
+        names = {(k, i): n for k, i, n in found if n}
+    parts = []
+    for kind, id_ in wanted:
+        name = names.get((kind, id_), id_)
+        if kind == "organization":
+            parts.append(f"{name}（含下级单位）" if lang == "zh" else f"{name} and its units")
+        elif kind == "base":
+            parts.append(f"服务基地 {name}" if lang == "zh" else f"base {name}")
+        else:
+            parts.append(f"区域 {name}" if lang == "zh" else f"region {name}")
+    if not parts:
+        return "全部单位" if lang == "zh" else "all units"
+    return "，".join(parts) if lang == "zh" else ", ".join(parts)

@@ -318,6 +318,10 @@ async def test_starting_again_on_the_same_data_dir_keeps_the_data_and_loads_no_d
     await again.start()
     assert "Demo programme loaded" not in again.output
     assert again.token == first.token and again.login == first.login  # printed again
+    # NATS on the port it had: the publisher URL printed the first time still works.
+    assert again.printed("TONGXIN_PUBLISHER_URL") == first.printed("TONGXIN_PUBLISHER_URL")
+    nc = await nats.connect(first.printed("TONGXIN_PUBLISHER_URL"))
+    await nc.close()
     after = await summary(again)
     activities, served = demo_totals()
     assert after["totals"] == before["totals"]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import subprocess
 from collections.abc import AsyncIterator
 from itertools import pairwise
 from pathlib import Path
@@ -277,6 +278,28 @@ async def test_english_and_an_xlsx_export(admin, shots):
     csv = await admin.text("#screen a.csv").first.get_attribute("href")
     assert (await admin.page.request.get(f"{admin.origin}{csv}")).status == 200
     await shoot(admin, shots, "overview-en")
+
+
+async def test_the_report_document_from_the_dashboard(admin, shots):
+    """The header's 报告 link: the PDF report for the filters' period and scope, its first page
+    drawn by poppler (kept beside the screenshots as report-document.png)."""
+    await admin.show("overview?region=370300&from=2013-01-01&to=2013-12-31", "#totals")
+    await expect(admin.text("#totals [data-figure=served] .v")).to_have_text(
+        number(8_700), timeout=SHOWN_MS)
+    href = await admin.text("#report").get_attribute("href")
+    assert href and "period=2013&" in href and "region=370300" in href and "format=pdf" in href
+    r = await admin.page.request.get(f"{admin.origin}{href}")
+    assert r.status == 200 and r.headers["content-type"] == "application/pdf", r.headers
+    pdf = shots / "report-document.pdf"
+    pdf.write_bytes(await r.body())
+    await asyncio.to_thread(subprocess.run, [
+        "pdftoppm", "-f", "1", "-l", "1", "-r", "90", "-png", "-singlefile", str(pdf),
+        str(shots / "report-document")], check=True)
+    first = (await asyncio.to_thread(subprocess.run, [
+        "pdftotext", "-f", "1", "-l", "1", "-layout", str(pdf), "-"], check=True,
+        capture_output=True, text=True)).stdout
+    for text in ("同心结对服务工作年度报告", "2013年", "区域 淄博市", "8,700", "132"):
+        assert text in first, (text, first)
 
 
 async def test_phone_width_is_one_column(admin, shots):

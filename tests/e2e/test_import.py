@@ -207,3 +207,42 @@ async def test_the_cli_and_the_endpoint_give_the_same_answer(system, tmp_path):
         env={**os.environ, "TONGXIN_TOKEN": system.token})
     assert run.returncode == 0, run.stdout + run.stderr
     assert "1 organizations imported: 1 new" in run.stdout
+
+
+async def test_the_cli_finds_the_registry_by_its_port_and_says_so_in_a_line_when_it_cannot(
+        system, tmp_path):
+    """`tongxin import` reaches the registry where TONGXIN_REGISTRY_PORT (or
+    TONGXIN_REGISTRY_URL) says; when nothing answers there, one line says so, exit code 2."""
+    from tongxin.natsserver import free_port
+
+    s = uuid.uuid4().hex[:6]
+    good = tmp_path / "单位.csv"
+    good.write_text(f"单位编码,单位名称,单位类型\nport-{s},淄博市民政局-{s},机关部门\n",
+                    encoding="utf-8")
+    base = {k: v for k, v in os.environ.items() if not k.startswith("TONGXIN_")}
+    base |= {"COLUMNS": "80", "TONGXIN_TOKEN": system.token}
+    port = system.url("registry").rsplit(":", 1)[1]
+
+    async def run(**env: str) -> subprocess.CompletedProcess:
+        return await asyncio.to_thread(
+            subprocess.run, [sys.executable, "-m", "tongxin.cli", "import", str(good)],
+            capture_output=True, text=True, timeout=120, env={**base, **env})
+
+    by_port = await run(TONGXIN_REGISTRY_PORT=port)
+    assert by_port.returncode == 0, by_port.stdout + by_port.stderr
+    assert "1 organizations imported: 1 new" in by_port.stdout
+    by_url = await run(TONGXIN_REGISTRY_URL=system.url("registry") + "/",
+                       TONGXIN_REGISTRY_PORT="1")
+    assert by_url.returncode == 0, by_url.stdout + by_url.stderr
+    assert "1 organizations imported: 0 new, 0 changed, 1 unchanged" in by_url.stdout
+
+    nowhere = free_port()
+    for env in ({"TONGXIN_REGISTRY_PORT": str(nowhere)},
+                {"TONGXIN_REGISTRY_URL": f"http://127.0.0.1:{nowhere}"}):
+        failed = await run(**env)
+        assert failed.returncode == 2, failed.stdout + failed.stderr
+        said = (failed.stdout + failed.stderr).strip().splitlines()
+        assert said == [f"Cannot reach the registry at http://127.0.0.1:{nowhere} (nothing "
+                        "answers there). Is it running (`tongxin up`)? Give its address with "
+                        "--registry or TONGXIN_REGISTRY_URL, or its port with "
+                        "TONGXIN_REGISTRY_PORT."], said

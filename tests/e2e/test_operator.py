@@ -75,14 +75,18 @@ class Run:
 
 
 def status_argv(system, *args: str, **urls: str) -> list[str]:
-    """The installed `tongxin status`, pointed at the system's ports."""
+    """The installed `tongxin status`, pointed at the system's ports. A service on this
+    shared test machine, busy with a burst, may take longer than the default 0.8 s to answer:
+    given 30 s here (tests/unit/test_status.py holds the default's bound)."""
     targets = {s: urls.get(s, system.url(s)) for s in SERVICES}
-    return [TONGXIN, "status", *(a for s, u in targets.items() for a in (f"--{s}", u)), *args]
+    return [TONGXIN, "status", *(a for s, u in targets.items() for a in (f"--{s}", u)),
+            "--timeout", "30", *args]
 
 
 def status_env() -> dict[str, str]:
     # Without a key: /health and /metrics are open, so an operator's shell needs none.
-    return {**os.environ, "COLUMNS": "200", "TONGXIN_TOKEN": ""}
+    # An 80-column terminal: the table fits it.
+    return {**os.environ, "COLUMNS": "80", "TONGXIN_TOKEN": ""}
 
 
 async def tongxin_status(system, *args: str, **urls: str) -> Run:
@@ -213,15 +217,18 @@ async def test_status_shows_lag_going_to_zero_after_a_burst(system):
     shown = await tongxin_status(system)
     assert shown.code == 0, shown.stdout + shown.stderr
     lines = shown.stdout.splitlines()
-    header = next([c.strip() for c in line.split("┃")[1:-1]] for line in lines
-                  if line.count("┃") == 10)
-    rows = [[c.strip() for c in line.split("│")[1:-1]] for line in lines
-            if line.count("│") == 10]
-    assert header[:5] == ["service", "health", "consumer", "stream", "lag"], header
-    seen = {row[2]: row[4] for row in rows if row[2]}
-    assert set(seen) == CONSUMERS["events"] | CONSUMERS["reporting"], shown.stdout
+    at = next(i for i, line in enumerate(lines) if line.startswith("service "))
+    assert lines[at].split()[:4] == ["service", "health", "consumer", "lag"], lines[at]
+    assert all(len(line) <= 80 for line in lines), shown.stdout
+    rows = [line.split() for line in lines[at + 1:] if line.startswith(" ")
+            or line.split()[0] in SERVICES]
+    consumers = CONSUMERS["events"] | CONSUMERS["reporting"]
+    # a row: [service, health,] consumer, lag, ...
+    seen = {row[k]: row[k + 1] for row in rows for k in range(len(row) - 1)
+            if row[k] in consumers}
+    assert set(seen) == consumers, shown.stdout
     assert set(seen.values()) == {"0"}, shown.stdout
-    assert [row[1] for row in rows if row[0]] == ["ok"] * 3, shown.stdout
+    assert [row[1] for row in rows if row[0] in SERVICES] == ["ok"] * 3, shown.stdout
     assert "no lag; outboxes empty" in shown.stdout, shown.stdout
 
     print(f"\n[{system.backend.name}] burst of {BURST} activities (bulk POST "
@@ -235,7 +242,7 @@ async def test_status_exits_1_when_a_service_is_down(system):
     nowhere = f"http://127.0.0.1:{free_port()}"
     run = await tongxin_status(system, reporting=nowhere)
     assert run.code == 1, run.stdout + run.stderr
-    assert "down (nothing answers" in run.stdout, run.stdout
+    assert "reporting down: nothing answers" in run.stdout, run.stdout
     assert "not ok: reporting" in run.stdout, run.stdout
     as_json = await tongxin_status(system, "--json", reporting=nowhere)
     assert as_json.code == 1

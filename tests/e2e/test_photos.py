@@ -66,6 +66,43 @@ async def test_a_body_declared_far_too_large_is_answered_before_it_is_sent(syste
         writer.close()
 
 
+async def test_an_11_mb_photo_gets_its_413_whatever_the_client(system, tmp_path):
+    """Whether the client sends the whole body before it reads (httpx, requests), streams it
+    chunked, or waits for `100 Continue` (curl): it reads the 413 naming `file`, never a
+    dropped connection, and the connection serves the next request."""
+    big = jpeg_of_size(11 * 1000 * 1000)  # a phone's 11 MB photo; the limit is 10 MiB
+
+    def too_large(r: httpx.Response) -> None:
+        assert r.status_code == 413 and fields(r) == ["file"], r.text
+        assert r.json()["errors"][0]["message"].startswith("larger than 10 MB")
+
+    async def chunked():
+        yield b'--b\r\nContent-Disposition: form-data; name="file"; filename="big.jpg"\r\n\r\n'
+        for i in range(0, len(big), 256 * 1024):
+            yield big[i:i + 256 * 1024]
+        yield b"\r\n--b--\r\n"
+
+    async with system.client(base_url=system.url("events"), timeout=120) as http:
+        too_large(await http.post("/v1/photos", files={"file": ("big.jpg", big)}))
+        too_large(await http.post("/v1/photos", content=chunked(), headers={
+            "Content-Type": "multipart/form-data; boundary=b"}))
+        r = await http.post("/v1/photos", files={"file": ("small.png", PNG)})
+        assert r.status_code == 201, r.text
+        r = await http.post("/v1/photos", files={"file": ("big.jpg", big)})  # again, kept
+        too_large(r)
+
+    photo = tmp_path / "big.jpg"
+    photo.write_bytes(big)
+    curl = await asyncio.create_subprocess_exec(
+        "curl", "-sS", "-F", f"file=@{photo}", "-H", f"Authorization: Bearer {system.token}",
+        "-w", "\n%{http_code}", f"{system.url('events')}/v1/photos",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(curl.communicate(), 120)
+    assert curl.returncode == 0, err.decode()
+    body, code = out.decode().rsplit("\n", 1)
+    too_large(httpx.Response(int(code), content=body.encode()))
+
+
 async def test_the_routes_are_documented(system):
     async with system.client(base_url=system.url("events"), timeout=30) as http:
         spec = (await http.get("/openapi.json")).json()

@@ -455,3 +455,103 @@ async def test_indicators_are_taxonomy_entries_with_a_unit(system):
         "label_en": "Team", "unit": "个"})
     assert with_unit.status_code == 422
     assert [e["field"] for e in with_unit.json()["errors"]] == ["unit"]
+
+
+async def raw_request(system, service: str, request_line: bytes) -> tuple[int, dict, bytes]:
+    """One request as curl sends `curl 'host/v1/organizations?q=刘春'`: the request line's
+    UTF-8 as it is, not percent-encoded. (status, headers, body)."""
+    host, port = system.url(service).removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(request_line + b"\r\nHost: " + host.encode()
+                     + f"\r\nAuthorization: Bearer {system.token}\r\n".encode()
+                     + b"Connection: close\r\n\r\n")
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), 60)  # to the end: Connection: close
+    finally:
+        writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status_line, *fields = head.decode("latin-1").split("\r\n")
+    headers = {k.lower(): v.strip() for k, v in (f.split(":", 1) for f in fields)}
+    return int(status_line.split()[1]), headers, body
+
+
+async def test_a_raw_utf8_query_string_works(system):
+    s = uid()
+    org = await system.register("organizations", name=f"高青县刘春村党支部-{s}",
+                                kind="party_organization")
+    status, headers, body = await raw_request(
+        system, "registry", f"GET /v1/organizations?q=刘春村党支部-{s} HTTP/1.1".encode())
+    assert status == 200, body
+    assert [o["id"] for o in json.loads(body)["items"]] == [org["id"]]
+    # Raw UTF-8 in the path: the route's own answer, in the one error shape.
+    status, headers, body = await raw_request(system, "registry",
+                                              "GET /v1/organizations/刘春 HTTP/1.1".encode())
+    assert (status, headers["content-type"]) == (404, "application/json"), body
+    assert json.loads(body)["errors"], body
+    # A request line still unreadable (a control character in it): 400, the one error shape.
+    status, headers, body = await raw_request(system, "events",
+                                              b"GET /v1/events?q=\x01 HTTP/1.1")
+    assert (status, headers["content-type"]) == (400, "application/json"), body
+    assert [e["field"] for e in json.loads(body)["errors"]] == ["request"]
+
+
+async def test_a_name_already_under_the_same_parent_is_409_naming_it(system):
+    """The README's example run twice (or after the demo) must not make two 淄博市委统战部:
+    a name taken under the same parent is a 409 naming `name`, with the existing id."""
+    s = uid()
+    body = {"name": f"淄博市委统战部-{s}", "kind": "party_organization"}
+    first = await call(system, "POST", "/v1/organizations", json=body)
+    assert first.status_code == 201, first.text
+    again = await call(system, "POST", "/v1/organizations", json=body)
+    assert again.status_code == 409, again.text
+    [error] = again.json()["errors"]
+    assert error["field"] == "name" and first.json()["id"] in error["message"], error
+    # Spaces around it are no new name either.
+    padded = await call(system, "POST", "/v1/organizations",
+                        json={**body, "name": f"  {body['name']} "})
+    assert padded.status_code == 409, padded.text
+    # Under another parent the same name is another organisation (民盟's committees).
+    child = await call(system, "POST", "/v1/organizations",
+                       json={**body, "parent_id": first.json()["id"]})
+    assert child.status_code == 201, child.text
+    child_again = await call(system, "POST", "/v1/organizations",
+                             json={**body, "parent_id": first.json()["id"]})
+    assert child_again.status_code == 409 and child.json()["id"] in child_again.text
+    # Renaming onto a name taken beside it is the same conflict; onto its own name, nothing.
+    other = await system.register("organizations", name=f"淄博市民政局-{s}",
+                                  kind="government_department")
+    renamed = await call(system, "PATCH", f"/v1/organizations/{other['id']}",
+                         json={"name": body["name"]})
+    assert renamed.status_code == 409 and first.json()["id"] in renamed.text, renamed.text
+    same = await call(system, "PATCH", f"/v1/organizations/{other['id']}",
+                      json={"name": other["name"], "kind": "government_department"})
+    assert same.status_code == 200, same.text
+    listed = (await call(system, "GET", "/v1/organizations", params={"q": s})).json()
+    assert sorted(o["name"] for o in listed["items"]) == sorted(
+        [body["name"], body["name"], other["name"]])
+
+
+async def test_an_import_creating_a_name_already_there_is_refused_by_row(system):
+    """A spreadsheet row that would create a second organisation of a name under the same
+    parent is a 409 naming its row and 单位名称, with the existing id; a row that matches by
+    code is still an update; two new rows of one name in one file are a 422."""
+    s = uid()
+    there = await system.register("organizations", name=f"民盟淄博市委-{s}",
+                                  kind="democratic_party", code=f"mm-{s}")
+    clash = (f"单位编码,单位名称,单位类型,上级单位编码\nmm2-{s},民盟淄博市委-{s},民主党派,\n"
+             f"zc-{s},民盟淄川区基层委员会-{s},民主党派,mm-{s}\n")
+    r = await upload(system, "organizations", "单位.csv", clash.encode())
+    assert r.status_code == 409, r.text
+    [error] = r.json()["errors"]
+    assert (error["row"], error["column"]) == (2, "单位名称") and there["id"] in error["message"]
+    # By its code, the same name is the same organisation: an update, not a second one.
+    update = (f"单位编码,单位名称,单位类型,上级单位编码\nmm-{s},民盟淄博市委-{s},民主党派,\n"
+              f"zc-{s},民盟淄川区基层委员会-{s},民主党派,mm-{s}\n")
+    r = await upload(system, "organizations", "单位.csv", update.encode())
+    assert r.status_code == 200 and (r.json()["created"], r.json()["unchanged"]) == (1, 1), r.text
+    twice = (f"单位编码,单位名称,单位类型,上级单位编码\na-{s},同名-{s},企业,\n"
+             f"b-{s},同名-{s},企业,\n")
+    r = await upload(system, "organizations", "单位.csv", twice.encode())
+    assert r.status_code == 422, r.text
+    assert [(e["row"], e["column"]) for e in r.json()["errors"]] == [(3, "单位名称")]

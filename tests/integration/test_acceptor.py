@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import nats
 import pytest
@@ -13,12 +14,13 @@ from sqlalchemy import select
 
 from services.events import store
 from services.events.domain import Offer, parse_offer
+from services.events.facts import load_facts
 from services.events.service import Acceptor, Outcome
 from shared.bus import MSG_ID
 from shared.db import migrate
 from shared.envelope import new_envelope
 from shared.errors import Conflict, Rejected, Unavailable
-from shared.outbox import Relay
+from shared.outbox import Relay, seqs_of
 from shared.projection import Projection
 from shared.replica import apply_registry_events
 from tests.factories import activity, envelope
@@ -63,7 +65,9 @@ class Events:
     async def stored(self) -> list:
         t = store.accepted_events
         async with self.engine.connect() as conn:
-            return (await conn.execute(select(t.c.event_id, t.c.seq).order_by(t.c.id))).all()
+            rows = (await conn.execute(select(t.c.id, t.c.event_id).order_by(t.c.id))).all()
+            seqs = await seqs_of(conn, t, [r.id for r in rows])
+        return [(r.event_id, seqs.get(r.id)) for r in rows]
 
 
 @pytest.fixture
@@ -287,3 +291,39 @@ async def test_a_batch_judges_each_offer_against_the_ones_before_it(events):
             batch[1].envelope.model_copy(update={"event_id": uuid.uuid4()}), batch[1].data,
             batch[1].type), via="http")
     assert "is resolved" in exc.value.errors[0].message
+
+
+async def test_an_overlap_is_judged_against_the_hours_of_that_time_only(events):
+    """A volunteer's hours are checked against the activities within the batch's time: an
+    overlapping one is refused (in the same batch too), and years of earlier hours are not
+    read (nor locked) to judge it."""
+    org, base = await events.org_and_base()
+    volunteer = await events.register("volunteer", name="志愿者", organization_id=org["id"])
+    assert await events.replica.caught_up(10)
+    morning, late, years_ago, same_batch = (
+        offer_for(org, base),  # 09:00-12:00
+        offer_for(org, base, started_at="2013-10-20T11:00:00+08:00",
+                  ended_at="2013-10-20T14:00:00+08:00"),
+        offer_for(org, base, started_at="2010-05-01T09:00:00+08:00",
+                  ended_at="2010-05-01T12:00:00+08:00"),
+        offer_for(org, base, started_at="2013-10-20T11:30:00+08:00",
+                  ended_at="2013-10-20T12:30:00+08:00"))
+
+    def hours_at(act: Offer) -> Offer:
+        return need_offer("attendance.recorded", activity_id=act.envelope.data["activity_id"],
+                          volunteer_id=volunteer["id"], hours=1, method="sign_in")
+
+    assert [o.status for o in await events.acceptor.offer(
+        [morning, late, years_ago, hours_at(morning), hours_at(years_ago)], via="bus")] == [
+        202] * 5
+
+    async with events.engine.connect() as conn:
+        facts = await load_facts(conn, [hours_at(late)], now=datetime.now(UTC),
+                                 report_due=timedelta(days=7), photos=set())
+    assert {k[0] for k in facts.attendance} == {morning.envelope.data["activity_id"]}
+    assert years_ago.envelope.data["activity_id"] not in {k[0] for k in facts.activities}
+
+    outcomes = await events.acceptor.offer([hours_at(late), same_batch, hours_at(same_batch)],
+                                           via="bus")
+    assert [o.status for o in outcomes] == [409, 202, 409]
+    assert morning.envelope.data["activity_id"] in outcomes[0].errors[0].message

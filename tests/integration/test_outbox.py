@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import httpx
@@ -19,6 +20,7 @@ import pytest
 from sqlalchemy import select
 
 from services.registry import store as registry_store
+from shared.outbox import published_id, seqs_of
 from tests.harness import System, embedded_nats
 from tests.integration.conftest import db_for
 from tongxin.natsserver import free_port
@@ -158,18 +160,30 @@ async def _status_if(health, status: int) -> httpx.Response | None:
     return r if r.status_code == status else None
 
 
-async def _outbox_rows(engine) -> list:
+@dataclass(frozen=True)
+class _OutboxRow:
+    id: int
+    event_id: str
+    payload: str
+    published: bool  # at or below the relay's watermark
+    seq: int | None  # its place in the stream, once published
+
+
+async def _outbox_rows(engine) -> list[_OutboxRow]:
     t = registry_store.outbox
     async with engine.connect() as conn:
-        return (await conn.execute(
-            select(t.c.id, t.c.event_id, t.c.payload, t.c.published_at, t.c.seq)
-            .order_by(t.c.id))).all()
+        rows = (await conn.execute(
+            select(t.c.id, t.c.event_id, t.c.payload).order_by(t.c.id))).all()
+        upto = await published_id(conn, t)
+        seqs = await seqs_of(conn, t, [r.id for r in rows])
+    return [_OutboxRow(r.id, r.event_id, r.payload, r.id <= upto, seqs.get(r.id))
+            for r in rows]
 
 
 async def _published_count(engine) -> int:
-    return sum(1 for r in await _outbox_rows(engine) if r.published_at is not None)
+    return sum(1 for r in await _outbox_rows(engine) if r.published)
 
 
 async def _all_published(engine, expected: int) -> bool:
     rows = await _outbox_rows(engine)
-    return len(rows) == expected and all(r.published_at is not None for r in rows)
+    return len(rows) == expected and all(r.published for r in rows)

@@ -149,7 +149,7 @@ async def test_campaign_coverage_counts_households_once(nc, names, engine):
 
             res = await http.get("/v1/reports/coverage", params={
                 "campaign_id": cid, "format": "csv"})
-            lines = list(csv.reader(io.StringIO(res.content.decode("utf-8-sig"))))
+            lines = list(csv.reader(io.StringIO(res.content.decode("utf-8-sig"))))[1:]
             assert lines[0][:5] == ["服务基地", "编码", "户数", "已走访户数", "覆盖率"]
             assert lines[-1][0] == "合计" and lines[-1][3] == "60"
 

@@ -210,11 +210,11 @@ async def test_needs_over_http_items_history_and_export(nc, names, engine):
     assert {i["need_id"] for i in scoped["rows"]} == {"n1", "n2", "n3", "n6"}
 
     assert sheet.status_code == 200
-    lines = list(csv.reader(io.StringIO(sheet.content.decode("utf-8-sig"))))
+    lines = list(csv.reader(io.StringIO(sheet.content.decode("utf-8-sig"))))[1:]
     assert lines[0][:3] == ["名称", "编码", "需求总数"] and "跟踪逾期" in lines[0]
     assert lines[-1][0] == "合计" and lines[-1][2] == "6"
     assert {ln[0] for ln in lines[1:-1]} == {"秋浦社区", "杏花村", "柳埠村"}
-    rows = list(csv.reader(io.StringIO(items_sheet.content.decode("utf-8-sig"))))
+    rows = list(csv.reader(io.StringIO(items_sheet.content.decode("utf-8-sig"))))[1:]
     assert rows[0][0] == "需求编号" and len(rows) == 7  # every need, header first
     assert not any("need.submitted" in cell for row in rows for cell in row)  # no history
     assert xlsx.status_code == 200 and xlsx.content[:2] == b"PK"

@@ -184,12 +184,12 @@ async def test_pairings_over_http_needs_list_scope_and_export(nc, names, engine)
     assert [r["pairing_id"] for r in subtree["rows"]] == [ids["pairing"]]
     assert [r["pairing_id"] for r in jinan["rows"]] == [ids["other"]]
 
-    lines = list(csv.reader(io.StringIO(sheet.content.decode("utf-8-sig"))))
+    lines = list(csv.reader(io.StringIO(sheet.content.decode("utf-8-sig"))))[1:]
     assert lines[0][:4] == ["结对", "结对编号", "结对单位", "服务基地"] and "履约率" in lines[0]
     assert {ln[0] for ln in lines[1:-1]} == {"池州市工商联 ↔ 秋浦社区", "济南市民建 ↔ 柳埠村"}
     total = dict(zip(lines[0], lines[-1], strict=True))
     assert (total["结对"], total["服务群众(人次)"], total["履约率"]) == ("合计", "200", "0.75")
-    projects = list(csv.reader(io.StringIO(english.content.decode("utf-8-sig"))))
+    projects = list(csv.reader(io.StringIO(english.content.decode("utf-8-sig"))))[1:]
     assert projects[0][0] == "Project" and projects[-1][0] == "Total"
     assert [p[0] for p in projects[1:-1]] == ["四点半课堂", "义诊进社区", "法律咨询进村居"]
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 import csv
 import io
 import uuid
+from datetime import datetime
+from urllib.parse import quote
 
 import httpx
 import openpyxl
@@ -229,9 +231,10 @@ async def test_the_summary_exports_as_a_ledger_in_csv_and_xlsx(rep):
         assert r.status_code == 200, r.text
         assert r.headers["content-type"].startswith("text/csv")
         assert r.content.startswith(b"\xef\xbb\xbf")  # Excel reads UTF-8 with a BOM
-        table = list(csv.reader(io.StringIO(r.content.decode("utf-8-sig"))))
-        assert table[0][:4] == ["名称", "编码", "活动次数", "服务群众(人次)"]
-        assert table[0][-1] == "农家书屋/村级图书室"
+        title, *table = list(csv.reader(io.StringIO(r.content.decode("utf-8-sig"))))
+        assert title[:3] == ["服务活动台账（按单位）", "期间：全部时间", "范围：全部单位"]
+        assert table[0][:4] == ["名称", "编码", "活动(次)", "服务群众(人次)"]
+        assert table[0][-1] == "农家书屋/村级图书室(个)"
         assert table[1][0] == "'=淄博市民盟"  # never run as a formula
         assert table[1][2:4] == ["2", "150"]
         assert table[-1][0] == "合计" and table[-1][3] == "150" and table[-1][-1] == "12"
@@ -242,7 +245,7 @@ async def test_the_summary_exports_as_a_ledger_in_csv_and_xlsx(rep):
         sheet = openpyxl.load_workbook(io.BytesIO(r.content)).active
         values = [[c.value for c in row] for row in sheet.iter_rows()]
         assert values[0][0] == "Service activities (by month)"
-        assert values[1][:4] == ["Name", "Key", "Activities", "Served"]
+        assert values[1][:4] == ["Name", "Code", "Activities (times)", "Served (person-times)"]
         assert values[2][1:4] == ["2013-10", 2, 150]
         assert values[-1][0] == "Total" and values[-1][3] == 150
 
@@ -259,3 +262,76 @@ def _d(text: str):
     from datetime import date
     return date.fromisoformat(text)
 
+
+
+async def test_a_ledger_names_its_period_and_scope_and_shows_codes_dates_and_units(rep):
+    """The 台账 a unit hands upward: title row and file name with the period and the scope,
+    registry codes (never UUIDs), real date cells, a unit in every figure's header."""
+    parent = await rep.registry("organization", name="淄博市委统战部", code="ZB-TZB",
+                                kind="party_organization")
+    child = await rep.registry("organization", name="淄博市民盟", code="ZB-MM",
+                               kind="democratic_party", parent_id=parent["id"])
+    base = await rep.registry("base", name="高青县孟家村", code="GQ-MJ", kind="village")
+    await rep.event("activity.logged", activity(child["id"], base["id"], served=40,
+                                                started_at="2024-03-05T09:00:00+08:00",
+                                                ended_at="2024-03-05T11:00:00+08:00"))
+    await rep.event("activity.logged", activity(child["id"], base["id"], served=7,
+                                                started_at="2024-04-02T09:00:00+08:00",
+                                                ended_at="2024-04-02T11:00:00+08:00"))
+    seq = await rep.event("activity.logged", activity(
+        parent["id"], base["id"], served=60, started_at="2024-03-20T09:00:00+08:00",
+        ended_at="2024-03-20T11:00:00+08:00"))
+    march = {"from": "2024-03-01", "to": "2024-03-31", "organization_id": parent["id"],
+             "min_seq": seq}
+    transport = httpx.ASGITransport(app=app_for(rep))
+    async with httpx.AsyncClient(transport=transport, base_url="http://reporting") as http:
+        r = await http.get("/v1/reports/summary", params={**march, "format": "xlsx"})
+        assert r.status_code == 200, r.text
+        disposition = r.headers["content-disposition"]
+        assert "filename*=UTF-8''" + quote("summary-organization_2024-03_淄博市委统战部含下级单位"
+                                           ".xlsx") in disposition
+        assert 'filename="summary-organization_2024-03_' in disposition  # an ASCII fallback
+        book = openpyxl.load_workbook(io.BytesIO(r.content))
+        sheet = book.active
+        values = [[c.value for c in row] for row in sheet.iter_rows()]
+        assert values[0][:3] == ["服务活动台账（按单位）", "期间：2024年3月",
+                                 "范围：淄博市委统战部（含下级单位）"]
+        header = values[1]
+        assert header[:2] == ["名称", "编码"]
+        for figure in header[2:]:  # every figure says its unit
+            assert figure.endswith(("(次)", "(人次)", "(人)", "(小时)", "(元)")), figure
+        assert {tuple(v[:3]) for v in values[2:-1]} == {("淄博市委统战部", "ZB-TZB", 1),
+                                                        ("淄博市民盟", "ZB-MM", 1)}
+        uuids = {parent["id"], child["id"], base["id"]}
+        assert not uuids & {v for row in values for v in row}
+        assert values[-1][0] == "合计" and values[-1][3] == 100
+        assert sheet.column_dimensions["A"].width >= 10
+        assert sheet.column_dimensions["E"].width > len("志愿者参与(人次)")
+        assert sheet.cell(3, 9).number_format == "#,##0.00"  # 元
+
+        r = await http.get("/v1/reports/activities", params={**march, "format": "xlsx",
+                                                             "headers": "en"})
+        assert r.status_code == 200, r.text
+        assert "activities_2024-03_" in r.headers["content-disposition"]
+        sheet = openpyxl.load_workbook(io.BytesIO(r.content)).active
+        assert sheet.cell(1, 2).value == "Period: March 2024"
+        assert sheet.cell(2, 1).value == "Date"
+        days = [sheet.cell(row, 1) for row in (3, 4)]
+        assert [c.value for c in days] == [datetime(2024, 3, 20), datetime(2024, 3, 5)]
+        assert all(c.is_date and c.number_format == "yyyy-mm-dd" for c in days)
+
+        odd = await rep.registry("base", name="孟家村\x0b西", kind="village")  # a pasted tab
+        r = await http.get("/v1/reports/summary", params={
+            "base_id": odd["id"], "format": "xlsx", "min_seq": seq})
+        assert r.status_code == 200
+        title = openpyxl.load_workbook(io.BytesIO(r.content)).active.cell(1, 3).value
+        assert title == "范围：服务基地 孟家村\ufffd西"
+
+        r = await http.get("/v1/reports/summary", params={
+            "from": "2024-01-01", "to": "2024-03-31", "format": "csv", "headers": "en"})
+        title, header = list(csv.reader(io.StringIO(r.content.decode("utf-8-sig"))))[:2]
+        assert title[:3] == ["Service activities (by unit)", "Period: Q1 2024",
+                             "Scope: all units"]
+        assert title[3].startswith("as of event ")
+        assert header[:3] == ["Name", "Code", "Activities (times)"]
+        assert "summary-organization_2024-Q1.csv" in r.headers["content-disposition"]

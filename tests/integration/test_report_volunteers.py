@@ -177,7 +177,7 @@ async def test_export_streams_every_row_with_chinese_headers(nc, names, engine):
 
     chunks = [c async for c in reports._csv(engine, asyncio.Semaphore(), lambda conn: (
         volunteers.ledger_report(conn, Scope(), STARS)), (volunteers.NAME,), "zh")]
-    table = list(csv.reader(io.StringIO(b"".join(chunks).decode("utf-8-sig"))))
+    table = list(csv.reader(io.StringIO(b"".join(chunks).decode("utf-8-sig"))))[1:]
     assert table[0][:4] == ["姓名", "志愿者编号", "所属单位", "单位编码"]
     assert table[0][-2:] == ["参加活动(次)", "星级"]
     assert [row[1] for row in table[1:-1]] == ["v1", "v3", "v2"]
@@ -200,7 +200,8 @@ async def test_export_streams_every_row_with_chinese_headers(nc, names, engine):
     assert [(r["volunteer_id"], r["star_level"]) for r in page["rows"]] == [("v3", 1)]
     assert page["total"] == 3 and page["totals"]["hours_confirmed"] == 9.5
     assert xlsx.status_code == 200 and xlsx.content[:2] == b"PK"
-    lines = scoped.text.lstrip("\ufeff").splitlines()
+    title, *lines = scoped.text.lstrip("\ufeff").splitlines()
+    assert title.startswith("Volunteer hours ledger,Period: all time,Scope: ")
     assert lines[0].startswith("Name,Volunteer,Unit,")
     assert [line.split(",")[1] for line in lines[1:-1]] == ["v1", "v2"]
     assert lines[-1].startswith("Total,")

@@ -105,6 +105,14 @@ def test_choices_and_limits():
      "只能为本单位（o1）及其下属单位登记：请在 parent_id 中填写其中一个单位的编号"),
     ("empty file: send the photo's bytes", "文件是空的，请重新选择照片"),
     ("send one photo per request", "每次只能上传一张照片"),
+    ("an organization named '淄博市委统战部' is already registered at the top level: o1; use "
+     "that one, or give this one another name",
+     "顶层已有名为“淄博市委统战部”的单位（o1），请使用该记录，或另取名称"),
+    ("an organization named '民盟淄川区基层委员会' is already registered under the same "
+     "parent: o2 (deactivated); use that one, or give this one another name",
+     "同一上级单位下已有名为“民盟淄川区基层委员会”的单位（o2，已停用），请使用该记录，或另取名称"),
+    ("'同名' is also the name of row 3 under the same parent",
+     "与第 3 行同名（“同名”），同一上级单位下名称不能重复"),
 ])
 def test_tongxins_own_refusals(english, chinese):
     assert rule_zh(english) == chinese

@@ -9,7 +9,17 @@ from prometheus_client.metrics_core import GaugeMetricFamily
 from rich.console import Console
 
 from shared.metrics import Metrics, consumer_lag_family
-from tongxin.status import ServiceStatus, from_metrics, summary, table
+from tongxin.cli import STATUS_TIMEOUT
+from tongxin.status import (
+    TIMEOUT,
+    Consumer,
+    ServiceStatus,
+    from_metrics,
+    problems,
+    read_all,
+    summary,
+    table,
+)
 
 CANNED = """\
 # HELP tongxin_consumer_lag messages in the stream this consumer has yet to apply
@@ -33,31 +43,74 @@ tongxin_metrics_probe_ok{probe="outboxes"} 0.0
 """
 
 
-def rendered(statuses: list[ServiceStatus]) -> str:
-    console = Console(record=True, width=200)
+def rendered(statuses: list[ServiceStatus], width: int = 80) -> list[str]:
+    console = Console(record=True, width=width)
     console.print(table(statuses))
-    return console.export_text()
+    for line in problems(statuses):
+        console.print(line)
+    return console.export_text().splitlines()
 
 
-def test_the_table_shows_each_consumer_and_the_service_figures():
+def test_the_table_shows_each_consumer_and_the_service_figures_in_80_columns():
     reporting = from_metrics(ServiceStatus("reporting", "http://x:8003", health="ok"), CANNED)
-    down = ServiceStatus("events", "http://x:8002", problem="nothing answers (not running?)")
+    events = ServiceStatus("events", "http://x:8002", health="ok", consumers=[
+        Consumer("events-registry-replica", "TONGXIN_REGISTRY", 12_345, 0),
+        Consumer("events-ingest-v1", "TONGXIN_INGEST", 0)], outbox_backlog=1_234_567,
+        dlq_depth=10_000)
+    down = ServiceStatus("registry", "http://x:8001", problem="nothing answers (not running?)")
     assert [(c.name, c.lag, c.parked) for c in reporting.consumers] == [
         ("notifier-events", 0, 3), ("reporting-activities", 1234, 0)]
     assert (reporting.outbox_backlog, reporting.notifications_sent, reporting.unread) == (
         7, 42, ["outboxes"])
 
-    text = rendered([reporting, down])
-    rows = [[c.strip() for c in line.split("│")[1:-1]] for line in text.splitlines()
-            if line.count("│") == 10]
-    assert rows == [
-        ["reporting", "ok", "notifier-events", "TONGXIN_EVENTS", "0", "3", "7", "", "42"],
-        ["", "", "reporting-activities", "TONGXIN_EVENTS", "1,234", "0", "", "", ""],
-        ["events", "down (nothing answers (not running?))", "", "", "", "", "", "", ""],
+    lines = rendered([reporting, events, down])
+    assert all(len(line.rstrip()) <= 80 for line in lines), "\n".join(lines)
+    assert "…" not in "".join(lines), "\n".join(lines)  # nothing cut short
+    assert lines[0].split() == ["service", "health", "consumer", "lag", "parked", "outbox",
+                                "DLQ", "sent"]
+    assert [line.split() for line in lines[1:]] == [
+        ["reporting", "ok", "notifier-events", "0", "3", "7", "42"],
+        ["reporting-activities", "1,234", "0"],
+        ["events", "ok", "events-registry-replica", "12,345", "0", "1,234,567", "10,000"],
+        ["events-ingest-v1", "0"],
+        ["registry", "down"],
+        ["registry", "down:", "nothing", "answers", "(not", "running?)"],
     ]
     assert summary([reporting, down]) == (
         "lag 1,234 in all; 7 outbox rows to publish; could not read reporting: outboxes; "
-        "not ok: events")
+        "not ok: registry")
+    # Figures too wide for 80 columns together: the consumer's name folds, no figure is cut.
+    huge = ServiceStatus("events", "http://x:8002", health="degraded", consumers=[
+        Consumer("events-registry-replica", "TONGXIN_REGISTRY", 123_456_789, 1_000_000)],
+        outbox_backlog=987_654_321, dlq_depth=1_000_001, notifications_sent=555_555_555)
+    text = "\n".join(rendered([huge]))
+    assert all(len(line.rstrip()) <= 80 for line in text.splitlines()), text
+    for figure in ("123,456,789", "1,000,000", "987,654,321", "1,000,001", "555,555,555"):
+        assert figure in text, text
+
+
+async def test_a_service_that_never_answers_is_given_up_within_the_bound():
+    """`tongxin status` answers in about a second whatever is stuck: a service that takes the
+    connection and never answers is down after TIMEOUT, its /health and /metrics asked at
+    once, every service at once."""
+    hung: list[asyncio.StreamWriter] = []
+
+    async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        hung.append(writer)  # read nothing, answer nothing, keep the connection open
+
+    server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        statuses = await asyncio.wait_for(read_all(
+            {s: f"http://127.0.0.1:{port}" for s in ("registry", "events", "reporting")}), 30)
+    finally:
+        for writer in hung:
+            writer.close()
+        server.close()
+    assert [(s.health, s.problem) for s in statuses] == [
+        ("down", f"no answer within {TIMEOUT:g}s")] * 3
+    assert len(hung) == 6  # /health and /metrics of each, asked together
+    assert TIMEOUT < 1 and TIMEOUT == STATUS_TIMEOUT  # the CLI's default
 
 
 async def test_what_metrics_writes_status_reads():

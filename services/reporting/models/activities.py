@@ -16,6 +16,7 @@ every figure and period restates at once.
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -36,6 +37,7 @@ from sqlalchemy import (
     and_,
     case,
     delete,
+    desc,
     distinct,
     func,
     insert,
@@ -44,7 +46,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.reporting.models.labels import label_map, region_ancestors, registry_entities
+from services.reporting.models import activity_rollups as rollups
+from services.reporting.models.labels import (
+    code_map,
+    label_map,
+    region_ancestors,
+    registry_entities,
+)
 from services.reporting.readmodel import Batch, ReadModel
 from services.reporting.reports import Column as Col
 from services.reporting.reports import (
@@ -135,9 +143,12 @@ outputs = Table(
 attendance = Table(
     "cube_attendance", metadata,
     Column("activity_id", String(36), primary_key=True),
-    Column("volunteer_id", String(64), primary_key=True),
+    # Indexed: a volunteer leaving a rollup row is checked against their other attendance.
+    Column("volunteer_id", String(64), primary_key=True, index=True),
     Column("declined", Boolean, nullable=False, server_default="0"),
 )
+
+_TABLES = rollups.Cube(shares, share_types, outputs, attendance)
 
 
 # -- handlers ---------------------------------------------------------------------------------
@@ -194,18 +205,23 @@ def _rows(activity_id: str, data: ActivityFigures, batch: Batch) -> tuple[list, 
 
 async def _replace(batch: Batch, versions: dict[str, Any], new: bool = False) -> None:
     """Write each activity's rows from its newest version in the batch (a `new` activity has
-    none to delete)."""
+    none to delete), and add the new-minus-old difference to the rollups."""
     conn = batch.conn
     ids = list(versions)
+    old = rollups.Contribution() if new else await rollups.stored(conn, _TABLES, ids)
     for table in (shares, share_types, outputs) if not new else ():
         await conn.execute(delete(table).where(table.c.activity_id.in_(ids)))
-    rows: tuple[list, list, list] = ([], [], [])
-    for activity_id, event in versions.items():
-        for target, made in zip(rows, _rows(activity_id, event.data, batch), strict=True):
-            target.extend(made)
-    for table, made in zip((shares, share_types, outputs), rows, strict=True):
+    made_rows = {activity_id: _rows(activity_id, event.data, batch)
+                 for activity_id, event in versions.items()}
+    for i, table in enumerate((shares, share_types, outputs)):
+        made = [row for rows in made_rows.values() for row in rows[i]]
         if made:
             await conn.execute(insert(table), made)
+    people = await rollups.attendees(conn, _TABLES, ids)
+    contribution = rollups.Contribution()
+    for activity_id, (share_rows, type_rows, output_rows) in made_rows.items():
+        contribution.add(share_rows, type_rows, output_rows, people.get(activity_id, set()))
+    await rollups.apply(conn, _TABLES, old, contribution)
 
 
 async def _counting(conn: AsyncConnection, ids: list[str]) -> dict[str, bool]:
@@ -254,20 +270,51 @@ async def on_retracted(batch: Batch) -> None:
     ids = list({str(e.data.activity_id) for e in batch.events})
     await batch.conn.execute(update(activities).where(activities.c.activity_id.in_(ids))
                              .values(retracted=True))
+    old = await rollups.stored(batch.conn, _TABLES, ids)
     for table in (shares, share_types, outputs):
         await batch.conn.execute(delete(table).where(table.c.activity_id.in_(ids)))
+    await rollups.apply(batch.conn, _TABLES, old, rollups.Contribution())
 
 
 async def on_attendance(batch: Batch) -> None:
+    """Who attended; the rollups' `people` of the activity's rows gain or lose whoever's
+    attendance changed (a decline takes them out unless another activity keeps them in)."""
+    conn = batch.conn
     rows: dict[tuple[str, str], bool] = {}
     for event in batch.events:
         rows[(str(event.data.activity_id), event.data.volunteer_id)] = (
             event.type == "attendance.declined")
-    stmt = upsert(batch.conn, attendance)
-    await batch.conn.execute(
+    numbered = await rollups.numbers(conn, [v for _, v in rows], assign=True)
+    a = attendance
+    ids = list({activity_id for activity_id, _ in rows})
+    before = {(i, v): d for i, v, d in await conn.execute(
+        select(a.c.activity_id, a.c.volunteer_id, a.c.declined).where(a.c.activity_id.in_(ids)))}
+    stmt = upsert(conn, attendance)
+    await conn.execute(
         stmt.on_conflict_do_update(index_elements=["activity_id", "volunteer_id"],
                                    set_={"declined": stmt.excluded.declined}),
-        [{"activity_id": a, "volunteer_id": v, "declined": d} for (a, v), d in rows.items()])
+        [{"activity_id": i, "volunteer_id": v, "declined": d} for (i, v), d in rows.items()])
+    # Attending is "recorded or confirmed, not declined": only changes of it move anyone.
+    changed = {k: not d for k, d in rows.items() if (k in before and not before[k]) != (not d)}
+    if not changed:
+        return
+    leads = {r.activity_id: r._mapping for r in await conn.execute(
+        select(shares).where(shares.c.activity_id.in_({i for i, _ in changed}),
+                             shares.c.lead.is_(True)))}
+    lead_types: dict[str, list[str]] = defaultdict(list)
+    for activity_id, unit, code in await conn.execute(
+            select(share_types.c.activity_id, share_types.c.organization_id,
+                   share_types.c.service_type)
+            .where(share_types.c.activity_id.in_(list(leads)))):
+        if leads[activity_id]["organization_id"] == unit:
+            lead_types[activity_id].append(code)
+    added: dict[rollups.RowKey, set[int]] = defaultdict(set)
+    removed: dict[rollups.RowKey, set[int]] = defaultdict(set)
+    for (activity_id, volunteer_id), attends in changed.items():
+        if activity_id in leads:
+            for row_key in rollups.lead_rows(leads[activity_id], lead_types[activity_id]):
+                (added if attends else removed)[row_key].add(numbered[volunteer_id])
+    await rollups.change_people(conn, _TABLES, added, removed)
 
 
 # -- the summary ------------------------------------------------------------------------------
@@ -349,8 +396,10 @@ class _Query:
         return grouped, total
 
 
-async def summary(conn: AsyncConnection, group_by: GroupBy, scope: Scope,
-                  region_level: str | None = None) -> tuple[list[dict], dict]:
+async def summary_raw(conn: AsyncConnection, group_by: GroupBy, scope: Scope,
+                      region_level: str | None = None) -> tuple[list[dict], dict]:
+    """The summary computed from the cube's rows (joins and `DISTINCT`): what the rollups
+    must equal (the property test's oracle), and the answer where they cannot serve."""
     q = _Query(group_by, scope, region_level)
     rows = (await conn.execute(q.grouped())).all()
     totals = _json((await conn.execute(q.totals())).one())
@@ -373,9 +422,189 @@ async def summary(conn: AsyncConnection, group_by: GroupBy, scope: Scope,
                                             .order_by(o.c.indicator))}
 
     labels = await label_map(conn, group_by, [r.key for r in rows])
-    return [{"key": r.key, "label": labels.get(r.key, r.key), **_json(r),
+    codes = await code_map(conn, group_by, [r.key for r in rows])
+    return [{"key": r.key, "label": labels.get(r.key, r.key), "code": codes.get(r.key, ""),
+             **_json(r),
              "unique_volunteers": int(unique.get(r.key, 0)),
              "outputs": dict(sorted(per_key.get(r.key, {}).items()))} for r in rows], totals
+
+
+# -- the summary from the rollups --------------------------------------------------------------
+
+_MONTHLY = ("organization", "month", "quarter", "year")
+
+
+def _whole_months(scope: Scope) -> tuple[str | None, str | None] | None:
+    """The scope's period as first and last month, or None when it cuts a month."""
+    if scope.date_from and scope.date_from.day != 1:
+        return None
+    if scope.date_to and (scope.date_to + timedelta(days=1)).day != 1:
+        return None
+    return (f"{scope.date_from:%Y-%m}" if scope.date_from else None,
+            f"{scope.date_to:%Y-%m}" if scope.date_to else None)
+
+
+def _dimension(group_by: GroupBy, scope: Scope) -> str | None:
+    """The rollup dimension that answers this summary, or None (the cube's rows must)."""
+    if _whole_months(scope) is None:
+        return None
+    spatial = bool(scope.base_id or scope.region)  # rows by base can be narrowed to bases
+    if group_by in _MONTHLY:
+        return "base" if spatial else ""
+    if group_by in ("base", "region"):
+        return "base"
+    return None if spatial else group_by
+
+
+def _rollup_where(table: Table, dimension: str, scope: Scope,
+                  per_unit: bool) -> list[ColumnElement[bool]]:
+    """Rollup rows of a dimension in scope: a subtree's units' rows (resolved now, from the
+    organisation closure), else each unit's (`per_unit`) or the programme's."""
+    r = table.c
+    out = [r.dimension == dimension]
+    if scope.organization_id:
+        out.append(r.node.in_(scope.units()))
+    else:
+        out.append(r.node != rollups.ROOT if per_unit else r.node == rollups.ROOT)
+    first, last = _whole_months(scope) or (None, None)
+    if first:
+        out.append(r.month >= first)
+    if last:
+        out.append(r.month <= last)
+    if scope.base_id:
+        out.append(r.key == scope.base_id)
+    if scope.region:
+        out.append(r.key.in_(scope.bases_in_region()))
+    return out
+
+
+async def _grouping(conn: AsyncConnection, group_by: GroupBy, region_level: str | None):
+    """(rollup column, key of a row's value): how rollup rows fall into the summary's groups
+    (months into quarters and years, bases into regions)."""
+    if group_by == "organization":
+        return "node", lambda v: v
+    if group_by in ("month", "quarter", "year"):
+        return "month", {"month": lambda v: v, "year": lambda v: v[:4],
+                         "quarter": lambda v: f"{v[:4]}-Q{(int(v[5:]) - 1) // 3 + 1}"}[group_by]
+    if group_by == "region":
+        region = await _regions(conn, region_level)
+        return "key", region.get
+    if group_by in ("team", "pairing", "project"):
+        return "key", lambda v: v or None
+    return "key", lambda v: v
+
+
+async def _regions(conn: AsyncConnection, level: str | None) -> dict[str, str | None]:
+    """{base_id: its region, or the region's ancestor at `level`} from the registry replica."""
+    reg, up = registry_entities, region_ancestors
+    bases = dict((await conn.execute(select(reg.c.id, reg.c.region_code)
+                                     .where(reg.c.kind == "base"))).tuples().all())
+    if not level:
+        return bases
+    ancestors = dict((await conn.execute(select(up.c.code, up.c.ancestor)
+                                         .where(up.c.ancestor_level == level))).tuples().all())
+    return {b: ancestors.get(code) for b, code in bases.items()}
+
+
+async def _overlaps(conn: AsyncConnection, group_by: GroupBy, scope: Scope,
+                    key_of) -> tuple[dict[Any, int], int]:
+    """Activities a subtree's rows count more than once: a fair with shares of several units
+    in the subtree, per group and in total (a few raw rows: fairs' shares in scope only)."""
+    s, st = shares, share_types
+    where = scope.where(organization=s.c.organization_id, base=s.c.base_id, day=s.c.day)
+    fairs = s.c.activity_id.in_(select(s.c.activity_id).where(s.c.lead.is_(False), *where))
+    source: FromClause = s
+    if group_by == "service_type":
+        source = s.join(st, and_(st.c.activity_id == s.c.activity_id,
+                                 st.c.organization_id == s.c.organization_id))
+        column: ColumnElement[Any] = st.c.service_type
+    elif group_by in ("month", "quarter", "year"):
+        column = s.c.month
+    elif group_by == "region":
+        column = s.c.base_id
+    else:
+        column = s.c[{"organization": "organization_id", "base": "base_id", "team": "team_id",
+                      "pairing": "pairing_id", "project": "project_id"}.get(group_by, group_by)]
+    many = func.count() > 1
+    grouped: dict[Any, int] = defaultdict(int)
+    if group_by != "organization":  # a unit's row has one share of an activity
+        for value, n in await conn.execute(
+                select(column, func.count()).select_from(source).where(fairs, *where)
+                .group_by(column, s.c.activity_id).having(many)):
+            grouped[key_of("" if value is None else value)] += n - 1
+    total = sum(n - 1 for (n,) in await conn.execute(
+        select(func.count()).where(fairs, *where).group_by(s.c.activity_id).having(many)))
+    return grouped, total
+
+
+async def summary(conn: AsyncConnection, group_by: GroupBy, scope: Scope,
+                  region_level: str | None = None) -> tuple[list[dict], dict]:
+    """Figures per group and totals, read from the rollups (a few thousand rows at most); a
+    period that cuts a month, or a base or region with a grouping the rollups by base cannot
+    give, is computed from the cube's rows (`summary_raw`), with the same answer."""
+    dimension = _dimension(group_by, scope)
+    if dimension is None:
+        return await summary_raw(conn, group_by, scope, region_level)
+    column, key_of = await _grouping(conn, group_by, region_level)
+    total_dimension = "base" if scope.base_id or scope.region else ""
+    per_unit = group_by == "organization"
+    r, o = rollups.rollup, rollups.rollup_outputs
+    names = ("activities", *rollups.SUMS)
+
+    groups: dict[Any, list[int]] = defaultdict(lambda: [0] * len(names))
+    for value, *sums in await conn.execute(
+            select(r.c[column], *[func.sum(r.c[n]) for n in names])
+            .where(*_rollup_where(r, dimension, scope, per_unit)).group_by(r.c[column])):
+        row = groups[key_of(value)]
+        for i, v in enumerate(sums):
+            row[i] += int(v)
+    total = [int(v or 0) for v in (await conn.execute(
+        select(*[func.sum(r.c[n]) for n in names])
+        .where(*_rollup_where(r, total_dimension, scope, False)))).one()]
+    if scope.organization_id:
+        overlap, overlap_total = await _overlaps(conn, group_by, scope, key_of)
+        for key, n in overlap.items():
+            groups[key][0] -= n
+        total[0] -= overlap_total
+
+    people: dict[Any, set[int]] = defaultdict(set)
+    for value, packed in await conn.execute(
+            select(r.c[column], r.c.people).where(*_rollup_where(r, dimension, scope, per_unit))):
+        people[key_of(value)] |= rollups.unpack(packed)
+    everyone: set[int] = set()
+    for (packed,) in await conn.execute(
+            select(r.c.people).where(*_rollup_where(r, total_dimension, scope, False))):
+        everyone |= rollups.unpack(packed)
+
+    per_key: dict[Any, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for value, indicator, quantity in await conn.execute(
+            select(o.c[column], o.c.indicator, func.sum(o.c.quantity_milli))
+            .where(*_rollup_where(o, dimension, scope, per_unit))
+            .group_by(o.c[column], o.c.indicator)):
+        per_key[key_of(value)][indicator] += int(quantity)
+    total_outputs = dict((await conn.execute(
+        select(o.c.indicator, func.sum(o.c.quantity_milli))
+        .where(*_rollup_where(o, total_dimension, scope, False))
+        .group_by(o.c.indicator).order_by(o.c.indicator))).tuples().all())
+
+    totals = {**_from_ints(total), "unique_volunteers": len(everyone),
+              "outputs": {k: _number(Decimal(int(v)) / 1000) for k, v in total_outputs.items()}}
+    keys = sorted(groups, key=lambda k: (k is None, k or ""))
+    labels = await label_map(conn, group_by, keys)
+    codes = await code_map(conn, group_by, keys)
+    return [{"key": k, "label": labels.get(k, k), "code": codes.get(k, ""),
+             **_from_ints(groups[k]),
+             "unique_volunteers": len(people.get(k, ())),
+             "outputs": {i: _number(Decimal(q) / 1000)
+                         for i, q in sorted(per_key.get(k, {}).items())}}
+            for k in keys], totals
+
+
+def _from_ints(values: list[int]) -> dict:
+    activities_, served, volunteers, hours_milli, trainees, fen = values
+    return {"activities": activities_, "served": served, "volunteers": volunteers,
+            "volunteer_hours": round(hours_milli / 1000, 2), "trainees": trainees,
+            "donation_value_cny": round(fen / 100, 2)}
 
 
 def _number(value: Any) -> float | int:
@@ -397,14 +626,23 @@ async def unit_figures(conn: AsyncConnection, scope: Scope) -> dict[str, dict[st
 
 
 SUMMARY_COLUMNS = [
-    Col("label", "名称", "Name"), Col("key", "编码", "Key"),
-    Col("activities", "活动次数", "Activities"), Col("served", "服务群众(人次)", "Served"),
-    Col("volunteers", "志愿者参与(人次)", "Volunteer turn-outs"),
-    Col("unique_volunteers", "志愿者(人)", "Distinct volunteers"),
-    Col("volunteer_hours", "服务时长(小时)", "Volunteer hours"),
-    Col("trainees", "培训(人)", "Trainees"),
-    Col("donation_value_cny", "捐赠价值(元)", "Donations (CNY)"),
+    Col("label", "名称", "Name"), Col("code", "编码", "Code"),
+    Col("activities", "活动(次)", "Activities (times)", "count"),
+    Col("served", "服务群众(人次)", "Served (person-times)", "count"),
+    Col("volunteers", "志愿者参与(人次)", "Volunteer turn-outs (person-times)", "count"),
+    Col("unique_volunteers", "志愿者(人)", "Distinct volunteers (people)", "count"),
+    Col("volunteer_hours", "服务时长(小时)", "Volunteer hours (h)", "hours"),
+    Col("trainees", "培训(人次)", "Trainees (person-times)", "count"),
+    Col("donation_value_cny", "捐赠价值(元)", "Donations (CNY)", "money"),
 ]
+
+def indicator_column(code: str) -> Col:
+    """An output indicator's column, its unit in the header: 资助学生(名), 投入资金(万元)."""
+    zh, en, unit = INDICATORS.get(code, (code, code, ""))
+    unit_en = {"万元": "10k CNY"}.get(unit, "")
+    return Col(f"outputs.{code}", f"{zh}({unit})" if unit else zh,
+               f"{en} ({unit_en})" if unit_en else en, "number")
+
 
 GROUP_TITLES = {
     "organization": ("按单位", "by unit"), "base": ("按服务基地", "by base"),
@@ -420,9 +658,7 @@ async def summary_report(conn: AsyncConnection, group_by: GroupBy, scope: Scope,
                          region_level: str | None = None) -> Report:
     rows, totals = await summary(conn, group_by, scope, region_level)
     indicators = sorted({k for r in rows for k in r["outputs"]} | set(totals["outputs"]))
-    columns = SUMMARY_COLUMNS + [
-        Col(f"outputs.{k}", INDICATORS.get(k, (k, k))[0], INDICATORS.get(k, (k, k))[1])
-        for k in indicators]
+    columns = SUMMARY_COLUMNS + [indicator_column(k) for k in indicators]
     zh, en = GROUP_TITLES[group_by]
     return Report(f"服务活动台账（{zh}）", f"Service activities ({en})", columns, rows,
                   {"key": None, "label": None, **totals}, extra={"group_by": group_by})
@@ -510,17 +746,17 @@ async def get_summary(
     fair of many units) and distinct volunteers over the whole scope, never summed from rows."""
     return await answer(request, lambda conn: summary_report(conn, group_by, scope, region_level),
                         models=(NAME,), min_seq=min_seq, format=format, headers=headers,
-                        filename=f"summary-{group_by}")
+                        filename=f"summary-{group_by}", scope=scope)
 
 
 # -- the activities themselves: a drill-down's last level -----------------------------------
 
 LIST_COLUMNS = [
-    Col("day", "日期", "Date"), Col("title", "活动", "Activity"),
+    Col("day", "日期", "Date", "date"), Col("title", "活动", "Activity"),
     Col("organization_label", "单位", "Unit"), Col("base_label", "服务基地", "Base"),
-    Col("served", "服务群众(人次)", "Served"),
-    Col("volunteers", "志愿者参与(人次)", "Volunteer turn-outs"),
-    Col("volunteer_hours", "服务时长(小时)", "Volunteer hours"),
+    Col("served", "服务群众(人次)", "Served (person-times)", "count"),
+    Col("volunteers", "志愿者参与(人次)", "Volunteer turn-outs (person-times)", "count"),
+    Col("volunteer_hours", "服务时长(小时)", "Volunteer hours (h)", "hours"),
     Col("activity_id", "活动编号", "Activity id"),
 ]
 
@@ -537,6 +773,17 @@ def _list_query(scope: Scope):
                                 day=s.c.day))
             .group_by(a.c.activity_id, a.c.title, a.c.organization_id, s.c.base_id, s.c.day)
             .order_by(s.c.day.desc(), a.c.activity_id))
+
+
+async def notable(conn: AsyncConnection, scope: Scope, limit: int) -> list[dict]:
+    """The activities in scope that served the most people (a report's notable activities)."""
+    stmt = (_list_query(scope).order_by(None)
+            .order_by(desc("served"), shares.c.day.desc(), activities.c.activity_id)
+            .limit(limit))
+    return [{"activity_id": r.activity_id, "title": r.title, "day": r.day.isoformat(),
+             "organization_id": r.organization_id, "base_id": r.base_id,
+             **{k: v for k, v in _json(r).items() if k != "activities"}}
+            for r in await conn.execute(stmt)]
 
 
 async def list_report(conn: AsyncConnection, scope: Scope, limit: int | None,
@@ -573,11 +820,11 @@ async def get_activities(
     page = limit if format == "json" else None
     return await answer(request, lambda conn: list_report(conn, scope, page, offset),
                         models=(NAME,), min_seq=min_seq, format=format, headers=headers,
-                        filename="activities")
+                        filename="activities", scope=scope)
 
 
 MODEL = ReadModel(
-    name=NAME, tables=(activities, shares, share_types, outputs, attendance),
+    name=NAME, tables=(activities, shares, share_types, outputs, attendance, *rollups.TABLES),
     handlers={"activity.logged": on_logged, "activity.corrected": on_corrected,
               "activity.retracted": on_retracted, "attendance.recorded": on_attendance,
               "attendance.confirmed": on_attendance, "attendance.declined": on_attendance},

@@ -28,7 +28,7 @@ must never empty it).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -283,8 +283,9 @@ def _unit_columns(rules: Rules) -> list[Col]:
                Col("organization_id", "编码", "Key")]
     for i, c in enumerate(rules.components):
         zh, en = figure_label(c.figure)
-        columns += [_Component(f"{c.figure}.value", zh, en, i, "value"),
-                    _Component(f"{c.figure}.points", f"{zh}得分", f"{en} points", i)]
+        columns += [_Component(f"{c.figure}.value", zh, en, "number", i, "value"),
+                    _Component(f"{c.figure}.points", f"{zh}得分", f"{en} points", "number",
+                               i)]
     return columns + [Col("score", "总分", "Score")]
 
 
@@ -408,7 +409,9 @@ async def get_assessment(
         return _not_found("rules_version", f"no assessment rules version {rules_version}")
     return await answer(request, lambda conn: assessment_report(conn, scope, year, version),
                         models=READS, min_seq=min_seq, format=format, headers=headers,
-                        filename=f"assessment-{year}")
+                        filename="assessment",
+                        scope=replace(scope, date_from=date(year, 1, 1),
+                                      date_to=date(year, 12, 31)))
 
 
 @router.get("/v1/assessment/rules", summary="Every version of the assessment rules",

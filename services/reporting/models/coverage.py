@@ -401,7 +401,7 @@ async def get_coverage(
         today = at or datetime.now(ZoneInfo(request.app.state.settings.timezone)).date()
         return await answer(request, lambda conn: idle_report(conn, scope, idle_days, today),
                             models=(NAME,), min_seq=min_seq, format=format, headers=headers,
-                            filename="coverage-idle")
+                            filename="coverage-idle", scope=scope)
     # Waited for first, so a campaign just registered is found; then one snapshot.
     await wait_for(request, (NAME,), min_seq)
     async with request.app.state.engine.connect() as conn:
@@ -411,7 +411,7 @@ async def get_coverage(
             f"no campaign with id {campaign_id!r}")}]}, status_code=404)
     return await answer(request, lambda conn: campaign_report(conn, campaign_id, scope),
                         models=(NAME,), format=format, headers=headers,
-                        filename="coverage-campaign")
+                        filename="coverage-campaign", scope=scope)
 
 
 MODEL = ReadModel(

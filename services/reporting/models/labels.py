@@ -93,3 +93,18 @@ async def label_map(conn: AsyncConnection, group_by: str, keys: list) -> dict:
     if None in keys:
         found[None] = "（未填）"
     return found
+
+
+async def code_map(conn: AsyncConnection, group_by: str, keys: list) -> dict:
+    """{key: code} for a report's group keys, as a ledger shows them: a registry record's own
+    `code` (never its UUID; empty when it has none), or the key itself where it is a code
+    already (a month, a theme, a service type, a region)."""
+    kind = _KINDS.get(group_by)
+    if kind in (None, "service_type", "region"):
+        return {k: k for k in keys}
+    reg = registry_entities
+    wanted = [k for k in keys if k]
+    found = {} if not wanted else {id_: record_json(record).get("code") or "" for id_, record in
+                                   await conn.execute(select(reg.c.id, reg.c.record).where(
+                                       reg.c.kind == kind, reg.c.id.in_(wanted)))}
+    return {k: found.get(k, "") for k in keys}

@@ -335,6 +335,14 @@ def _item(r: Any, tz: ZoneInfo, on: date) -> dict[str, Any]:
             "closed_at": _local(r.closed_at, tz)}
 
 
+async def resolved(conn: AsyncConnection, scope: Scope, tz: ZoneInfo, on: date,
+                   limit: int) -> list[dict]:
+    """Needs in scope that were resolved, first resolved first (a report names them)."""
+    stmt = (_items_query(scope, None, None).where(needs.c.resolved_at.is_not(None))
+            .order_by(None).order_by(needs.c.resolved_at, needs.c.need_id).limit(limit))
+    return [_item(r, tz, on) for r in await conn.execute(stmt)]
+
+
 _EVENT_FIELDS = ("organization_id", "reason", "note", "outcome", "assignee_id")
 
 
@@ -509,7 +517,7 @@ async def get_needs(
     on = today(_tz(request), at)
     return await answer(request, lambda conn: needs_report(conn, group_by, scope, on),
                         models=(NAME,), min_seq=min_seq, format=format, headers=headers,
-                        filename=f"needs-{group_by}")
+                        filename=f"needs-{group_by}", scope=scope)
 
 
 @router.get("/v1/reports/needs/items", summary="Each need with its state, claimer and history",
@@ -530,7 +538,8 @@ async def get_need_items(
     return await answer(
         request, lambda conn: items_report(conn, scope, tz, on, state=state, category=category,
                                            limit=page, offset=offset),
-        models=(NAME,), min_seq=min_seq, format=format, headers=headers, filename="need-items")
+        models=(NAME,), min_seq=min_seq, format=format, headers=headers, filename="need-items",
+        scope=scope)
 
 
 MODEL = ReadModel(

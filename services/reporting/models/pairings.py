@@ -420,7 +420,8 @@ async def get_pairings(
     """One row per pairing: its unit and base, projects run ÷ projects listed (fulfilment
     rate), activities, served, hours and needs under it by state."""
     return await answer(request, lambda conn: pairings_report(conn, scope), models=(NAME,),
-                        min_seq=min_seq, format=format, headers=headers, filename="pairings")
+                        min_seq=min_seq, format=format, headers=headers,
+                        filename="pairings", scope=scope)
 
 
 @router.get("/v1/reports/pairings/{id}", summary="One pairing's three lists with fulfilment",
@@ -440,7 +441,7 @@ async def get_pairing(
                 status_code=404)
     return await answer(request, lambda conn: pairing_report(conn, id, scope), models=(NAME,),
                         min_seq=min_seq, format=format, headers=headers,
-                        filename=f"pairing-{id}")
+                        filename=f"pairing-{id}", scope=scope)
 
 
 MODEL = ReadModel(

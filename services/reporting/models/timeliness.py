@@ -74,6 +74,9 @@ activities = Table(
     Column("due_at", DateTime(timezone=True), nullable=True),
     Column("due_fixed", Boolean, nullable=False, server_default="0"),
     Column("reported_at", DateTime(timezone=True), nullable=True),  # the first report
+    # The first photo of the first report that had one (an object store ref): the report
+    # document shows it beside the activity.
+    Column("photo", String(64), nullable=True),
     Column("retracted", Boolean, nullable=False, server_default="0"),
 )
 
@@ -160,15 +163,23 @@ async def on_retracted(batch: Batch) -> None:
 
 
 async def on_submitted(batch: Batch) -> None:
-    """The first report counts, at its envelope's occurred_at; it fixes the deadline."""
+    """The first report counts, at its envelope's occurred_at; it fixes the deadline. The
+    first photo any report of the activity cites is its photo."""
     first: dict[str, datetime] = {}
+    photo: dict[str, str] = {}
     for e in batch.events:
         first.setdefault(str(e.data.activity_id), _utc(e.envelope.occurred_at))
+        if e.data.photos:
+            photo.setdefault(str(e.data.activity_id), e.data.photos[0])
     t = activities
     await batch.conn.execute(
         update(t).where(t.c.activity_id == bindparam("aid"), t.c.reported_at.is_(None))
         .values(reported_at=bindparam("moment"), due_fixed=True),
         [{"aid": k, "moment": v} for k, v in first.items()])
+    if photo:
+        await batch.conn.execute(
+            update(t).where(t.c.activity_id == bindparam("aid"), t.c.photo.is_(None))
+            .values(photo=bindparam("ref")), [{"aid": k, "ref": v} for k, v in photo.items()])
 
 
 async def on_overdue(batch: Batch) -> None:
@@ -301,20 +312,31 @@ async def missing(conn: AsyncConnection, scope: Scope, at: datetime | None = Non
     return out
 
 
+async def photos(conn: AsyncConnection, activity_ids: list[str]) -> dict[str, str]:
+    """{activity_id: photo ref} for those of the activities whose report cited a photo."""
+    if not activity_ids:
+        return {}
+    t = activities
+    return dict((await conn.execute(select(t.c.activity_id, t.c.photo).where(
+        t.c.activity_id.in_(activity_ids), t.c.photo.is_not(None)))).tuples().all())
+
+
 COLUMNS = [
     Col("label", "名称", "Name"), Col("key", "编码", "Key"),
     Col("scheduled", "排班活动(次)", "Scheduled"), Col("missed", "排班未开展(次)", "Missed"),
     Col("due", "应报送(次)", "Due"), Col("on_time", "按时报送", "On time"),
     Col("late", "逾期报送", "Late"), Col("missing", "逾期未报送", "Missing"),
-    Col("pending", "待报送(未到期)", "Pending"), Col("on_time_rate", "按时报送率", "On-time rate"),
+    Col("pending", "待报送(未到期)", "Pending"),
+    Col("on_time_rate", "按时报送率", "On-time rate", "rate"),
 ]
 
 MISSING_COLUMNS = [
     Col("organization_name", "单位", "Unit"), Col("organization_id", "单位编码", "Unit code"),
     Col("title", "活动", "Activity"), Col("activity_id", "活动编号", "Activity id"),
     Col("base_name", "服务基地", "Base"), Col("base_id", "基地编码", "Base code"),
-    Col("ended_at", "活动结束时间", "Ended at"), Col("due_at", "报送截止时间", "Due at"),
-    Col("days_overdue", "逾期天数", "Days overdue"),
+    Col("ended_at", "活动结束时间", "Ended at", "datetime"),
+    Col("due_at", "报送截止时间", "Due at", "datetime"),
+    Col("days_overdue", "逾期天数(天)", "Days overdue", "number"),
 ]
 
 
@@ -400,7 +422,7 @@ async def get_timeliness(
     tz = request.app.state.settings.timezone
     return await answer(request, lambda conn: timeliness_report(conn, scope, group_by, at, tz),
                         models=(NAME,), min_seq=min_seq, format=format, headers=headers,
-                        filename=f"timeliness-{group_by}")
+                        filename=f"timeliness-{group_by}", scope=scope)
 
 
 @router.get("/v1/reports/timeliness/missing", summary="Each report missing: the overdue notice",
@@ -415,7 +437,7 @@ async def get_missing(
     tz = request.app.state.settings.timezone
     return await answer(request, lambda conn: missing_report(conn, scope, at, tz),
                         models=(NAME,), min_seq=min_seq, format=format, headers=headers,
-                        filename="timeliness-missing")
+                        filename="timeliness-missing", scope=scope)
 
 
 MODEL = ReadModel(

@@ -310,7 +310,7 @@ async def get_volunteers(
     return await answer(request, lambda conn: ledger_report(conn, scope, thresholds, limit,
                                                             offset),
                         models=(NAME,), min_seq=min_seq, format=format, headers=headers,
-                        filename="volunteers")
+                        filename="volunteers", scope=scope)
 
 
 MODEL = ReadModel(

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.reporting.notify.tables import notifications, registry
+from shared.outbox import take_turn
 from shared.projection import upsert
 from shared.subjects import Names
 from shared.taxonomy import SERVICE_TYPES
@@ -154,5 +155,6 @@ async def insert(conn: AsyncConnection, subjects: Names, tz, drafts: list[Draft]
             "headers": headers, "created_at": now, "kind": d.kind,
             "organization_id": d.organization_id, "occurred_at": utc(d.occurred_at),
             "subject_type": d.subject_type, "subject_id": d.subject_id})
+    await take_turn(conn, notifications)
     await conn.execute(upsert(conn, notifications).on_conflict_do_nothing(
         index_elements=["event_id"]), rows)

@@ -22,6 +22,7 @@ from services.reporting.notify.tables import notifications
 from services.reporting.scope import Scope, reachable
 from shared.auth import principal
 from shared.http import Limit, Offset
+from shared.outbox import published_id
 from shared.responses import Answer, DateTimeText, Page
 
 router = APIRouter(tags=["notifications"])
@@ -83,9 +84,8 @@ async def _reach(request: Request, organization_id: str | None) -> str | None:
     return organization_id
 
 
-def _item(row: Any) -> dict:
-    return {**json.loads(row.payload), "id": row.id,
-            "published": row.published_at is not None}
+def _item(row: Any, published_upto: int) -> dict:
+    return {**json.loads(row.payload), "id": row.id, "published": row.id <= published_upto}
 
 
 @router.get("/v1/notifications", summary="Notifications raised, newest first",
@@ -100,9 +100,10 @@ async def history(request: Request, organization_id: OrgQuery = None, kind: Kind
     async with request.app.state.engine.connect() as conn:
         total = (await conn.execute(select(func.count()).select_from(t).where(*where))).scalar()
         rows = (await conn.execute(
-            select(t.c.id, t.c.payload, t.c.published_at).where(*where)
+            select(t.c.id, t.c.payload).where(*where)
             .order_by(t.c.occurred_at.desc(), t.c.id.desc()).limit(limit).offset(offset))).all()
-    return {"items": [_item(r) for r in rows], "total": total, "limit": limit,
+        upto = await published_id(conn, t)
+    return {"items": [_item(r, upto) for r in rows], "total": total, "limit": limit,
             "offset": offset}
 
 

@@ -40,8 +40,7 @@ function applyLang() {
 }
 
 const T = {
-  sent: "已提交。事件编号 {id}，序号 {seq}。表单已清空，可填写下一条。|" +
-        "Accepted: event {id}, seq {seq}. The form is cleared for the next one.",
+  sent: "已提交，{when}。表单已清空，可填写下一条。|Accepted, {when}. The form is cleared for the next one.",
   duplicate: "（此前已提交过，只计一次）| (sent before: counted once)",
   failed: "未能提交，请修改标出的项目：|Not accepted; please correct what is marked:",
   network: "无法连接服务器，请稍后再试。|The server cannot be reached; try again.",
@@ -452,7 +451,7 @@ function showAccepted(form, body) {
   outcome.dataset.eventId = body.event_id;
   outcome.dataset.seq = body.seq ?? "";
   const p = document.createElement("p");
-  p.textContent = say("sent", { id: body.event_id, seq: body.seq ?? "—" }) +
+  p.textContent = say("sent", { when: new Date().toLocaleTimeString(lang === "en" ? "en-GB" : "zh-CN", { hour: "2-digit", minute: "2-digit" }) }) +
     (body.duplicate ? say("duplicate") : "");
   outcome.append(p);
   outcome.scrollIntoView({ block: "nearest" });  // beside the button just pressed

@@ -8,6 +8,7 @@ const WORDS = {
   programme: ["同心服务 · 数据看板", "Tongxin · Dashboard"],
   from: ["起", "From"], to: ["止", "To"], unit: ["单位", "Unit"], region: ["区域", "Region"],
   clear: ["清除", "Clear"], forms: ["填报", "Forms"], notices: ["通知", "Notifications"],
+  report: ["报告", "Report"],
   overview: ["总览", "Overview"], dist: ["分布", "Breakdown"], needs: ["需求", "Needs"],
   timeliness: ["及时率", "Timeliness"], coverage: ["覆盖", "Coverage"],
   assessment: ["考核", "Assessment"], pairing: ["结对", "Pairings"],
@@ -524,6 +525,26 @@ async function render(quiet) {
   }
 }
 
+/** The report document (PDF) for the period the filters show: a whole year or quarter as
+ *  such, else the month of the first day (default: the month of the last activity). */
+function reportHref() {
+  const p = state().p;
+  const from = p.get("from") || "", to = p.get("to") || "";
+  const day = from || to || choices.last_day || new Date().toISOString().slice(0, 10);
+  const y = day.slice(0, 4);
+  const quarters = [["01-01", "03-31"], ["04-01", "06-30"], ["07-01", "09-30"], ["10-01", "12-31"]];
+  let period = day.slice(0, 7);
+  if (from === `${y}-01-01` && to === `${y}-12-31`) period = y;
+  quarters.forEach(([a, b], i) => {
+    if (from === `${y}-${a}` && to === `${y}-${b}`) period = `${y}-Q${i + 1}`;
+  });
+  const params = { period, format: "pdf" };
+  if (p.get("org")) params.organization_id = p.get("org");
+  if (p.get("region")) params.region = p.get("region");
+  if (en()) params.lang = "en";
+  return url("/v1/reports/document", params);
+}
+
 function fillFilters() {
   const p = state().p;
   const f = $("#filters");
@@ -550,6 +571,7 @@ function translate() {
   document.querySelectorAll("[data-t]").forEach((el) => { el.textContent = t(el.dataset.t); });
   const lang = $("#lang");
   lang.textContent = en() ? "中文" : "English";
+  $("#report").href = reportHref();
   const who = choices.who;
   $("#who").textContent = `${who.name} · ${word("role", who.role)}${
     who.organization_name ? " · " + who.organization_name : ""}`;
