@@ -37,7 +37,8 @@ async def test_register_log_over_http_and_bus_then_read_summary(system):
 
     by_org = await _summary_with(system, 3, group_by="organization", organization_id=org["id"])
     assert by_org["rows"] == [{
-        "key": org["id"], "label": org["name"], "activities": 3, "served": 650 + 100 + 269,
+        "key": org["id"], "label": org["name"], "code": "", "activities": 3,
+        "served": 650 + 100 + 269,
         "volunteers": 60 + 18 + 12, "volunteer_hours": 180 + 135 + 36, "trainees": 269,
         "donation_value_cny": 4000.0, "unique_volunteers": 0, "outputs": {}}]
     assert by_org["totals"]["served"] == 1019
