@@ -403,6 +403,10 @@ async def test_the_trend_has_a_real_time_axis(admin, system, loaded, shots):
         await admin.page.set_viewport_size({"width": width, "height": 900})
         try:
             await admin.show("overview", ".chart.trend svg rect.bar")
+            # Drawn for this width (a resize redraws a moment later): measure that drawing.
+            await admin.page.wait_for_function(
+                "w => document.querySelector('#screen').dataset.width === String(w)",
+                arg=width, timeout=SHOWN_MS)
             expected = await report(system, loaded, "/v1/reports/summary", group_by="month")
             months = [r["key"] for r in expected["rows"]]
             svg = admin.text(".chart.trend svg")

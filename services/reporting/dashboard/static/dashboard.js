@@ -518,6 +518,7 @@ async function render(quiet) {
     if (mine !== rendering) return;
     $("#screen").innerHTML = html;
     $("#screen").dataset.screen = screen;
+    $("#screen").dataset.width = String(window.innerWidth);  // the width it was drawn for
     $("#asof").textContent = asOf === null ? "" : `${t("asOf")} ${asOf}`;
   } catch (err) {
     if (mine !== rendering) return;
@@ -607,7 +608,9 @@ function wire() {
     if (window.innerWidth === lastWidth) return;
     lastWidth = window.innerWidth;
     clearTimeout(resized);
-    resized = setTimeout(() => render(true), 250);
+    resized = setTimeout(() => {  // unless a render since has drawn it for this width
+      if ($("#screen").dataset.width !== String(window.innerWidth)) render(true);
+    }, 250);
   });
 }
 
