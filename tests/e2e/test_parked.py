@@ -82,7 +82,7 @@ async def test_what_cannot_be_applied_is_parked_and_seen_and_the_rest_counts(sys
     forged_item = (forged_seq, activity_subject, forged["event_id"], "activity.logged",
                    ("ValidationError", "OverflowError"))  # refused, or failing in astimezone
     bad_item = (bad_seq, base_subject, bad["event_id"], "base.registered",
-                ("ProgrammingError", "DBAPIError"))  # SQLite's word, asyncpg's
+                ("ProgrammingError", "DBAPIError", "DataError"))  # SQLite's word, asyncpg's
     expected = {"reporting": {**{m.name: forged_item for m in READ_MODELS
                                  if "activity.logged" in m.handlers},
                               "notifier-events": forged_item,  # the notifier reads it too
