@@ -155,8 +155,10 @@ async def test_a_body_declared_far_too_large_is_refused_unread(nc, names):
         r = await http.post("/v1/photos", content=body(), headers={
             "content-type": "multipart/form-data; boundary=b", "content-length": "10000000"})
     assert r.status_code == 413 and [e["field"] for e in r.json()["errors"]] == ["file"]
-    assert r.headers["connection"] == "close"
-    assert read == 0  # answered from the headers alone
+    # Answered from the headers alone, without closing: the server reads the rest of the body
+    # after the answer, so a client still sending hears its 413 (tests/e2e/test_photos.py).
+    assert "close" not in r.headers.get("connection", "")
+    assert read == 0
 
 
 async def test_chunked_uploads_stop_being_read_at_the_limit(nc, names):
