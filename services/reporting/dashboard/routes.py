@@ -84,6 +84,8 @@ class DashboardChoices(Answer):
     years: list[int] = Field(description="years with activities, newest first")
     last_day: Day | None = Field(description="the last day with an activity, up to today")
     today: DateText = Field(description="today in the programme's time zone")
+    timezone: str = Field(description="the programme's time zone (TONGXIN_TIMEZONE): the "
+                                      "dashboard writes times in it")
     forms_url: str = Field(description="the events service's forms page")
 
 
@@ -136,6 +138,7 @@ async def choices(request: Request) -> dict[str, Any]:
         "years": [int(y.year) for y in years],
         "last_day": max((y.last for y in years), default=None),
         "today": today.isoformat(),
+        "timezone": settings.timezone,
         "forms_url": f"{request.url.scheme}://{host}:{settings.events_port}/forms/",
     }
 
