@@ -519,6 +519,12 @@ function change(now, before) {
     (Math.abs(f) * 100).toFixed(1)}%</span>`;
 }
 
+/** An output indicator's name with its unit (投入资金(万元)), else the taxonomy's label. */
+const outputLabel = (code) => {
+  const header = (choices.indicator_headers || {})[code];
+  return header ? header[en() ? 1 : 0] : codeLabel("indicator", code);
+};
+
 const COMPARED = ["activities", "served", "volunteers", "volunteer_hours", "trainees",
   "donation_value_cny"];
 
@@ -560,11 +566,11 @@ SCREENS.overview = async () => {
     + `<div class="v">${num(cur.totals[k])}</div><div class="k">${esc(t(k))}</div>`
     + `${change(cur.totals[k], prev.totals[k])}<div class="was">${esc(t("lastPeriod"))} ${
       num(prev.totals[k])}</div></div>`).join("")}</div>`;
-  const outputs = Object.entries(r.totals.outputs || {})
-    .sort(([a], [b]) => codeLabel("indicator", a).localeCompare(codeLabel("indicator", b), "zh-CN"));
+  const outputs = Object.entries(r.totals.outputs || {}).sort(([a], [b]) =>
+    outputLabel(a).localeCompare(outputLabel(b), en() ? "en" : "zh-CN"));
   const outputCards = outputs.length ? `<div class="cards">${outputs.map(([code, v]) =>
     `<div class="card" data-figure="outputs.${esc(code)}"><div class="v">${num(v)}</div>`
-    + `<div class="k">${esc(codeLabel("indicator", code))}</div></div>`).join("")}</div>`
+    + `<div class="k">${esc(outputLabel(code))}</div></div>`).join("")}</div>`
     : `<p>${esc(t("noOutputs"))}</p>`;
   r.rows = r.rows.map((row) => ({ ...row, label: monthText(row.key) }));
   return [r.as_of, `<h2 class="lead">${esc(t("attention"))}</h2>`
