@@ -6,7 +6,8 @@ Each attention block (overdue reports by unit, needs waiting longest, follow-ups
 bases), this period against the last, and the outputs show the reports' own figures; at a
 phone's 390 px nothing overflows sideways; the long lists (timeliness, the overdue reports, the
 volunteers) page, sort and filter; the volunteers narrow to a unit; no screen shows a UUID, an
-ISO date or timestamp, or an event sequence number.
+ISO date or timestamp, or an event sequence number. And in the units' forms, a unit's base
+picker widened to every base narrows as a name is typed.
 
 The overview's screenshots (desktop and phone) are kept under $TONGXIN_ARTIFACTS (else the
 test's tmp dir) as overview-desktop.png and overview-phone.png: the README's docs/overview*.png
@@ -25,7 +26,7 @@ from playwright.async_api import expect
 from services.reporting.models.activities import indicator_column
 from shared.taxonomy import INDICATORS
 from tests.e2e import test_dashboard
-from tests.e2e.test_dashboard import SHOWN_MS, Session, number, shoot
+from tests.e2e.test_dashboard import PASSWORD, SHOWN_MS, Session, account, number, shoot
 from tests.e2e.test_demo import report
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -262,3 +263,46 @@ async def test_no_uuid_iso_date_or_event_sequence_on_any_screen(admin, system, l
         footer = await admin.text("#asof").inner_text()
         assert "序号" not in footer and "event" not in footer.lower(), footer
         assert re.search(r"\d{4}年\d{1,2}月\d{1,2}日|\d{1,2} [A-Z][a-z]{2} \d{4}", footer), footer
+
+
+async def test_a_units_base_picker_of_every_base_narrows_as_it_types(browser, system, loaded,
+                                                                     shots):
+    """The units' forms (events service), at a phone's width: a unit's base picker offers its
+    pairings' bases and "another base…", which widens it to every base of the demo; the
+    filter box under it then narrows those hundreds to the ones whose name has what is typed,
+    and picks the first."""
+    pairing = loaded.ids["pairings"]["jn-p-shanda"]
+    unit = next(p["organization_id"] for p in (await choices(system))["pairings"]
+                if p["id"] == pairing)
+    username = await account(system, "unit", unit)
+    events = system.url("events")
+    context = await browser.new_context(viewport={"width": 390, "height": 844}, locale="zh-CN")
+    try:
+        page = await context.new_page()
+        await page.goto(f"{events}/forms/")
+        await page.fill("#username", username)
+        await page.fill("#password", PASSWORD)
+        await page.click("button[type=submit]")
+        await page.wait_for_url(f"{events}/forms/**", timeout=SHOWN_MS)
+        offered = (await (await page.request.get(f"{events}/v1/forms/choices")).json())["bases"]
+        assert len(offered) > 200, len(offered)  # the demo's every base
+        picker = page.locator("#form-activity [name=base_id]")
+        await expect(picker.locator("option[value='*all-bases*']")).to_have_count(
+            1, timeout=SHOWN_MS)
+        assert await picker.locator("option").count() < 10  # its pairings' bases, first
+        await picker.select_option("*all-bases*")
+        await expect(picker.locator("option")).to_have_count(len(offered) + 1)  # and "—"
+        box = page.locator("#form-activity [data-path=base_id] .filter")
+        await expect(box).to_be_visible()
+        word = "刘春"
+        await box.fill(word)
+        shown = await picker.locator("option").evaluate_all(
+            "os => os.filter(o => !o.hidden && o.value).map(o => o.value)")
+        expected = [b["id"] for b in offered if word in b["name"]]
+        assert expected and shown == expected, (shown, expected)
+        assert await picker.input_value() == expected[0]
+        width = await page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, width
+        await page.screenshot(path=str(shots / "forms-base-picker.png"))
+    finally:
+        await context.close()
