@@ -99,6 +99,16 @@ async def test_attention_blocks_show_the_reports_figures(admin, system, loaded, 
     bases = await admin.text("#attn-idle li .what").all_inner_texts()
     assert bases == [b["label"] for b in idle["rows"][:5]]
 
+    await admin.text("#attn-followups a.more").click()  # 查看全部: the needs screen, listing them
+    every = (await report(system, loaded, "/v1/reports/needs/items", followup="overdue",
+                          limit=1000, **scope))["rows"]
+    listed = admin.text("#followups-overdue tbody tr")
+    await expect(listed).to_have_count(min(len(every), 25), timeout=SHOWN_MS)
+    await expect(admin.text("#followups-overdue .pager")).to_have_attribute(
+        "data-rows", str(followups["total"]))
+    for row, need in zip(await listed.all_inner_texts(), every, strict=False):
+        assert need["title"] in row, (row, need)  # the longest overdue first
+    await admin.show(f"overview?region={SHANGYU}", "#attn-overdue")
     await admin.text("#attn-overdue a.more").click()  # 查看全部: the timeliness screen
     await admin.text("#timeliness-table").wait_for(timeout=SHOWN_MS)
     assert "#timeliness?" in admin.page.url and f"region={SHANGYU}" in admin.page.url

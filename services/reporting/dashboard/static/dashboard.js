@@ -654,8 +654,9 @@ SCREENS.dist = async () => {
 
 SCREENS.needs = async () => {
   const params = { ...scope(), group_by: "category" };
-  const [r, items] = await Promise.all([api("/v1/reports/needs", params),
-    api("/v1/reports/needs/items", { ...scope(), state: "open", limit: 20 })]);
+  const [r, items, late] = await Promise.all([api("/v1/reports/needs", params),
+    api("/v1/reports/needs/items", { ...scope(), state: "open", limit: 20 }),
+    api("/v1/reports/needs/items", { ...scope(), followup: "overdue", limit: 1000 })]);
   const tot = r.totals;
   r.rows = relabel(r.rows, "category");
   const itemsPath = "/v1/reports/needs/items";
@@ -668,6 +669,13 @@ SCREENS.needs = async () => {
       [(row) => codeLabel("service_type", row.category, row.category_label), "category", "text"],
       [(row) => word("urgency", row.urgency), "urgency", "text"]], items.rows),
     itemsPath, { ...scope(), state: "open" }, "oldest-needs")
+    + section(`${t("followupsDue")} (${num(late.total)})`, listing("followups", [
+      [(row) => dayText(row.followup && row.followup.due_on), "followupDue", "text", "due"],
+      ["title", "need", "text"], ["base_label", "base", "text"],
+      [(row) => row.organization_label || "—", "claimer", "text"],
+      [(row) => word("status", row.state), "status", "text"]],
+    late.rows.map((row) => ({ ...row, due: row.followup && row.followup.due_on })), null, [0, 1]),
+    itemsPath, { ...scope(), followup: "overdue" }, "followups-overdue")
     + section(t("byCategory"), table([["label", "category", "text"], ["total", "needsTotal"],
       ["open", "open"], ["claimed", "claimed"], ["resolved", "resolved"], ["closed", "closed"],
       ["median_hours_to_claim", "medianClaim"], ["followups_overdue", "followupsOverdue"]],
