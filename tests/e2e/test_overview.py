@@ -185,6 +185,14 @@ async def test_overview_screenshots_and_the_phone_width(admin, shots):
         # The README's picture: the phone's first screens (attention, then the comparison).
         await admin.page.screenshot(path=str(shots / "overview-phone.png"), full_page=True,
                                     clip={"x": 0, "y": 0, "width": 390, "height": 1500})
+        for hash_ in ("overview?lang=en", "volunteers", "timeliness?lang=en"):
+            name = hash_.split("?")[0]
+            await admin.page.evaluate("() => { document.querySelector('#screen')"
+                                      ".dataset.screen = ''; }")
+            await admin.show(hash_, f"#screen[data-screen={name}] section")
+            width = await admin.page.evaluate("document.documentElement.scrollWidth")
+            assert width <= 390, (hash_, width)
+        await shoot(admin, shots, "timeliness-phone-en")
     finally:
         await admin.page.set_viewport_size({"width": 1280, "height": 900})
 

@@ -689,7 +689,8 @@ SCREENS.timeliness = async () => {
   const tot = r.totals;
   const overdue = r.rows.filter((row) => row.missing > 0);
   const named = overdue.length ? `<p class="named" id="overdue-units">${overdue.map((row) =>
-    `${esc(row.label)}（${num(row.missing)}）`).join("、")}</p>` : `<p>${t("noneOverdue")}</p>`;
+    (en() ? `${esc(row.label)} (${num(row.missing)})` : `${esc(row.label)}（${num(row.missing)}）`))
+    .join(en() ? ", " : "、")}</p>` : `<p>${t("noneOverdue")}</p>`;
   return [r.as_of, `<section>${cards([["onTimeRate", tot.on_time_rate, "pct"], ["due", tot.due],
     ["on_time", tot.on_time], ["late", tot.late, 0, tot.late > 0],
     ["missing", tot.missing, 0, tot.missing > 0], ["scheduled", tot.scheduled],
