@@ -132,10 +132,17 @@ class Runtime:
         if self.settings.migrate_on_start:
             await self.until_done("migrating the database", lambda: migrate(
                 self.service, self.database_url, self.settings.db_schema))
-        await self.until_done("connecting to NATS", self.broker.connect)
+        await self.until_done("connecting to NATS", self._connect)
         await self.until_done("declaring the streams", lambda: ensure_streams(
             self.js, self.names, self.settings.stream_replicas, self.settings.duplicate_window))
         await self.broker.start()
+
+    async def _connect(self, every: float = 5.0) -> None:
+        """Connect to NATS; nats-py tries every server again and again, silently: say so."""
+        connecting = asyncio.ensure_future(self.broker.connect())
+        while not (await asyncio.wait({connecting}, timeout=every))[0]:
+            log.warning("connecting to NATS: no server reachable yet; still trying")
+        connecting.result()
 
     async def until_done(self, what: str, step: Callable[[], Awaitable[object]],
                          backoff: Backoff | None = None) -> None:
