@@ -137,6 +137,9 @@ class NatsCluster:
     def start(self, timeout: float = 10.0) -> NatsCluster:
         """Start every node; each listens for clients at once, and JetStream answers once the
         nodes have found each other and elected a leader (the services wait for it)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        if self.log_dir:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
         routes = [free_port() for _ in range(self.size)]
         self.nodes = []
         for n in range(1, self.size + 1):

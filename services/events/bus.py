@@ -95,7 +95,7 @@ class Ingest:
                 pass
 
     async def handle(self, msgs: list[Msg]) -> None:
-        alive = asyncio.create_task(_in_progress(msgs, ACK_WAIT / 3))
+        alive = asyncio.create_task(keep_alive(msgs, ACK_WAIT / 3))
         try:
             await self._handle(msgs)
         finally:
@@ -134,7 +134,7 @@ class Ingest:
         await msg.ack()
 
 
-async def _in_progress(msgs: list[Msg], every: float) -> None:
+async def keep_alive(msgs: list[Msg], every: float) -> None:
     """Until cancelled: tell the server every `every` seconds that the offers not settled yet
     are still being worked on, so their ack_wait starts again (and only a dead instance's
     offers are redelivered). A lost one is harmless: the next comes before ack_wait ends."""
