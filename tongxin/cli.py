@@ -240,7 +240,6 @@ kept in {data_dir / credentials.FILE}). For scripts and the CLI, an admin key:""
             nats.stop()
         if cluster:
             cluster.stop()
-        console.print("stopped.")
     raise typer.Exit(code)
 
 
