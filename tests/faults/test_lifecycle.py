@@ -95,6 +95,32 @@ def test_a_service_started_before_nats_and_its_quorum_comes_up_when_they_do(tmp_
         cluster.stop()
 
 
+def test_a_service_started_before_its_database_comes_up_when_it_does(tmp_path, nats_url):
+    bin_dir = pg_bin()
+    if bin_dir is None:
+        pytest.skip("needs PostgreSQL's server binaries (initdb, pg_ctl) to start it late")
+    pg = PgCluster(bin_dir).init()
+    sup = Supervisor(env={}, ports={"registry": free_port()}, log_dir=tmp_path / "logs")
+    try:
+        pg.stop()
+        env = service_env(tmp_path, nats_url, "registry")
+        env["TONGXIN_REGISTRY_DATABASE_URL"] = pg.admin_url
+        sup.start("registry", env)  # it migrates on start: the first thing it needs
+        pid = sup.children["registry"].proc.pid
+        wait_for_log(sup, "registry", "migrating the database: ")
+        pg.start()
+        sup.wait_healthy(["registry"], timeout=90)  # raises if it exited meanwhile
+        assert sup.children["registry"].proc.pid == pid
+        retries = sup.log_path("registry").read_text().count("migrating the database: ")
+        say(f"\nSTART BEFORE THE DATABASE: registry retried {retries} times, then came up; "
+            "no exit")
+        sup.stop("registry")
+        assert_stopped_cleanly(sup, "registry")
+    finally:
+        sup.stop_all()
+        pg.remove()
+
+
 def test_shutdown_after_nats_died_is_clean(tmp_path):
     server = NatsServer(tmp_path / "nats", log_file=tmp_path / "nats.log").start()
     names = ("registry", "events", "reporting")
