@@ -127,7 +127,8 @@ async def test_needs_counts_medians_followups_and_scope(nc, names, engine):
     assert {k: v for k, v in totals.items() if k in (*needs.COUNTS[:-len(needs.RATE_COUNTS)],
                                                      "median_hours_to_claim",
                                                      "median_hours_to_resolve")} == {
-                      "possible_duplicates": 0, "total": 6, "open": 1, "claimed": 1, "resolved": 1, "closed": 3,
+                      "possible_duplicates": 0, "total": 6, "open": 1, "claimed": 1,
+                      "resolved": 1, "closed": 3,
                       "closed_confirmed": 1, "closed_unresolved": 0, "closed_withdrawn": 1,
                       "closed_duplicate": 1, "followups_overdue": 2,
                       "median_hours_to_claim": 3.0,      # 1, 2, 4, 6: first claims

@@ -2,8 +2,8 @@
 returned (退单); resolved or closed → open by reopened; open or claimed → closed by linked (a
 repeat of another need not closed, at the same base). A resolved or closed need may be answered
 (feedback: satisfied, partly, unsatisfied) any number of times, its state unchanged. Anything
-else is refused, naming the need's state. A missing earlier step may still be on its way from another system: those
-refusals wait (on the bus, the offer is retried for a while)."""
+else is refused, naming the need's state. A missing earlier step may still be on its way from
+another system: those refusals wait (on the bus, the offer is retried for a while)."""
 
 from __future__ import annotations
 
