@@ -201,6 +201,10 @@ async def test_a_possible_duplicate_is_flagged_and_linked_to_its_original(nc, na
                     "min_seq": rep.last_seq["events"]})).json()["totals"]["possible_duplicates"]
 
             before, count_before = await flags(), await flagged()
+            listed = (await client.get("/v1/reports/needs/items", params={
+                "possible_duplicate": "true"})).json()
+            assert [(r["need_id"], r["possible_duplicate_of"]) for r in listed["rows"]] == [
+                ("d2", "d1"), ("d3", "d1")] and listed["total"] == 2
             # The unit links d2 to d1 (closed as a duplicate); d1 is resolved; a repair asked
             # after that is no repeat of it.
             await at(8, "need.linked", {"need_id": "d2", "original_id": "d1",

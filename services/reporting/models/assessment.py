@@ -246,7 +246,7 @@ def year_scope(scope: Scope, year: int) -> Scope:
 
 
 async def unit_ranking(conn: AsyncConnection, scope: Scope, rules: Rules,
-                       response_hours: float = 24.0) -> list[dict]:
+                       response_hours: float = needs.RESPONSE_HOURS) -> list[dict]:
     figures: dict[str, dict[str, float]] = {}
     for source in (activities.unit_figures(conn, scope),
                    timeliness.unit_figures(conn, scope),
@@ -305,7 +305,8 @@ INDIVIDUAL_COLUMNS = [
 
 
 async def assessment_report(conn: AsyncConnection, scope: Scope, year: int,
-                            version: Version, response_hours: float = 24.0) -> Report:
+                            version: Version,
+                            response_hours: float = needs.RESPONSE_HOURS) -> Report:
     within = year_scope(scope, year)
     units = await unit_ranking(conn, within, version.rules, response_hours)
     people = await individual_ranking(conn, within)

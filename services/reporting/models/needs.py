@@ -77,6 +77,7 @@ from shared.dates import Instant
 from shared.http import Offset
 from shared.projection import upsert
 from shared.responses import Answer, DateText, DateTimeText
+from shared.settings import Settings
 from shared.taxonomy import SERVICE_TYPES
 
 NAME = "reporting-needs"
@@ -86,6 +87,8 @@ State = Literal["open", "claimed", "resolved", "closed"]
 STATES = ("open", "claimed", "resolved", "closed")
 OUTCOMES = ("confirmed", "unresolved", "withdrawn", "duplicate")
 LIVE = ("open", "claimed")  # a follow-up still owed
+# TONGXIN_NEED_RESPONSE_HOURS's default, for callers without the settings at hand.
+RESPONSE_HOURS: float = Settings.model_fields["need_response_hours"].default
 ANSWERS = ("satisfied", "partly", "unsatisfied")
 
 needs = Table(
@@ -324,7 +327,7 @@ class Rates:
     claimed within `response_hours` was answered on time; one never claimed is due once that
     time has passed at `at`."""
 
-    def __init__(self, response_hours: float = 24.0, at: datetime | None = None):
+    def __init__(self, response_hours: float = RESPONSE_HOURS, at: datetime | None = None):
         self.response_hours = response_hours
         self.cutoff = utc(at or datetime.now(UTC)) - timedelta(hours=response_hours)
 
@@ -417,7 +420,7 @@ async def report_rows(conn: AsyncConnection, group_by: GroupBy, scope: Scope,
 async def unit_figures(conn: AsyncConnection, scope: Scope,
                        at: datetime | None = None,
                        tz: ZoneInfo = ZoneInfo("Asia/Shanghai"),
-                       response_hours: float = 24.0) -> dict[str, dict[str, float]]:
+                       response_hours: float = RESPONSE_HOURS) -> dict[str, dict[str, float]]:
     """{claiming organization_id: {needs_claimed, needs_resolved, followups_overdue,
     need_response_rate, need_resolution_rate, need_satisfaction_rate}} within the scope (the
     year-end assessment's input): needs it holds now, those resolved or closed as confirmed,
@@ -442,7 +445,8 @@ async def unit_figures(conn: AsyncConnection, scope: Scope,
 
 # -- items ------------------------------------------------------------------------------------
 
-def _items_query(scope: Scope, state: str | None, category: str | None) -> Select:
+def _items_query(scope: Scope, state: str | None, category: str | None,
+                 possible_duplicate: bool = False) -> Select:
     t, reg = needs, registry_entities
     base, org = reg.alias("base_record"), reg.alias("claimer_record")
     stmt = (select(t, base.c.name.label("base_label"), org.c.name.label("claimer_label"))
@@ -454,6 +458,8 @@ def _items_query(scope: Scope, state: str | None, category: str | None) -> Selec
         stmt = stmt.where(t.c.state == state)
     if category:
         stmt = stmt.where(t.c.category == category)
+    if possible_duplicate:
+        stmt = stmt.where(t.c.duplicate_of.is_not(None), t.c.state.in_(LIVE))
     return stmt.order_by(t.c.submitted_at, t.c.need_id)
 
 
@@ -531,10 +537,11 @@ ITEM_COLUMNS = [
 
 async def items_report(conn: AsyncConnection, scope: Scope, tz: ZoneInfo, on: date, *,
                        state: str | None = None, category: str | None = None,
+                       possible_duplicate: bool = False,
                        limit: int | None = 100, offset: int = 0) -> Report:
     """A page of needs with their history (JSON), or every need streamed (limit None: the
     spreadsheets, which leave the history out)."""
-    stmt = _items_query(scope, state, category)
+    stmt = _items_query(scope, state, category, possible_duplicate)
     title = ("需求清单办理台账", "Needs and their handling")
     if limit is None:
         async def stream() -> AsyncIterator[dict]:
@@ -723,6 +730,9 @@ async def get_need_items(
     request: Request, scope: Annotated[Scope, Depends(scope_query)],
     state: State | None = None,
     category: Annotated[str | None, Query(max_length=40)] = None,
+    possible_duplicate: Annotated[bool, Query(description=(
+        "only the needs flagged as possible duplicates (open or claimed), for their claimer "
+        "to link or not"))] = False,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Offset = 0, at: AtQuery = None,
     min_seq: MinSeq = None, format: FormatQuery = "json", headers: HeadersQuery = "zh",
@@ -734,6 +744,7 @@ async def get_need_items(
     page = limit if format == "json" else None
     return await answer(
         request, lambda conn: items_report(conn, scope, tz, on, state=state, category=category,
+                                           possible_duplicate=possible_duplicate,
                                            limit=page, offset=offset),
         models=(NAME,), min_seq=min_seq, format=format, headers=headers, filename="need-items",
         scope=scope)
