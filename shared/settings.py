@@ -62,6 +62,12 @@ class Settings(BaseSettings):
     # An offer whose prerequisite has not arrived (a need claimed before it was submitted,
     # from two systems) is retried with back-off for this long before it is dead-lettered.
     prerequisite_wait: float = Field(600.0, ge=0)
+    # The 12345 rates for needs: a need claimed within this many hours of its submission was
+    # answered on time (按时响应); one never claimed counts against the rate once they pass.
+    need_response_hours: float = Field(24.0, gt=0)
+    # A new need at the same base, of the same category, within this many hours of a need
+    # still open or claimed there is flagged as a possible duplicate of it.
+    need_duplicate_hours: float = Field(72.0, ge=0)
     # Volunteers' star levels 1-5 by confirmed hours (CONTRACT.md: default 100/300/600/1000/1500).
     star_thresholds: tuple[float, float, float, float, float] = (100, 300, 600, 1000, 1500)
     photo_max_bytes: int = Field(10 * 1024 * 1024, gt=0)

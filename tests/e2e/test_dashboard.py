@@ -216,6 +216,36 @@ async def test_needs_backlog_of_chizhou(admin, shots):
     await shoot(admin, shots, "needs")
 
 
+def percent(rate: float | None) -> str:
+    return "—" if rate is None else f"{rate * 100:.1f}%"
+
+
+async def test_needs_rates_of_chizhou(admin, system, loaded, shots):
+    """The three rates as the needs report gives them, as cards and by month, in either
+    language."""
+    expected = await report(system, loaded, "/v1/reports/needs", region="341700",
+                            group_by="month")
+    tot = expected["totals"]
+    assert tot["response_due"] > 0 and tot["settled"] > 0  # the demo's needs are due
+    await admin.show("needs?region=341700", "#need-rates")
+    for figure, key in (("responseRate", "response_rate"), ("resolutionRate", "resolution_rate"),
+                        ("satisfactionRate", "satisfaction_rate")):
+        await expect(admin.text(f"#need-rates [data-figure={figure}] .v")).to_have_text(
+            percent(tot[key]), timeout=SHOWN_MS)
+    await expect(admin.text("#need-rates [data-figure=responseRate] .k")).to_have_text(
+        "按时响应率")
+    months = admin.text("#need-rates-by-month tbody tr")
+    assert await months.count() == len(expected["rows"])
+    await expect(admin.text("#need-rates-by-month tfoot")).to_contain_text(
+        percent(tot["response_rate"]))
+    await shoot(admin, shots, "needs-rates")
+    await admin.show("needs?region=341700&lang=en", "#need-rates")
+    await expect(admin.text("#need-rates [data-figure=satisfactionRate] .k")).to_have_text(
+        "Satisfaction rate", timeout=SHOWN_MS)
+    heads = await cells(admin, "#need-rates-by-month thead th")
+    assert "Response rate" in heads and not [h for h in heads if CJK.search(h)], heads
+
+
 async def test_timeliness_names_shangyu_overdue_units(admin, loaded, shots):
     await admin.show("timeliness?region=330604", "#overdue-units")
     names = {r["单位编码"]: r["单位名称"] for r in register("tongxin.demo.shangyu",

@@ -137,7 +137,7 @@ async def on_need_submitted(batch: Batch) -> None:
 
 
 _STATE_AFTER = {"need.claimed": "claimed", "need.returned": "open", "need.resolved": "resolved",
-                "need.closed": "closed", "need.reopened": "open"}
+                "need.closed": "closed", "need.reopened": "open", "need.linked": "closed"}
 
 
 async def on_need_moved(batch: Batch) -> None:

@@ -32,6 +32,20 @@ const WORDS = {
   need: ["需求", "Need"], category: ["类别", "Category"], urgency: ["紧急程度", "Urgency"],
   submitted: ["提交时间", "Submitted"], followupsOverdue: ["跟踪逾期", "Follow-ups overdue"],
   medianClaim: ["认领用时中位数(小时)", "Median hours to claim"],
+  responseRate: ["按时响应率", "Response rate"], resolutionRate: ["实际解决率", "Resolution rate"],
+  satisfactionRate: ["满意率", "Satisfaction rate"],
+  possibleDuplicates: ["疑似重复", "Possible duplicates"],
+  duplicateOf: ["疑似重复(原需求)", "Possible duplicate of"],
+  ratesByMonth: ["按月三率（响应、解决、满意）", "The three rates by month (response, resolution, satisfaction)"],
+  responseDue: ["应响应", "Response due"], respondedOnTime: ["按时响应", "Claimed on time"],
+  neverClaimed: ["超时未响应", "Never claimed"], settled: ["已办理", "Settled"],
+  solved: ["实际解决", "Solved"], answered: ["已评价", "Answered"],
+  answeredSatisfied: ["满意", "Satisfied"], answeredPartly: ["部分满意", "Partly satisfied"],
+  answeredUnsatisfied: ["不满意", "Not satisfied"],
+  reopenedUnsatisfied: ["不满意后重办", "Reopened after not satisfied"],
+  need_response_rate: ["需求按时响应率", "Need response rate"],
+  need_resolution_rate: ["需求实际解决率", "Need resolution rate"],
+  need_satisfaction_rate: ["需求满意率", "Need satisfaction rate"],
   onTimeRate: ["按时报送率", "On-time rate"], due: ["应报送", "Due"],
   on_time: ["按时报送", "On time"], late: ["逾期报送", "Late"],
   missing: ["逾期未报送", "Missing"], pending: ["待报送", "Pending"],
@@ -654,20 +668,35 @@ SCREENS.dist = async () => {
 
 SCREENS.needs = async () => {
   const params = { ...scope(), group_by: "category" };
-  const [r, items, late] = await Promise.all([api("/v1/reports/needs", params),
+  const monthly = { ...scope(), group_by: "month" };
+  const [r, months, items, late] = await Promise.all([api("/v1/reports/needs", params),
+    api("/v1/reports/needs", monthly),
     api("/v1/reports/needs/items", { ...scope(), state: "open", limit: 20 }),
     api("/v1/reports/needs/items", { ...scope(), followup: "overdue", limit: 1000 })]);
   const tot = r.totals;
   r.rows = relabel(r.rows, "category");
   const itemsPath = "/v1/reports/needs/items";
+  // The 12345 rates (三率): each with what it is made of, so a rate is never read alone.
+  const rates = [["response_rate", "responseRate", "pct"], ["response_due", "responseDue"],
+    ["responded_on_time", "respondedOnTime"], ["never_claimed", "neverClaimed"],
+    ["resolution_rate", "resolutionRate", "pct"], ["settled", "settled"], ["solved", "solved"],
+    ["satisfaction_rate", "satisfactionRate", "pct"], ["answered", "answered"],
+    ["answered_satisfied", "answeredSatisfied"], ["answered_partly", "answeredPartly"],
+    ["answered_unsatisfied", "answeredUnsatisfied"],
+    ["reopened_after_unsatisfied", "reopenedUnsatisfied"]];
   return [r.as_of, `<section id="need-states">${cards([["needsTotal", tot.total], ["open", tot.open, 0, tot.open > 0],
     ["claimed", tot.claimed], ["resolved", tot.resolved], ["closed", tot.closed],
-    ["followupsOverdue", tot.followups_overdue, 0, tot.followups_overdue > 0]])}</section>`
+    ["followupsOverdue", tot.followups_overdue, 0, tot.followups_overdue > 0],
+    ["possibleDuplicates", tot.possible_duplicates, 0, tot.possible_duplicates > 0]])}</section>`
+    + `<section id="need-rates">${cards([["responseRate", tot.response_rate, "pct"],
+      ["resolutionRate", tot.resolution_rate, "pct"],
+      ["satisfactionRate", tot.satisfaction_rate, "pct"]])}</section>`
     + section(`${t("oldest")} (${num(items.total)})`, table([
       [(row) => momentText(row.submitted_at), "submitted", "text"],
       ["title", "need", "text"], ["base_label", "base", "text"],
       [(row) => codeLabel("service_type", row.category, row.category_label), "category", "text"],
-      [(row) => word("urgency", row.urgency), "urgency", "text"]], items.rows),
+      [(row) => word("urgency", row.urgency), "urgency", "text"],
+      [(row) => row.possible_duplicate_of || "", "duplicateOf", "text"]], items.rows),
     itemsPath, { ...scope(), state: "open" }, "oldest-needs")
     + section(`${t("followupsDue")} (${num(late.total)})`, listing("followups", [
       [(row) => dayText(row.followup && row.followup.due_on), "followupDue", "text", "due"],
@@ -676,9 +705,13 @@ SCREENS.needs = async () => {
       [(row) => word("status", row.state), "status", "text"]],
     late.rows.map((row) => ({ ...row, due: row.followup && row.followup.due_on })), null, [0, 1]),
     itemsPath, { ...scope(), followup: "overdue" }, "followups-overdue")
+    + section(t("ratesByMonth"), table([["label", "month", "text"], ...rates], months.rows,
+      months.totals), "/v1/reports/needs", monthly, "need-rates-by-month")
     + section(t("byCategory"), table([["label", "category", "text"], ["total", "needsTotal"],
       ["open", "open"], ["claimed", "claimed"], ["resolved", "resolved"], ["closed", "closed"],
-      ["median_hours_to_claim", "medianClaim"], ["followups_overdue", "followupsOverdue"]],
+      ["median_hours_to_claim", "medianClaim"], ["followups_overdue", "followupsOverdue"],
+      ["response_rate", "responseRate", "pct"], ["resolution_rate", "resolutionRate", "pct"],
+      ["satisfaction_rate", "satisfactionRate", "pct"]],
     r.rows, tot), "/v1/reports/needs", params)];
 };
 
