@@ -368,13 +368,19 @@ async def test_a_city_level_base_shows_under_its_city_and_drills(rep):
                                               region_level="district")
             bases, base_totals = await cube.summary(conn, "base",
                                                     Scope(region=city["id"], **period))
+            # The city's own row drills to the bases registered at the city itself.
+            own, own_totals = await cube.summary(
+                conn, "base", Scope(region=city["id"], region_exact=True, **period))
         assert by_key(top, "served") == {city["id"]: 9_920}, period
         assert by_key(top, "label") == {city["id"]: "镇江市"}
         assert by_key(rows, "served") == {city["id"]: 9_860, district["id"]: 60}, period
         assert by_key(rows, "label") == {city["id"]: "镇江市（本级）", district["id"]: "润州区"}
         assert None not in by_key(rows, "served")
         assert by_key(rows, "outputs")[city["id"]] == {"problems_solved": 4}
-        for table, sums in ((top, top_totals), (rows, totals), (bases, base_totals)):
+        assert by_key(own, "served") == {square["id"]: 9_860}, period
+        assert own_totals["served"] == by_key(rows, "served")[city["id"]]
+        for table, sums in ((top, top_totals), (rows, totals), (bases, base_totals),
+                            (own, own_totals)):
             for figure in figures:
                 assert round(sum(r[figure] for r in table), 2) == sums[figure], (figure, period)
             assert {k: sum(r["outputs"].get(k, 0) for r in table)
