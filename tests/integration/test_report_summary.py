@@ -386,3 +386,14 @@ async def test_a_city_level_base_shows_under_its_city_and_drills(rep):
             assert {k: sum(r["outputs"].get(k, 0) for r in table)
                     for k in sums["outputs"]} == sums["outputs"]
         assert by_key(bases, "served") == {square["id"]: 9_860, community["id"]: 60}
+    # Over HTTP, the ledger of the city's own bases says so in its title.
+    transport = httpx.ASGITransport(app=app_for(rep))
+    async with httpx.AsyncClient(transport=transport, base_url="http://r") as client:
+        r = await client.get("/v1/reports/summary", params={
+            "group_by": "base", "region": city["id"], "region_exact": "true", "format": "csv"})
+        plain = (await client.get("/v1/reports/summary", params={
+            "group_by": "base", "region": city["id"]})).json()
+    title, header, *table = list(csv.reader(io.StringIO(r.content.decode("utf-8-sig"))))
+    assert title[2] == "范围：区域 镇江市（本级）"
+    assert [row[0] for row in table] == ["鉴园广场", "合计"]
+    assert len(plain["rows"]) == 2
