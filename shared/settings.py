@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.db import MAX_OVERFLOW, POOL_SIZE
 from shared.streams import DUPLICATE_WINDOW
 
 
@@ -32,6 +33,11 @@ class Settings(BaseSettings):
     # PostgreSQL schema for this process's tables; lets services share one database safely.
     db_schema: str | None = None
     migrate_on_start: bool = True
+    # PostgreSQL connections per process: kept open, and opened beyond them at a peak. Every
+    # instance of every service at most adds up to their sum: keep the total under the
+    # server's max_connections (shared/db.py; README "Deploy at scale").
+    db_pool_size: int = Field(POOL_SIZE, ge=1)
+    db_max_overflow: int = Field(MAX_OVERFLOW, ge=0)
 
     host: str = "127.0.0.1"
     registry_port: int = 8001

@@ -58,6 +58,12 @@ def shown(value, kind: str = "number") -> str:
     return f"{number:,.2f}".rstrip("0")
 
 
+def written(day: str) -> str:
+    """A day as the Chinese screens write it: 2021年8月31日."""
+    found = date.fromisoformat(day)
+    return f"{found.year}年{found.month}月{found.day}日"
+
+
 async def grid(session: Session, selector: str) -> list[list[str]]:
     """The cells of a table's rows, as text."""
     return await session.page.eval_on_selector_all(
@@ -163,8 +169,8 @@ async def test_door_knocked_communities_are_not_idle(admin, system, loaded, shot
     assert idle["totals"]["active_bases"] >= len(knocked)
 
     await admin.show(f"coverage?region={region}&to={day}&idle=90", "#idle-bases tbody tr")
-    await expect(admin.text("#as-at")).to_contain_text(day, timeout=SHOWN_MS)
-    await expect(admin.text("#idle-definition")).to_contain_text(day)
+    await expect(admin.text("#as-at")).to_contain_text(written(day), timeout=SHOWN_MS)
+    await expect(admin.text("#idle-definition")).to_contain_text(written(day))
     await expect(admin.text("#idle-definition")).to_contain_text("入户走访")
     body = await grid(admin, "#idle-bases tbody tr")
     assert [r[0] for r in body] == [row["label"] for row in idle["rows"]]
@@ -179,7 +185,7 @@ async def test_door_knocked_communities_are_not_idle(admin, system, loaded, shot
     # Without a period: counted to the clock's today, as the screen says.
     await admin.show(f"coverage?region={region}", "#idle-bases tbody tr")
     today = await admin.page.evaluate("choices.today")
-    await expect(admin.text("#as-at")).to_contain_text(today, timeout=SHOWN_MS)
+    await expect(admin.text("#as-at")).to_contain_text(written(today), timeout=SHOWN_MS)
     now = await report(system, loaded, "/v1/reports/coverage", region=region, idle_days=90,
                        at=today)
     body = await grid(admin, "#idle-bases tbody tr")
@@ -223,7 +229,7 @@ async def test_a_city_level_fair_shows_under_its_city_and_drills(admin, system, 
     await expect(admin.text("#breakdown tbody")).to_contain_text("镇江市（本级）",
                                                                  timeout=SHOWN_MS)
     await expect(admin.text("#breakdown tbody")).not_to_contain_text("未填")
-    await breakdown_matches(admin, expected, ["解决问题"])
+    await breakdown_matches(admin, expected, ["解决问题(个)"])
     await shoot(admin, shots, "region-city-level")
 
     await admin.text("#breakdown tbody tr.drill").filter(has_text="镇江市（本级）").click()

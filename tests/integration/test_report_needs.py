@@ -173,6 +173,12 @@ async def test_needs_over_http_items_history_and_export(nc, names, engine):
                 "category": "tutoring", "at": "2013-10-31T08:00:00"})).json()
             scoped = (await client.get("/v1/reports/needs/items", params={
                 "organization_id": ids["root"], "limit": 100})).json()
+            overdue = (await client.get("/v1/reports/needs/items", params={
+                "followup": "overdue", "at": "2013-11-02T08:00:00"})).json()
+            overdue_early = (await client.get("/v1/reports/needs/items", params={
+                "followup": "overdue", "at": "2013-10-31T08:00:00"})).json()
+            overdue_bad = await client.get("/v1/reports/needs/items",
+                                           params={"followup": "late"})
             sheet = await client.get("/v1/reports/needs", params={
                 "format": "csv", "at": "2013-11-02T08:00:00"})
             items_sheet = await client.get("/v1/reports/needs/items", params={"format": "csv"})
@@ -208,6 +214,12 @@ async def test_needs_over_http_items_history_and_export(nc, names, engine):
                                                "note": "每周回访", "overdue": True}
     assert early["rows"][0]["followup"]["overdue"] is False
     assert {i["need_id"] for i in scoped["rows"]} == {"n1", "n2", "n3", "n6"}
+    # followup=overdue: the follow-ups overdue on that day (as followups_overdue counts
+    # them), the longest overdue first: n5's (due 25 Oct, reopened), then n3's (due 1 Nov).
+    assert [i["need_id"] for i in overdue["rows"]] == ["n5", "n3"] and overdue["total"] == 2
+    assert all(i["followup"]["overdue"] for i in overdue["rows"])
+    assert [i["need_id"] for i in overdue_early["rows"]] == ["n5"]
+    assert overdue_bad.status_code == 422 and "followup" in overdue_bad.text
 
     assert sheet.status_code == 200
     lines = list(csv.reader(io.StringIO(sheet.content.decode("utf-8-sig"))))[1:]

@@ -298,7 +298,8 @@ async def unit_figures(conn: AsyncConnection, scope: Scope,
 
 # -- items ------------------------------------------------------------------------------------
 
-def _items_query(scope: Scope, state: str | None, category: str | None) -> Select:
+def _items_query(scope: Scope, state: str | None, category: str | None,
+                 overdue_on: date | None = None) -> Select:
     t, reg = needs, registry_entities
     base, org = reg.alias("base_record"), reg.alias("claimer_record")
     stmt = (select(t, base.c.name.label("base_label"), org.c.name.label("claimer_label"))
@@ -310,6 +311,8 @@ def _items_query(scope: Scope, state: str | None, category: str | None) -> Selec
         stmt = stmt.where(t.c.state == state)
     if category:
         stmt = stmt.where(t.c.category == category)
+    if overdue_on is not None:  # follow-ups overdue, the longest overdue first
+        return stmt.where(_overdue(overdue_on)).order_by(t.c.followup_due_on, t.c.need_id)
     return stmt.order_by(t.c.submitted_at, t.c.need_id)
 
 
@@ -377,10 +380,12 @@ ITEM_COLUMNS = [
 
 async def items_report(conn: AsyncConnection, scope: Scope, tz: ZoneInfo, on: date, *,
                        state: str | None = None, category: str | None = None,
-                       limit: int | None = 100, offset: int = 0) -> Report:
+                       limit: int | None = 100, offset: int = 0,
+                       followup_overdue: bool = False) -> Report:
     """A page of needs with their history (JSON), or every need streamed (limit None: the
-    spreadsheets, which leave the history out)."""
-    stmt = _items_query(scope, state, category)
+    spreadsheets, which leave the history out). `followup_overdue`: only the needs whose
+    follow-up is overdue on `on`, the longest overdue first."""
+    stmt = _items_query(scope, state, category, on if followup_overdue else None)
     title = ("需求清单办理台账", "Needs and their handling")
     if limit is None:
         async def stream() -> AsyncIterator[dict]:
@@ -528,16 +533,20 @@ async def get_need_items(
     category: Annotated[str | None, Query(max_length=40)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Offset = 0, at: AtQuery = None,
+    followup: Annotated[Literal["overdue"] | None, Query(description=(
+        "overdue: only needs whose follow-up is overdue (due before today, need still open "
+        "or claimed), the longest overdue first"))] = None,
     min_seq: MinSeq = None, format: FormatQuery = "json", headers: HeadersQuery = "zh",
 ) -> Any:
     """JSON: a page (`limit`, `offset`, `total`), each need with its `history`. CSV/XLSX:
-    every need in scope, without the history."""
+    every need in scope, without the history. `followup=overdue`: the follow-ups overdue."""
     tz = _tz(request)
     on = today(tz, at)
     page = limit if format == "json" else None
     return await answer(
         request, lambda conn: items_report(conn, scope, tz, on, state=state, category=category,
-                                           limit=page, offset=offset),
+                                           limit=page, offset=offset,
+                                           followup_overdue=followup == "overdue"),
         models=(NAME,), min_seq=min_seq, format=format, headers=headers, filename="need-items",
         scope=scope)
 

@@ -73,6 +73,29 @@ const WORDS = {
   liveOn: ["实时", "live"], pairingName: ["结对", "Pairing"],
   on_time_rate: ["按时报送率", "On-time rate"], needs_resolved: ["办结需求", "Needs resolved"],
   needs_claimed: ["认领需求", "Needs claimed"],
+  attention: ["需要关注", "Needs attention"],
+  overdueByUnit: ["逾期未报送的单位", "Overdue reports by unit"],
+  reportsOverdue: ["份报告逾期未报送", "reports overdue"],
+  unitsOverdue: ["个单位", "units"],
+  waitingLongest: ["等待最久的需求", "Needs waiting longest"],
+  needsOpen: ["项需求待认领", "needs waiting for a unit"],
+  daysWaiting: ["已等待(天)", "Days waiting"],
+  followupsDue: ["跟踪逾期的需求", "Follow-ups overdue"],
+  followupsCount: ["项需求跟踪逾期", "follow-ups overdue"],
+  followupDue: ["跟踪期限", "Follow-up due"], claimer: ["认领单位", "Claimed by"],
+  idleShort: ["未开展活动的服务基地", "Idle bases"],
+  idleCount: ["个基地90天以上未开展活动", "bases idle 90 days or more"],
+  seeAll: ["查看全部", "See all"],
+  periodCompare: ["本期与上期", "This period against the last"],
+  thisPeriod: ["本期", "this period"], lastPeriod: ["上期", "last period"],
+  noneBefore: ["上期为零", "none last period"],
+  outputs: ["服务成效", "Outputs"], noOutputs: ["本范围内暂无成效数据", "No outputs in scope"],
+  updated: ["数据更新于", "Figures as at"], filter: ["筛选…", "Filter…"],
+  prevPage: ["上一页", "Previous"], nextPage: ["下一页", "Next"],
+  volunteersTab: ["志愿者", "Volunteers"],
+  volunteerLedger: ["志愿者服务时长", "Volunteers and their hours"],
+  hoursUnconfirmed: ["待确认时长(小时)", "Unconfirmed hours"],
+  activitiesAttended: ["参加活动(次)", "Activities"],
 };
 
 // Codes the reports send as they are (a need's urgency, a project's status, a role): their
@@ -184,7 +207,7 @@ function table(columns, rows, totals, drill) {
     return `<td>${c[2] === "pct" ? pct(v) : num(v)}</td>`;
   };
   const head = columns.map((c) => `<th class="${c[2] === "text" || c[2] === "html" ? "text" : ""}">`
-    + `${esc(String(c[1]).startsWith("outputs.") ? figureLabel(c[1]) : t(c[1]))}</th>`).join("");
+    + `${esc(String(c[1]).startsWith("outputs.") ? outputLabel(c[1].slice(8)) : t(c[1]))}</th>`).join("");
   const body = rows.map((row) => `<tr${drill && drill(row) ? ` class="drill" data-drill="${
     esc(JSON.stringify(drill(row)))}"` : ""}>${columns.map((c) => cell(c, row)).join("")}</tr>`)
     .join("") || `<tr><td colspan="${columns.length}">${t("empty")}</td></tr>`;
@@ -205,6 +228,143 @@ function cards(items) {
     `<div class="card${warn ? " warn" : ""}" data-figure="${key}"><div class="v">${
       fmt === "pct" ? pct(value) : num(value)}</div><div class="k">${esc(t(key))}</div></div>`)
     .join("")}</div>`;
+}
+
+// -- dates, times and names as people write them ------------------------------------------
+
+const MONTHS_EN = ["January", "February", "March", "April", "May", "June", "July", "August",
+  "September", "October", "November", "December"];
+
+/** A day (`2026-12-07`, or a timestamp's date) as people write it: 2026年12月7日, 7 Dec 2026. */
+function dayText(iso) {
+  const m = /^(\d{4})-(\d{2})-(\d{2})/.exec(String(iso ?? ""));
+  if (!m) return iso ? String(iso) : "—";
+  const [y, mo, d] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  return en() ? `${d} ${MONTHS_EN[mo - 1].slice(0, 3)} ${y}` : `${y}年${mo}月${d}日`;
+}
+
+/** A moment (an ISO timestamp with its offset) as people write it, in the programme's time
+ *  zone: 2026年12月7日 18:30, 7 Dec 2026 18:30. */
+function momentText(iso) {
+  if (!iso) return "—";
+  const at = new Date(iso);
+  if (Number.isNaN(at.getTime())) return String(iso);
+  const parts = {};
+  new Intl.DateTimeFormat("en-GB", { timeZone: (choices && choices.timezone) || undefined,
+    year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit",
+    hourCycle: "h23" }).formatToParts(at).forEach((x) => { parts[x.type] = x.value; });
+  return `${dayText(`${parts.year}-${parts.month}-${parts.day}`)} ${parts.hour}:${parts.minute}`;
+}
+
+/** A month (`2013-04`) as people write it: 2013年4月, Apr 2013. */
+function monthText(ym) {
+  const m = /^(\d{4})-(\d{2})$/.exec(String(ym ?? ""));
+  if (!m) return ym ?? "—";
+  return en() ? `${MONTHS_EN[Number(m[2]) - 1].slice(0, 3)} ${m[1]}` : `${m[1]}年${Number(m[2])}月`;
+}
+
+/** Whole days from one day to another (ISO days or timestamps' dates). */
+function daysBetween(a, b) {
+  const d = (x) => Date.UTC(...String(x).slice(0, 10).split("-").map((v, i) => Number(v) - (i === 1 ? 1 : 0)));
+  return Math.round((d(b) - d(a)) / 86400000);
+}
+
+/** A region's name, from its code (the registry's id), else the code. */
+function regionName(code) {
+  const r = code ? choices.regions.find((x) => x.id === code) : null;
+  return r ? r.name : code;
+}
+
+// -- long lists: sorted, paged and filtered in the page ------------------------------------
+
+const LISTS = {};   // each long list's filter, sort and page, by its id: kept across redraws
+const PAGE_ROWS = 25;
+
+/** A long table: table()'s columns (a column may add a 4th element, the row's key it sorts
+ *  by), every row of the report; a filter box (any part of any text cell), headers that sort,
+ *  pages of PAGE_ROWS. `first` = [column index, 1 | -1]: the order before any click. The
+ *  totals row shows while nothing is filtered out (a filter shows how many rows it kept). */
+function listing(id, columns, rows, totals, first) {
+  const st = LISTS[id] || (LISTS[id] = { q: "", col: first ? first[0] : null,
+    dir: first ? first[1] : 1, page: 0 });
+  Object.assign(st, { columns, rows, totals });
+  return `<div class="listing" data-list="${esc(id)}"><input type="search" class="find" `
+    + `value="${esc(st.q)}" placeholder="${esc(t("filter"))}" aria-label="${esc(t("filter"))}">`
+    + `<div class="listed">${listed(id)}</div></div>`;
+}
+
+function cellValue(c, row) {
+  if (c[3]) return row[c[3]];
+  return typeof c[0] === "function" ? c[0](row) : row[c[0]];
+}
+
+function listed(id) {
+  const st = LISTS[id];
+  const words = st.q.trim().toLowerCase().split(/\s+/).filter(Boolean);
+  const texts = st.columns.filter((c) => c[2] === "text");
+  let rows = words.length ? st.rows.filter((row) => {
+    const hay = texts.map((c) => String((typeof c[0] === "function" ? c[0](row) : row[c[0]]) ?? ""))
+      .join(" ").toLowerCase();
+    return words.every((w) => hay.includes(w));
+  }) : [...st.rows];
+  if (st.col !== null && st.columns[st.col]) {
+    const c = st.columns[st.col];
+    const collator = new Intl.Collator(en() ? "en" : "zh-CN", { numeric: true });
+    rows.sort((a, b) => {
+      const x = cellValue(c, a), y = cellValue(c, b);
+      if (x === null || x === undefined || x === "") return (y === null || y === undefined || y === "") ? 0 : 1;
+      if (y === null || y === undefined || y === "") return -1;
+      return st.dir * (typeof x === "number" && typeof y === "number" ? x - y
+        : collator.compare(String(x), String(y)));
+    });
+  }
+  const pages = Math.max(1, Math.ceil(rows.length / PAGE_ROWS));
+  st.page = Math.min(Math.max(0, st.page), pages - 1);
+  const shown = rows.slice(st.page * PAGE_ROWS, (st.page + 1) * PAGE_ROWS);
+  let i = 0;
+  const html = table(st.columns, shown, words.length ? null : st.totals).replace(
+    /<th class="([^"]*)">/g, (_, cls) => {
+      const n = i++;
+      const on = n === st.col ? (st.dir > 0 ? " up" : " down") : "";
+      return `<th class="${cls} sorts${on}" data-col="${n}" aria-sort="${
+        on ? (st.dir > 0 ? "ascending" : "descending") : "none"}">`;
+    });
+  const count = en() ? `Page ${st.page + 1} of ${pages} · ${num(rows.length)} of ${num(st.rows.length)} rows`
+    : `第 ${st.page + 1}/${pages} 页 · ${num(rows.length)}/${num(st.rows.length)} 条`;
+  return html + `<div class="pager" data-rows="${rows.length}" data-page="${st.page + 1}" data-pages="${pages}">`
+    + `<button type="button" data-step="-1"${st.page ? "" : " disabled"}>‹ ${esc(t("prevPage"))}</button>`
+    + `<span>${count}</span>`
+    + `<button type="button" data-step="1"${st.page < pages - 1 ? "" : " disabled"}>${esc(t("nextPage"))} ›</button></div>`;
+}
+
+function redrawListing(box) {
+  box.querySelector(".listed").innerHTML = listed(box.dataset.list);
+}
+
+/** The list controls: typing filters, a header sorts (again: the other way), ‹ › page. */
+function wireListings(screen) {
+  screen.addEventListener("input", (e) => {
+    const box = e.target.closest(".listing");
+    if (!box || !e.target.matches("input.find")) return;
+    Object.assign(LISTS[box.dataset.list], { q: e.target.value, page: 0 });
+    redrawListing(box);
+  });
+  screen.addEventListener("click", (e) => {
+    const box = e.target.closest(".listing");
+    if (!box) return;
+    const st = LISTS[box.dataset.list];
+    const th = e.target.closest("th[data-col]");
+    const step = e.target.closest("button[data-step]");
+    if (th) {
+      const col = Number(th.dataset.col);
+      st.dir = st.col === col ? -st.dir : (st.columns[col][2] === "text" ? 1 : -1);
+      st.col = col;
+      st.page = 0;
+    } else if (step) {
+      st.page += Number(step.dataset.step);
+    } else return;
+    redrawListing(box);
+  });
 }
 
 /** The width a chart has to draw in: the screen's, less a section's padding. */
@@ -321,13 +481,136 @@ function asAtDay() {
 
 const SCREENS = {};
 
+// -- the overview: what needs attention first, then this period against the last ---------
+
+const IDLE_DAYS = 90;   // the overview's idle bases: none in this many days
+
+/** A month, quarter or year: its days and its name (as the report document names it). */
+function periodOf(kind, y, n) {
+  const m0 = kind === "month" ? n : kind === "quarter" ? 3 * n - 2 : 1;
+  const months = { month: 1, quarter: 3, year: 12 }[kind];
+  const last = new Date(Date.UTC(y, m0 - 1 + months, 0)).toISOString().slice(0, 10);
+  const name = en()
+    ? { month: `${MONTHS_EN[n - 1]} ${y}`, quarter: `Q${n} ${y}`, year: `${y}` }[kind]
+    : { month: `${y}年${n}月`, quarter: `${y}年第${"一二三四"[n - 1]}季度`, year: `${y}年` }[kind];
+  return { kind, y, n, from: `${y}-${String(m0).padStart(2, "0")}-01`, to: last, name };
+}
+
+function periodBefore(p) {
+  const count = { month: 12, quarter: 4, year: 1 }[p.kind];
+  return p.n > 1 ? periodOf(p.kind, p.y, p.n - 1) : periodOf(p.kind, p.y - 1, count);
+}
+
+function addDays(day, n) {
+  const d = new Date(`${day}T00:00:00Z`);
+  d.setUTCDate(d.getUTCDate() + n);
+  return d.toISOString().slice(0, 10);
+}
+
+/** The period the filters show and the one before it: a whole month, quarter or year as
+ *  such; another from–to range against as many days before it; no range: the last month
+ *  with activities in scope up to today (`lastMonth`), against the month before. */
+function comparedPeriods(lastMonth) {
+  const p = state().p;
+  const from = p.get("from") || "", to = p.get("to") || "";
+  if (from && to) {
+    const [y, m] = from.split("-").map(Number);
+    for (const [kind, n] of [["month", m], ["quarter", Math.floor((m - 1) / 3) + 1], ["year", 1]]) {
+      const exact = periodOf(kind, y, n);
+      if (exact.from === from && exact.to === to) return [exact, periodBefore(exact)];
+    }
+    const days = daysBetween(from, to) + 1;
+    const range = (a, b) => ({ from: a, to: b, name: `${dayText(a)} – ${dayText(b)}` });
+    return [range(from, to), range(addDays(from, -days), addDays(from, -1))];
+  }
+  const day = from || to || (lastMonth ? `${lastMonth}-01` : choices.today);
+  const month = periodOf("month", Number(day.slice(0, 4)), Number(day.slice(5, 7)));
+  return [month, periodBefore(month)];
+}
+
+/** One attention block: the figure that says how much, a few rows that say where, a link to
+ *  the screen with all of them. */
+function attention(id, title, figure, value, note, items, screen) {
+  const list = items.length ? `<ol class="rows">${items.map(([label, what]) =>
+    `<li><span class="what" title="${esc(label)}">${esc(label)}</span><span class="how">${
+      esc(what)}</span></li>`).join("")}</ol>` : "";
+  return `<section class="attn${value > 0 ? "" : " calm"}" id="${id}"><h2>${esc(title)}<a class="more" data-screen-go="${
+    screen}">${esc(t("seeAll"))} ›</a></h2><div class="headline${value > 0 ? " warn" : ""}" `
+    + `data-figure="${figure}"><span class="v">${num(value)}</span> <span class="k">${
+      esc(note)}</span></div>${list}</section>`;
+}
+
+/** The change from the period before, as people read it: ▲ 12.5%, ▼ 3.0%, or none before. */
+function change(now, before) {
+  if (!before) return now ? `<span class="d">${esc(t("noneBefore"))}</span>` : `<span class="d">—</span>`;
+  const f = (now - before) / before;
+  const cls = f > 0 ? "up" : f < 0 ? "down" : "";
+  return `<span class="d ${cls}" data-change="${f}">${f > 0 ? "▲" : f < 0 ? "▼" : "="} ${
+    (Math.abs(f) * 100).toFixed(1)}%</span>`;
+}
+
+/** An output indicator's name with its unit (投入资金(万元)), else the taxonomy's label. */
+const outputLabel = (code) => {
+  const header = (choices.indicator_headers || {})[code];
+  return header ? header[en() ? 1 : 0] : codeLabel("indicator", code);
+};
+
+const COMPARED = ["activities", "served", "volunteers", "volunteer_hours", "trainees",
+  "donation_value_cny"];
+
 SCREENS.overview = async () => {
   const params = { ...scope(), group_by: "month" };
+  const { from, to, ...where } = scope();
+  const at = state().p.get("to") || choices.today;  // the clock's today, as the coverage screen
   const r = await api("/v1/reports/summary", params);
-  const tot = r.totals;
-  return [r.as_of, `<section id="totals">${cards(FIGURE_COLUMNS.map(([k]) => [k, tot[k]]))}</section>`
+  const months = r.rows.map((row) => row.key).filter((k) => /^\d{4}-\d{2}$/.test(String(k))
+    && k <= choices.today.slice(0, 7));
+  const [now, before] = comparedPeriods(months[months.length - 1]);
+  const [late, needs, waiting, followups, idle, cur, prev] = await Promise.all([
+    api("/v1/reports/timeliness", scope()),
+    api("/v1/reports/needs", { ...scope(), group_by: "category" }),
+    api("/v1/reports/needs/items", { ...scope(), state: "open", limit: 5 }),
+    api("/v1/reports/needs/items", { ...scope(), followup: "overdue", limit: 5 }),
+    api("/v1/reports/coverage", { ...scope(), idle_days: IDLE_DAYS, at }),
+    api("/v1/reports/summary", { ...where, from: now.from, to: now.to, group_by: "year" }),
+    api("/v1/reports/summary", { ...where, from: before.from, to: before.to, group_by: "year" }),
+  ]);
+  const owing = late.rows.filter((row) => row.missing > 0)
+    .sort((a, b) => b.missing - a.missing || String(a.label).localeCompare(String(b.label), "zh-CN"));
+  const blocks = [
+    attention("attn-overdue", t("overdueByUnit"), "missing", late.totals.missing,
+      `${t("reportsOverdue")} · ${num(owing.length)} ${t("unitsOverdue")}`,
+      owing.slice(0, 5).map((row) => [row.label, num(row.missing)]), "timeliness"),
+    attention("attn-waiting", t("waitingLongest"), "open", needs.totals.open, t("needsOpen"),
+      waiting.rows.map((n) => [`${n.title} · ${n.base_label}`,
+        `${num(daysBetween(n.submitted_at, choices.today))} ${en() ? "days" : "天"}`]), "needs"),
+    attention("attn-followups", t("followupsDue"), "followups_overdue",
+      needs.totals.followups_overdue, t("followupsCount"),
+      followups.rows.map((n) => [`${n.title} · ${n.organization_label || n.base_label}`,
+        dayText(n.followup && n.followup.due_on)]), "needs"),
+    attention("attn-idle", t("idleShort"), "idle_bases", idle.totals.idle_bases, t("idleCount"),
+      idle.rows.slice(0, 5).map((b) => [b.label, b.last_activity
+        ? `${num(b.days_idle)} ${en() ? "days" : "天"}` : t("never")]), "coverage"),
+  ];
+  const compared = `<div class="cards">${COMPARED.map((k) => `<div class="card" data-figure="${k}">`
+    + `<div class="v">${num(cur.totals[k])}</div><div class="k">${esc(t(k))}</div>`
+    + `${change(cur.totals[k], prev.totals[k])}<div class="was">${esc(t("lastPeriod"))} ${
+      num(prev.totals[k])}</div></div>`).join("")}</div>`;
+  const outputs = Object.entries(r.totals.outputs || {}).sort(([a], [b]) =>
+    outputLabel(a).localeCompare(outputLabel(b), en() ? "en" : "zh-CN"));
+  const outputCards = outputs.length ? `<div class="cards">${outputs.map(([code, v]) =>
+    `<div class="card" data-figure="outputs.${esc(code)}"><div class="v">${num(v)}</div>`
+    + `<div class="k">${esc(outputLabel(code))}</div></div>`).join("")}</div>`
+    : `<p>${esc(t("noOutputs"))}</p>`;
+  r.rows = r.rows.map((row) => ({ ...row, label: monthText(row.key) }));
+  return [r.as_of, `<h2 class="lead">${esc(t("attention"))}</h2>`
+    + `<div class="attention">${blocks.join("")}</div>`
+    + section(`${t("periodCompare")} · ${now.name} / ${before.name}`, compared, null, null,
+      "compare")
+    + section(t("outputs"), outputCards, null, null, "outputs")
+    + `<section id="totals">${cards(FIGURE_COLUMNS.map(([k]) => [k, r.totals[k]]))}</section>`
     + section(t("trend"), trend(r.rows, "served", scope()))
-    + section(t("byMonth"), table([["label", "month", "text"], ...FIGURE_COLUMNS], r.rows, tot),
+    + section(t("byMonth"), table([["label", "month", "text"], ...FIGURE_COLUMNS], r.rows, r.totals),
       "/v1/reports/summary", params)];
 };
 
@@ -379,7 +662,7 @@ SCREENS.dist = async () => {
     return [r.as_of, `<section>${head}<div class="crumbs">${crumbs.join(" › ")}</div>`
       + cards([["activities", r.totals.activities], ["served", r.totals.served],
         ["volunteer_hours", r.totals.volunteer_hours]]) + "</section>"
-      + section(`${t("activityList")} · ${base}`, table([["day", "date", "text"],
+      + section(`${t("activityList")} · ${base}`, table([[(row) => dayText(row.day), "date", "text"],
         ["title", "title", "text"], ["organization_label", "unit", "text"], ["served", "served"],
         ["volunteers", "volunteers"], ["volunteer_hours", "volunteer_hours"]], r.rows, r.totals),
       "/v1/reports/activities", { ...scope(), base_id: p.get("base") }, "activity-list")];
@@ -419,8 +702,9 @@ SCREENS.dist = async () => {
 
 SCREENS.needs = async () => {
   const params = { ...scope(), group_by: "category" };
-  const [r, items] = await Promise.all([api("/v1/reports/needs", params),
-    api("/v1/reports/needs/items", { ...scope(), state: "open", limit: 20 })]);
+  const [r, items, late] = await Promise.all([api("/v1/reports/needs", params),
+    api("/v1/reports/needs/items", { ...scope(), state: "open", limit: 20 }),
+    api("/v1/reports/needs/items", { ...scope(), followup: "overdue", limit: 1000 })]);
   const tot = r.totals;
   r.rows = relabel(r.rows, "category");
   const itemsPath = "/v1/reports/needs/items";
@@ -428,11 +712,18 @@ SCREENS.needs = async () => {
     ["claimed", tot.claimed], ["resolved", tot.resolved], ["closed", tot.closed],
     ["followupsOverdue", tot.followups_overdue, 0, tot.followups_overdue > 0]])}</section>`
     + section(`${t("oldest")} (${num(items.total)})`, table([
-      [(row) => (row.submitted_at || "").replace("T", " ").slice(0, 16), "submitted", "text"],
+      [(row) => momentText(row.submitted_at), "submitted", "text"],
       ["title", "need", "text"], ["base_label", "base", "text"],
       [(row) => codeLabel("service_type", row.category, row.category_label), "category", "text"],
       [(row) => word("urgency", row.urgency), "urgency", "text"]], items.rows),
     itemsPath, { ...scope(), state: "open" }, "oldest-needs")
+    + section(`${t("followupsDue")} (${num(late.total)})`, listing("followups", [
+      [(row) => dayText(row.followup && row.followup.due_on), "followupDue", "text", "due"],
+      ["title", "need", "text"], ["base_label", "base", "text"],
+      [(row) => row.organization_label || "—", "claimer", "text"],
+      [(row) => word("status", row.state), "status", "text"]],
+    late.rows.map((row) => ({ ...row, due: row.followup && row.followup.due_on })), null, [0, 1]),
+    itemsPath, { ...scope(), followup: "overdue" }, "followups-overdue")
     + section(t("byCategory"), table([["label", "category", "text"], ["total", "needsTotal"],
       ["open", "open"], ["claimed", "claimed"], ["resolved", "resolved"], ["closed", "closed"],
       ["median_hours_to_claim", "medianClaim"], ["followups_overdue", "followupsOverdue"]],
@@ -446,19 +737,40 @@ SCREENS.timeliness = async () => {
   const tot = r.totals;
   const overdue = r.rows.filter((row) => row.missing > 0);
   const named = overdue.length ? `<p class="named" id="overdue-units">${overdue.map((row) =>
-    `${esc(row.label)}（${num(row.missing)}）`).join("、")}</p>` : `<p>${t("noneOverdue")}</p>`;
+    (en() ? `${esc(row.label)} (${num(row.missing)})` : `${esc(row.label)}（${num(row.missing)}）`))
+    .join(en() ? ", " : "、")}</p>` : `<p>${t("noneOverdue")}</p>`;
   return [r.as_of, `<section>${cards([["onTimeRate", tot.on_time_rate, "pct"], ["due", tot.due],
     ["on_time", tot.on_time], ["late", tot.late, 0, tot.late > 0],
     ["missing", tot.missing, 0, tot.missing > 0], ["scheduled", tot.scheduled],
     ["missed", tot.missed, 0, tot.missed > 0]])}</section>`
     + section(t("overdueUnits"), named)
-    + section(t("missingList"), table([["organization_name", "unit", "text"],
-      ["title", "title", "text"], ["base_name", "base", "text"], ["due_at", "dueAt", "text"],
-      ["days_overdue", "daysOverdue"]], miss.rows), "/v1/reports/timeliness/missing", params)
-    + section(t("timeliness"), table([["label", "unit", "text"], ["scheduled", "scheduled"],
-      ["missed", "missed"], ["due", "due"], ["on_time", "on_time"], ["late", "late"],
-      ["missing", "missing"], ["pending", "pending"], ["on_time_rate", "onTimeRate", "pct"]],
-    r.rows, tot), "/v1/reports/timeliness", params, "timeliness-table")];
+    + section(`${t("missingList")} (${num(miss.rows.length)})`, listing("missing",
+      [["organization_name", "unit", "text"], ["title", "title", "text"],
+        ["base_name", "base", "text"], [(row) => momentText(row.due_at), "dueAt", "text", "due_at"],
+        ["days_overdue", "daysOverdue"]], miss.rows, null, [4, -1]),
+    "/v1/reports/timeliness/missing", params, "missing-list")
+    + section(`${t("timeliness")} (${num(r.rows.length)})`, listing("timeliness",
+      [["label", "unit", "text"], ["scheduled", "scheduled"],
+        ["missed", "missed"], ["due", "due"], ["on_time", "on_time"], ["late", "late"],
+        ["missing", "missing"], ["pending", "pending"], ["on_time_rate", "onTimeRate", "pct"]],
+      r.rows, tot, [6, -1]), "/v1/reports/timeliness", params, "timeliness-table")];
+};
+
+SCREENS.volunteers = async () => {
+  const p = state().p;
+  const params = scope();
+  const r = await api("/v1/reports/volunteers", params);
+  const pick = `<div class="pick"><label>${t("unit")} <select data-param="org">${
+    [["", t("all")], ...choices.units.map((u) => [u.id, u.name])].map(([id, name]) =>
+      `<option value="${esc(id)}"${id === (p.get("org") || "") ? " selected" : ""}>${esc(name)}</option>`)
+      .join("")}</select></label></div>`;
+  return [r.as_of, section(`${t("volunteerLedger")} (${num(r.total)})`, pick
+    + cards([["unique_volunteers", r.totals.volunteers], ["hoursConfirmed", r.totals.hours_confirmed],
+      ["hoursUnconfirmed", r.totals.hours_unconfirmed]])
+    + listing("volunteers", [["name", "person", "text"], ["organization_name", "unit", "text"],
+      ["hours_confirmed", "hoursConfirmed"], ["hours_unconfirmed", "hoursUnconfirmed"],
+      ["activities", "activitiesAttended"], ["star_level", "star"]], r.rows, null, [2, -1]),
+  "/v1/reports/volunteers", params, "volunteer-list")];
 };
 
 SCREENS.coverage = async () => {
@@ -472,12 +784,14 @@ SCREENS.coverage = async () => {
     campaign ? api("/v1/reports/coverage", { ...scope(), campaign_id: campaign }) : null]);
   const pickIdle = `<div class="pick"><label>${t("idleDays")} <select data-param="idle">${
     ["30", "90", "180", "365"].map((d) => `<option${d === idle ? " selected" : ""}>${d}</option>`)
-      .join("")}</select></label> <span id="as-at">${t("asAt")} <b>${esc(r.at || at || "")}</b></span></div>`
-    + `<p class="note" id="idle-definition">${t("asAt")} ${esc(r.at || at || "")}${esc(t("idleDef"))}</p>`;
+      .join("")}</select></label> <span id="as-at">${t("asAt")} <b>${esc(dayText(r.at || at || ""))}</b></span></div>`
+    + `<p class="note" id="idle-definition">${t("asAt")} ${esc(dayText(r.at || at || ""))}${
+      esc(t("idleDef"))}</p>`;
   let out = section(`${t("idleBases")} (${num(r.rows.length)})`, pickIdle + table([
-    ["label", "base", "text"], ["region_code", "region", "text"],
-    [(row) => row.last_activity || (row.last_visit ? "—" : t("never")), "lastActivity", "text"],
-    [(row) => row.last_visit || "—", "lastVisit", "text"],
+    ["label", "base", "text"], [(row) => regionName(row.region_code), "region", "text"],
+    [(row) => (row.last_activity ? dayText(row.last_activity) : row.last_visit ? "—" : t("never")),
+      "lastActivity", "text"],
+    [(row) => (row.last_visit ? dayText(row.last_visit) : "—"), "lastVisit", "text"],
     ["days_idle", "daysIdle"]], r.rows), "/v1/reports/coverage", idleParams, "idle-bases");
   if (!campaign) return [r.as_of, out + section(t("campaign"), `<p>${t("noCampaign")}</p>`)];
   const pick = `<div class="pick"><label>${t("campaign")} <select data-param="campaign">${
@@ -571,10 +885,19 @@ async function render(quiet) {
   try {
     const [asOf, html] = await SCREENS[screen]();
     if (mine !== rendering) return;
+    const typing = document.activeElement && document.activeElement.matches(".listing input.find")
+      ? [document.activeElement.closest(".listing").dataset.list,
+        document.activeElement.selectionStart] : null;
     $("#screen").innerHTML = html;
+    if (typing) {  // a redraw (the 10 s poll) while typing in a list's filter box: keep typing
+      const box = $(`#screen .listing[data-list="${CSS.escape(typing[0])}"] input.find`);
+      if (box) { box.focus(); box.setSelectionRange(typing[1], typing[1]); }
+    }
     $("#screen").dataset.screen = screen;
     $("#screen").dataset.width = String(window.innerWidth);  // the width it was drawn for
-    $("#asof").textContent = asOf === null ? "" : `${t("asOf")} ${asOf}`;
+    // When the figures were read, by the clock; the event sequence stays on the element.
+    $("#asof").textContent = `${t("updated")} ${momentText(new Date().toISOString())}`;
+    $("#asof").dataset.seq = asOf === null ? "" : String(asOf);
   } catch (err) {
     if (mine !== rendering) return;
     if (!quiet) $("#screen").innerHTML = `<p class="error">${t("failed")}: ${esc(err.message)}</p>`;
@@ -644,8 +967,11 @@ function wire() {
     const a = e.target.closest("a[data-screen]");
     if (a) go({}, a.dataset.screen);
   });
+  wireListings($("#screen"));
   // Clicks and picks inside a screen: drill-downs, sub-tabs, pickers.
   $("#screen").addEventListener("click", (e) => {
+    const more = e.target.closest("a[data-screen-go]");
+    if (more) { go({}, more.dataset.screenGo); return; }
     const row = e.target.closest("tr[data-drill]");
     if (row) { go(JSON.parse(row.dataset.drill)); return; }
     const a = e.target.closest("a[data-go]");
@@ -676,7 +1002,7 @@ let refreshSoon = null;
 
 function showNotices() {
   $("#notices").innerHTML = notices.slice(0, 30).map((n) => `<li class="${n.fresh ? "new" : ""}">`
-    + `<time>${esc((n.occurred_at || "").replace("T", " ").slice(0, 16))}</time>`
+    + `<time>${esc(momentText(n.occurred_at))}</time>`
     + `${esc(en() ? n.message_en : n.message_zh)}</li>`).join("");
 }
 
