@@ -68,6 +68,17 @@ const WORDS = {
   person: ["姓名", "Name"], noYear: ["暂无活动年度", "No year with activities"],
   pairings: ["结对共建履约台账", "Pairings and their fulfilment"],
   pickPairing: ["选择结对", "Pick a pairing"], projects: ["项目数", "Projects"],
+  unassigned: ["未归入项目", "Not under a project"],
+  noActivityLogged: ["无活动记录", "no activity logged"],
+  fulfilmentDef: ["履约率 = 已开展项目 ÷ 项目清单中的项目数；已开展项目指所选期间内至少记录了一次活动的清单项目（项目登记的状态，如“已完成”，不计）。没有归入项目的活动单列一行“未归入项目”，合计等于各行之和。",
+    "Fulfilment = projects run ÷ projects listed; a listed project is run when at least one activity was logged under it in the period (the status a project was given, such as done, does not count). Activities under no project have a row of their own; every total is the sum of the rows shown."],
+  idleDef: ["（今天；若选了截止日期且早于今天，则为该日）。未开展活动天数 = 截至日 − 最近服务日；记录了服务活动或入户走访的日子都算服务日，走访过的社区不算“从未”。",
+    "(today, or the end of the period chosen if earlier). Days idle = that day − the last day served; a day with an activity logged or a campaign visit recorded is a day served, so a door-knocked community is not never served."],
+  lastVisit: ["最近走访日期", "Last campaign visit"],
+  ownLevel: ["本级", "its own bases"],
+  ownBases: ["本级登记的服务基地", "Bases registered at the region itself"],
+  countedOnce: ["多个单位（或多种服务类型）共同开展的一次活动，在每个参与单位（类型）的行里各计一次，在合计中只计一次，所以活动次数的合计可以小于各行之和；志愿者(人)同理按人去重。其余各列的合计等于各行之和。",
+    "An activity several units (or service types) took part in counts once in each of their rows and once in the total, so the total of activities can be less than the sum of the rows; distinct volunteers are counted once each too. Every other column's total is the sum of its rows."],
   projectsRun: ["已开展项目", "Projects run"], fulfilment: ["履约率", "Fulfilment"],
   needsList: ["需求清单", "Needs list"], resources: ["资源清单", "Resources list"],
   projectList: ["项目清单", "Projects list"], project: ["项目", "Project"],
@@ -210,7 +221,7 @@ function table(columns, rows, totals, drill) {
     return `<td>${c[2] === "pct" ? pct(v) : num(v)}</td>`;
   };
   const head = columns.map((c) => `<th class="${c[2] === "text" || c[2] === "html" ? "text" : ""}">`
-    + `${esc(t(c[1]))}</th>`).join("");
+    + `${esc(String(c[1]).startsWith("outputs.") ? outputLabel(c[1].slice(8)) : t(c[1]))}</th>`).join("");
   const body = rows.map((row) => `<tr${drill && drill(row) ? ` class="drill" data-drill="${
     esc(JSON.stringify(drill(row)))}"` : ""}>${columns.map((c) => cell(c, row)).join("")}</tr>`)
     .join("") || `<tr><td colspan="${columns.length}">${t("empty")}</td></tr>`;
@@ -461,6 +472,25 @@ const FIGURE_COLUMNS = [["activities", "activities"], ["served", "served"],
   ["volunteer_hours", "volunteer_hours"], ["trainees", "trainees"],
   ["donation_value_cny", "donation_value_cny"]];
 
+/** Output indicators (libraries built, students funded, …) as columns: one per indicator any
+ *  row or the totals has, labelled by the taxonomy in the page's language. The rows and totals
+ *  are given a flat `outputs.<code>` figure each (0 where a row has none). */
+function withOutputs(rows, totals) {
+  const codes = [...new Set([...rows, totals || {}].flatMap((r) => Object.keys(r.outputs || {})))]
+    .sort();
+  const flat = (r) => (r ? { ...r, ...Object.fromEntries(codes.map((c) =>
+    [`outputs.${c}`, (r.outputs || {})[c] ?? 0])) } : r);
+  return { rows: rows.map(flat), totals: flat(totals),
+    columns: codes.map((c) => [`outputs.${c}`, `outputs.${c}`]) };
+}
+
+/** The day idle days are counted to: today by the clock, or the period's end if earlier. */
+function asAtDay() {
+  const to = state().p.get("to");
+  const today = choices.today;
+  return to && (!today || to < today) ? to : today;
+}
+
 // -- screens -----------------------------------------------------------------------------
 
 const SCREENS = {};
@@ -621,13 +651,17 @@ SCREENS.dist = async () => {
   const p = state().p;
   const by = p.get("by") || "region";
   const tabs = ["region", "organization", "base", "theme", "service_type"].map((b) =>
-    `<a data-go='${JSON.stringify({ by: b, base: null })}' class="${b === by ? "on" : ""}">${
+    `<a data-go='${JSON.stringify({ by: b, base: null, own: null })}' class="${b === by ? "on" : ""}">${
       esc(t("by_" + b))}</a>`).join(" · ");
-  const crumbs = [`<a data-go='${JSON.stringify({ region: null, org: null, base: null })}'>${
+  const crumbs = [`<a data-go='${JSON.stringify({ region: null, org: null, base: null, own: null })}'>${
     esc(t("all"))}</a>`];
   if (by === "region") {
     for (const r of regionChain(p.get("region"))) {
-      crumbs.push(`<a data-go='${JSON.stringify({ region: r.id, base: null })}'>${esc(r.name)}</a>`);
+      crumbs.push(`<a data-go='${JSON.stringify({ region: r.id, base: null, own: null })}'>${
+        esc(r.name)}</a>`);
+    }
+    if (p.get("own") && p.get("region")) {
+      crumbs.push(`<a data-go='${JSON.stringify({ base: null })}'>${esc(t("ownBases"))}</a>`);
     }
   } else if (p.get("org")) {
     const u = choices.units.find((x) => x.id === p.get("org"));
@@ -647,12 +681,24 @@ SCREENS.dist = async () => {
         ["volunteers", "volunteers"], ["volunteer_hours", "volunteer_hours"]], r.rows, r.totals),
       "/v1/reports/activities", { ...scope(), base_id: p.get("base") }, "activity-list")];
   }
-  const [groupBy, level] = breakdownQuery(by, p);
-  const params = { ...scope(), group_by: groupBy, ...(level ? { region_level: level } : {}) };
+  // A region's own bases (registered at the region itself, above the level of its rows).
+  const own = by === "region" && p.get("own") && p.get("region");
+  const [groupBy, level] = own ? ["base"] : breakdownQuery(by, p);
+  const params = { ...scope(), group_by: groupBy, ...(level ? { region_level: level } : {}),
+    ...(own ? { region_exact: "true" } : {}) };
   const r = await api("/v1/reports/summary", params);
   r.rows = relabel(r.rows, groupBy);
+  const ownLevel = (row) => groupBy === "region" && level && row.key
+    && (regionOf(row.key) || {}).level !== level;
+  if (groupBy === "region") {
+    r.rows = r.rows.map((row) => (ownLevel(row) && regionOf(row.key) ? { ...row, label: en()
+      ? `${regionOf(row.key).name} (${t("ownLevel")})` : `${regionOf(row.key).name}（${t("ownLevel")}）` }
+      : row));
+  }
+  const out = withOutputs(r.rows, r.totals);
   const drill = (row) => {
     if (!row.key) return null;
+    if (ownLevel(row) && row.key === p.get("region")) return { region: row.key, own: "1" };
     if (groupBy === "region") return { region: row.key };
     if (groupBy === "base") return { base: row.key };
     if (groupBy === "organization") return { org: row.key };
@@ -662,7 +708,9 @@ SCREENS.dist = async () => {
   return [r.as_of, `<section>${head}<div class="crumbs">${crumbs.join(" › ")}</div>`
     + `${bars(r.rows, "served")}</section>`
     + section(`${t("by_" + groupBy)}${drillable ? " · " + t("drillHint") : ""}`,
-      table([["label", "name", "text"], ...FIGURE_COLUMNS], r.rows, r.totals, drill),
+      table([["label", "name", "text"], ...FIGURE_COLUMNS, ...out.columns], out.rows, out.totals,
+        drill) + (["organization", "service_type"].includes(groupBy)
+        ? `<p class="note" id="counted-once">${esc(t("countedOnce"))}</p>` : ""),
       "/v1/reports/summary", params, "breakdown")];
 };
 
@@ -761,7 +809,7 @@ SCREENS.volunteers = async () => {
 SCREENS.coverage = async () => {
   const p = state().p;
   const idle = p.get("idle") || "90";
-  const at = p.get("to") || choices.today;  // the clock's today, never the newest data's
+  const at = asAtDay();  // the clock's today (or the period's end), never the newest data's
   const idleParams = { ...scope(), idle_days: idle, ...(at ? { at } : {}) };
   const campaigns = choices.campaigns;
   const campaign = p.get("campaign") || (campaigns[0] || {}).id;
@@ -769,10 +817,14 @@ SCREENS.coverage = async () => {
     campaign ? api("/v1/reports/coverage", { ...scope(), campaign_id: campaign }) : null]);
   const pickIdle = `<div class="pick"><label>${t("idleDays")} <select data-param="idle">${
     ["30", "90", "180", "365"].map((d) => `<option${d === idle ? " selected" : ""}>${d}</option>`)
-      .join("")}</select></label> <span>${t("asAt")} ${esc(dayText(r.at || at || ""))}</span></div>`;
+      .join("")}</select></label> <span id="as-at">${t("asAt")} <b>${esc(dayText(r.at || at || ""))}</b></span></div>`
+    + `<p class="note" id="idle-definition">${t("asAt")} ${esc(dayText(r.at || at || ""))}${
+      esc(t("idleDef"))}</p>`;
   let out = section(`${t("idleBases")} (${num(r.rows.length)})`, pickIdle + table([
     ["label", "base", "text"], [(row) => regionName(row.region_code), "region", "text"],
-    [(row) => (row.last_activity ? dayText(row.last_activity) : t("never")), "lastActivity", "text"],
+    [(row) => (row.last_activity ? dayText(row.last_activity) : row.last_visit ? "—" : t("never")),
+      "lastActivity", "text"],
+    [(row) => (row.last_visit ? dayText(row.last_visit) : "—"), "lastVisit", "text"],
     ["days_idle", "daysIdle"]], r.rows), "/v1/reports/coverage", idleParams, "idle-bases");
   if (!campaign) return [r.as_of, out + section(t("campaign"), `<p>${t("noCampaign")}</p>`)];
   const pick = `<div class="pick"><label>${t("campaign")} <select data-param="campaign">${
@@ -830,15 +882,20 @@ SCREENS.pairing = async () => {
     out += section(`${one.pairing.name} · ${one.pairing.organization_label} ⇄ ${
       one.pairing.base_label}`, pick + `<div id="pairing-totals">${cards([
       ["projects", tot.projects], ["projectsRun", tot.projects_fulfilled],
-      ["activities", tot.activities], ["served", tot.served], ["open", one.needs.open],
-      ["closed", one.needs.closed]])}</div>`)
+      ["fulfilment", tot.fulfilment_rate, "pct"], ["activities", tot.activities],
+      ["served", tot.served], ["volunteer_hours", tot.volunteer_hours], ["open", one.needs.open],
+      ["closed", one.needs.closed]])}</div><p class="note" id="fulfilment-definition">${
+      esc(t("fulfilmentDef"))}</p>`)
       + section(`${t("needsList")} (${one.needs_list.length})`, items(one.needs_list)
         + cards([["needsTotal", one.needs.total], ["open", one.needs.open],
           ["claimed", one.needs.claimed], ["resolved", one.needs.resolved],
           ["closed", one.needs.closed]]))
       + section(`${t("resources")} (${one.resources.length})`, items(one.resources))
-      + section(t("projectList"), table([["title", "project", "text"],
-        [(row) => word("status", row.status), "status", "text"],
+      + section(t("projectList"), table([
+        [(row) => (row.unassigned ? t("unassigned") : row.title ?? row.project_id), "project", "text"],
+        [(row) => (row.status === "done" && !row.activities
+          ? `${word("status", row.status)} · ${t("noActivityLogged")}` : word("status", row.status)),
+        "status", "text"],
         ["activities", "activities"], ["served", "served"], ["volunteer_hours", "volunteer_hours"]],
       one.rows, tot), `/v1/reports/pairings/${encodeURIComponent(id)}`, params, "projects");
   }
