@@ -480,3 +480,30 @@ async def test_the_trend_has_a_real_time_axis(admin, system, loaded, shots):
                 path=str(shots / f"trend-{width}.png"))
         finally:
             await admin.page.set_viewport_size({"width": 1280, "height": 900})
+
+
+async def test_a_years_trend_names_its_months_as_people_write_them(admin, system, loaded, shots):
+    """Over one year (Chizhou's 2022) the ticks are months, written 2022年3月 (Mar 2022 in
+    English), never 2022-03; at a phone's width too, each inside the chart and apart."""
+    for lang, pattern in (("zh", r"^2022年\d{1,2}月$"), ("en", r"^[A-Z][a-z]{2} 2022$")):
+        for width in (1280, 390):
+            await admin.page.set_viewport_size({"width": width, "height": 900})
+            try:
+                query = "from=2022-01-01&to=2022-12-31" + ("&lang=en" if lang == "en" else "")
+                await admin.show(f"overview?{query}", ".chart.trend svg rect.bar")
+                await admin.page.wait_for_function(
+                    "w => document.querySelector('#screen').dataset.width === String(w)",
+                    arg=width, timeout=SHOWN_MS)
+                drawn = await admin.page.evaluate(MEASURE_TREND)
+                assert drawn["first"].startswith("2022-") and drawn["last"].startswith("2022-")
+                labels = [label for label in drawn["labels"] if label[0]]
+                assert len(labels) >= 2, drawn
+                assert all(re.match(pattern, text) for text, _, _ in labels), labels
+                box = drawn["box"]
+                assert all(box["x"] - 0.5 <= left and right <= box["x"] + box["width"] + 0.5
+                           for _, left, right in labels), (box, labels)
+                assert all(a[2] <= b[1] for a, b in pairwise(labels)), labels
+                await admin.page.locator(".chart.trend").screenshot(
+                    path=str(shots / f"trend-2022-{lang}-{width}.png"))
+            finally:
+                await admin.page.set_viewport_size({"width": 1280, "height": 900})

@@ -416,9 +416,9 @@ function trend(rows, key, period) {
       bw.toFixed(1)}" height="${(h - bottom - y(r[key])).toFixed(1)}"><title>${esc(r.key)}: ${
       num(r[key])}</title></rect>`;
   }).join("");
-  // Ticks: every 1, 2, 3 or 6 months (labelled 2013-04), or every 1, 2, 5 or 10 years
-  // (labelled 2013), whichever first leaves room between labels.
-  const steps = [[1, 54], [2, 54], [3, 54], [6, 54], [12, 36], [24, 36], [60, 36], [120, 36]];
+  // Ticks: every 1, 2, 3 or 6 months (labelled 2013年4月 / Apr 2013), or every 1, 2, 5 or 10
+  // years (labelled 2013), whichever first leaves room between labels.
+  const steps = [[1, 76], [2, 76], [3, 76], [6, 76], [12, 36], [24, 36], [60, 36], [120, 36]];
   const [step, room] = steps.find(([m, px]) => m * slot >= px) || steps[steps.length - 1];
   const yearly = step >= 12;
   const marks = [];  // {cx: the tick, x: its label (moved inside the chart at the ends)}
@@ -426,7 +426,7 @@ function trend(rows, key, period) {
     if (yearly ? i % 12 === 0 && (Math.floor(i / 12) % (step / 12)) === 0 : i % step === 0) {
       const cx = left + (i - first + (yearly ? 0 : 0.5)) * slot;
       const x = Math.min(Math.max(cx, left + room / 2), w - right - room / 2);
-      const mark = { cx, x, label: yearly ? String(Math.floor(i / 12)) : monthOf(i) };
+      const mark = { cx, x, label: yearly ? String(Math.floor(i / 12)) : monthText(monthOf(i)) };
       const prev = marks[marks.length - 1];
       if (prev && prev.label && mark.x - prev.x < room) {
         // Two labels too close (one moved in from an end): the moved one goes unlabelled.
