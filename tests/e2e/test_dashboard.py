@@ -507,3 +507,24 @@ async def test_a_years_trend_names_its_months_as_people_write_them(admin, system
                     path=str(shots / f"trend-2022-{lang}-{width}.png"))
             finally:
                 await admin.page.set_viewport_size({"width": 1280, "height": 900})
+
+
+async def test_days_overdue_count_to_the_day_coverage_counts_to(admin, system, loaded, shots):
+    """Timeliness and coverage count to one day, said on both screens: today, or the end of a
+    chosen period's last day when that is earlier. Shangyu's reports missing at the end of
+    2010 are overdue by days counted to then, not to today."""
+    end = "2010-12-31"
+    expected = await report(system, loaded, "/v1/reports/timeliness/missing",
+                            region="330604", to=end, at="2011-01-01T00:00:00")
+    assert expected["rows"] and all(r["days_overdue"] < 366 for r in expected["rows"])
+    await admin.show(f"timeliness?region=330604&to={end}", "#missing-list .pager")
+    await expect(admin.text("#overdue-definition")).to_contain_text("截至 2010年12月31日")
+    shown = await admin.text("#missing-list tbody tr td:nth-child(5)").all_inner_texts()
+    assert [float(x.replace(",", "")) for x in shown] == sorted(
+        (float(r["days_overdue"]) for r in expected["rows"]), reverse=True)[:25]
+    await admin.show(f"coverage?to={end}", "#as-at")
+    await expect(admin.text("#as-at")).to_contain_text("2010年12月31日")
+    # With no period: now, said so.
+    await admin.show("timeliness?region=330604", "#missing-list .pager")
+    await expect(admin.text("#overdue-definition")).to_contain_text("截至 现在")
+    await shoot(admin, shots, "timeliness-to-2010")

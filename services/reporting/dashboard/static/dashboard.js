@@ -55,6 +55,9 @@ const WORDS = {
   dueAt: ["报送截止时间", "Due at"], noneOverdue: ["无逾期单位", "No unit is overdue"],
   idleBases: ["长期未开展活动的服务基地", "Bases without activity"],
   idleDays: ["未开展活动天数 ≥", "Days idle ≥"], asAt: ["截至", "as at"],
+  now: ["现在", "now"],
+  overdueDef: ["（若选了截止日期且早于今天，则为该日结束时）。逾期天数 = 截至时刻 − 报送截止时间；与覆盖页的截至日相同。",
+    " (or the end of the period's last day, when that is earlier). Days overdue = that moment − the report's deadline; the same day the coverage screen counts to."],
   lastActivity: ["最近活动日期", "Last activity"], daysIdle: ["未开展活动天数", "Days idle"],
   never: ["从未", "never"], campaign: ["入户走访行动", "Campaign"],
   households: ["户数", "Households"], visited: ["已走访户数", "Households visited"],
@@ -485,6 +488,13 @@ function withOutputs(rows, totals) {
 }
 
 /** The day idle days are counted to: today by the clock, or the period's end if earlier. */
+/** The day after an ISO day (`2010-03-31` → `2010-04-01`). */
+function nextDay(iso) {
+  const d = new Date(`${iso}T00:00:00Z`);
+  d.setUTCDate(d.getUTCDate() + 1);
+  return d.toISOString().slice(0, 10);
+}
+
 function asAtDay() {
   const to = state().p.get("to");
   const today = choices.today;
@@ -575,7 +585,7 @@ const COMPARED = ["activities", "served", "volunteers", "volunteer_hours", "trai
 SCREENS.overview = async () => {
   const params = { ...scope(), group_by: "month" };
   const { from, to, ...where } = scope();
-  const at = state().p.get("to") || choices.today;  // the clock's today, as the coverage screen
+  const at = asAtDay();  // the day the coverage screen counts to: one definition
   const r = await api("/v1/reports/summary", params);
   const months = r.rows.map((row) => row.key).filter((k) => /^\d{4}-\d{2}$/.test(String(k))
     && k <= choices.today.slice(0, 7));
@@ -765,8 +775,12 @@ SCREENS.needs = async () => {
 
 SCREENS.timeliness = async () => {
   const params = scope();
+  // Overdue as at the same day the coverage screen counts to: now, or the end of the
+  // period's last day when that is earlier.
+  const at = asAtDay(), ended = at && at !== choices.today;
+  const missParams = ended ? { ...params, at: `${nextDay(at)}T00:00:00` } : params;
   const [r, miss] = await Promise.all([api("/v1/reports/timeliness", params),
-    api("/v1/reports/timeliness/missing", params)]);
+    api("/v1/reports/timeliness/missing", missParams)]);
   const tot = r.totals;
   const overdue = r.rows.filter((row) => row.missing > 0);
   const named = overdue.length ? `<p class="named" id="overdue-units">${overdue.map((row) =>
@@ -777,11 +791,12 @@ SCREENS.timeliness = async () => {
     ["missing", tot.missing, 0, tot.missing > 0], ["scheduled", tot.scheduled],
     ["missed", tot.missed, 0, tot.missed > 0]])}</section>`
     + section(t("overdueUnits"), named)
-    + section(`${t("missingList")} (${num(miss.rows.length)})`, listing("missing",
+    + section(`${t("missingList")} (${num(miss.rows.length)})`, `<p class="note" id="overdue-definition">${
+      t("asAt")} ${ended ? esc(dayText(at)) : esc(t("now"))}${esc(t("overdueDef"))}</p>` + listing("missing",
       [["organization_name", "unit", "text"], ["title", "title", "text"],
         ["base_name", "base", "text"], [(row) => momentText(row.due_at), "dueAt", "text", "due_at"],
         ["days_overdue", "daysOverdue"]], miss.rows, null, [4, -1]),
-    "/v1/reports/timeliness/missing", params, "missing-list")
+    "/v1/reports/timeliness/missing", missParams, "missing-list")
     + section(`${t("timeliness")} (${num(r.rows.length)})`, listing("timeliness",
       [["label", "unit", "text"], ["scheduled", "scheduled"],
         ["missed", "missed"], ["due", "due"], ["on_time", "on_time"], ["late", "late"],
