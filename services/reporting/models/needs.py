@@ -30,7 +30,6 @@ need is open or claimed. `need.linked` closes it as a duplicate, `linked_to` its
 
 from __future__ import annotations
 
-import statistics
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -55,6 +54,7 @@ from sqlalchemy import (
     and_,
     case,
     func,
+    literal_column,
     or_,
     select,
 )
@@ -378,8 +378,26 @@ def with_rates(counts: dict[str, Any]) -> dict[str, Any]:
             "satisfaction_rate": _ratio(counts["answered_satisfied"], answered)}
 
 
-def _median(values: list[float]) -> float | None:
-    return round(statistics.median(values), 2) if values else None
+def medians(value: ColumnElement[Any], where: list[ColumnElement[bool]],
+            key: ColumnElement[Any] | None = None) -> Select:
+    """The median of `value` per `key` (or over everything), in SQL on both back-ends: the
+    mean of the middle one or two values, found by row number within each group, so no row
+    leaves the database (`percentile_cont` is PostgreSQL's alone)."""
+    group = key if key is not None else literal_column("0")
+    ranked = (select(group.label("key"), value.label("v"),
+                     func.row_number().over(partition_by=key, order_by=value).label("rn"),
+                     func.count().over(partition_by=key).label("n"))
+              .where(*where, value.is_not(None)).subquery())
+    return (select(ranked.c.key, func.avg(ranked.c.v).label("median"))
+            .where(ranked.c.rn.in_([(ranked.c.n + 1) // 2, (ranked.c.n + 2) // 2]))
+            .group_by(ranked.c.key))
+
+
+async def _medians(conn: AsyncConnection, value: ColumnElement[Any],
+                   where: list[ColumnElement[bool]],
+                   key: ColumnElement[Any] | None = None) -> dict[Any, float]:
+    return {k: round(float(m), 2)
+            for k, m in await conn.execute(medians(value, where, key))}
 
 
 async def report_rows(conn: AsyncConnection, group_by: GroupBy, scope: Scope,
@@ -394,26 +412,18 @@ async def report_rows(conn: AsyncConnection, group_by: GroupBy, scope: Scope,
     total_row = (await conn.execute(select(*_counts(on, rates)).where(*where))).one()
     totals: dict[str, Any] = with_rates({k: int(total_row._mapping[k]) for k in COUNTS})
 
-    to_claim: dict[Any, list[float]] = defaultdict(list)
-    to_resolve: dict[Any, list[float]] = defaultdict(list)
-    durations = await conn.execute(
-        select(key, needs.c.hours_to_claim, needs.c.hours_to_resolve).where(
-            *where, or_(needs.c.hours_to_claim.is_not(None),
-                        needs.c.hours_to_resolve.is_not(None))))
-    for k, claim, resolve in durations:
-        if claim is not None:
-            to_claim[k].append(claim)
-        if resolve is not None:
-            to_resolve[k].append(resolve)
-    totals["median_hours_to_claim"] = _median([v for vs in to_claim.values() for v in vs])
-    totals["median_hours_to_resolve"] = _median([v for vs in to_resolve.values() for v in vs])
+    claim, resolve = needs.c.hours_to_claim, needs.c.hours_to_resolve
+    totals["median_hours_to_claim"] = (await _medians(conn, claim, where)).get(0)
+    totals["median_hours_to_resolve"] = (await _medians(conn, resolve, where)).get(0)
+    to_claim = await _medians(conn, claim, where, key)
+    to_resolve = await _medians(conn, resolve, where, key)
 
     keys = sorted(counts, key=lambda k: (k is None, k or ""))
     labels = ({k: k for k in keys} if group_by == "month"
               else await label_map(conn, group_by, keys))
     rows = [{"key": k, "label": labels.get(k, k), **counts[k],
-             "median_hours_to_claim": _median(to_claim.get(k, [])),
-             "median_hours_to_resolve": _median(to_resolve.get(k, []))} for k in keys]
+             "median_hours_to_claim": to_claim.get(k),
+             "median_hours_to_resolve": to_resolve.get(k)} for k in keys]
     return rows, totals
 
 
