@@ -243,8 +243,8 @@ COLUMNS = [
     Col("hours_by_method.organiser", "组织者录入(小时)", "By organiser (h)"),
     Col("hours_by_method.sign_in", "签到(小时)", "Sign-in (h)"),
     Col("hours_by_method.import", "导入(小时)", "Imported (h)"),
-    Col("activities", "参加活动(次)", "Activities"),
-    Col("open_sign_ins", "未签退(次)", "Not signed out"), Col("star_level", "星级", "Star level"),
+    Col("activities", "参加活动(次)", "Activities"), Col("star_level", "星级", "Star level"),
+    Col("open_sign_ins", "未签退(次)", "Not signed out"),
 ]
 
 
