@@ -62,6 +62,16 @@ const WORDS = {
   liveOn: ["实时", "live"], pairingName: ["结对", "Pairing"],
   on_time_rate: ["按时报送率", "On-time rate"], needs_resolved: ["办结需求", "Needs resolved"],
   needs_claimed: ["认领需求", "Needs claimed"],
+  // the volunteers screen (GET /v1/reports/volunteers): hours by how they were recorded
+  volunteersTab: ["志愿者", "Volunteers"],
+  volunteerLedger: ["志愿者服务时长（按记录方式）", "Volunteer hours (by how recorded)"],
+  hoursUnconfirmed: ["待确认时长(小时)", "Unconfirmed hours"],
+  bySignIn: ["签到签退(小时)", "Signed in and out (h)"],
+  bySelf: ["本人申报(小时)", "Self-reported (h)"],
+  byOrganiser: ["组织者录入(小时)", "Entered by organiser (h)"],
+  byImport: ["导入(小时)", "Imported (h)"],
+  openSignIns: ["未签退(次，不计时长)", "Not signed out (no hours)"],
+  volunteersCount: ["志愿者(人)", "Volunteers"],
 };
 
 // Codes the reports send as they are (a need's urgency, a project's status, a role): their
@@ -465,6 +475,27 @@ SCREENS.assessment = async () => {
     + section(t("people"), table([["rank", "rank"], ["name", "person", "text"],
       ["organization_name", "unit", "text"], ["hours_confirmed", "hoursConfirmed"],
       ["star_level", "star"]], r.individuals.slice(0, 50)))];
+};
+
+// Volunteers: hours by how they were recorded — signed in and out, self-reported, entered by an
+// organiser, imported — side by side and never added into one another; sign-ins never signed
+// out are counted apart (they have no hours).
+SCREENS.volunteers = async () => {
+  const params = { ...scope(), limit: 200 };
+  const r = await api("/v1/reports/volunteers", params);
+  const by = (method) => (row) => row.hours_by_method[method];
+  const tot = r.totals;
+  return [r.as_of, cards([["volunteersCount", tot.volunteers],
+    ["hoursConfirmed", tot.hours_confirmed], ["hoursUnconfirmed", tot.hours_unconfirmed],
+    ["bySignIn", tot.hours_by_method.sign_in], ["bySelf", tot.hours_by_method.self],
+    ["byOrganiser", tot.hours_by_method.organiser], ["byImport", tot.hours_by_method.import],
+    ["openSignIns", tot.open_sign_ins, null, tot.open_sign_ins > 0]])
+    + section(t("volunteerLedger"), table([["name", "person", "text"],
+      ["organization_name", "unit", "text"], ["hours_confirmed", "hoursConfirmed"],
+      ["hours_unconfirmed", "hoursUnconfirmed"], [by("sign_in"), "bySignIn"],
+      [by("self"), "bySelf"], [by("organiser"), "byOrganiser"], [by("import"), "byImport"],
+      ["open_sign_ins", "openSignIns"], ["star_level", "star"]], r.rows, tot),
+    "/v1/reports/volunteers", params, "volunteer-ledger")];
 };
 
 SCREENS.pairing = async () => {
