@@ -15,6 +15,7 @@ per volunteer, activity and step, so a retried tap is the same event.
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.events import store
 from services.events.domain import parse_offer
 from services.events.forms import signing
+from services.events.http import RESPONSES
 from services.events.service import Acceptor
 from shared.auth import allow, in_subtree, principal
 from shared.db import write_transaction
@@ -85,7 +87,7 @@ class Volunteer(BaseModel):
 class Signed(BaseModel):
     activity_id: str
     volunteer_id: str
-    name: str | None
+    name: str | None = Field(description="the name's first character only: the page is public")
     signed_in_at: datetime
     signed_out_at: datetime | None
     hours: float | None
@@ -165,7 +167,7 @@ async def organiser_page() -> HTMLResponse:
                         headers={"Cache-Control": "no-store"})
 
 
-@router.post("/v1/sign-in/pages", response_model=SignInPage,
+@router.post("/v1/sign-in/pages", response_model=SignInPage, responses=RESPONSES,
              dependencies=[allow("admin", "organiser", "unit")],
              summary="Open the sign-in page of a logged activity (one per activity)",
              description="Answers the same page for the same activity. A unit's person opens "
@@ -210,7 +212,7 @@ async def open_page(request: Request, body: OpenPage) -> JSONResponse:
                             .model_dump(mode="json"))
 
 
-@router.get("/v1/sign-in/pages/{code}", response_model=SignInList,
+@router.get("/v1/sign-in/pages/{code}", response_model=SignInList, responses=RESPONSES,
             summary="A sign-in page with who signed in: open sign-ins (no sign-out) flagged")
 async def list_page(request: Request, code: str) -> JSONResponse:
     a, r = store.attendance, store.registry_entities
@@ -234,13 +236,16 @@ async def list_page(request: Request, code: str) -> JSONResponse:
 
 @router.get("/v1/sign-in/pages/{code}/qr.svg", response_class=Response,
             summary="The sign-in page's QR code (SVG, drawn by the server): the phone page's link",
-            responses={200: {"content": {"image/svg+xml": {}}}})
+            responses={**RESPONSES, 200: {"content": {"image/svg+xml": {}}}})
 async def qr_code(request: Request, code: str) -> Response:
     async with _acceptor(request).engine.connect() as conn:
         page = await _page(conn, code)
-    svg = segno.make(_phone_url(request, page["code"]), error="m").svg_inline(
-        scale=6, dark="#000", light="#fff", title="签到二维码 Sign-in QR code")
-    return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "no-store"})
+    out = io.BytesIO()
+    segno.make(_phone_url(request, page["code"]), error="m").save(
+        out, kind="svg", scale=6, dark="#000", light="#fff", encoding="utf-8",
+        title="签到二维码 Sign-in QR code")
+    return Response(out.getvalue(), media_type="image/svg+xml",
+                    headers={"Cache-Control": "no-store"})
 
 
 # -- the volunteers' side (public) ------------------------------------------------------------
@@ -252,7 +257,7 @@ async def phone_page() -> HTMLResponse:
                         headers={"Cache-Control": "no-store"})
 
 
-@router.get("/sign/{code}/about", response_model=PublicPage,
+@router.get("/sign/{code}/about", response_model=PublicPage, responses=RESPONSES,
             summary="What a volunteer's phone shows of a sign-in page (public: no names)")
 async def about(request: Request, code: str) -> JSONResponse:
     async with _acceptor(request).engine.connect() as conn:
@@ -286,7 +291,7 @@ async def _row(conn: AsyncConnection, activity_id: str, volunteer_id: str) -> di
 def _signed(activity_id: str, volunteer_id: str, name: str | None, row: dict,
             event_id: str | None = None, seq: int | None = None) -> JSONResponse:
     return JSONResponse(Signed(
-        activity_id=activity_id, volunteer_id=volunteer_id, name=name,
+        activity_id=activity_id, volunteer_id=volunteer_id, name=signing.masked(name),
         signed_in_at=_utc(row["signed_in_at"]), signed_out_at=_utc(row.get("signed_out_at")),
         hours=None if row.get("signed_out_at") is None else row.get("hours"),
         event_id=event_id, seq=seq).model_dump(mode="json"))
@@ -319,7 +324,7 @@ async def _who_where(request: Request, code: str, body: Volunteer) -> tuple[dict
 
 
 @router.post("/sign/{code}/in", response_model=Signed,
-             responses={404: {}, 409: {}, 422: {}},
+             responses=RESPONSES,
              summary="A volunteer signs in (public; the server's clock is the time)")
 async def sign_in(request: Request, code: str, body: Volunteer) -> JSONResponse:
     page, volunteer_id, name = await _who_where(request, code, body)
@@ -341,7 +346,7 @@ async def sign_in(request: Request, code: str, body: Volunteer) -> JSONResponse:
 
 
 @router.post("/sign/{code}/out", response_model=Signed,
-             responses={404: {}, 409: {}, 422: {}},
+             responses=RESPONSES,
              summary="A volunteer signs out: the hours are the signed span")
 async def sign_out(request: Request, code: str, body: Volunteer) -> JSONResponse:
     page, volunteer_id, name = await _who_where(request, code, body)

@@ -22,6 +22,11 @@ def normal_code(text: str) -> str:
     return "".join(text.split()).upper()
 
 
+def masked(name: str | None) -> str | None:
+    """A name as a public page shows it: its first character (张**)."""
+    return name[0] + "*" * min(len(name) - 1, 2) if name else None
+
+
 def event_id(activity_id: str, volunteer_id: str, step: str) -> str:
     """One sign-in and one sign-out per volunteer and activity: a retried tap, or the same
     event delivered again, is the same event."""
