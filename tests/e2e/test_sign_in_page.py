@@ -3,7 +3,8 @@ sign-in page of a running activity and sees its QR code (an SVG drawn by the eve
 and short code; a phone (a second browser context, with no key or login) opens the page the QR
 code holds, signs in — the organiser's list flags the volunteer as not signed out — then
 signs out, and the list shows the signed hours, which the volunteers report counts as signed,
-confirmed hours. A kiosk's code box leads to the same page. No request leaves 127.0.0.1.
+confirmed hours; the dashboard's volunteers screen shows them apart from self-reported hours.
+A kiosk's code box leads to the same page. No request leaves 127.0.0.1.
 
 Screenshots of both pages are saved under TONGXIN_ARTIFACTS if set, else the test's tmp dir."""
 
@@ -20,8 +21,9 @@ from playwright.async_api import async_playwright, expect
 from services.events.forms import signing
 from tests.e2e.test_forms import artifacts
 from tests.e2e.test_offline_pages import CHROMIUM_ARGS, installed_chromium
+from tests.factories import envelope
 from tests.harness import System
-from tests.integration.test_sign_in import a_unit_with_volunteers, logged
+from tests.integration.test_sign_in import a_unit_with_volunteers, iso, logged
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -109,6 +111,36 @@ async def test_an_organiser_shows_a_qr_code_and_a_phone_signs_in_and_out(system:
             await kiosk.click("#kiosk button[type=submit]")
             await kiosk.wait_for_url(f"{events}/sign/{short}")
             await expect(kiosk.locator("#activity-title")).to_have_text(act["title"])
+
+            # -- the dashboard's volunteers screen: hours by method, never added together.
+            # The same volunteer's hours at two earlier activities: signed by an outside
+            # volunteer app (2.5 h, with its times) and self-reported (1.5 h, unconfirmed).
+            day = datetime(2013, 10, 19, 1, 0, tzinfo=UTC)
+            earlier = [await logged(system, unit["org"], unit["base"],
+                                    day + timedelta(days=7 * i),
+                                    day + timedelta(days=7 * i, hours=3)) for i in (0, 1)]
+            for data in ({"method": "sign_in", "signed_in_at": iso(day),
+                          "signed_out_at": iso(day + timedelta(hours=2.5))},
+                         {"method": "self", "hours": 1.5}):
+                r = await system.post_event(envelope({
+                    "activity_id": earlier.pop(0)["activity_id"], "volunteer_id": who["id"],
+                    **data}, "attendance.recorded"))
+                assert r.status_code == 202, r.text
+                seq = max(seq, r.json()["seq"] or 0)
+            board = await desk.new_page()
+            board.set_default_timeout(TIMEOUT_MS)
+            await board.goto(f"{system.url('reporting')}/#volunteers?org={unit['org']['id']}")
+            ledger = board.locator("#volunteer-ledger")
+            await expect(ledger).to_contain_text(who["name"], timeout=60_000)
+            await expect(ledger.locator("thead")).to_contain_text("签到签退(小时)")
+            await expect(ledger.locator("thead")).to_contain_text("本人申报(小时)")
+            figure = "#screen [data-figure={}] .v".format
+            await expect(board.locator(figure("bySignIn"))).to_have_text("2.5")
+            await expect(board.locator(figure("bySelf"))).to_have_text("1.5")
+            await expect(board.locator(figure("hoursConfirmed"))).to_have_text("2.5")
+            await expect(board.locator(figure("hoursUnconfirmed"))).to_have_text("1.5")
+            await expect(board.locator(figure("openSignIns"))).to_have_text("0")
+            await board.screenshot(path=str(shots / f"dashboard-volunteers-{tag}.png"))
             await desk.close()
             await handset.close()
         finally:
@@ -125,7 +157,8 @@ async def test_an_organiser_shows_a_qr_code_and_a_phone_signs_in_and_out(system:
     span = (datetime.fromisoformat(signed["signed_out_at"])
             - datetime.fromisoformat(signed["signed_in_at"])).total_seconds() / 3600
     assert signed["hours"] == pytest.approx(span, abs=1e-4) and span > 0
-    assert mine["hours_by_method"]["sign_in"] == pytest.approx(round(span, 2), abs=0.01)
+    assert mine["hours_by_method"]["sign_in"] == pytest.approx(round(span, 2) + 2.5, abs=0.01)
+    assert mine["hours_by_method"]["self"] == 1.5 and mine["hours_unconfirmed"] == 1.5
     assert mine["hours_confirmed"] == mine["hours_by_method"]["sign_in"]
     assert mine["open_sign_ins"] == 0
     hosts = {urlsplit(u).hostname for u in seen if not u.startswith(("data:", "blob:"))}
