@@ -50,7 +50,9 @@ KEY_PREFIX = "txk"
 OPEN_PATHS = frozenset({"/health", "/metrics", "/login", "/logout"})
 # The docs pages' scripts and stylesheets (shared/webassets.py): public code from npm, no data;
 # a browser loads them for a page it may see, and the page itself is behind a key or login.
-OPEN_PREFIXES = ("/static/",)
+# A volunteer's phone page and its sign-in and sign-out (services/events/forms/sign_in.py): a
+# volunteer has no account; the page's short code and their registry number are the gate.
+OPEN_PREFIXES = ("/static/", "/sign/")
 
 # The principal of the request being served: registry changes and accepted events record it.
 PRINCIPAL: ContextVar[Principal | None] = ContextVar("tongxin_principal", default=None)

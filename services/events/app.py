@@ -14,6 +14,7 @@ from faststream.specification import AsyncAPI
 from services.events import bus, http, store
 from services.events.deadlines import Deadlines
 from services.events.forms.routes import router as forms_router
+from services.events.forms.sign_in import router as sign_in_router
 from services.events.photos import Photos
 from services.events.photos import router as photos_router
 from services.events.service import Acceptor
@@ -95,6 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                  models=(Envelope, ActivityLogged, *(t.envelope for t in EVENT_TYPES.values())))
     app.include_router(photos_router)
     app.include_router(forms_router)
+    app.include_router(sign_in_router)
     # A key issued a moment ago may not be in the replica yet: catch up (bounded) and look again.
     rt.guard(keyring.lookup, refresh=lambda: app.state.acceptor.replica.caught_up(timeout=2.0))
 
