@@ -286,12 +286,14 @@ class Relay:
         """The stream sequence the row after `upto` must follow: that of row `upto`."""
         if self._tail is not None and self._tail[0] == upto:
             return self._tail[1]
-        if upto:
-            seq = (await seqs_of(conn, self.table, [upto])).get(upto)
-            if seq is not None:
-                return seq
-        # Nothing of this outbox is known on the bus (a new outbox, or rows published before
-        # sequences were kept): follow whatever the stream holds.
+        if not upto:
+            # Nothing of this outbox recorded on the bus: an empty stream is expected; one
+            # that is not is read (a relay may have died before it recorded what it sent).
+            return 0
+        seq = (await seqs_of(conn, self.table, [upto])).get(upto)
+        if seq is not None:
+            return seq
+        # Rows published before sequences were kept: follow whatever the stream holds.
         assert self.stream is not None
         return (await self.js.stream_info(self.stream)).state.last_seq
 
@@ -338,13 +340,14 @@ class Relay:
         `after`, each with its sequence, read back by `Nats-Msg-Id`; and, when the stream
         ends with messages that are not this outbox's rows, the sequence to follow next."""
         assert self.stream is not None
-        last = (await self.js.stream_info(self.stream)).state.last_seq
+        state = (await self.js.stream_info(self.stream)).state
+        last = state.last_seq
         if last < after:
             log.warning("stream %s ends at %d, before %d where outbox %s was last published; "
                         "following the stream", self.stream, last, after, self.table.name)
             return [], last
         found: list[tuple[int, str, int]] = []
-        seq = after
+        seq = max(after, state.first_seq - 1)  # what limits removed is not there to read
         foreign = False
         while seq < last:
             seq += 1

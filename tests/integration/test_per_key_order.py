@@ -190,3 +190,59 @@ async def test_the_other_instance_takes_over_publishing_when_one_dies(events, na
 async def _stream_holds(events: Events, n: int) -> bool:
     info = await events.js.stream_info(events.names.events_stream)
     return info.state.messages >= n
+
+
+async def test_rows_a_dead_relay_published_but_never_marked_are_not_published_again(events):
+    """A relay that died after the server stored its publishes, before it recorded them, and
+    longer ago than the duplicate window: the next relay is refused (the stream has moved on),
+    reads the stream back and records where the rows are, instead of storing them twice."""
+    await ensure_streams(events.js, events.names, duplicate_window=WINDOW)
+    org, base = await _paired(events)
+    need_id = f"12345-{uuid.uuid4().hex[:8]}"
+    submitted = need_offer("need.submitted", need_id=need_id, base_id=base["id"],
+                           title="路灯不亮", category="repair", channel="hotline")
+    relay = events.acceptor.relay
+    # The acceptor stores; a relay that is about to die publishes (as the relay would) and is
+    # gone before it records anything.
+    relay.before_send = _die_after_publishing(events)
+    (outcome,) = await events.acceptor.offer([submitted], via="http")
+    assert outcome.status == 202 and outcome.seq is None
+    relay.before_send = None
+    await _until(lambda: _forgotten(events, submitted.event_id),
+                 "the duplicate window passing")
+
+    claimed = need_offer("need.claimed", need_id=need_id, organization_id=org["id"])
+    (claim,) = await events.acceptor.offer([claimed], via="http")
+    assert claim.status == 202
+    msgs = await events.stream()
+    assert [m.headers[MSG_ID] for m in msgs] == [submitted.event_id, claimed.event_id]
+    assert claim.seq == msgs[1].seq
+    assert relay.reconciled >= 1  # found in the stream, not stored again
+    assert [seq for _, seq in await events.stored()] == [m.seq for m in msgs]
+
+
+def _die_after_publishing(events: Events):
+    async def hook(rows) -> None:
+        for row in rows:
+            await events.js.publish(row.subject, row.payload.encode(), timeout=5,
+                                    headers={MSG_ID: row.event_id})
+        raise ConnectionError("the relay's process died")
+    return hook
+
+
+async def test_a_message_from_elsewhere_in_the_stream_does_not_stall_the_relay(events):
+    """TONGXIN_EVENTS is written by the events relay alone; should anything else publish
+    there, the relay is refused once, sees the message is not one of its rows, and follows."""
+    org, base = await _paired(events)
+    await events.js.publish(events.names.events("need.submitted"), b"{}", timeout=5,
+                            headers={MSG_ID: "from-elsewhere"})
+    need_id = f"12345-{uuid.uuid4().hex[:8]}"
+    submitted = need_offer("need.submitted", need_id=need_id, base_id=base["id"],
+                           title="井盖松动", category="repair", channel="hotline")
+    (outcome,) = await events.acceptor.offer([submitted], via="http")
+    assert outcome.status == 202
+    if outcome.seq is None:  # refused once, followed on the next round
+        assert await events.acceptor.relay.publish_pending() == 1
+    msgs = await events.stream()
+    assert [m.headers[MSG_ID] for m in msgs] == ["from-elsewhere", submitted.event_id]
+    assert [seq for _, seq in await events.stored()] == [msgs[1].seq]
