@@ -64,6 +64,7 @@ log = logging.getLogger(__name__)
 WATERMARKS = "outbox_watermarks"
 SEQS = "outbox_seqs"
 EXPECTED_LAST_SEQ = "Nats-Expected-Last-Sequence"
+RECONCILE_ROUNDS = 10  # rounds of rows a relay reads back, at most, after a refused publish
 
 
 def outbox_table(metadata: MetaData, name: str = "outbox", *extra: Column) -> Table:
@@ -347,8 +348,16 @@ class Relay:
                         "following the stream", self.stream, last, after, self.table.name)
             return [], last
         found: list[tuple[int, str, int]] = []
-        seq = max(after, state.first_seq - 1)  # what limits removed is not there to read
-        foreign = False
+        # What limits removed is not there to read; and rows that were sent but not recorded
+        # are the last few rounds' at most: a longer stretch (a stream that outlived its
+        # outbox's database) is stepped over unread.
+        seq = max(after, state.first_seq - 1, last - RECONCILE_ROUNDS * self.batch_size)
+        foreign = seq > after
+        strangers: list[int] = []
+        if foreign:
+            log.warning("stream %s holds %d messages after %d where outbox %s was last "
+                        "published; reading the last %d", self.stream, last - after, after,
+                        self.table.name, last - seq)
         while seq < last:
             seq += 1
             try:
@@ -360,12 +369,14 @@ class Relay:
                 found.append((rest[len(found)].id, rest[len(found)].event_id, seq))
                 foreign = False
             else:
-                log.warning("stream %s seq %d (Nats-Msg-Id %s) is not the next row of outbox "
-                            "%s; the next row follows it", self.stream, seq, msg_id,
-                            self.table.name)
+                strangers.append(seq)
                 foreign = True
             if len(found) == len(rest):
                 break
+        if strangers:
+            log.warning("stream %s: %d messages (seqs %d..%d) are not rows of outbox %s; its "
+                        "next rows follow them", self.stream, len(strangers), strangers[0],
+                        strangers[-1], self.table.name)
         return found, (seq if foreign else None)
 
     async def _send(self, rows: list, expect: int | None) -> list[asyncio.Future]:
