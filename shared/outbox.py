@@ -141,15 +141,18 @@ async def published_id(conn: AsyncConnection, table: Table) -> int:
 
 async def seqs_of(conn: AsyncConnection, table: Table, ids: Iterable[int]) -> dict[int, int]:
     """{id: stream sequence} of the rows among `ids` that are published: the run a row lies
-    in (the one starting nearest before it: an index seek), its first sequence, and the rows
-    of the run before it."""
+    in (the one starting nearest before it that reaches it: an index seek), its first
+    sequence, and the rows of the run before it."""
     ids = list(ids)
     if not ids:
         return {}
     s, row, before = _seqs(table), table.alias("row"), table.alias("before")
     runs = _seqs(table).alias("runs")
+    # The nearest run that covers the row (two relays may record overlapping runs: one cut
+    # short by a failure, one whole; they agree, as each row is in the stream once).
     first = (select(func.max(runs.c.first_id))
-             .where(runs.c.outbox == table.name, runs.c.first_id <= row.c.id)
+             .where(runs.c.outbox == table.name, runs.c.first_id <= row.c.id,
+                    runs.c.last_id >= row.c.id)
              .scalar_subquery())
     rank = (select(func.count()).select_from(before)
             .where(before.c.id >= s.c.first_id, before.c.id < row.c.id).scalar_subquery())

@@ -251,3 +251,22 @@ async def test_a_message_from_elsewhere_in_the_stream_does_not_stall_the_relay(e
     msgs = await events.stream()
     assert [m.headers[MSG_ID] for m in msgs] == [*strangers, submitted.event_id]
     assert [seq for _, seq in await events.stored()] == [msgs[-1].seq]
+
+
+async def test_overlapping_runs_recorded_by_two_relays_still_give_each_row_its_seq(events):
+    """One relay's round cut short records a run inside another's whole one: every row is
+    still found in the run that reaches it."""
+    org, base = await _paired(events)
+    offers = [need_offer("need.submitted", need_id=f"n-{uuid.uuid4().hex[:8]}",
+                         base_id=base["id"], title="修水管", category="repair",
+                         channel="hotline") for _ in range(3)]
+    outcomes = await events.acceptor.offer(offers, via="bus")
+    before = await events.stored()
+    assert [seq for _, seq in before] == [o.seq for o in outcomes]
+    t = store.accepted_events
+    runs = t.metadata.tables["outbox_seqs"]
+    async with events.engine.begin() as conn:
+        ids = [r.id for r in await conn.execute(select(t.c.id).order_by(t.c.id))]
+        await conn.execute(runs.insert().values(outbox=t.name, first_id=ids[1], last_id=ids[1],
+                                                first_seq=before[1][1]))
+    assert await events.stored() == before
