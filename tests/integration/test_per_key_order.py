@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import uuid
 
 import nats
@@ -270,3 +271,57 @@ async def test_overlapping_runs_recorded_by_two_relays_still_give_each_row_its_s
         await conn.execute(runs.insert().values(outbox=t.name, first_id=ids[1], last_id=ids[1],
                                                 first_seq=before[1][1]))
     assert await events.stored() == before
+
+
+async def test_two_instances_with_stalling_relays_keep_every_needs_life_cycle_in_order(
+        events, nats_url):
+    """Many needs, each step accepted by whichever instance, both relays running and each
+    round stalling at random, some longer than the duplicate window: the stream is the
+    acceptance order, each event once, so every need's steps are in life-cycle order."""
+    await ensure_streams(events.js, events.names, duplicate_window=0.2)
+    org, base = await _paired(events)
+    twin, twin_nc = await _instance(events, nats_url)
+    rng = random.Random(15)
+
+    async def stall(rows) -> None:  # a GC pause, a reconnect: fault injection, not a wait
+        await asyncio.sleep(rng.choice((0, 0, 0.05, 0.3)))
+
+    instances = [events.acceptor, twin]
+    loops = []
+    for acceptor in instances:
+        acceptor.relay.before_send = stall
+        loops.append(asyncio.create_task(acceptor.relay.run()))
+    steps = ("need.submitted", "need.claimed", "need.resolved", "need.closed")
+
+    async def life(n: int) -> None:
+        need_id = f"stress-{n}-{uuid.uuid4().hex[:6]}"
+        data = [dict(need_id=need_id, base_id=base["id"], title="电梯维修", category="repair",
+                     channel="hotline"),
+                dict(need_id=need_id, organization_id=org["id"]),
+                dict(need_id=need_id, organization_id=org["id"]),
+                dict(need_id=need_id, outcome="confirmed")]
+        for step, d in zip(steps, data, strict=True):
+            (outcome,) = await rng.choice(instances).offer([need_offer(step, **d)], via="bus")
+            assert outcome.status == 202, outcome
+
+    try:
+        await asyncio.gather(*(life(n) for n in range(20)))
+        await _until(lambda: _stream_holds(events, 80), "all 80 events in the stream")
+        for acceptor in instances:
+            acceptor.relay.before_send = None
+        assert await events.acceptor.relay.publish_pending() == 0
+        msgs = await events.stream()
+        ids = [m.headers[MSG_ID] for m in msgs]
+        assert ids == await _accepted_order(events)  # acceptance order, each once
+        assert len(set(ids)) == 80
+        by_need: dict[str, list[str]] = {}
+        for m in msgs:
+            body = json.loads(m.data)
+            by_need.setdefault(body["data"]["need_id"], []).append(body["type"])
+        assert all(types == list(steps) for types in by_need.values()), by_need
+        assert [seq for _, seq in await events.stored()] == [m.seq for m in msgs]
+    finally:
+        for acceptor in instances:
+            acceptor.relay.stop()
+        await asyncio.gather(*loops, return_exceptions=True)
+        await twin_nc.close()
