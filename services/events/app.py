@@ -63,8 +63,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             apply=lambda conn, msgs: apply_registry_events(conn, store.registry_entities, msgs),
             batch_size=settings.batch_size, observe=keyring.observe,
             started=lambda: keyring.load_replica(rt.engine, store.registry_entities))
+        # TONGXIN_EVENTS is this outbox's alone: the server keeps it in commit order.
         relay = Relay(rt.engine, rt.js, store.accepted_events, settings.publish_timeout,
-                      settings.batch_size)
+                      settings.batch_size, stream=names.events_stream)
         acceptor = app.state.acceptor = Acceptor(
             rt.engine, rt.js, names, replica, relay, photos,
             report_due=timedelta(days=settings.report_due_days),

@@ -26,6 +26,11 @@ A need submitted at the same base, of the same category, within `need_duplicate_
 still open or claimed there is flagged `possible_duplicate_of` the earliest such need (decided
 when it is applied, in stream order, so a replay decides the same); the flag shows while the
 need is open or claimed. `need.linked` closes it as a duplicate, `linked_to` its original.
+
+What is merely early is applied by state, never parked: TONGXIN_EVENTS holds each need's events
+in the order they were accepted (the events relay's design), but should a claim (or any later
+step) ever be read before its need's submission, it is held (`need_early`) and applied, in
+stream order, the moment the submission arrives.
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ from sqlalchemy import (
     Text,
     and_,
     case,
+    delete,
     func,
     literal_column,
     or_,
@@ -74,6 +80,8 @@ from services.reporting.reports import (
 from services.reporting.scope import Scope, scope_query
 from services.reporting.store import metadata
 from shared.dates import Instant
+from shared.envelope import Envelope
+from shared.event_types import EVENT_TYPES
 from shared.http import Offset
 from shared.projection import upsert
 from shared.responses import Answer, DateText, DateTimeText
@@ -139,6 +147,14 @@ history = Table(
     Column("due_on", Date, nullable=True),
     Column("satisfaction", String(12), nullable=True),  # need.feedback (its reason is not kept)
     Column("original_id", String(64), nullable=True),   # need.linked
+)
+
+
+early = Table(
+    "need_early", metadata,  # a need's events read before its submission, until it arrives
+    Column("need_id", String(64), primary_key=True),
+    Column("seq", BigInteger, primary_key=True),
+    Column("envelope", Text, nullable=False),
 )
 
 
@@ -225,6 +241,19 @@ async def _live_near(conn: AsyncConnection, submitted: list[Event],
     return {r["need_id"]: dict(r) for r in found.mappings()}
 
 
+async def _held(conn: AsyncConnection, ids: list[str]) -> dict[str, list[Event]]:
+    """The events held for needs not submitted yet, per need, in stream order."""
+    if not ids:
+        return {}
+    out: dict[str, list[Event]] = defaultdict(list)
+    for r in await conn.execute(select(early).where(early.c.need_id.in_(ids))
+                                .order_by(early.c.need_id, early.c.seq)):
+        env = Envelope.model_validate_json(r.envelope)
+        out[r.need_id].append(Event(r.seq, env, EVENT_TYPES[env.type].data.model_validate(
+            env.data)))
+    return dict(out)
+
+
 def _history_row(event: Event) -> dict[str, Any]:
     d = event.data
     return {"need_id": d.need_id, "seq": event.seq, "type": event.type,
@@ -240,7 +269,8 @@ def _history_row(event: Event) -> dict[str, Any]:
 
 async def on_need(batch: Batch) -> None:
     """Every `need.*` type: read the batch's needs once, follow their events in stream order,
-    write them back in one statement. An event already applied (seq not newer) is skipped."""
+    write them back in one statement. An event already applied (seq not newer) is skipped; one
+    of a need not submitted yet is held until the submission comes (never parked)."""
     conn = batch.conn
     ids = list({e.data.need_id for e in batch.events})
     rows: dict[str, dict[str, Any]] = {
@@ -249,8 +279,11 @@ async def on_need(batch: Batch) -> None:
     window = timedelta(hours=batch.settings.need_duplicate_hours)
     near = await _live_near(conn, [e for e in batch.events if e.type == "need.submitted"],
                             window)
+    held = await _held(conn, [i for i in ids if i not in rows])
     changed: dict[str, dict[str, Any]] = {}
     events = []
+    hold: list[dict[str, Any]] = []
+    released: list[str] = []
     for event in batch.events:
         need_id = event.data.need_id
         row = rows.get(need_id)
@@ -262,13 +295,29 @@ async def on_need(batch: Batch) -> None:
             row = rows[need_id] = _submitted(event, batch)
             pool = [*rows.values(), *(r for k, r in near.items() if k not in rows)]
             row["duplicate_of"] = _possible_original(row, pool, window)
-        elif row is None:
-            raise ValueError(f"need {need_id} has not been submitted")
-        else:
-            _follow(row, event)
+            events.append(_history_row(event))
+            # What came early, applied after the submission, in the order it was read.
+            for waiting in held.pop(need_id, []):
+                _follow(row, waiting)
+                events.append(_history_row(waiting))
+                released.append(need_id)
+            row["seq"] = max(event.seq, row["seq"])
+            changed[need_id] = row
+            continue
+        if row is None:
+            held.setdefault(need_id, []).append(event)
+            hold.append({"need_id": need_id, "seq": event.seq,
+                         "envelope": event.envelope.model_dump_json()})
+            continue
+        _follow(row, event)
         row["seq"] = event.seq
         changed[need_id] = row
         events.append(_history_row(event))
+    if hold:
+        await conn.execute(upsert(conn, early).on_conflict_do_nothing(
+            index_elements=["need_id", "seq"]), hold)
+    if released:
+        await conn.execute(delete(early).where(early.c.need_id.in_(set(released))))
     if not changed:
         return
     stmt = upsert(conn, needs)
@@ -772,7 +821,7 @@ async def get_need_items(
 
 
 MODEL = ReadModel(
-    name=NAME, tables=(needs, history),
+    name=NAME, tables=(needs, history, early),
     handlers={t: on_need for t in ("need.submitted", "need.claimed", "need.returned",
                                    "need.followup_assigned", "need.resolved", "need.closed",
                                    "need.reopened", "need.feedback", "need.linked")},
