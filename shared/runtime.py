@@ -42,7 +42,7 @@ from shared.ratelimit import RateLimiter
 from shared.responses import Page, ParkedMessage, Replayed
 from shared.retry import Backoff, is_transient
 from shared.settings import Settings
-from shared.streams import ensure_streams
+from shared.streams import StreamsMissing, verify
 from shared.subjects import Names
 from shared.telemetry import setup_logging, setup_telemetry
 from shared.webassets import WebAssets
@@ -129,9 +129,20 @@ class Runtime:
         if self.settings.migrate_on_start:
             await migrate(self.service, self.database_url, self.settings.db_schema)
         await self.broker.connect()
-        await ensure_streams(self.js, self.names, self.settings.stream_replicas,
-                             self.settings.duplicate_window)
+        await self.streams_declared()
         await self.broker.start()
+
+    async def streams_declared(self) -> None:
+        """Wait until the operator has declared every stream this service needs
+        (`tongxin bus streams`): a service may not create one (tongxin/natsauth.py)."""
+        backoff = Backoff(first=0.5, cap=10)
+        while True:
+            try:
+                await verify(self.js, self.names)
+                return
+            except StreamsMissing as exc:
+                log.warning("%s; waiting %.1fs", exc, backoff.delay)
+            await backoff.sleep()
 
     def spawn(self, name: str, work: Callable[[], Coroutine] | Projection | ProjectionGroup,
               healthy: Callable[[], bool] | None = None) -> None:

@@ -71,8 +71,18 @@ def up(data_dir: Path = typer.Option(Path("var"), envvar="TONGXIN_DATA_DIR",
                     for u in (*SERVICES, natsauth.PUBLISHER)}
         console.print(f"NATS with JetStream on {nats_url} (store {data_dir / 'nats'}; users "
                       f"and permissions in {config})")
+        operator_url = natsauth.url_for(nats.url, natsauth.OPERATOR, passwords)
     else:
         console.print(f"Using NATS at {nats_url}")
+        operator_url = nats_url
+    # The operator's step, before any service starts: the services may not declare streams.
+    try:
+        declare_streams(operator_url, settings)
+    except Exception as exc:
+        console.print(f"[red]Could not declare the streams:[/] {exc}", highlight=False)
+        if nats:
+            nats.stop()
+        raise typer.Exit(1) from None
 
     sup = Supervisor(env={"TONGXIN_NATS_URL": nats_url, "TONGXIN_DATA_DIR": str(data_dir)},
                      ports=ports, log_dir=data_dir / "logs")
@@ -231,14 +241,48 @@ def _tail(path: Path, lines: int = 20) -> str:
 
 
 @app.command()
-def migrate() -> None:
-    """Bring every service's database to the newest schema (what services do on start)."""
+def migrate(streams: bool = typer.Option(
+        True, "--streams/--no-streams",
+        help="also declare the NATS streams and buckets (as `tongxin bus streams`)")) -> None:
+    """Bring every service's database to the newest schema (what services do on start), and
+    declare the streams (what services may not do)."""
     from shared.db import migrate as run
 
     settings = Settings()
     for service in SERVICES:
         asyncio.run(run(service, settings.database_url(service), settings.db_schema))
         console.print(f"{service}: migrated")
+    if streams:
+        declare_streams(settings.nats_url, settings)
+        console.print("streams: declared")
+
+
+def declare_streams(url: str, settings: Settings, tries: int = 30) -> None:
+    """Every stream and bucket created or brought to its declaration (`shared.streams.declare`)
+    on the NATS at `url`, as its user (the operator's: no service may). NATS may still be
+    starting: it is tried `tries` times, a second apart."""
+    import nats
+
+    from shared.streams import declare
+
+    async def run() -> None:
+        for attempt in range(tries):
+            try:
+                nc = await nats.connect(url, connect_timeout=5, allow_reconnect=False,
+                                        max_reconnect_attempts=0)
+                break
+            except Exception:
+                if attempt == tries - 1:
+                    raise
+                await asyncio.sleep(1)
+        try:
+            await declare(nc.jetstream(timeout=10), Names(settings.namespace),
+                          settings.stream_replicas, settings.duplicate_window,
+                          settings.session_hours)
+        finally:
+            await nc.close()
+
+    asyncio.run(run())
 
 
 REGISTRY_HELP = "the registry (default: http://TONGXIN_HOST:TONGXIN_REGISTRY_PORT)"
@@ -480,6 +524,18 @@ def bus_config(
                                f"{name}={natsauth.url_for(servers, user, passwords)}\n")
     console.print(f"Wrote {out / 'auth.conf'} and {', '.join(f'{u}.env' for u in natsauth.USERS)}"
                   f" (passwords kept in {out / 'users.json'}).", highlight=False)
+
+
+@bus_app.command("streams")
+def bus_streams() -> None:
+    """Declare every stream and key-value bucket (the operator's step, before the services
+    start: their NATS users may not create, change or delete a stream; each waits at start
+    until what it needs is there). Connects with TONGXIN_NATS_URL, which must carry the
+    operator's user (deploy/nats/operator.env). Run it again after an upgrade."""
+    settings = Settings()
+    declare_streams(settings.nats_url, settings)
+    where = f" (namespace {settings.namespace})" if settings.namespace else ""
+    console.print(f"Streams declared{where}.", highlight=False)
 
 
 reporting_app = typer.Typer(help="The reporting service's read models.", no_args_is_help=True)

@@ -21,8 +21,8 @@ import nats.errors
 import pytest
 from nats.aio.client import Client
 
-from shared.bus import MSG_ID
-from shared.streams import ensure_streams, stream_configs
+from shared.bus import MSG_ID, inbox_prefix
+from shared.streams import declare, stream_configs
 from shared.subjects import Names
 from tests.factories import activity, envelope, raw
 from tests.figures import say
@@ -102,7 +102,9 @@ async def connected(secured: Secured, user: str) -> AsyncIterator[User]:
     async def on_error(exc: Exception) -> None:
         errors.append(str(exc))
 
-    nc = await nats.connect(secured.url(user), name=f"test-{user}", error_cb=on_error)
+    url = secured.url(user)
+    nc = await nats.connect(url, name=f"test-{user}", error_cb=on_error,
+                            inbox_prefix=inbox_prefix(url))
     try:
         yield User(nc, errors)
     finally:
@@ -131,7 +133,7 @@ async def stream_counts(secured: Secured) -> dict[str, int]:
 
 async def declare_streams(secured: Secured) -> None:
     async with connected(secured, natsauth.OPERATOR) as op:
-        await ensure_streams(op.nc.jetstream(), secured.names)
+        await declare(op.nc.jetstream(), secured.names)
 
 
 async def test_passwords_are_made_once_and_kept_from_others(tmp_path):
@@ -142,10 +144,79 @@ async def test_passwords_are_made_once_and_kept_from_others(tmp_path):
     assert natsauth.passwords(path) == made  # the next start: the same
     config = natsauth.write_config(tmp_path / "auth.conf", made, Names())
     assert config.stat().st_mode & 0o777 == 0o600
+    # The server's configuration holds bcrypt hashes, never a password itself.
+    text = config.read_text()
+    assert [u for u, pw in made.items() if pw in text] == []
+    assert text.count('"password": "$2a$11$') == len(natsauth.USERS)
     # nats-server itself accepts it (-t: test the configuration and exit)
     checked = await asyncio.to_thread(subprocess.run, [binary(), "-c", str(config), "-t"],
                                       capture_output=True, text=True, timeout=30)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+async def test_no_service_declares_changes_or_deletes_a_stream(secured):
+    """Streams are the operator's (`tongxin bus streams`): a service's user may look one up,
+    and is refused creating, updating or deleting one, whether it exists or not."""
+    names = secured.names
+    await declare_streams(secured)
+    before = {c.name: c for c in stream_configs(names)}
+    for user in natsauth.SERVICES:
+        async with connected(secured, user) as service:
+            js = service.nc.jetstream(timeout=1)
+            info = await js.stream_info(names.events_stream)  # looking is allowed
+            assert info.config.name == names.events_stream
+            with pytest.raises(nats.errors.TimeoutError):
+                await js.add_stream(name=f"{names.events_stream}_MINE",
+                                    subjects=[f"{names.namespace}.mine.>"])
+            changed = before[names.events_stream]
+            with pytest.raises(nats.errors.TimeoutError):
+                await js.update_stream(changed.evolve(max_age=60.0))
+            with pytest.raises(nats.errors.TimeoutError):
+                await js.delete_stream(names.registry_stream)
+            with pytest.raises(nats.errors.TimeoutError):  # a bucket is a stream too
+                await js.delete_key_value(names.sessions_bucket)
+            for api in (f"CREATE.{names.events_stream}_MINE", f"UPDATE.{names.events_stream}",
+                        f"DELETE.{names.registry_stream}", f"DELETE.KV_{names.sessions_bucket}"):
+                assert await service.told(f"$JS.API.STREAM.{api}"), (user, service.errors)
+    async with connected(secured, natsauth.OPERATOR) as op:
+        js = op.nc.jetstream()
+        after = await js.stream_info(names.events_stream)
+        assert after.config.max_age == before[names.events_stream].max_age
+        await js.stream_info(names.registry_stream)
+        await js.key_value(names.sessions_bucket)
+        with pytest.raises(nats.js.errors.NotFoundError):
+            await js.stream_info(f"{names.events_stream}_MINE")
+
+
+async def test_each_user_reads_only_its_own_inbox(secured):
+    """Replies come to `_INBOX_<user>.>`: a user may not subscribe to another's inbox, nor to
+    the shared `_INBOX.>` (where everyone's acks and deliveries once came)."""
+    for user in (*natsauth.SERVICES, natsauth.PUBLISHER):
+        others = [u for u in (*natsauth.SERVICES, natsauth.PUBLISHER) if u != user]
+        async with connected(secured, user) as snoop:
+            for subject in ["_INBOX.>", *(natsauth.inbox(o) for o in others)]:
+                await snoop.nc.subscribe(subject)
+                assert await snoop.told(subject, "subscription"), (user, subject, snoop.errors)
+            # its own, it may (a request's reply comes there)
+            await snoop.nc.subscribe(natsauth.inbox(user))
+            await snoop.nc.flush()
+            assert not snoop.refused(natsauth.inbox(user), "subscription")
+    # A publisher that keeps the old shared prefix gets no ack: its inbox is refused.
+    await declare_streams(secured)
+    errors: list[str] = []
+
+    async def on_error(exc: Exception) -> None:
+        errors.append(str(exc))
+
+    old = await nats.connect(secured.url(natsauth.PUBLISHER), error_cb=on_error)
+    try:
+        with pytest.raises(nats.errors.TimeoutError):
+            await old.jetstream().publish(secured.names.ingest("activity.logged"),
+                                          raw(envelope(activity("org-1", "base-1"))), timeout=1)
+        assert any('permissions violation for subscription to "_inbox.' in e.lower()
+                   for e in errors), errors
+    finally:
+        await old.close()
 
 
 async def test_nobody_connects_without_a_password(secured):
