@@ -21,6 +21,7 @@ import logging
 import math
 import re
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 
 from fastapi import HTTPException
@@ -53,6 +54,11 @@ class RateLimiter:
         self._kv: KeyValue | None = None
         self.timeout = timeout
         self._local = MovingWindowRateLimiter(MemoryStorage())
+        # One count at a time per key in this process (its requests never race each other
+        # for a compare-and-set), and each key's last-minute count, read once per minute.
+        self._turns: weakref.WeakValueDictionary[str, asyncio.Lock] = (
+            weakref.WeakValueDictionary())
+        self._last: dict[str, tuple[int, int]] = {}  # key -> (minute, its last minute's count)
         self._warned_at = -math.inf
         self.local_hits = 0  # writes counted in memory because the bucket was away
 
@@ -60,8 +66,10 @@ class RateLimiter:
         """Count one write by `principal`; 429 with Retry-After once over its limit."""
         limit = principal.rate_limit or self.per_minute
         if self._bucket_of is not None:
+            turn = self._turns.setdefault(principal.label, asyncio.Lock())
             try:
-                wait = await asyncio.wait_for(self._shared(principal.label, limit), self.timeout)
+                async with asyncio.timeout(self.timeout), turn:
+                    wait = await self._shared(principal.label, limit)
             except Exception as exc:  # away, slow, contended: count here for now
                 self._warn(exc)
             else:
@@ -80,7 +88,13 @@ class RateLimiter:
         now = time.time()
         minute = int(now // WINDOW)
         name = NOT_KEY.sub("_", label)
-        last, _ = await _count(kv, f"{name}.{minute - 1}")
+        held = self._last.get(name)
+        if held is None or held[0] != minute:
+            if len(self._last) > 10_000:  # keys of past minutes
+                self._last.clear()
+            held = (minute, (await _count(kv, f"{name}.{minute - 1}"))[0])
+            self._last[name] = held
+        last = held[1]
         into = now - minute * WINDOW
         carried = math.ceil(last * (1 - into / WINDOW))  # the last minute's, still in the window
         for _ in range(RETRIES):
