@@ -62,7 +62,9 @@ def permissions(names: Names) -> dict[str, dict]:
         # No service creates, changes or deletes a stream, deletes a message, or purges one:
         # that is the operator's. Each counts its writes per key in the shared bucket.
         deny = [*OPERATORS_ONLY, *(f"$JS.API.STREAM.PURGE.{s}" for s in streams if s != purges)]
-        return {"publish": {"allow": [*owns, ratelimit, JS_API], "deny": deny},
+        # $JS.FC: flow control of ordered consumers (the sessions bucket's watch; a photo
+        # read back).
+        return {"publish": {"allow": [*owns, ratelimit, "$JS.FC.>", JS_API], "deny": deny},
                 "subscribe": {"allow": [inbox(user)]}}
 
     return {
@@ -72,7 +74,6 @@ def permissions(names: Names) -> dict[str, dict]:
             names.events(), names.dlq(),
             f"$O.{names.photos_bucket}.>",  # the photo bucket's chunks and metadata
             "$JS.ACK.>",  # acks and naks of offers (its ingest consumer is the only one acked)
-            "$JS.FC.>",   # flow control of the ordered consumer that reads a photo back
         ], purges=photos),  # the object store purges an object's old chunks when replacing it
         "reporting": service("reporting", [names.notify()]),
         PUBLISHER: {"publish": {"allow": [names.ingest()]},

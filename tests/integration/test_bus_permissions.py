@@ -24,6 +24,8 @@ from nats.aio.client import Client
 from shared.bus import MSG_ID, inbox_prefix
 from shared.streams import declare, stream_configs
 from shared.subjects import Names
+from tests.e2e.test_shared_state import refused_everywhere
+from tests.e2e.test_trust import logged_in, new_account, session_whoami, with_session
 from tests.factories import activity, envelope, raw
 from tests.figures import say
 from tests.harness import System, running
@@ -305,8 +307,9 @@ async def test_the_services_run_with_their_own_users(backend, tmp_path):
     """The three services as processes, each connected as its own user: registry records, an
     offer from the publisher (accepted, and a milestone notified), a refused offer (the DLQ), a
     large photo stored and read back (its chunks, and flow control of the consumer reading
-    them), and a rebuild of the read models with the reporting user's credentials: all of it
-    without one refusal from the server, and no password in any log."""
+    them), writes counted in the shared rate-limit bucket, a logout ended everywhere through
+    the sessions bucket, and a rebuild of the read models with the reporting user's
+    credentials: all of it without one refusal from the server, and no password in any log."""
     tag = new_tag()
     with secured_nats(tmp_path / "nats", tag) as secured, running(System(
             secured.url(natsauth.OPERATOR), backend, tmp_path / "system", tag=tag,
@@ -336,6 +339,15 @@ async def test_the_services_run_with_their_own_users(backend, tmp_path):
         await until(lambda: stream_messages(secured, names.dlq_stream), 1)
         await until(lambda: stream_messages(secured, names.notify_stream), 1)  # the milestone
 
+        # A logout on the registry (its user writes the ended session in the shared bucket) is
+        # refused by the other services (theirs follow it).
+        account = await new_account(system, "reader", org["id"], "pw-对的密码-kept")
+        session = await logged_in(system, account["username"], "pw-对的密码-kept")
+        assert (await session_whoami(system, "reporting", session))["id"] == account["id"]
+        async with with_session(session) as browser:
+            assert (await browser.post(f"{system.url('registry')}/logout")).status_code == 303
+        await refused_everywhere(system, session, "after its logout")
+
         env = {**os.environ, **system.env("reporting"), "COLUMNS": "200"}
         check = await asyncio.to_thread(
             subprocess.run, [sys.executable, "-m", "tongxin.cli", "reporting", "rebuild",
@@ -346,6 +358,8 @@ async def test_the_services_run_with_their_own_users(backend, tmp_path):
         logs = "".join(system.sup.log_path(s).read_text(errors="replace")
                        for s in natsauth.SERVICES) + check.stdout + check.stderr
         assert not [u for u, pw in secured.passwords.items() if pw in logs]  # never logged
+        # Writes were counted in the shared bucket, with the services' own users.
+        assert "rate limits counted in this process only" not in logs
 
 
 async def stream_messages(secured: Secured, stream: str) -> int:
