@@ -22,7 +22,7 @@ import pytest
 from nats.aio.client import Client
 
 from shared.bus import MSG_ID, inbox_prefix
-from shared.streams import declare, stream_configs
+from shared.streams import declare, missing, stream_configs, stream_names
 from shared.subjects import Names
 from tests.e2e.test_shared_state import refused_everywhere
 from tests.e2e.test_trust import logged_in, new_account, session_whoami, with_session
@@ -188,6 +188,28 @@ async def test_no_service_declares_changes_or_deletes_a_stream(secured):
         await js.key_value(names.sessions_bucket)
         with pytest.raises(nats.js.errors.NotFoundError):
             await js.stream_info(f"{names.events_stream}_MINE")
+
+
+async def test_the_operator_step_declares_the_streams(secured):
+    """`tongxin bus streams` as the operator makes every stream and bucket; as a service's user
+    it is refused, and leaves nothing behind."""
+    names = secured.names
+
+    def bus_streams(user: str) -> subprocess.CompletedProcess:
+        env = {**os.environ, "TONGXIN_NATS_URL": secured.url(user),
+               "TONGXIN_NAMESPACE": names.namespace, "COLUMNS": "200"}
+        return subprocess.run([sys.executable, "-m", "tongxin.cli", "bus", "streams"], env=env,
+                              capture_output=True, text=True, timeout=120)
+
+    refused = await asyncio.to_thread(bus_streams, "events")
+    assert refused.returncode != 0, refused.stdout
+    async with connected(secured, natsauth.OPERATOR) as op:
+        assert await missing(op.nc.jetstream(), names) == stream_names(names)
+    done = await asyncio.to_thread(bus_streams, natsauth.OPERATOR)
+    assert done.returncode == 0, done.stdout + done.stderr
+    async with connected(secured, natsauth.OPERATOR) as op:
+        assert await missing(op.nc.jetstream(), names) == []
+    assert secured.passwords[natsauth.OPERATOR] not in done.stdout + done.stderr
 
 
 async def test_each_user_reads_only_its_own_inbox(secured):
