@@ -149,6 +149,10 @@ class Runtime:
         await self.broker.start()
         if self.ended_sessions is not None:  # guarded: sessions ended elsewhere, followed
             self.spawn("ended-sessions", self.ended_sessions.follow)
+            try:  # held before the first request is served (a restart forgets nothing)
+                await asyncio.wait_for(self.ended_sessions.loaded.wait(), 10)
+            except TimeoutError:
+                log.warning("ended sessions not read in 10 s: following them meanwhile")
 
     async def streams_declared(self) -> None:
         """Wait until the operator has declared every stream this service needs

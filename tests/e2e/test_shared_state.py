@@ -3,14 +3,15 @@ database back-ends):
 
 - a key's rate limit holds across two instances of the events service: between them they take
   exactly its limit of writes, and both refuse the rest with `429`;
-- `/logout` ends that session on every service (each refuses the cookie within moments), while
-  another session of the same account goes on;
+- `/logout` ends that session on every service (each refuses the cookie within moments, and a
+  service restarted afterwards too), while another session of the same account goes on;
 - deactivating an account ends its sessions on every service, and reactivating it does not bring
   them back (a new login does work).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -125,6 +126,12 @@ async def test_a_logout_ends_the_session_on_every_service(system):
     await refused_everywhere(system, session, "after its logout")
     for service in SERVICES:  # the same account's other session goes on
         assert (await session_whoami(system, service, other))["id"] == account["id"]
+    # A restarted instance reads what ended before it started (the bucket, not its memory).
+    await asyncio.to_thread(system.restart, "reporting")
+    async with with_session(session) as http:
+        r = await http.get(f"{system.url('reporting')}/v1/whoami")
+    assert r.status_code == 401, r.text
+    assert (await session_whoami(system, "reporting", other))["id"] == account["id"]
 
 
 async def test_deactivating_an_account_ends_its_sessions_everywhere(system):
