@@ -42,3 +42,14 @@ def _year_in_range(value: datetime) -> datetime:
 Day = Annotated[date, AfterValidator(_day_in_range)]
 # A time with or without an offset (a query's `at`: without one, the programme's local time).
 Instant = Annotated[datetime, AfterValidator(_year_in_range)]
+
+
+_MONTHS_EN = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def written(value: date | datetime, lang: str = "zh") -> str:
+    """A day, or a moment to the minute (already in the zone meant), as people write it:
+    2026年12月7日 18:30 / 7 Dec 2026 18:30 (the dashboard's dayText and momentText)."""
+    day = (f"{value.year}年{value.month}月{value.day}日" if lang == "zh"
+           else f"{value.day} {_MONTHS_EN[value.month - 1]} {value.year}")
+    return f"{day} {value:%H:%M}" if isinstance(value, datetime) else day

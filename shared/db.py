@@ -38,7 +38,20 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def make_engine(url: str, schema: str | None = None) -> AsyncEngine:
+# Connections one process keeps open to PostgreSQL (POOL_SIZE), and may open beyond them at a
+# peak (MAX_OVERFLOW): each process at most 10. PostgreSQL's default max_connections is 100,
+# 3 of them kept for superusers: 6 instances (two of each service) take at most 60, leaving
+# room for migrations, `tongxin reporting rebuild` and psql; up to 9 instances fit. More
+# instances: smaller pools (TONGXIN_DB_POOL_SIZE, TONGXIN_DB_MAX_OVERFLOW), a larger
+# max_connections, or PgBouncer in transaction mode in front (README "Deploy at scale").
+POOL_SIZE = 5
+MAX_OVERFLOW = 5
+
+
+def make_engine(url: str, schema: str | None = None, pool_size: int = POOL_SIZE,
+                max_overflow: int = MAX_OVERFLOW) -> AsyncEngine:
+    """An engine for `url`; `pool_size` and `max_overflow` bound its PostgreSQL connections
+    (SQLite's pool is its own: one file, no server to exhaust)."""
     url = async_url(url)
     if is_sqlite(url):
         database = make_url(url).database
@@ -59,7 +72,8 @@ def make_engine(url: str, schema: str | None = None) -> AsyncEngine:
 
         return engine
     connect_args = {"server_settings": {"search_path": schema}} if schema else {}
-    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True,
+    return create_async_engine(url, pool_size=pool_size, max_overflow=max_overflow,
+                               pool_pre_ping=True,
                                connect_args=connect_args, hide_parameters=True)
 
 

@@ -117,6 +117,14 @@ EVENT_TYPES: dict[str, EventType] = {t.name: t for t in (
               key=("need_id",)),
     EventType("need.reopened", ev.NeedReopened,
               "A resolved or closed need is open again.", key=("need_id",)),
+    EventType("need.feedback", ev.NeedFeedback,
+              "The community's or resident's answer about a resolved or closed need: "
+              "satisfied, partly or unsatisfied (with a reason, never reported).",
+              key=("need_id",)),
+    EventType("need.linked", ev.NeedLinked,
+              "A repeat of another need at the same base, linked by the unit handling it: "
+              "closed as a duplicate, counted once with the original.",
+              key=("need_id",), references={"organization_id": "organization"}),
     # Reports owed after service (服务旗帜接传)
     EventType("report.submitted", ev.ReportSubmitted,
               "A unit's summary of an activity, with photo refs from POST /v1/photos.",

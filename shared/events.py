@@ -269,6 +269,37 @@ class NeedReopened(EventData):
     reason: Reason
 
 
+class NeedFeedback(EventData):
+    """The community's or the resident's answer about a resolved or closed need (回访); a later
+    answer replaces an earlier one in the satisfaction rate."""
+
+    need_id: Ref
+    satisfaction: Literal["satisfied", "partly", "unsatisfied"] = Field(
+        description="满意 / 部分满意 (partly fixed) / 不满意")
+    respondent: Literal["community", "resident"] = Field(
+        description="who answered: the community (社区) or the resident (群众)")
+    reason: Reason | None = Field(None, validate_default=True, description=(
+        "why (required unless satisfied); free text, kept in the events store and never "
+        "reported"))
+
+    @field_validator("reason")
+    @classmethod
+    def _reason_unless_satisfied(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None and info.data.get("satisfaction") in ("partly", "unsatisfied"):
+            raise ValueError("required")
+        return value
+
+
+class NeedLinked(EventData):
+    """A need the claimer finds to repeat another (重复件): closed as a duplicate, counted
+    once, with the original."""
+
+    need_id: Ref = Field(description="the repeat")
+    original_id: Ref = Field(description="the need it repeats, at the same base, not closed")
+    organization_id: Ref = Field(description="the unit linking them: one that may claim the "
+                                             "repeat, or its or the original's claimer")
+
+
 # -- reports owed after service (服务旗帜接传) -----------------------------------------------
 
 class ReportSubmitted(EventData):

@@ -173,11 +173,16 @@ class Projection:
                                             config=config)
 
     async def _unsubscribe(self, sub) -> None:
-        try:
+        async def remove() -> None:
             name = (await sub.consumer_info()).name
             await sub.unsubscribe()
             await self.js.delete_consumer(self.stream, name)
-        except Exception:  # already gone (server restarted, connection closed)
+
+        try:
+            # Bounded: with NATS away each request would wait out its timeout, holding up a
+            # shutdown; a consumer left behind goes by itself (inactive_threshold).
+            await asyncio.wait_for(remove(), 1.0)
+        except Exception:  # already gone (server restarted, connection closed), or NATS away
             pass
 
     async def _consume(self, sub) -> None:

@@ -68,7 +68,8 @@ class Runtime:
         self.database_url = settings.database_url(service)
         setup_logging(f"tongxin-{service}", settings.log_level)
         self.tracer_provider = setup_telemetry(f"tongxin-{service}")
-        self.engine = make_engine(self.database_url, settings.db_schema)
+        self.engine = make_engine(self.database_url, settings.db_schema, settings.db_pool_size,
+                                  settings.db_max_overflow)
         SQLAlchemyInstrumentor().instrument(engine=self.engine.sync_engine,
                                             tracer_provider=self.tracer_provider)
         self.broker = make_broker(settings.nats_url, f"tongxin-{service}")
@@ -142,10 +143,14 @@ class Runtime:
         # `kill -USR2 <pid>`: every asyncio task's stack to the log (SIGUSR1 gives threads'):
         # a request awaiting forever shows here, not in any thread.
         asyncio.get_running_loop().add_signal_handler(signal.SIGUSR2, log_tasks)
+        # What a service needs may come up after it (a cluster electing its leaders, a
+        # database starting): each step is waited for, never a reason to exit.
         if self.settings.migrate_on_start:
-            await migrate(self.service, self.database_url, self.settings.db_schema)
-        await self.broker.connect()
-        await self.streams_declared()
+            await self.until_done("migrating the database", lambda: migrate(
+                self.service, self.database_url, self.settings.db_schema))
+        await self.until_done("connecting to NATS", self._connect)
+        # Declared by the operator (`tongxin bus streams`), never by a service: waited for.
+        await self.until_done("waiting for the streams", self.streams_declared)
         await self.broker.start()
         if self.ended_sessions is not None:  # guarded: sessions ended elsewhere, followed
             self.spawn("ended-sessions", self.ended_sessions.follow)
@@ -165,6 +170,30 @@ class Runtime:
             except StreamsMissing as exc:
                 log.warning("%s; waiting %.1fs", exc, backoff.delay)
             await backoff.sleep()
+
+    async def _connect(self, every: float = 5.0) -> None:
+        """Connect to NATS; nats-py tries every server again and again, silently: say so."""
+        connecting = asyncio.ensure_future(self.broker.connect())
+        while not (await asyncio.wait({connecting}, timeout=every))[0]:
+            log.warning("connecting to NATS: no server reachable yet; still trying")
+        connecting.result()
+
+    async def until_done(self, what: str, step: Callable[[], Awaitable[object]],
+                         backoff: Backoff | None = None) -> None:
+        """Run a start-up `step` until it succeeds: an outage (`is_transient`: NATS or the
+        database away, a JetStream request timing out while a cluster elects its leaders) is
+        logged and tried again with back-off, however long it lasts; anything else raises."""
+        backoff = backoff or Backoff(first=0.5, cap=10)
+        while True:
+            try:
+                await step()
+                return
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                log.warning("%s: %s; trying again in %.1fs", what, reason_of(exc),
+                            backoff.delay)
+                await backoff.sleep()
 
     def spawn(self, name: str, work: Callable[[], Coroutine] | Projection | ProjectionGroup,
               healthy: Callable[[], bool] | None = None) -> None:
@@ -265,16 +294,24 @@ class Runtime:
             projection.stop()
         for task in self.tasks.values():
             task.cancel()
-        steps = [("workers", asyncio.gather(*self.tasks.values(), return_exceptions=True)),
-                 ("nats", self.broker.stop()), ("database", self.engine.dispose())]
+        steps: list[tuple[str, Callable[[], Awaitable[object]]]] = [
+            ("workers", lambda: asyncio.gather(*self.tasks.values(), return_exceptions=True)),
+            ("nats", self.broker.stop), ("database", self.engine.dispose)]
+        # Whatever went away first (NATS, the database), the rest is still stopped and the
+        # process exits cleanly: a step that fails is logged, not raised.
         for name, step in steps:
             try:
-                await asyncio.wait_for(step, grace)
+                await asyncio.wait_for(step(), grace)
             except TimeoutError:
                 stuck = [n for n, t in self.tasks.items() if not t.done()]
                 log.warning("stopping %s took over %.0fs; going on%s", name, grace,
                             f" (still running: {', '.join(stuck)})" if stuck else "")
-        self.tracer_provider.shutdown()
+            except Exception as exc:
+                log.warning("stopping %s failed (%s); going on", name, reason_of(exc))
+        try:
+            self.tracer_provider.shutdown()
+        except Exception as exc:
+            log.warning("stopping telemetry failed (%s)", reason_of(exc))
 
     async def health(self) -> dict[str, bool]:
         try:

@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.db import MAX_OVERFLOW, POOL_SIZE
 from shared.streams import DUPLICATE_WINDOW
 
 
@@ -32,6 +33,11 @@ class Settings(BaseSettings):
     # PostgreSQL schema for this process's tables; lets services share one database safely.
     db_schema: str | None = None
     migrate_on_start: bool = True
+    # PostgreSQL connections per process: kept open, and opened beyond them at a peak. Every
+    # instance of every service at most adds up to their sum: keep the total under the
+    # server's max_connections (shared/db.py; README "Deploy at scale").
+    db_pool_size: int = Field(POOL_SIZE, ge=1)
+    db_max_overflow: int = Field(MAX_OVERFLOW, ge=0)
 
     host: str = "127.0.0.1"
     registry_port: int = 8001
@@ -56,6 +62,12 @@ class Settings(BaseSettings):
     # An offer whose prerequisite has not arrived (a need claimed before it was submitted,
     # from two systems) is retried with back-off for this long before it is dead-lettered.
     prerequisite_wait: float = Field(600.0, ge=0)
+    # The 12345 rates for needs: a need claimed within this many hours of its submission was
+    # answered on time (按时响应); one never claimed counts against the rate once they pass.
+    need_response_hours: float = Field(24.0, gt=0)
+    # A new need at the same base, of the same category, within this many hours of a need
+    # still open or claimed there is flagged as a possible duplicate of it.
+    need_duplicate_hours: float = Field(72.0, ge=0)
     # Volunteers' star levels 1-5 by confirmed hours (CONTRACT.md: default 100/300/600/1000/1500).
     star_thresholds: tuple[float, float, float, float, float] = (100, 300, 600, 1000, 1500)
     photo_max_bytes: int = Field(10 * 1024 * 1024, gt=0)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ from shared.settings import Settings
 from shared.subjects import Names
 from tongxin.keys import auth_headers
 from tongxin.natsserver import NatsServer, port_open, remembered_port
-from tongxin.supervisor import SERVICES, Supervisor
+from tongxin.supervisor import SERVICES, Supervisor, service_of
 
 STATUS_TIMEOUT = 0.8  # tongxin.status.TIMEOUT, without importing it for every command
 NATS_PORT_FILE = "nats-port"  # in the data dir: the embedded NATS server's port, kept
@@ -34,69 +36,142 @@ def up(data_dir: Path = typer.Option(Path("var"), envvar="TONGXIN_DATA_DIR",
                                      help="where databases, the NATS store and logs live"),
        load_demo: bool = typer.Option(True, "--demo/--no-demo",
                                       help="load the demo programme into an empty data dir"),
+       nats_cluster: int = typer.Option(
+           0, "--nats-cluster", min=0, max=9,
+           help="start this many nats-servers as one JetStream cluster (streams replicated "
+                "on up to 3 of them) instead of one"),
+       replicas: int = typer.Option(1, "--replicas", min=1, max=9,
+                                    help="instances of each service (more than 1: PostgreSQL)"),
+       postgres: str | None = typer.Option(
+           None, "--postgres", envvar="TONGXIN_POSTGRES_URL",
+           help="a PostgreSQL server: the services' databases are <name>_registry, "
+                "<name>_events and <name>_reporting on it (<name>: the URL's database, "
+                "default tongxin), created if missing; migrated once, then the services start"),
        ) -> None:
-    """Start NATS (unless TONGXIN_NATS_URL names one) and the three services; Ctrl-C stops all."""
-    from tongxin import credentials, demo, natsauth
+    """Start NATS (unless TONGXIN_NATS_URL names one) and the three services; Ctrl-C stops all.
+
+    `tongxin up --nats-cluster 3 --replicas 2 --postgres postgresql://…` starts the topology of
+    deploy/docker-compose.yml on loopback: three nats-servers as a JetStream cluster, streams
+    with three replicas, two instances of each service, each started as compose starts it."""
+    from tongxin import credentials, databases, demo, natsauth
+    from tongxin.natsserver import NatsCluster, free_port
 
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    settings = Settings(data_dir=data_dir)
+    nats_url = os.environ.get("TONGXIN_NATS_URL")
+    if nats_url and nats_cluster:
+        console.print("[red]--nats-cluster starts a cluster of its own:[/] unset "
+                      "TONGXIN_NATS_URL, or leave --nats-cluster out to use that server.")
+        raise typer.Exit(2)
+    db_urls: dict[str, str] = {}
+    if postgres:
+        try:
+            db_urls = databases.service_urls(postgres)
+        except ValueError as exc:
+            console.print(f"[red]--postgres: {exc}[/]", highlight=False)
+            raise typer.Exit(2) from None
+    elif replicas > 1 and not all(os.environ.get(f"TONGXIN_{s.upper()}_DATABASE_URL")
+                                  for s in SERVICES):
+        console.print("[red]--replicas: instances of a service share its database, which "
+                      "must be PostgreSQL:[/] give --postgres URL (or TONGXIN_POSTGRES_URL).")
+        raise typer.Exit(2)
+    settings = Settings(data_dir=data_dir).model_copy(
+        update={f"{s}_database_url": u for s, u in db_urls.items()})
+    # Instance 1 of a service on its port (TONGXIN_<SERVICE>_PORT), instance n 10(n-1) above.
+    names = [s if n == 1 else f"{s}-{n}" for n in range(1, replicas + 1) for s in SERVICES]
     ports = {s: getattr(settings, f"{s}_port") for s in SERVICES}
     busy = [f"{s} ({p})" for s, p in ports.items() if port_open(p)]
     if busy:
         console.print(f"[red]Port in use: {', '.join(busy)}.[/] Stop what holds it, or set "
                       "TONGXIN_REGISTRY_PORT / TONGXIN_EVENTS_PORT / TONGXIN_REPORTING_PORT.")
         raise typer.Exit(2)
+    for name in names[len(SERVICES):]:
+        service, _, n = name.rpartition("-")
+        port = ports[service] + 10 * (int(n) - 1)
+        ports[name] = port if not port_open(port) else free_port()
 
-    nats = None
-    nats_url = os.environ.get("TONGXIN_NATS_URL")
+    nats: NatsServer | None = None
+    cluster: NatsCluster | None = None
     own_urls: dict[str, str] = {}  # each service's (and the demo publisher's) user, if ours
+    env = {"TONGXIN_DATA_DIR": str(data_dir)}
     if not nats_url:
         # Users with subject permissions: each service publishes only what it owns.
         passwords = natsauth.passwords(data_dir / "nats-users.json")
         config = natsauth.write_config(data_dir / "nats-auth.conf", passwords,
                                        Names(settings.namespace))
-        # The same port as last time (kept in the data dir), so the printed URLs still work.
-        port, taken = remembered_port(data_dir / NATS_PORT_FILE)
-        if taken:
-            console.print(f"[yellow]NATS's port {taken} (from {data_dir / NATS_PORT_FILE}) is "
-                          f"in use: NATS is on {port} from now on.[/] The TONGXIN_PUBLISHER_URL "
-                          "printed below replaces the one printed before.", highlight=False)
-        nats = NatsServer(data_dir / "nats", port=port,
-                          log_file=data_dir / "logs" / "nats.log", config=config)
         (data_dir / "logs").mkdir(exist_ok=True)
-        nats.start()
-        nats_url = nats.url
-        own_urls = {u: natsauth.url_for(nats.url, u, passwords)
+        if nats_cluster:
+            cluster = NatsCluster(data_dir, nats_cluster, auth=config,
+                                  log_dir=data_dir / "logs").start()
+            nats_url = cluster.url
+            # As compose: every stream on three nodes (all of them, in a smaller cluster).
+            env["TONGXIN_STREAM_REPLICAS"] = str(min(3, nats_cluster))
+            console.print(f"NATS JetStream cluster of {nats_cluster} on {nats_url} (stores "
+                          f"{data_dir}/nats-<n>, logs {data_dir / 'logs'}/nats-<n>.log; "
+                          f"streams with {env['TONGXIN_STREAM_REPLICAS']} replicas; users "
+                          f"and permissions in {config})", highlight=False)
+        else:
+            # The same port as last time (kept in the data dir), so the printed URLs still work.
+            port, taken = remembered_port(data_dir / NATS_PORT_FILE)
+            if taken:
+                console.print(f"[yellow]NATS's port {taken} (from {data_dir / NATS_PORT_FILE})"
+                              f" is in use: NATS is on {port} from now on.[/] The "
+                              "TONGXIN_PUBLISHER_URL printed below replaces the one printed "
+                              "before.", highlight=False)
+            nats = NatsServer(data_dir / "nats", port=port,
+                              log_file=data_dir / "logs" / "nats.log", config=config)
+            nats.start()
+            nats_url = nats.url
+            console.print(f"NATS with JetStream on {nats_url} (store {data_dir / 'nats'}; "
+                          f"users and permissions in {config})")
+        own_urls = {u: natsauth.url_for(nats_url, u, passwords)
                     for u in (*SERVICES, natsauth.PUBLISHER)}
-        console.print(f"NATS with JetStream on {nats_url} (store {data_dir / 'nats'}; users "
-                      f"and permissions in {config})")
-        operator_url = natsauth.url_for(nats.url, natsauth.OPERATOR, passwords)
+        operator_url = natsauth.url_for(nats_url, natsauth.OPERATOR, passwords)
     else:
         console.print(f"Using NATS at {nats_url}")
         operator_url = nats_url
+    env["TONGXIN_NATS_URL"] = nats_url
     # The operator's step, before any service starts: the services may not declare streams.
     try:
-        declare_streams(operator_url, settings)
+        declare_streams(operator_url, settings.model_copy(update={"stream_replicas": int(
+            env.get("TONGXIN_STREAM_REPLICAS", settings.stream_replicas))}))
     except Exception as exc:
-        console.print(f"[red]Could not declare the streams:[/] {exc}", highlight=False)
+        console.print(f"[red]Could not declare the streams:[/] {exc!r}", highlight=False)
         if nats:
             nats.stop()
+        if cluster:
+            cluster.stop()
         raise typer.Exit(1) from None
 
-    sup = Supervisor(env={"TONGXIN_NATS_URL": nats_url, "TONGXIN_DATA_DIR": str(data_dir)},
-                     ports=ports, log_dir=data_dir / "logs")
+    sup = Supervisor(env=env, ports=ports, log_dir=data_dir / "logs")
+
     def _terminate(*_):
         raise KeyboardInterrupt  # SIGTERM stops us the way Ctrl-C does
 
     signal.signal(signal.SIGTERM, _terminate)
     code = 0
     try:
-        with console.status("starting registry, events, reporting…"):
-            for name in SERVICES:
-                sup.start(name, {"TONGXIN_NATS_URL": own_urls[name]} if own_urls else None)
-            sup.wait_healthy(timeout=90)
-        urls = {name: sup.children[name].url for name in SERVICES}
+        if db_urls:
+            with console.status("PostgreSQL: databases and migrations…"):
+                created = asyncio.run(databases.ensure_databases(db_urls))
+                # Once, before any service, as compose's `migrate` service does.
+                db_env = {f"TONGXIN_{s.upper()}_DATABASE_URL": u for s, u in db_urls.items()}
+                migrated = subprocess.run([sys.executable, "-m", "tongxin.cli", "migrate"],
+                                          env={**os.environ, **env, **db_env},
+                                          capture_output=True, text=True)
+                if migrated.returncode:
+                    raise RuntimeError(f"tongxin migrate failed:\n{migrated.stdout}"
+                                       f"{migrated.stderr}")
+            env.update(db_env, TONGXIN_MIGRATE_ON_START="false")
+            console.print("PostgreSQL databases "
+                          f"{', '.join(databases.display(u) for u in db_urls.values())}"
+                          f"{' (created now)' if created else ''}; migrated", highlight=False)
+        with console.status(f"starting {', '.join(names)}…"):
+            for name in names:
+                own = own_urls.get(service_of(name))
+                sup.start(name, {"TONGXIN_NATS_URL": own} if own else None)
+            sup.wait_healthy(names, timeout=120)
+        urls = {name: sup.children[name].url for name in names}
         creds = credentials.ensure(data_dir, settings, urls)
         admin = {"Authorization": f"Bearer {creds.key}"}
         fresh = httpx.get(f"{urls['registry']}/v1/organizations", headers=admin,
@@ -116,6 +191,11 @@ def up(data_dir: Path = typer.Option(Path("var"), envvar="TONGXIN_DATA_DIR",
         # An outside system's credentials (offers only), to copy into a shell.
         publisher = (f"\nOffer events on {Names(settings.namespace).ingest('<type>')} as:\n"
                      f"TONGXIN_PUBLISHER_URL={own_urls[natsauth.PUBLISHER]}" if own_urls else "")
+        more = "".join(f"\n  {name:<19} {url}" for name, url in urls.items()
+                       if name not in SERVICES)
+        if more:
+            more = ("\nMore instances (the same services, the same data; put a load balancer "
+                    f"in front of them):{more}")
         console.print(f"""
 [bold]Tongxin is running.[/] Open:
   Dashboard           {urls['reporting']}/
@@ -125,7 +205,7 @@ def up(data_dir: Path = typer.Option(Path("var"), envvar="TONGXIN_DATA_DIR",
   Registry API docs   {urls['registry']}/docs
   Events API docs     {urls['events']}/docs
   Events AsyncAPI     {urls['events']}/asyncapi
-  Reporting API docs  {urls['reporting']}/docs
+  Reporting API docs  {urls['reporting']}/docs{more}
 Log in as [bold]{creds.username}[/] with password [bold]{creds.password}[/] (demo admin;
 kept in {data_dir / credentials.FILE}). For scripts and the CLI, an admin key:""",
                       soft_wrap=True, highlight=False)
@@ -139,6 +219,17 @@ kept in {data_dir / credentials.FILE}). For scripts and the CLI, an admin key:""
                 console.print(f"[yellow]{crash}.[/] {where}", highlight=False)
                 # A log is text, not rich markup: "[/v1/events]" in it must not raise.
                 console.print(crash.tail(), markup=False, highlight=False)
+            if cluster:
+                # One node lost is what a cluster is for: said, and started again (its store
+                # and port kept); it catches up from the others.
+                for node in cluster.stopped():
+                    assert node.proc is not None  # stopped() lists started nodes only
+                    console.print(f"[yellow]nats-server on {node.url} stopped unexpectedly "
+                                  f"(exit code {node.proc.returncode}); starting it again.[/]"
+                                  " Last lines of its log:", highlight=False)
+                    if node.log_file:
+                        console.print(_tail(node.log_file), markup=False, highlight=False)
+                    node.start()
             if nats and nats.proc and nats.proc.poll() is not None:
                 # Without NATS nothing works; the services' own retries cannot help.
                 console.print(f"[red]nats-server stopped unexpectedly (exit code "
@@ -160,6 +251,8 @@ kept in {data_dir / credentials.FILE}). For scripts and the CLI, an admin key:""
         sup.stop_all()
         if nats:
             nats.stop()
+        if cluster:
+            cluster.stop()
     raise typer.Exit(code)
 
 
@@ -257,30 +350,41 @@ def migrate(streams: bool = typer.Option(
         console.print("streams: declared")
 
 
-def declare_streams(url: str, settings: Settings, tries: int = 30) -> None:
+def declare_streams(url: str, settings: Settings, within: float = 60.0) -> None:
     """Every stream and bucket created or brought to its declaration (`shared.streams.declare`)
     on the NATS at `url`, as its user (the operator's: no service may). NATS may still be
-    starting: it is tried `tries` times, a second apart."""
+    starting, or a cluster electing its leaders: tried again for up to `within` seconds. A
+    refusal by the server (not the operator's user) fails at once."""
     import nats
 
     from shared.streams import declare
 
     async def run() -> None:
-        for attempt in range(tries):
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        errors: list[str] = []
+
+        async def on_error(exc: Exception) -> None:
+            errors.append(str(exc))
+
+        while True:
             try:
                 nc = await nats.connect(url, connect_timeout=5, allow_reconnect=False,
-                                        max_reconnect_attempts=0)
-                break
+                                        max_reconnect_attempts=0, error_cb=on_error)
+                try:
+                    await declare(nc.jetstream(timeout=10), Names(settings.namespace),
+                                  settings.stream_replicas, settings.duplicate_window,
+                                  settings.session_hours)
+                    return
+                finally:
+                    await nc.close()
             except Exception:
-                if attempt == tries - 1:
+                refused = [e for e in errors if "permissions violation" in e.lower()]
+                if refused:
+                    raise PermissionError(f"NATS refused: {refused[0]}") from None
+                if loop.time() > deadline:
                     raise
                 await asyncio.sleep(1)
-        try:
-            await declare(nc.jetstream(timeout=10), Names(settings.namespace),
-                          settings.stream_replicas, settings.duplicate_window,
-                          settings.session_hours)
-        finally:
-            await nc.close()
 
     asyncio.run(run())
 

@@ -110,3 +110,72 @@ class NatsServer:
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
+
+
+class NatsCluster:
+    """`size` nats-servers on loopback as one JetStream cluster (each its own server name,
+    store, client and cluster port; every route spelled out), as deploy/nats/cluster.conf
+    makes one with containers. `auth`: the users' file every node includes (tongxin.natsauth),
+    which must sit in `root`. Each node's client port is kept in `root` (`nats-port-<n>`), so
+    the URLs printed once stay good across restarts."""
+
+    NAME = "tongxin"
+
+    def __init__(self, root: Path, size: int = 3, auth: Path | None = None,
+                 log_dir: Path | None = None):
+        self.root = Path(root)
+        self.size = size
+        self.auth = auth
+        self.log_dir = log_dir
+        self.nodes: list[NatsServer] = []
+
+    @property
+    def url(self) -> str:
+        """Every node's URL, as clients take them: "nats://127.0.0.1:a,nats://127.0.0.1:b"."""
+        return ",".join(node.url for node in self.nodes)
+
+    def start(self, timeout: float = 10.0) -> NatsCluster:
+        """Start every node; each listens for clients at once, and JetStream answers once the
+        nodes have found each other and elected a leader (the services wait for it)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        if self.log_dir:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+        routes = [free_port() for _ in range(self.size)]
+        self.nodes = []
+        for n in range(1, self.size + 1):
+            port, _ = remembered_port(self.root / f"nats-port-{n}")
+            config = self.root / f"nats-node-{n}.conf"
+            config.write_text(self._config(n, routes))
+            self.nodes.append(NatsServer(
+                self.root / f"nats-{n}", port=port, config=config,
+                log_file=self.log_dir / f"nats-{n}.log" if self.log_dir else None))
+        try:
+            for node in self.nodes:
+                node.start(timeout)
+        except Exception:
+            self.stop()
+            raise
+        return self
+
+    def _config(self, n: int, routes: list[int]) -> str:
+        urls = "\n".join(f"    nats-route://127.0.0.1:{p}" for p in routes)
+        include = f"include ./{self.auth.name}\n" if self.auth else ""
+        return f"""# Node {n} of {self.size}, written by `tongxin up --nats-cluster {self.size}`.
+server_name: {self.NAME}-{n}
+cluster {{
+  name: {self.NAME}
+  listen: 127.0.0.1:{routes[n - 1]}
+  routes: [
+{urls}
+  ]
+}}
+{include}"""
+
+    def stopped(self) -> list[NatsServer]:
+        """The nodes that exited unasked."""
+        return [node for node in self.nodes if node.proc is not None
+                and node.proc.poll() is not None]
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()

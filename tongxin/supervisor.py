@@ -1,5 +1,8 @@
 """Start the three services as child processes, wait for health, stop them cleanly; polled,
-`supervise()` starts a crashed one again with back-off."""
+`supervise()` starts a crashed one again with back-off.
+
+A child is named for its service ("events"), or for an instance of it ("events-2": the second
+events instance of `tongxin up --replicas 2`), each on its own port."""
 
 from __future__ import annotations
 
@@ -32,6 +35,12 @@ def die_with_parent() -> None:
         pass
 
 
+def service_of(name: str) -> str:
+    """The service a child runs: "events" for "events" and for "events-2"."""
+    service, _, instance = name.rpartition("-")
+    return service if service and instance.isdigit() else name
+
+
 @dataclass
 class Child:
     name: str
@@ -62,13 +71,14 @@ class Supervisor:
         child.stopping, child.restart_at, child.started_at = False, None, time.monotonic()
         if child.log:
             child.log.close()  # a restart opens it again
+        service = service_of(name)
         env = {**os.environ, **self.env, **(extra_env or {}),
-               f"TONGXIN_{name.upper()}_PORT": str(child.port)}
+               f"TONGXIN_{service.upper()}_PORT": str(child.port)}
         out = None
         if self.log_dir:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             out = child.log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115
-        child.proc = subprocess.Popen([sys.executable, "-m", f"services.{name}"], env=env,
+        child.proc = subprocess.Popen([sys.executable, "-m", f"services.{service}"], env=env,
                                       stdout=out, stderr=subprocess.STDOUT if out else None,
                                       start_new_session=True, preexec_fn=die_with_parent)
         self.children[name] = child

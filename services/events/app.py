@@ -54,7 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         await rt.start()
         photos = app.state.photos = Photos(rt.js, names, settings)
-        await photos.ensure()
+        await rt.until_done("binding the photos bucket", photos.ensure)
         replica = Projection(
             name="events-registry-replica", js=rt.js, stream=names.registry_stream,
             subject=names.registry(">"), engine=rt.engine, positions=store.positions,

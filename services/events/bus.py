@@ -40,7 +40,11 @@ from shared.telemetry import batch_span, inject
 
 log = logging.getLogger(__name__)
 
-INGEST_DURABLE = "events-ingest-v1"  # durable settings never update in place: bump to change
+INGEST_DURABLE = "events-ingest-v1"
+# A killed instance's fetched offers go to another instance this long after its last sign of
+# life: seconds, not a minute. An instance at work on a batch says so (`in_progress`) every
+# third of it, so a long batch (a slow database) is never handed over while still in hand.
+ACK_WAIT = 10.0
 MAX_ATTEMPTS = 5
 IN_FLIGHT = 2
 TRACE_HEADERS = ("traceparent", "tracestate")
@@ -60,9 +64,14 @@ class Ingest:
         self._stopping.set()
 
     async def run(self) -> None:
+        config = ConsumerConfig(durable_name=INGEST_DURABLE, filter_subject=self.names.ingest(),
+                                ack_wait=ACK_WAIT, max_ack_pending=self.batch_size * 4)
+        # Created, or brought to this configuration (ack_wait and max_ack_pending are editable
+        # in place; pull_subscribe alone would keep an existing durable's old ones).
+        await self.js.add_consumer(self.names.ingest_stream, config)
         sub = await self.js.pull_subscribe(
             self.names.ingest(), durable=INGEST_DURABLE, stream=self.names.ingest_stream,
-            config=ConsumerConfig(ack_wait=60, max_ack_pending=self.batch_size * 4))
+            config=config)
         # Two batches at once: one is judged while the one before it is published (the
         # acceptor keeps their order); more would only wait for the same database.
         handling: set[asyncio.Task] = set()
@@ -86,6 +95,13 @@ class Ingest:
                 pass
 
     async def handle(self, msgs: list[Msg]) -> None:
+        alive = asyncio.create_task(keep_alive(msgs, ACK_WAIT / 3))
+        try:
+            await self._handle(msgs)
+        finally:
+            alive.cancel()
+
+    async def _handle(self, msgs: list[Msg]) -> None:
         try:
             with batch_span(f"{self.names.ingest()} process", [m.headers for m in msgs]):
                 await handle_offers(msgs, self.names, self.acceptor, self.prerequisite_wait)
@@ -100,7 +116,7 @@ class Ingest:
             if len(msgs) > 1:  # take the batch apart: one bad offer must not hold the rest
                 log.exception("a batch of %d offers failed; handling them one by one", len(msgs))
                 for m in msgs:
-                    await self.handle([m])
+                    await self._handle([m])
                 return
             await self._failed(msgs[0])
 
@@ -116,6 +132,20 @@ class Ingest:
         await dead_letter(self.acceptor, self.names, [(msg, [FieldError(
             field="", message=f"could not be processed after {attempts} attempts")])])
         await msg.ack()
+
+
+async def keep_alive(msgs: list[Msg], every: float) -> None:
+    """Until cancelled: tell the server every `every` seconds that the offers not settled yet
+    are still being worked on, so their ack_wait starts again (and only a dead instance's
+    offers are redelivered). A lost one is harmless: the next comes before ack_wait ends."""
+    while True:
+        await asyncio.sleep(every)
+        for m in msgs:
+            if not m.is_acked:
+                try:
+                    await m.in_progress()
+                except Exception:  # NATS away: try again next time (a repeat is harmless)
+                    break
 
 
 async def _nak(msgs: list[Msg], delay: float) -> None:

@@ -26,7 +26,7 @@ async def load_facts(conn: AsyncConnection, offers: list[Offer], *, now: datetim
         facts.zone = zone
     data = [o.envelope.data for o in offers]
     activity_ids = _values(data, "activity_id")
-    need_ids = _values(data, "need_id")
+    need_ids = _values(data, "need_id") | _values(data, "original_id")  # need.linked: both
     volunteer_ids = _values(data, "volunteer_id")
     lock = conn.dialect.name == "postgresql"  # another instance waits for our commit
     a, t = store.activities, store.attendance

@@ -31,9 +31,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         await rt.start()
-        async with rt.engine.connect() as conn:
-            async for kind, record in identities.every_identity(conn):
-                keyring.keep(kind, record)
+        async def load_identities() -> None:
+            async with rt.engine.connect() as conn:
+                async for kind, record in identities.every_identity(conn):
+                    keyring.keep(kind, record)
+
+        await rt.until_done("reading keys and accounts", load_identities)
         relay = Relay(rt.engine, rt.js, store.outbox, timeout=settings.publish_timeout,
                       observe=keyring.observe_outbox)
         app.state.registry = Registry(rt.engine, rt.names, published=relay.wait_published)

@@ -144,7 +144,8 @@ class Target:
         else:
             self.schema = f"{settings.db_schema or 'public'}_rebuild"
             self.file = None
-            self.live = make_engine(url, settings.db_schema)
+            self.live = make_engine(url, settings.db_schema, settings.db_pool_size,
+                                    settings.db_max_overflow)
         self.translate = {None: self.schema}
         self.rebuild = self.live.execution_options(schema_translate_map=self.translate)
         self._copies: dict[str, Table] = {}

@@ -27,6 +27,7 @@ class Scope:
     base_id: str | None = None
     date_from: date | None = None
     date_to: date | None = None
+    region_exact: bool = False          # the region's own bases only, not those below it
 
     def within(self, outer: Scope) -> Scope:
         """This scope, kept inside `outer` (a key's scope): where `outer` says something, it
@@ -45,6 +46,10 @@ class Scope:
         return select(oa.c.code).where(oa.c.ancestor == self.organization_id)
 
     def bases_in_region(self) -> Select:
+        """The region's bases: at any depth, or (`region_exact`) those registered at the region
+        itself (a city-level fair's square, not the city's districts' bases)."""
+        if self.region_exact:
+            return select(reg.c.id).where(reg.c.kind == "base", reg.c.region_code == self.region)
         ra = region_ancestors
         return select(reg.c.id).where(reg.c.kind == "base", reg.c.region_code.in_(
             select(ra.c.code).where(ra.c.ancestor == self.region)))
@@ -93,8 +98,12 @@ async def scope_query(
     base_id: Annotated[str | None, Query(max_length=64)] = None,
     region: Annotated[str | None, Query(
         max_length=64, description="a region code: bases in it at any depth")] = None,
+    region_exact: Annotated[bool, Query(description=(
+        "with `region`: only the bases registered at the region itself, not in the regions "
+        "under it"))] = False,
 ) -> Scope:
-    asked = Scope(organization_id, region, base_id, date_from, date_to)
+    asked = Scope(organization_id, region, base_id, date_from, date_to,
+                  region_exact=bool(region and region_exact))
     return await within_reach(request, asked)
 
 
@@ -141,6 +150,8 @@ async def describe(conn: AsyncConnection, scope: Scope, lang: str = "zh") -> str
             parts.append(f"{name}（含下级单位）" if lang == "zh" else f"{name} and its units")
         elif kind == "base":
             parts.append(f"服务基地 {name}" if lang == "zh" else f"base {name}")
+        elif scope.region_exact:
+            parts.append(f"区域 {name}（本级）" if lang == "zh" else f"region {name} itself")
         else:
             parts.append(f"区域 {name}" if lang == "zh" else f"region {name}")
     if not parts:

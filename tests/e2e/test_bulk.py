@@ -1,5 +1,5 @@
 """Loading history with `tongxin load` (POST /v1/events/bulk), the installed command against
-the services as processes, both back-ends: 100,000 events of several types in one file,
+the services as processes, both back-ends: 50,000 events of several types in one file,
 counted exactly; the same file again is all duplicates; bad lines are listed by number while
 the good ones are kept. Memory, not time, is asserted: the events service must stream the file.
 """
@@ -25,12 +25,12 @@ from tests.factories import activity, envelope
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 TONGXIN = str(Path(sys.executable).parent / "tongxin")
-EVENTS = 100_000
+EVENTS = 50_000
 VOLUNTEERS = 1000
 GROUP = 20             # lines: 16 activities, a need submitted and claimed, 2 attendances
 ACTIVITIES_PER_GROUP = 16
-MAX_GROWTH_MB = 150
-# Not a speed requirement: 100,000 events take minutes on a loaded 2-core machine (the rate is
+MAX_GROWTH_MB = 100   # the file is 24 MB; held whole, its parsed lines alone would pass this
+# Not a speed requirement: 50,000 events take minutes on a loaded 2-core machine (the rate is
 # printed), more than the suite's default 300 s per test.
 LONG = pytest.mark.timeout(1800)
 
@@ -168,7 +168,7 @@ class Loaded:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def loaded(system, tmp_path_factory) -> Loaded:
-    """The registry a history needs (a unit paired with a base, 1,000 volunteers), the 100k
+    """The registry a history needs (a unit paired with a base, 1,000 volunteers), the 50k
     file written line by line, and its first load."""
     tag = uuid.uuid4().hex[:6]
     org, base = await system.org_and_base()
@@ -193,7 +193,7 @@ async def loaded(system, tmp_path_factory) -> Loaded:
 
 
 @LONG
-async def test_100k_events_loaded_and_counted_in_flat_memory(system, loaded):
+async def test_a_history_loaded_and_counted_in_flat_memory(system, loaded):
     h = loaded.history
     assert loaded.first.code == 0, loaded.first.stdout + loaded.first.stderr
     answer = loaded.first.answer

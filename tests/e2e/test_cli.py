@@ -57,6 +57,7 @@ class Up:
     data_dir: Path
     ports: dict[str, int] = field(
         default_factory=lambda: {s: free_port() for s in ("registry", "events", "reporting")})
+    args: list[str] = field(default_factory=list)  # after `tongxin up`
     lines: list[str] = field(default_factory=list)
     proc: asyncio.subprocess.Process | None = None
     _reader: asyncio.Task | None = None
@@ -77,7 +78,7 @@ class Up:
 
     async def start(self, timeout: float = 60) -> Up:
         self.proc = await asyncio.create_subprocess_exec(
-            TONGXIN, "up", env=self.env(), cwd=self.data_dir.parent,
+            TONGXIN, "up", *self.args, env=self.env(), cwd=self.data_dir.parent,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
         self._reader = asyncio.create_task(self._read())
         done, _ = await asyncio.wait([asyncio.create_task(self._ready.wait()), self._reader],

@@ -216,6 +216,36 @@ async def test_needs_backlog_of_chizhou(admin, shots):
     await shoot(admin, shots, "needs")
 
 
+def percent(rate: float | None) -> str:
+    return "—" if rate is None else f"{rate * 100:.1f}%"
+
+
+async def test_needs_rates_of_chizhou(admin, system, loaded, shots):
+    """The three rates as the needs report gives them, as cards and by month, in either
+    language."""
+    expected = await report(system, loaded, "/v1/reports/needs", region="341700",
+                            group_by="month")
+    tot = expected["totals"]
+    assert tot["response_due"] > 0 and tot["settled"] > 0  # the demo's needs are due
+    await admin.show("needs?region=341700", "#need-rates")
+    for figure, key in (("responseRate", "response_rate"), ("resolutionRate", "resolution_rate"),
+                        ("satisfactionRate", "satisfaction_rate")):
+        await expect(admin.text(f"#need-rates [data-figure={figure}] .v")).to_have_text(
+            percent(tot[key]), timeout=SHOWN_MS)
+    await expect(admin.text("#need-rates [data-figure=responseRate] .k")).to_have_text(
+        "按时响应率")
+    months = admin.text("#need-rates-by-month tbody tr")
+    assert await months.count() == len(expected["rows"])
+    await expect(admin.text("#need-rates-by-month tfoot")).to_contain_text(
+        percent(tot["response_rate"]))
+    await shoot(admin, shots, "needs-rates")
+    await admin.show("needs?region=341700&lang=en", "#need-rates")
+    await expect(admin.text("#need-rates [data-figure=satisfactionRate] .k")).to_have_text(
+        "Satisfaction rate", timeout=SHOWN_MS)
+    heads = await cells(admin, "#need-rates-by-month thead th")
+    assert "Response rate" in heads and not [h for h in heads if CJK.search(h)], heads
+
+
 async def test_timeliness_names_shangyu_overdue_units(admin, loaded, shots):
     await admin.show("timeliness?region=330604", "#overdue-units")
     names = {r["单位编码"]: r["单位名称"] for r in register("tongxin.demo.shangyu",
@@ -395,6 +425,22 @@ def month_index(month: str) -> int:
     return int(year) * 12 + int(number) - 1
 
 
+MEASURE_TREND = """() => {
+  const svg = document.querySelector('.chart.trend svg');
+  const b = svg.getBoundingClientRect();
+  const ticks = [...svg.querySelectorAll('text.tick')];
+  return {
+    first: svg.dataset.first, last: svg.dataset.last, months: svg.dataset.months,
+    bars: [...svg.querySelectorAll('rect.bar')].map((r) => [r.dataset.month,
+      Number(r.dataset.slot), r.x.baseVal.value + r.width.baseVal.value / 2]),
+    box: {x: b.left, width: b.width},
+    labels: ticks.map((t) => { const r = t.getBoundingClientRect();
+                               return [t.textContent, r.left, r.right]; }),
+    font: ticks.length ? ticks[0].getBoundingClientRect().height : 0,
+  };
+}"""
+
+
 async def test_the_trend_has_a_real_time_axis(admin, system, loaded, shots):
     """One slot per calendar month from the first to the last: the months between the demo's
     programmes (years apart) are gaps, not neighbours; at a phone's width every tick label is
@@ -409,33 +455,76 @@ async def test_the_trend_has_a_real_time_axis(admin, system, loaded, shots):
                 arg=width, timeout=SHOWN_MS)
             expected = await report(system, loaded, "/v1/reports/summary", group_by="month")
             months = [r["key"] for r in expected["rows"]]
-            svg = admin.text(".chart.trend svg")
+            # One reading of the drawing, in one turn of the page's own loop: the screen's
+            # 10 s refresh redraws the chart, and must not fall between two reads.
+            drawn = await admin.page.evaluate(MEASURE_TREND)
             first, last = months[0], months[-1]
-            assert await svg.get_attribute("data-first") == first
-            assert await svg.get_attribute("data-last") == last
+            assert drawn["first"] == first
+            assert drawn["last"] == last
             slots = month_index(last) - month_index(first) + 1
-            assert int(await svg.get_attribute("data-months") or 0) == slots
+            assert int(drawn["months"] or 0) == slots
             assert slots > len(months) + 12  # years without activities between programmes
-            bars = await svg.locator("rect.bar").evaluate_all(
-                "rs => rs.map(r => [r.dataset.month, Number(r.dataset.slot),"
-                " r.x.baseVal.value + r.width.baseVal.value / 2])")
+            bars = drawn["bars"]
             assert [b[0] for b in bars] == months
             assert [b[1] for b in bars] == [month_index(m) - month_index(first) for m in months]
             # Each bar at its month's place on the axis: x in proportion to the slot.
             step = (bars[-1][2] - bars[0][2]) / (bars[-1][1] - bars[0][1])
             assert all(abs(x - (bars[0][2] + step * (s - bars[0][1]))) < 0.5 for _, s, x in bars)
-            box = await svg.bounding_box()
-            labels = await svg.locator("text.tick").evaluate_all(
-                "ts => ts.map(t => { const b = t.getBoundingClientRect();"
-                " return [t.textContent, b.left, b.right]; })")
-            assert box and len(labels) >= 3, labels
+            box, labels = drawn["box"], drawn["labels"]
+            assert len(labels) >= 3, labels
             assert all(box["x"] - 0.5 <= left and right <= box["x"] + box["width"] + 0.5
                        for _, left, right in labels), (box, labels)
             assert all(a[2] <= b[1] for a, b in pairwise(labels)), labels
-            font = await svg.locator("text.tick").first.evaluate(
-                "t => t.getBoundingClientRect().height")
-            assert font >= 10, font  # drawn to the width there is: readable, not shrunk
+            assert drawn["font"] >= 10, drawn  # drawn to the width there is: readable, not shrunk
             await admin.page.locator(".chart.trend").screenshot(
                 path=str(shots / f"trend-{width}.png"))
         finally:
             await admin.page.set_viewport_size({"width": 1280, "height": 900})
+
+
+async def test_a_years_trend_names_its_months_as_people_write_them(admin, system, loaded, shots):
+    """Over one year (Chizhou's 2022) the ticks are months, written 2022年3月 (Mar 2022 in
+    English), never 2022-03; at a phone's width too, each inside the chart and apart."""
+    for lang, pattern in (("zh", r"^2022年\d{1,2}月$"), ("en", r"^[A-Z][a-z]{2} 2022$")):
+        for width in (1280, 390):
+            await admin.page.set_viewport_size({"width": width, "height": 900})
+            try:
+                query = "from=2022-01-01&to=2022-12-31" + ("&lang=en" if lang == "en" else "")
+                await admin.show(f"overview?{query}", ".chart.trend svg rect.bar")
+                await admin.page.wait_for_function(
+                    "w => document.querySelector('#screen').dataset.width === String(w)",
+                    arg=width, timeout=SHOWN_MS)
+                drawn = await admin.page.evaluate(MEASURE_TREND)
+                assert drawn["first"].startswith("2022-") and drawn["last"].startswith("2022-")
+                labels = [label for label in drawn["labels"] if label[0]]
+                assert len(labels) >= 2, drawn
+                assert all(re.match(pattern, text) for text, _, _ in labels), labels
+                box = drawn["box"]
+                assert all(box["x"] - 0.5 <= left and right <= box["x"] + box["width"] + 0.5
+                           for _, left, right in labels), (box, labels)
+                assert all(a[2] <= b[1] for a, b in pairwise(labels)), labels
+                await admin.page.locator(".chart.trend").screenshot(
+                    path=str(shots / f"trend-2022-{lang}-{width}.png"))
+            finally:
+                await admin.page.set_viewport_size({"width": 1280, "height": 900})
+
+
+async def test_days_overdue_count_to_the_day_coverage_counts_to(admin, system, loaded, shots):
+    """Timeliness and coverage count to one day, said on both screens: today, or the end of a
+    chosen period's last day when that is earlier. Shangyu's reports missing at the end of
+    2010 are overdue by days counted to then, not to today."""
+    end = "2010-12-31"
+    expected = await report(system, loaded, "/v1/reports/timeliness/missing",
+                            region="330604", to=end, at="2011-01-01T00:00:00")
+    assert expected["rows"] and all(r["days_overdue"] < 366 for r in expected["rows"])
+    await admin.show(f"timeliness?region=330604&to={end}", "#missing-list .pager")
+    await expect(admin.text("#overdue-definition")).to_contain_text("截至 2010年12月31日")
+    shown = await admin.text("#missing-list tbody tr td:nth-child(5)").all_inner_texts()
+    assert [float(x.replace(",", "")) for x in shown] == sorted(
+        (float(r["days_overdue"]) for r in expected["rows"]), reverse=True)[:25]
+    await admin.show(f"coverage?to={end}", "#as-at")
+    await expect(admin.text("#as-at")).to_contain_text("2010年12月31日")
+    # With no period: now, said so.
+    await admin.show("timeliness?region=330604", "#missing-list .pager")
+    await expect(admin.text("#overdue-definition")).to_contain_text("截至 现在")
+    await shoot(admin, shots, "timeliness-to-2010")

@@ -446,6 +446,59 @@ async def test_a_need_under_a_pairing_is_only_its_units(system):
     await ok(system, "need.claimed", {"need_id": free["need_id"], "organization_id": other["id"]})
 
 
+async def test_answers_and_a_repeat_linked_reach_the_rates(system):
+    """need.feedback and need.linked through the events service (their refusals naming the
+    field), then the needs report and items from the reporting service: the repeat flagged,
+    then linked and counted once; the answer's reason nowhere in what is reported."""
+    org, base, _ = await paired(system)
+    first, repeat = need(base["id"], category="repair"), need(base["id"], category="repair")
+    fid, rid = first["need_id"], repeat["need_id"]
+    by = {"need_id": fid, "organization_id": org["id"]}
+    await ok(system, "need.submitted", first)
+    await ok(system, "need.submitted", repeat)
+    answer = {"need_id": fid, "satisfaction": "unsatisfied", "respondent": "resident",
+              "reason": "灯还是不亮-不可外传"}
+    assert "only a resolved or closed need can be answered" in refused(
+        await offer(system, "need.feedback", answer), 409, "data.need_id")
+    refused(await offer(system, "need.feedback", {**answer, "reason": None}), 422,
+            "data.reason")
+    outsider, _, _ = await paired(system)
+    refused(await offer(system, "need.linked", {"need_id": rid, "original_id": fid,
+                                                "organization_id": outsider["id"]}),
+            409, "data.organization_id")
+
+    async def needs_report() -> tuple[dict, dict]:
+        async with system.client(timeout=60) as http:
+            params = {"base_id": base["id"], "min_seq": last["seq"]}
+            totals = (await http.get(f"{system.url('reporting')}/v1/reports/needs",
+                                     params=params)).json()["totals"]
+            items = (await http.get(f"{system.url('reporting')}/v1/reports/needs/items",
+                                    params=params)).json()
+        return totals, {r["need_id"]: r for r in items["rows"]}
+
+    last = await ok(system, "need.claimed", by)
+    totals, items = await needs_report()
+    assert items[rid]["possible_duplicate_of"] == fid and totals["possible_duplicates"] == 1
+    await ok(system, "need.linked", {"need_id": rid, "original_id": fid,
+                                     "organization_id": org["id"]})
+    await ok(system, "need.resolved", by)
+    await ok(system, "need.closed", {"need_id": fid, "outcome": "confirmed"})
+    await ok(system, "need.feedback", answer)
+    await ok(system, "need.reopened", {"need_id": fid, "reason": "群众不满意"})
+    last = await ok(system, "need.claimed", by)
+    totals, items = await needs_report()
+    assert (items[rid]["state"], items[rid]["linked_to"], items[rid]["possible_duplicate_of"]) \
+        == ("closed", fid, None)
+    assert (items[fid]["satisfaction"], items[fid]["reopened_after_unsatisfied"]) == (
+        "unsatisfied", 1)
+    # One need counted (the repeat in none): claimed on time, settled once and not solved
+    # now, answered not satisfied.
+    assert (totals["possible_duplicates"], totals["closed_duplicate"], totals["response_rate"],
+            totals["settled"], totals["resolution_rate"], totals["satisfaction_rate"],
+            totals["reopened_after_unsatisfied"]) == (0, 1, 1.0, 1, 0.0, 0.0, 1)
+    assert "不可外传" not in str(items)
+
+
 @pytest.mark.parametrize("number", [
     "138 0533 1234",
     "138-0533-1234",

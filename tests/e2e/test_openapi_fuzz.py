@@ -46,7 +46,7 @@ def system(backend, nats_url, tmp_path_factory):
         yield s
 
 SEED = 20131013
-MAX_EXAMPLES = 30     # per operation, in the examples and fuzzing phases (coverage: its own)
+MAX_EXAMPLES = 20     # per operation, in the examples and fuzzing phases (coverage: its own)
 # A guard against a runaway run, not a speed target: about 3x what a service takes on a quiet
 # machine (under pytest's 300 s); the run is stopped, and the test fails, past it.
 DEADLINE = 270

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import socket
 import uuid
 from collections import Counter
@@ -172,6 +173,15 @@ async def test_each_kind_once_and_a_replay_or_restart_sends_nothing_again(nc, na
         assert "“周六轮值服务”" in by[("report_overdue", a)]["message_zh"]
         assert "百官街道龙山社区" in by[("report_overdue", a)]["message_zh"]
         assert "served over 1,000" in by[("milestone", b)]["message_en"]
+        # Deadlines as people write them: 2026年12月7日 18:30, 7 Dec 2026 18:30; no ISO dates.
+        local = due_at.astimezone(TZ)
+        overdue = by[("report_overdue", a)]
+        assert f"截止 {local.year}年{local.month}月{local.day}日 {local:%H:%M}）" in overdue[
+            "message_zh"], overdue
+        assert f"due by {local.day} {local:%b} {local.year} {local:%H:%M}" in overdue[
+            "message_en"], overdue
+        assert not re.search(r"\d{4}-\d{2}-\d{2}", json.dumps(
+            [p["message_zh"] + p["message_en"] for _, _, p in published], ensure_ascii=False))
         assert by[("milestone", b)]["subject"] == {"type": "organization", "id": b}
         assert "v-7" not in json.dumps([p for _, _, p in published], ensure_ascii=False)
 

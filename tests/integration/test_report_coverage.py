@@ -244,3 +244,44 @@ async def test_as_at_dates_come_from_the_clock_not_from_the_newest_data(nc, name
         assert idle["at"] == choices["today"], idle
         days = {r["label"]: r["days_idle"] for r in idle["rows"]}
         assert days["西津渡社区"] == (date.fromisoformat(idle["at"]) - date(2021, 10, 20)).days
+
+
+async def test_a_door_knocked_community_is_not_idle(nc, names, engine):
+    """Campaign visits count as activity: a community the drive visited (and no activity was
+    logged at) is served on the visit's day, with its last visit shown; one visited after
+    `at` or never is idle; the days are counted to `at`, the same day for every row."""
+    models = [labels.MODEL, coverage.MODEL]
+    async with Reporting(nc, names, engine, models=models,
+                         settings=Settings(timezone="Asia/Shanghai")) as rep:
+        b = await zhenjiang(rep)
+        campaign = (await rep.registry("campaign", name="敲门行动", starts_on="2021-08-01",
+                                       region_code="321111"))["id"]
+        await rep.event("campaign.visit_recorded", visit(campaign, b["jinshan"], 50))
+        await rep.event("campaign.visit_recorded", visit(campaign, b["baota"], 20,
+                                                         visited_on="2021-08-03"))
+        await rep.event("campaign.visit_recorded", visit(campaign, b["jiangbin"], 10,
+                                                         visited_on="2021-12-01"))
+        await rep.event("activity.logged", activity(
+            "org-zj", b["baota"], started_at="2021-07-01T09:00:00+08:00",
+            ended_at="2021-07-01T11:00:00+08:00"))
+        await rep.caught_up()
+        async with client_for(rep) as http:
+            res = await http.get("/v1/reports/coverage", params={
+                "at": "2021-08-31", "idle_days": 90, "region": "321111"})
+            short = await http.get("/v1/reports/coverage", params={
+                "at": "2021-08-31", "idle_days": 30, "region": "321111"})
+        assert res.status_code == 200, res.text
+        body = res.json()
+        shown = {r["label"]: (r["last_activity"], r["last_visit"], r["days_idle"])
+                 for r in body["rows"]}
+        # 金山 and 宝塔 were door-knocked within 90 days: not idle, not "never".
+        assert "金山社区" not in shown and "宝塔社区" not in shown, shown
+        assert shown == {"西津渡社区": (None, None, None), "红豆江南府邸小区": (None, None, None),
+                         "江滨社区": (None, None, None)}  # its visit is after `at`
+        assert body["totals"] == {"bases": 5, "active_bases": 2, "idle_bases": 3}
+        rows = {r["label"]: r for r in short.json()["rows"]}
+        assert (rows["金山社区"]["last_visit"], rows["金山社区"]["last_activity"],
+                rows["金山社区"]["days_idle"], rows["金山社区"]["last_served"]) == (
+            "2021-08-01", None, 30, "2021-08-01")
+        # The later of its activity and its visit: 3 Aug, 28 days before `at`.
+        assert "宝塔社区" not in rows

@@ -124,7 +124,11 @@ async def test_needs_counts_medians_followups_and_scope(nc, names, engine):
                                               needs.today(CST, datetime(2013, 10, 31, 12)))
             figures = await needs.unit_figures(conn, Scope(), datetime(2013, 11, 2, tzinfo=CST))
 
-    assert totals == {"total": 6, "open": 1, "claimed": 1, "resolved": 1, "closed": 3,
+    assert {k: v for k, v in totals.items() if k in (*needs.COUNTS[:-len(needs.RATE_COUNTS)],
+                                                     "median_hours_to_claim",
+                                                     "median_hours_to_resolve")} == {
+                      "possible_duplicates": 0, "total": 6, "open": 1, "claimed": 1,
+                      "resolved": 1, "closed": 3,
                       "closed_confirmed": 1, "closed_unresolved": 0, "closed_withdrawn": 1,
                       "closed_duplicate": 1, "followups_overdue": 2,
                       "median_hours_to_claim": 3.0,      # 1, 2, 4, 6: first claims
@@ -150,7 +154,9 @@ async def test_needs_counts_medians_followups_and_scope(nc, names, engine):
     assert period[1]["total"] == 1 and period[0][0]["key"] == ids["b3"]  # 01:00 local, 21 Oct
     assert earlier[1]["followups_overdue"] == 1  # on 31 Oct only n5's (due 25 Oct) is late
     assert figures == {ids["unit"]: {"needs_claimed": 3.0, "needs_resolved": 2.0,
-                                     "followups_overdue": 1.0}}
+                                     "followups_overdue": 1.0, "need_response_rate": 1.0,
+                                     "need_resolution_rate": 1.0,
+                                     "need_satisfaction_rate": 0.0}}
 
 
 async def test_needs_over_http_items_history_and_export(nc, names, engine):
@@ -173,6 +179,12 @@ async def test_needs_over_http_items_history_and_export(nc, names, engine):
                 "category": "tutoring", "at": "2013-10-31T08:00:00"})).json()
             scoped = (await client.get("/v1/reports/needs/items", params={
                 "organization_id": ids["root"], "limit": 100})).json()
+            overdue = (await client.get("/v1/reports/needs/items", params={
+                "followup": "overdue", "at": "2013-11-02T08:00:00"})).json()
+            overdue_early = (await client.get("/v1/reports/needs/items", params={
+                "followup": "overdue", "at": "2013-10-31T08:00:00"})).json()
+            overdue_bad = await client.get("/v1/reports/needs/items",
+                                           params={"followup": "late"})
             sheet = await client.get("/v1/reports/needs", params={
                 "format": "csv", "at": "2013-11-02T08:00:00"})
             items_sheet = await client.get("/v1/reports/needs/items", params={"format": "csv"})
@@ -208,6 +220,12 @@ async def test_needs_over_http_items_history_and_export(nc, names, engine):
                                                "note": "每周回访", "overdue": True}
     assert early["rows"][0]["followup"]["overdue"] is False
     assert {i["need_id"] for i in scoped["rows"]} == {"n1", "n2", "n3", "n6"}
+    # followup=overdue: the follow-ups overdue on that day (as followups_overdue counts
+    # them), the longest overdue first: n5's (due 25 Oct, reopened), then n3's (due 1 Nov).
+    assert [i["need_id"] for i in overdue["rows"]] == ["n5", "n3"] and overdue["total"] == 2
+    assert all(i["followup"]["overdue"] for i in overdue["rows"])
+    assert [i["need_id"] for i in overdue_early["rows"]] == ["n5"]
+    assert overdue_bad.status_code == 422 and "followup" in overdue_bad.text
 
     assert sheet.status_code == 200
     lines = list(csv.reader(io.StringIO(sheet.content.decode("utf-8-sig"))))[1:]

@@ -101,14 +101,16 @@ async def test_projects_fulfilled_corrections_and_retractions(nc, names, engine)
         retracted = await report(rep, ids)
         november = await report(rep, ids, Scope(date_from=date(2013, 11, 1)))
 
-    assert by_project(first.rows) == {"p1": (2, 120), "p2": (1, 50), "p3": (0, 0)}
+    assert by_project(first.rows) == {"p1": (2, 120), "p2": (1, 50), "p3": (0, 0),
+                                      None: (1, 30)}
     assert first.extra["unassigned"] == {"activities": 1, "served": 30, "volunteer_hours": 10.0}
     assert first.totals is not None
     assert {k: first.totals[k] for k in ("activities", "served", "volunteer_hours", "projects",
                                          "projects_fulfilled", "fulfilment_rate")} == {
         "activities": 4, "served": 200, "volunteer_hours": 40.0, "projects": 3,
         "projects_fulfilled": 2, "fulfilment_rate": 0.6667}
-    assert [r["title"] for r in first.rows] == ["四点半课堂", "义诊进社区", "法律咨询进村居"]
+    assert [r["title"] for r in first.rows] == ["四点半课堂", "义诊进社区", "法律咨询进村居",
+                                                "（未归入项目）"]
     assert first.extra["needs_list"] == [{"id": "n1", "title": "课业辅导"},
                                          {"id": "n2", "title": "老人义诊"}]
     assert first.extra["resources"] == [{"id": "r1", "title": "律师志愿者", "status": "open"}]
@@ -116,11 +118,13 @@ async def test_projects_fulfilled_corrections_and_retractions(nc, names, engine)
     assert first.extra["pairing"]["base_label"] == "秋浦社区"
 
     # The correction moves an activity from p1 to p3: both restate, all three are fulfilled.
-    assert by_project(corrected.rows) == {"p1": (1, 100), "p2": (1, 50), "p3": (1, 25)}
+    assert by_project(corrected.rows) == {"p1": (1, 100), "p2": (1, 50), "p3": (1, 25),
+                                          None: (1, 30)}
     assert corrected.totals is not None
     assert (corrected.totals["served"], corrected.totals["fulfilment_rate"]) == (205, 1.0)
     # The retraction removes it for good (a later correction does not bring it back).
-    assert by_project(retracted.rows) == {"p1": (1, 100), "p2": (0, 0), "p3": (1, 25)}
+    assert by_project(retracted.rows) == {"p1": (1, 100), "p2": (0, 0), "p3": (1, 25),
+                                          None: (1, 30)}
     assert retracted.totals is not None
     assert (retracted.totals["activities"], retracted.totals["served"],
             retracted.totals["projects_fulfilled"]) == (3, 155, 2)
@@ -201,6 +205,62 @@ async def test_unknown_project_is_shown_not_counted(nc, names, engine):
         result = await report(rep, ids)
     assert result.rows[-1] == {"project_id": "p9", "title": None, "status": None,
                                "listed": False, "activities": 1, "served": 10,
-                               "volunteer_hours": 10.0}
+                               "volunteer_hours": 10.0, "unassigned": False}
     assert result.totals is not None
     assert (result.totals["projects_fulfilled"], result.totals["fulfilment_rate"]) == (0, 0.0)
+
+
+FIGURES = ("activities", "served", "volunteer_hours")
+
+
+def add_up(rows: list[dict], totals: dict) -> None:
+    """Every total of a table is the sum of its rows."""
+    for figure in FIGURES:
+        assert round(sum(r[figure] for r in rows), 2) == totals[figure], (figure, rows, totals)
+
+
+async def test_every_total_is_the_sum_of_the_rows_shown(nc, names, engine):
+    """A project marked done with no activity, an activity under the pairing without a project
+    (the issue's 95 served, 48 h), one naming an unlisted project: the unassigned row is
+    shown, each table's totals are its rows' sums (one pairing, the list, their CSV), and
+    fulfilment counts what was logged, not the status a project was given."""
+    async with Reporting(nc, names, engine, models=[labels.MODEL, pairings.MODEL]) as rep:
+        ids = await seed(rep)
+        done = await rep.registry(
+            "pairing", name="池州市工商联 ↔ 柳埠村", organization_id=ids["unit"],
+            base_id=ids["b2"], starts_on="2013-01-01",
+            projects=[{"id": "p1", "title": "送福进村", "status": "done"}, "口头约定的项目"])
+        await rep.event("activity.logged", activity(
+            ids["unit"], ids["b2"], pairing_id=done["id"], served=95, volunteers=16,
+            volunteer_hours=48.0))
+        await log(rep, ids, "p1", 100)
+        await log(rep, ids, None, 30)
+        await log(rep, ids, "p9", 7)
+        await rep.caught_up()
+        transport = httpx.ASGITransport(app=app_for(rep))
+        async with httpx.AsyncClient(transport=transport, base_url="http://r") as client:
+            one = (await client.get(f"/v1/reports/pairings/{done['id']}")).json()
+            other = (await client.get(f"/v1/reports/pairings/{ids['pairing']}")).json()
+            every = (await client.get("/v1/reports/pairings")).json()
+            sheet = await client.get(f"/v1/reports/pairings/{done['id']}",
+                                     params={"format": "csv"})
+
+    assert [(r["title"], r["status"], r["activities"], r["unassigned"]) for r in one["rows"]] == [
+        ("送福进村", "done", 0, False), ("口头约定的项目", None, 0, False),
+        ("（未归入项目）", None, 1, True)]
+    add_up(one["rows"], one["totals"])
+    assert (one["totals"]["activities"], one["totals"]["served"],
+            one["totals"]["volunteer_hours"]) == (1, 95, 48.0)
+    assert (one["totals"]["projects_fulfilled"], one["totals"]["fulfilment_rate"]) == (0, 0.0)
+    assert one["unassigned"] == {"activities": 1, "served": 95, "volunteer_hours": 48.0}
+    add_up(other["rows"], other["totals"])
+    assert [r["project_id"] for r in other["rows"]] == ["p1", "p2", "p3", "p9", None]
+    assert (other["totals"]["served"], other["totals"]["projects_fulfilled"]) == (137, 1)
+    add_up(every["rows"], every["totals"])
+    for key in ("projects", "projects_fulfilled"):
+        assert sum(r[key] for r in every["rows"]) == every["totals"][key]
+    assert every["totals"]["served"] == 95 + 137 + 0
+    lines = list(csv.reader(io.StringIO(sheet.content.decode("utf-8-sig"))))[1:]
+    served = lines[0].index("服务群众(人次)")
+    assert [ln[0] for ln in lines[1:]] == ["送福进村", "口头约定的项目", "（未归入项目）", "合计"]
+    assert sum(int(ln[served]) for ln in lines[1:-1]) == int(lines[-1][served]) == 95

@@ -335,3 +335,65 @@ async def test_a_ledger_names_its_period_and_scope_and_shows_codes_dates_and_uni
         assert title[3].startswith("as of event ")
         assert header[:3] == ["Name", "Code", "Activities (times)"]
         assert "summary-organization_2024-Q1.csv" in r.headers["content-disposition"]
+
+
+async def test_a_city_level_base_shows_under_its_city_and_drills(rep):
+    """Zhenjiang's fair at 鉴园广场, a base registered at the city itself: by district it is
+    the city's own row (镇江市（本级）), not "not filled in"; its key drills (the city's bases,
+    then the base); each breakdown's totals are its rows' sums, from the rollups and from the
+    cube's rows (a period cutting a month) alike."""
+    city = await rep.registry("region", id=f"r-{uuid.uuid4().hex[:6]}", name="镇江市",
+                              level="city")
+    district = await rep.registry("region", id=f"r-{uuid.uuid4().hex[:6]}", name="润州区",
+                                  level="district", parent_code=city["id"])
+    org = await rep.registry("organization", name="镇江市级机关工委", kind="party_organization")
+    square = await rep.registry("base", name="鉴园广场", kind="other", region_code=city["id"])
+    community = await rep.registry("base", name="西津渡社区", kind="community",
+                                   region_code=district["id"])
+    await rep.event("activity.logged", activity(
+        org["id"], square["id"], served=9_860, started_at="2021-06-18T08:30:00+08:00",
+        ended_at="2021-06-18T16:30:00+08:00",
+        outputs=[{"indicator": "problems_solved", "quantity": 4}]))
+    await rep.event("activity.logged", activity(
+        org["id"], community["id"], served=60, started_at="2021-06-10T09:00:00+08:00",
+        ended_at="2021-06-10T11:00:00+08:00"))
+    await rep.caught_up()
+    figures = ("activities", "served", "volunteers", "volunteer_hours", "trainees",
+               "donation_value_cny")
+    for period in ({}, {"date_from": datetime(2021, 6, 2).date()}):  # rollups; cube rows
+        async with rep.engine.connect() as conn:
+            top, top_totals = await cube.summary(conn, "region", Scope(**period),
+                                                 region_level="city")
+            rows, totals = await cube.summary(conn, "region", Scope(region=city["id"], **period),
+                                              region_level="district")
+            bases, base_totals = await cube.summary(conn, "base",
+                                                    Scope(region=city["id"], **period))
+            # The city's own row drills to the bases registered at the city itself.
+            own, own_totals = await cube.summary(
+                conn, "base", Scope(region=city["id"], region_exact=True, **period))
+        assert by_key(top, "served") == {city["id"]: 9_920}, period
+        assert by_key(top, "label") == {city["id"]: "镇江市"}
+        assert by_key(rows, "served") == {city["id"]: 9_860, district["id"]: 60}, period
+        assert by_key(rows, "label") == {city["id"]: "镇江市（本级）", district["id"]: "润州区"}
+        assert None not in by_key(rows, "served")
+        assert by_key(rows, "outputs")[city["id"]] == {"problems_solved": 4}
+        assert by_key(own, "served") == {square["id"]: 9_860}, period
+        assert own_totals["served"] == by_key(rows, "served")[city["id"]]
+        for table, sums in ((top, top_totals), (rows, totals), (bases, base_totals),
+                            (own, own_totals)):
+            for figure in figures:
+                assert round(sum(r[figure] for r in table), 2) == sums[figure], (figure, period)
+            assert {k: sum(r["outputs"].get(k, 0) for r in table)
+                    for k in sums["outputs"]} == sums["outputs"]
+        assert by_key(bases, "served") == {square["id"]: 9_860, community["id"]: 60}
+    # Over HTTP, the ledger of the city's own bases says so in its title.
+    transport = httpx.ASGITransport(app=app_for(rep))
+    async with httpx.AsyncClient(transport=transport, base_url="http://r") as client:
+        r = await client.get("/v1/reports/summary", params={
+            "group_by": "base", "region": city["id"], "region_exact": "true", "format": "csv"})
+        plain = (await client.get("/v1/reports/summary", params={
+            "group_by": "base", "region": city["id"]})).json()
+    title, header, *table = list(csv.reader(io.StringIO(r.content.decode("utf-8-sig"))))
+    assert title[2] == "范围：区域 镇江市（本级）"
+    assert [row[0] for row in table] == ["鉴园广场", "合计"]
+    assert len(plain["rows"]) == 2

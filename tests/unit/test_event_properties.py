@@ -220,6 +220,13 @@ def _visit(draw: st.DrawFn, data: dict[str, Any], within_limits: bool) -> dict[s
     return data
 
 
+def _feedback(draw: st.DrawFn, data: dict[str, Any], within_limits: bool) -> dict[str, Any]:
+    """An answer other than satisfied gives its reason."""
+    if data["satisfaction"] != "satisfied" and data.get("reason") is None:
+        data["reason"] = draw(st.sampled_from(["问题依旧", "only half fixed"]))
+    return data
+
+
 # What annotations cannot say: the rules of the models' cross-field validators. Each makes
 # data consistent; `within_limits=False` lets what one field makes of others (a fair's served,
 # its stalls' service types) go past that field's own limits: whether it is accepted or not,
@@ -228,9 +235,10 @@ Consistent = Callable[[st.DrawFn, dict[str, Any], bool], dict[str, Any]]
 CONSISTENT: dict[type[BaseModel], Consistent] = {
     ev.ActivityFigures: _figures,
     ev.CampaignVisitRecorded: _visit,
+    ev.NeedFeedback: _feedback,
 }
 KNOWN_VALIDATORS = {"_no_nul", "_types_of_stalls", "_served_by_stalls", "_ends_after_start",
-                    "_at_least_the_keys"}
+                    "_at_least_the_keys", "_reason_unless_satisfied"}
 
 
 @cache

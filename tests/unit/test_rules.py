@@ -196,6 +196,64 @@ def test_only_a_paired_unit_claims_and_under_a_pairing_only_its_unit():
                             facts), Accept)
 
 
+def test_feedback_answers_a_resolved_or_closed_need_and_leaves_its_state():
+    facts = need_facts()
+    submitted(facts)
+    answer = {"need_id": "N1", "satisfaction": "unsatisfied", "respondent": "resident",
+              "reason": "路灯仍不亮"}
+    field, message, wait = refused(judge("need.feedback", answer, facts))
+    assert (field, "only a resolved or closed need can be answered" in message, wait) == (
+        "data.need_id", True, True)
+    judge("need.claimed", {"need_id": "N1", "organization_id": "org-1"}, facts)
+    judge("need.resolved", {"need_id": "N1", "organization_id": "org-1"}, facts)
+    assert isinstance(judge("need.feedback", answer, facts), Accept)
+    assert facts.need("N1").state == "resolved"
+    judge("need.closed", {"need_id": "N1", "outcome": "confirmed"}, facts)
+    assert isinstance(judge("need.feedback", {**answer, "satisfaction": "partly"}, facts),
+                      Accept)
+    assert isinstance(judge("need.reopened", {"need_id": "N1", "reason": "群众不满意"}, facts),
+                      Accept)
+    assert facts.need("N1").state == "open"
+
+
+def test_feedback_not_satisfied_needs_a_reason():
+    from shared.errors import Rejected
+    bare = {"need_id": "N1", "satisfaction": "partly", "respondent": "community"}
+    with pytest.raises(Rejected) as caught:
+        parse_offer(envelope(bare, "need.feedback"))
+    assert [(e.field, e.message) for e in caught.value.errors] == [("data.reason", "required")]
+    assert parse_offer(envelope({**bare, "satisfaction": "satisfied"}, "need.feedback"))
+
+
+def test_a_repeat_is_linked_to_an_open_need_at_its_base_by_who_may_handle_it():
+    facts = need_facts()
+    submitted(facts, "N1")
+    link = {"need_id": "N2", "original_id": "N1", "organization_id": "org-1"}
+    assert refused(judge("need.linked", link, facts))[::2] == ("data.need_id", True)
+    submitted(facts, "N2")
+    assert refused(judge("need.linked", {**link, "original_id": "N9"}, facts)) == (
+        "data.original_id", "need N9 has not been submitted", True)
+    assert refused(judge("need.linked", {**link, "original_id": "N2"}, facts))[0] == (
+        "data.original_id")
+    assert "neither claimed" in refused(judge("need.linked", {**link, "organization_id":
+                                                              "org-2"}, facts))[1]
+    judge("need.submitted", {"need_id": "N3", "base_id": "base-2", "title": "路灯不亮",
+                             "category": "repair", "channel": "hotline"}, facts)
+    assert "is at base base-1, not at base-2" in refused(judge("need.linked", {
+        "need_id": "N3", "original_id": "N1", "organization_id": "org-1"}, facts))[1]
+    assert isinstance(judge("need.linked", link, facts), Accept)
+    assert facts.need("N2").state == "closed"
+    assert "only an open or claimed need" in refused(judge("need.linked", link, facts))[1]
+    # Nothing links to a closed need; the original's claimer may link a repeat it holds not.
+    submitted(facts, "N4")
+    assert "is closed" in refused(judge("need.linked", {
+        "need_id": "N4", "original_id": "N2", "organization_id": "org-1"}, facts))[1]
+    judge("need.claimed", {"need_id": "N1", "organization_id": "org-1"}, facts)
+    judge("need.claimed", {"need_id": "N4", "organization_id": "org-1"}, facts)
+    assert isinstance(judge("need.linked", {"need_id": "N4", "original_id": "N1",
+                                            "organization_id": "org-1"}, facts), Accept)
+
+
 # -- reports ------------------------------------------------------------------------------
 
 def test_a_report_cites_uploaded_photos_and_the_deadline_fires_once():

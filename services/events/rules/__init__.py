@@ -26,6 +26,8 @@ RULES: dict[str, Rule] = {
     "need.resolved": needs.resolved,
     "need.closed": needs.closed,
     "need.reopened": needs.reopened,
+    "need.feedback": needs.feedback,
+    "need.linked": needs.linked,
     "report.submitted": reports.submitted,
     "report.overdue": reports.overdue,
     "campaign.visit_recorded": campaigns.visit_recorded,

@@ -1,7 +1,9 @@
 """The need life cycle (按需点单): open → claimed → resolved → closed; claimed → open by
-returned (退单); resolved or closed → open by reopened. Anything else is refused, naming the
-need's state. A missing earlier step may still be on its way from another system: those
-refusals wait (on the bus, the offer is retried for a while)."""
+returned (退单); resolved or closed → open by reopened; open or claimed → closed by linked (a
+repeat of another need not closed, at the same base). A resolved or closed need may be answered
+(feedback: satisfied, partly, unsatisfied) any number of times, its state unchanged. Anything
+else is refused, naming the need's state. A missing earlier step may still be on its way from
+another system: those refusals wait (on the bus, the offer is retried for a while)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,9 @@ from shared.envelope import Envelope
 from shared.events import (
     NeedClaimed,
     NeedClosed,
+    NeedFeedback,
     NeedFollowupAssigned,
+    NeedLinked,
     NeedReopened,
     NeedResolved,
     NeedReturned,
@@ -48,12 +52,16 @@ def claimed(d: NeedClaimed, env: Envelope, facts: Facts) -> Verdict:
             return refuse("data.organization_id", (
                 f"need {d.need_id} is under pairing {need.pairing_id}; only its unit "
                 f"{pairing.get('organization_id')} can claim it"))
-    elif not any(p.get("organization_id") == d.organization_id
-                 for p in facts.pairings_by_base.get(need.base_id, [])):
+    elif not _paired(need, d.organization_id, facts):
         return refuse("data.organization_id", (
             f"unit {d.organization_id} is not paired with base {need.base_id}; only a paired "
             "unit can claim its needs"))
     return accept(replace(need, state="claimed", claimed_by=d.organization_id))
+
+
+def _paired(need: Need, organization_id: str, facts: Facts) -> bool:
+    return any(p.get("organization_id") == organization_id
+               for p in facts.pairings_by_base.get(need.base_id, []))
 
 
 def returned(d: NeedReturned, env: Envelope, facts: Facts) -> Verdict:
@@ -109,6 +117,49 @@ def reopened(d: NeedReopened, env: Envelope, facts: Facts) -> Verdict:
         return refuse(FIELD, f"need {d.need_id} is {need.state}; only a resolved or closed "
                              "need can be reopened")
     return accept(replace(need, state="open", claimed_by=None))
+
+
+def feedback(d: NeedFeedback, env: Envelope, facts: Facts) -> Verdict:
+    need = facts.need(d.need_id)
+    if need is None:
+        return _not_submitted(d.need_id)
+    if need.state not in ("resolved", "closed"):
+        # A resolution may be on its way from the claimer's system: wait for it.
+        return refuse(FIELD, f"need {d.need_id} is {need.state}; only a resolved or closed "
+                             "need can be answered", wait=True)
+    return accept()
+
+
+def linked(d: NeedLinked, env: Envelope, facts: Facts) -> Verdict:
+    """A repeat is closed, linked to its original: the unit linking them is the repeat's
+    claimer, the original's, or (the repeat unclaimed) one that may claim it."""
+    need, original = facts.need(d.need_id), facts.need(d.original_id)
+    if need is None:
+        return _not_submitted(d.need_id)
+    if original is None:
+        return refuse("data.original_id", f"need {d.original_id} has not been submitted",
+                      wait=True)
+    if d.original_id == d.need_id:
+        return refuse("data.original_id", f"need {d.need_id} cannot repeat itself",
+                      invalid=True)
+    if need.state not in ("open", "claimed"):
+        return refuse(FIELD, f"need {d.need_id} is {need.state}; only an open or claimed need "
+                             "can be linked to another")
+    if original.state == "closed":
+        return refuse("data.original_id", f"need {d.original_id} is closed; a need can be "
+                                          "linked only to one not closed")
+    if original.base_id != need.base_id:
+        return refuse("data.original_id", f"need {d.original_id} is at base "
+                                          f"{original.base_id}, not at {need.base_id}")
+    org = d.organization_id
+    pairing = facts.record("pairing", need.pairing_id)
+    may_claim = need.state == "open" and (
+        pairing.get("organization_id") == org if pairing is not None
+        else _paired(need, org, facts))
+    if org not in (need.claimed_by, original.claimed_by) and not may_claim:
+        return refuse("data.organization_id", f"unit {org} neither claimed need {d.need_id} "
+                                              f"or {d.original_id} nor may claim it")
+    return accept(replace(need, state="closed"))
 
 
 def _not_submitted(need_id: str) -> Refuse:

@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse
 from pydantic import Field
 from sqlalchemy import func, select
 
-from services.reporting.models.activities import shares
+from services.reporting.models.activities import indicator_column, shares
 from services.reporting.models.labels import registry_entities as reg
 from services.reporting.scope import Scope, within_reach
 from shared.auth import principal
@@ -81,9 +81,14 @@ class DashboardChoices(Answer):
     pairings: list[PairingChoice]
     taxonomy: dict[str, dict[str, tuple[str, str]]] = Field(
         description="{kind: {code: [label_zh, label_en]}} for theme, service_type, indicator")
+    indicator_headers: dict[str, tuple[str, str]] = Field(
+        description="{code: [zh, en]}: a shipped output indicator's name with its unit, as "
+                    "the ledgers head its column: 投入资金(万元), Funds invested (10k CNY)")
     years: list[int] = Field(description="years with activities, newest first")
     last_day: Day | None = Field(description="the last day with an activity, up to today")
     today: DateText = Field(description="today in the programme's time zone")
+    timezone: str = Field(description="the programme's time zone (TONGXIN_TIMEZONE): the "
+                                      "dashboard writes times in it")
     forms_url: str = Field(description="the events service's forms page")
 
 
@@ -133,9 +138,12 @@ async def choices(request: Request) -> dict[str, Any]:
         "pairings": [{"id": p.id, "name": p.name, "organization_id": p.organization_id,
                       "base_id": p.base_id} for p in pairings],
         "taxonomy": _taxonomy(added),
+        "indicator_headers": {code: (col.zh, col.en) for code in INDICATORS
+                              for col in [indicator_column(code)]},
         "years": [int(y.year) for y in years],
         "last_day": max((y.last for y in years), default=None),
         "today": today.isoformat(),
+        "timezone": settings.timezone,
         "forms_url": f"{request.url.scheme}://{host}:{settings.events_port}/forms/",
     }
 

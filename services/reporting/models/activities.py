@@ -67,6 +67,7 @@ from services.reporting.scope import Scope, scope_query
 from services.reporting.store import metadata
 from shared.events import ActivityFigures
 from shared.projection import upsert
+from shared.replica import record_json
 from shared.responses import Answer, DateText, Number
 from shared.taxonomy import INDICATORS
 
@@ -354,7 +355,9 @@ class _Query:
                 up = region_ancestors.alias("up")
                 self.source = self.source.outerjoin(up, and_(
                     up.c.code == base.c.region_code, up.c.ancestor_level == region_level))
-                key = up.c.ancestor
+                # A base registered above the level (a city-level fair, by district) counts
+                # under its own region, not under "not filled in".
+                key = func.coalesce(up.c.ancestor, base.c.region_code)
         elif group_by == "service_type":
             st = share_types
             self.source = s.join(st, and_(st.c.activity_id == s.c.activity_id,
@@ -421,7 +424,8 @@ async def summary_raw(conn: AsyncConnection, group_by: GroupBy, scope: Scope,
                          await conn.execute(total.group_by(o.c.indicator)
                                             .order_by(o.c.indicator))}
 
-    labels = await label_map(conn, group_by, [r.key for r in rows])
+    labels = await region_labels(conn, [r.key for r in rows], region_level) if (
+        group_by == "region") else await label_map(conn, group_by, [r.key for r in rows])
     codes = await code_map(conn, group_by, [r.key for r in rows])
     return [{"key": r.key, "label": labels.get(r.key, r.key), "code": codes.get(r.key, ""),
              **_json(r),
@@ -503,7 +507,8 @@ async def _regions(conn: AsyncConnection, level: str | None) -> dict[str, str | 
         return bases
     ancestors = dict((await conn.execute(select(up.c.code, up.c.ancestor)
                                          .where(up.c.ancestor_level == level))).tuples().all())
-    return {b: ancestors.get(code) for b, code in bases.items()}
+    # A base registered above the level counts under its own region (as in `_Query`).
+    return {b: ancestors.get(code, code) for b, code in bases.items()}
 
 
 async def _overlaps(conn: AsyncConnection, group_by: GroupBy, scope: Scope,
@@ -590,7 +595,8 @@ async def summary(conn: AsyncConnection, group_by: GroupBy, scope: Scope,
     totals = {**_from_ints(total), "unique_volunteers": len(everyone),
               "outputs": {k: _number(Decimal(int(v)) / 1000) for k, v in total_outputs.items()}}
     keys = sorted(groups, key=lambda k: (k is None, k or ""))
-    labels = await label_map(conn, group_by, keys)
+    labels = await region_labels(conn, keys, region_level) if group_by == "region" else (
+        await label_map(conn, group_by, keys))
     codes = await code_map(conn, group_by, keys)
     return [{"key": k, "label": labels.get(k, k), "code": codes.get(k, ""),
              **_from_ints(groups[k]),
@@ -598,6 +604,23 @@ async def summary(conn: AsyncConnection, group_by: GroupBy, scope: Scope,
              "outputs": {i: _number(Decimal(q) / 1000)
                          for i, q in sorted(per_key.get(k, {}).items())}}
             for k in keys], totals
+
+
+OWN_LEVEL = "（本级）"
+
+
+async def region_labels(conn: AsyncConnection, keys: list, level: str | None) -> dict:
+    """Labels of a breakdown's regions: their names; by `level`, a region above that level (its
+    row holds the bases registered at the region itself) is marked 镇江市（本级）."""
+    labels = await label_map(conn, "region", keys)
+    if not level:
+        return labels
+    reg = registry_entities
+    for code, record in await conn.execute(select(reg.c.id, reg.c.record).where(
+            reg.c.kind == "region", reg.c.id.in_([k for k in keys if k]))):
+        if record_json(record).get("level") != level and code in labels:
+            labels[code] = f"{labels[code]}{OWN_LEVEL}"
+    return labels
 
 
 def _from_ints(values: list[int]) -> dict:

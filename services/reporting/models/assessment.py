@@ -14,7 +14,9 @@ rounded to 2 places, and a unit's score is the sum of its components' points, so
 Figures come from the other read models' public functions, over the year (1 Jan – 31 Dec, local)
 within the request's scope: the activity cube (activities, served, hours, distinct volunteers,
 trainees, donations, `outputs.<indicator>`), timeliness (on_time_rate, 0 when nothing was due;
-missed rota entries) and needs (resolved, claimed). A figure a unit has none of is 0.
+missed rota entries) and needs (resolved, claimed, and the 12345 rates of the needs a unit holds:
+need_response_rate, need_resolution_rate, need_satisfaction_rate, 0-1, 0 when nothing was due).
+A figure a unit has none of is 0.
 
 Units ranked: every unit with any figure in the year (a unit that did nothing, owed nothing and
 claimed nothing has nothing to be assessed on). Ties: by name, then id. Individuals: volunteers
@@ -93,6 +95,9 @@ FIGURES: dict[str, tuple[str, str]] = {
     "on_time_rate": ("按时报送率", "On-time report rate"),
     "needs_resolved": ("办结需求", "Needs resolved"),
     "needs_claimed": ("认领需求", "Needs claimed"),
+    "need_response_rate": ("需求按时响应率", "Need response rate"),
+    "need_resolution_rate": ("需求实际解决率", "Need resolution rate"),
+    "need_satisfaction_rate": ("需求满意率", "Need satisfaction rate"),
     "missed": ("未开展轮值(次)", "Rota entries missed"),
 }
 _OUTPUT = re.compile(r"outputs\.[a-z][a-z0-9_]{0,39}")
@@ -111,7 +116,8 @@ class Component(BaseModel):
 
     figure: str = Field(description="activities, served, volunteer_hours, unique_volunteers, "
                         "trainees, donation_value_cny, outputs.<indicator>, on_time_rate, "
-                        "needs_resolved, needs_claimed, missed")
+                        "needs_resolved, needs_claimed, need_response_rate, "
+                        "need_resolution_rate, need_satisfaction_rate, missed")
     weight: float = Field(ge=0, le=1_000_000, allow_inf_nan=False)
     target: float = Field(gt=0, le=1e12, allow_inf_nan=False,
                           description="the value earning the full weight (with invert: the "
@@ -239,11 +245,12 @@ def year_scope(scope: Scope, year: int) -> Scope:
     return scope.within(Scope(date_from=date(year, 1, 1), date_to=date(year, 12, 31)))
 
 
-async def unit_ranking(conn: AsyncConnection, scope: Scope, rules: Rules) -> list[dict]:
+async def unit_ranking(conn: AsyncConnection, scope: Scope, rules: Rules,
+                       response_hours: float = needs.RESPONSE_HOURS) -> list[dict]:
     figures: dict[str, dict[str, float]] = {}
     for source in (activities.unit_figures(conn, scope),
                    timeliness.unit_figures(conn, scope),
-                   needs.unit_figures(conn, scope)):
+                   needs.unit_figures(conn, scope, response_hours=response_hours)):
         for unit, values in (await source).items():
             figures.setdefault(unit, {}).update(values)
     labels = await label_map(conn, "organization", list(figures))
@@ -298,9 +305,10 @@ INDIVIDUAL_COLUMNS = [
 
 
 async def assessment_report(conn: AsyncConnection, scope: Scope, year: int,
-                            version: Version) -> Report:
+                            version: Version,
+                            response_hours: float = needs.RESPONSE_HOURS) -> Report:
     within = year_scope(scope, year)
-    units = await unit_ranking(conn, within, version.rules)
+    units = await unit_ranking(conn, within, version.rules, response_hours)
     people = await individual_ranking(conn, within)
     return Report(
         f"{year}年度考核（先进集体）", f"{year} assessment: units", _unit_columns(version.rules),
@@ -407,7 +415,9 @@ async def get_assessment(
         version = await find_version(conn, rules_version)
     if version is None:
         return _not_found("rules_version", f"no assessment rules version {rules_version}")
-    return await answer(request, lambda conn: assessment_report(conn, scope, year, version),
+    hours = request.app.state.settings.need_response_hours
+    return await answer(request, lambda conn: assessment_report(conn, scope, year, version,
+                                                                hours),
                         models=READS, min_seq=min_seq, format=format, headers=headers,
                         filename="assessment",
                         scope=replace(scope, date_from=date(year, 1, 1),

@@ -2,10 +2,12 @@
 door-knocking campaign (敲门行动, "不漏一户、不漏一人") has reached into each base's households.
 
 Idle bases. A base counts as served on a local day when an activity logged there started that
-day. The newest correction moves the activity (base and day); a retraction removes it for good.
-Which unit served does not matter: a base is idle or not for everyone. "The last N days" are
-the N days ending with `at` (today by default), so a base is idle when its last activity is N
-or more days before `at`, or it never had one. Activities after `at` are not counted.
+day, or a campaign visit (敲门行动) was recorded there for that day: a door-knocked community
+is not idle. The newest correction moves the activity (base and day); a retraction removes it
+for good. Which unit served does not matter: a base is idle or not for everyone. "The last N
+days" are the N days ending with `at` (the programme's today by the clock, or the day asked),
+so a base is idle when the later of its last activity and last visit is N or more days before
+`at`, or it never had either. Activities and visits after `at` are not counted.
 
 Campaign coverage. `visited` at a base counts households, never visits:
 - each household key counts once per campaign and base, however often it was visited;
@@ -161,32 +163,40 @@ IDLE_COLUMNS = [
     Col("label", "服务基地", "Base"), Col("base_id", "编码", "Key"),
     Col("region_code", "区域", "Region"),
     Col("last_activity", "最近活动日期", "Last activity"),
+    Col("last_visit", "最近走访日期", "Last campaign visit"),
     Col("days_idle", "未开展活动天数", "Days idle"),
 ]
 
 
 async def idle_bases(conn: AsyncConnection, scope: Scope, idle_days: int,
                      at: date) -> tuple[list[dict], dict]:
-    """The active bases in scope with no activity in the N days ending with `at`, most idle
-    first (never served before all), and the counts."""
-    a = base_days
+    """The active bases in scope with no activity and no campaign visit in the N days ending
+    with `at`, most idle first (never served before all), and the counts."""
+    a, v = base_days, visits
     last = (select(a.c.base_id, func.max(a.c.day).label("last"))
             .where(a.c.retracted == false(), a.c.day <= at,
                    *scope.where(base=a.c.base_id, day=a.c.day))
             .group_by(a.c.base_id).subquery())
+    visited = (select(v.c.base_id, func.max(v.c.visited_on).label("last"))
+               .where(v.c.visited_on <= at, *scope.where(base=v.c.base_id, day=v.c.visited_on))
+               .group_by(v.c.base_id).subquery())
     result = await conn.execute(
-        select(reg.c.id, reg.c.name, reg.c.region_code, last.c.last)
-        .select_from(reg.outerjoin(last, last.c.base_id == reg.c.id))
+        select(reg.c.id, reg.c.name, reg.c.region_code, last.c.last, visited.c.last)
+        .select_from(reg.outerjoin(last, last.c.base_id == reg.c.id)
+                     .outerjoin(visited, visited.c.base_id == reg.c.id))
         .where(reg.c.kind == "base", reg.c.active.is_(True), *scope.where(base=reg.c.id)))
     bases = result.all()
     idle = []
-    for base_id, name, region_code, last_day in bases:
-        days = (at - last_day).days if last_day is not None else None
+    for base_id, name, region_code, last_day, last_visit in bases:
+        served = max(filter(None, (last_day, last_visit)), default=None)
+        days = (at - served).days if served is not None else None
         if days is None or days >= idle_days:
             idle.append({"base_id": base_id, "label": name or base_id,
                          "region_code": region_code,
                          "last_activity": last_day.isoformat() if last_day else None,
-                         "days_idle": days})
+                         "days_idle": days,
+                         "last_visit": last_visit.isoformat() if last_visit else None,
+                         "last_served": served.isoformat() if served else None})
     idle.sort(key=lambda r: (r["days_idle"] is not None, -(r["days_idle"] or 0), r["label"],
                              r["base_id"]))
     counts = {"bases": len(bases), "active_bases": len(bases) - len(idle),
@@ -309,13 +319,21 @@ class IdleBase(Answer):
     base_id: str
     label: str | None
     region_code: str | None
-    last_activity: DateText | None = Field(description="null: never served")
-    days_idle: int | None = Field(description="null: never served")
+    last_activity: DateText | None = Field(description=(
+        "the last activity logged at the base up to `at` (null: none)"))
+    days_idle: int | None = Field(description=(
+        "days from the later of last_activity and last_visit to `at`; null: never served"))
+    last_visit: DateText | None = Field(None, description=(
+        "the last campaign visit (敲门行动) recorded at the base up to `at`: a visit counts "
+        "as activity"))
+    last_served: DateText | None = Field(None, description=(
+        "the later of last_activity and last_visit"))
 
 
 class IdleCounts(Answer):
     bases: int = Field(description="active bases in scope")
-    active_bases: int = Field(description="those with an activity in the last idle_days")
+    active_bases: int = Field(description=(
+        "those with an activity or a campaign visit in the last idle_days"))
     idle_bases: int
 
 

@@ -7,15 +7,33 @@ claim (time to claim counts from submission to the first claim, even if it was r
 `resolved_at` and `closed_at` are the current ones, cleared when it is reopened.
 
 A need's `description` is residents' free text: it is never stored here, nor reported.
+
+The 12345 rates (三率), over the needs submitted in the scope's period, a need withdrawn or
+closed as a duplicate (a repeat linked to its original) counting in none of them:
+- response (按时响应率): claimed within `need_response_hours` of submission (the first claim),
+  ÷ needs claimed, plus those never claimed whose time has passed (`at`); a need still within
+  its time and unclaimed is not yet due.
+- resolution (实际解决率): needs resolved now (resolved, or closed as confirmed) whose latest
+  answer is not "unsatisfied", ÷ needs ever resolved or closed. Closing is not solving: a need
+  closed as unresolved, or reopened (it stays in the divisor), or answered "unsatisfied" is not
+  resolved until it is resolved again and not answered "unsatisfied" last.
+- satisfaction (满意率): needs whose latest answer (`need.feedback`) is "satisfied" ÷ needs
+  answered; "partly" is shown on its own and is not satisfied. An answer stands through a
+  reopening until a newer one replaces it; needs reopened after an "unsatisfied" answer are
+  counted (`reopened_after_unsatisfied`). The answer's reason is free text: never stored here.
+
+A need submitted at the same base, of the same category, within `need_duplicate_hours` of one
+still open or claimed there is flagged `possible_duplicate_of` the earliest such need (decided
+when it is applied, in stream order, so a replay decides the same); the flag shows while the
+need is open or claimed. `need.linked` closes it as a duplicate, `linked_to` its original.
 """
 
 from __future__ import annotations
 
-import statistics
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -28,6 +46,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     Float,
+    Integer,
     Select,
     String,
     Table,
@@ -35,6 +54,7 @@ from sqlalchemy import (
     and_,
     case,
     func,
+    literal_column,
     or_,
     select,
 )
@@ -57,15 +77,19 @@ from shared.dates import Instant
 from shared.http import Offset
 from shared.projection import upsert
 from shared.responses import Answer, DateText, DateTimeText
+from shared.settings import Settings
 from shared.taxonomy import SERVICE_TYPES
 
 NAME = "reporting-needs"
 
-GroupBy = Literal["base", "organization", "pairing", "category"]
+GroupBy = Literal["base", "organization", "pairing", "category", "month"]
 State = Literal["open", "claimed", "resolved", "closed"]
 STATES = ("open", "claimed", "resolved", "closed")
 OUTCOMES = ("confirmed", "unresolved", "withdrawn", "duplicate")
 LIVE = ("open", "claimed")  # a follow-up still owed
+# TONGXIN_NEED_RESPONSE_HOURS's default, for callers without the settings at hand.
+RESPONSE_HOURS: float = Settings.model_fields["need_response_hours"].default
+ANSWERS = ("satisfied", "partly", "unsatisfied")
 
 needs = Table(
     "need_items", metadata,
@@ -90,6 +114,15 @@ needs = Table(
     Column("followup_assignee_id", String(64), nullable=True),
     Column("followup_due_on", Date, nullable=True),
     Column("followup_note", Text, nullable=True),
+    # The 12345 rates (0014_need_rates)
+    Column("month", String(7), nullable=True, index=True),  # of `day`: group_by=month
+    Column("settled_at", DateTime(timezone=True), nullable=True),  # first resolved or closed
+    Column("satisfaction", String(12), nullable=True),  # the latest answer
+    Column("respondent", String(10), nullable=True),
+    Column("answered_at", DateTime(timezone=True), nullable=True),
+    Column("reopened_unsatisfied", Integer, nullable=False, default=0),
+    Column("duplicate_of", String(64), nullable=True),  # flagged when applied
+    Column("linked_to", String(64), nullable=True),
 )
 
 history = Table(
@@ -104,6 +137,8 @@ history = Table(
     Column("outcome", String(12), nullable=True),
     Column("assignee_id", String(64), nullable=True),
     Column("due_on", Date, nullable=True),
+    Column("satisfaction", String(12), nullable=True),  # need.feedback (its reason is not kept)
+    Column("original_id", String(64), nullable=True),   # need.linked
 )
 
 
@@ -126,7 +161,10 @@ def _submitted(event: Event, batch: Batch) -> dict[str, Any]:
             "claimer_id": None, "submitted_at": utc(at), "day": batch.local_day(at),
             "claimed_at": None, "resolved_at": None, "closed_at": None,
             "hours_to_claim": None, "hours_to_resolve": None, "followup_assignee_id": None,
-            "followup_due_on": None, "followup_note": None}
+            "followup_due_on": None, "followup_note": None,
+            "month": f"{batch.local_day(at):%Y-%m}", "settled_at": None, "satisfaction": None,
+            "respondent": None, "answered_at": None, "reopened_unsatisfied": 0,
+            "duplicate_of": None, "linked_to": None}
 
 
 def _follow(row: dict[str, Any], event: Event) -> None:
@@ -144,11 +182,47 @@ def _follow(row: dict[str, Any], event: Event) -> None:
     elif kind == "need.resolved":
         row.update(state="resolved", resolved_at=at,
                    hours_to_resolve=_hours(row["submitted_at"], at))
+        row["settled_at"] = row["settled_at"] or at
     elif kind == "need.closed":
         row.update(state="closed", outcome=d.outcome, closed_at=at)
+        row["settled_at"] = row["settled_at"] or at
     elif kind == "need.reopened":
+        if row["satisfaction"] == "unsatisfied":
+            row["reopened_unsatisfied"] = (row["reopened_unsatisfied"] or 0) + 1
         row.update(state="open", claimer_id=None, outcome=None, resolved_at=None,
-                   hours_to_resolve=None, closed_at=None)
+                   hours_to_resolve=None, closed_at=None, linked_to=None)
+    elif kind == "need.feedback":
+        row.update(satisfaction=d.satisfaction, respondent=d.respondent, answered_at=at)
+    elif kind == "need.linked":
+        row.update(state="closed", outcome="duplicate", closed_at=at, linked_to=d.original_id)
+
+
+def _possible_original(new: dict[str, Any], pool: list[dict[str, Any]],
+                       window: timedelta) -> str | None:
+    """The earliest need still open or claimed at the new one's base, of its category,
+    submitted within the window of it: the need it may repeat."""
+    if window <= timedelta(0):
+        return None
+    at = new["submitted_at"]
+    found = sorted((utc(r["submitted_at"]), r["need_id"]) for r in pool
+                   if r["need_id"] != new["need_id"] and r["state"] in LIVE
+                   and r["base_id"] == new["base_id"] and r["category"] == new["category"]
+                   and abs(utc(r["submitted_at"]) - at) <= window)
+    return found[0][1] if found else None
+
+
+async def _live_near(conn: AsyncConnection, submitted: list[Event],
+                     window: timedelta) -> dict[str, dict[str, Any]]:
+    """The needs open or claimed that a batch's new needs may repeat (as stored before it)."""
+    if not submitted or window <= timedelta(0):
+        return {}
+    t, times = needs, [utc(e.envelope.occurred_at) for e in submitted]
+    found = await conn.execute(
+        select(t.c.need_id, t.c.base_id, t.c.category, t.c.state, t.c.submitted_at).where(
+            t.c.state.in_(LIVE), t.c.base_id.in_({e.data.base_id for e in submitted}),
+            t.c.category.in_({e.data.category for e in submitted}),
+            t.c.submitted_at >= min(times) - window, t.c.submitted_at <= max(times) + window))
+    return {r["need_id"]: dict(r) for r in found.mappings()}
 
 
 def _history_row(event: Event) -> dict[str, Any]:
@@ -156,9 +230,12 @@ def _history_row(event: Event) -> dict[str, Any]:
     return {"need_id": d.need_id, "seq": event.seq, "type": event.type,
             "at": utc(event.envelope.occurred_at),
             "organization_id": getattr(d, "organization_id", None),
-            "reason": getattr(d, "reason", None), "note": getattr(d, "note", None),
+            "reason": None if event.type == "need.feedback" else getattr(d, "reason", None),
+            "note": getattr(d, "note", None),
             "outcome": getattr(d, "outcome", None), "assignee_id": getattr(d, "assignee_id", None),
-            "due_on": getattr(d, "due_on", None)}
+            "due_on": getattr(d, "due_on", None),
+            "satisfaction": getattr(d, "satisfaction", None),
+            "original_id": getattr(d, "original_id", None)}
 
 
 async def on_need(batch: Batch) -> None:
@@ -169,6 +246,9 @@ async def on_need(batch: Batch) -> None:
     rows: dict[str, dict[str, Any]] = {
         r["need_id"]: dict(r) for r in (await conn.execute(
             select(needs).where(needs.c.need_id.in_(ids)))).mappings()}
+    window = timedelta(hours=batch.settings.need_duplicate_hours)
+    near = await _live_near(conn, [e for e in batch.events if e.type == "need.submitted"],
+                            window)
     changed: dict[str, dict[str, Any]] = {}
     events = []
     for event in batch.events:
@@ -180,6 +260,8 @@ async def on_need(batch: Batch) -> None:
             if row is not None:
                 raise ValueError(f"need {need_id} was already submitted (seq {row['seq']})")
             row = rows[need_id] = _submitted(event, batch)
+            pool = [*rows.values(), *(r for k, r in near.items() if k not in rows)]
+            row["duplicate_of"] = _possible_original(row, pool, window)
         elif row is None:
             raise ValueError(f"need {need_id} has not been submitted")
         else:
@@ -224,81 +306,158 @@ def _overdue(on: date) -> ColumnElement[bool]:
     return and_(needs.c.state.in_(LIVE), needs.c.followup_due_on < on)
 
 
-def _counts(on: date) -> list:
+def _count(cond: ColumnElement[bool], label: str):
+    return func.coalesce(func.sum(case((cond, 1), else_=0)), 0).label(label)
+
+
+def _counts(on: date, rates: Rates) -> list:
     t = needs
-
-    def count(cond: ColumnElement[bool], label: str):
-        return func.coalesce(func.sum(case((cond, 1), else_=0)), 0).label(label)
-
     return [func.count().label("total"),
-            *(count(t.c.state == s, s) for s in STATES),
-            *(count(and_(t.c.state == "closed", t.c.outcome == o), f"closed_{o}")
+            *(_count(t.c.state == s, s) for s in STATES),
+            *(_count(and_(t.c.state == "closed", t.c.outcome == o), f"closed_{o}")
               for o in OUTCOMES),
-            count(_overdue(on), "followups_overdue")]
+            _count(_overdue(on), "followups_overdue"),
+            _count(and_(t.c.duplicate_of.is_not(None), t.c.state.in_(LIVE)),
+                   "possible_duplicates"),
+            *(_count(cond, name) for name, cond in rates.conditions().items())]
 
 
-COUNTS = ("total", *STATES, *(f"closed_{o}" for o in OUTCOMES), "followups_overdue")
+class Rates:
+    """The conditions of the 12345 rates (the module's doc says what each counts): a need
+    claimed within `response_hours` was answered on time; one never claimed is due once that
+    time has passed at `at`."""
+
+    def __init__(self, response_hours: float = RESPONSE_HOURS, at: datetime | None = None):
+        self.response_hours = response_hours
+        self.cutoff = utc(at or datetime.now(UTC)) - timedelta(hours=response_hours)
+
+    def conditions(self) -> dict[str, ColumnElement[bool]]:
+        t = needs
+        counted = or_(t.c.state != "closed", t.c.outcome.is_(None),
+                      t.c.outcome.not_in(("withdrawn", "duplicate")))
+        claimed = t.c.claimed_at.is_not(None)
+        solved = or_(t.c.state == "resolved", and_(t.c.state == "closed",
+                                                   t.c.outcome == "confirmed"))
+        not_unsatisfied = or_(t.c.satisfaction.is_(None), t.c.satisfaction != "unsatisfied")
+        return {
+            "responded_on_time": and_(counted, claimed,
+                                      t.c.hours_to_claim <= self.response_hours),
+            "responded_late": and_(counted, claimed, t.c.hours_to_claim > self.response_hours),
+            "never_claimed": and_(counted, t.c.claimed_at.is_(None),
+                                  t.c.submitted_at < self.cutoff),
+            "settled": and_(counted, t.c.settled_at.is_not(None)),
+            "solved": and_(counted, t.c.settled_at.is_not(None), solved, not_unsatisfied),
+            **{f"answered_{a}": and_(counted, t.c.satisfaction == a) for a in ANSWERS},
+            "reopened_after_unsatisfied": and_(counted, t.c.reopened_unsatisfied > 0),
+        }
+
+
+RATE_COUNTS = ("responded_on_time", "responded_late", "never_claimed", "settled", "solved",
+               *(f"answered_{a}" for a in ANSWERS), "reopened_after_unsatisfied")
+COUNTS = ("total", *STATES, *(f"closed_{o}" for o in OUTCOMES), "followups_overdue",
+          "possible_duplicates", *RATE_COUNTS)
+RATES = ("response_rate", "resolution_rate", "satisfaction_rate")
 KEYS = {"base": needs.c.base_id, "organization": needs.c.claimer_id,
-        "pairing": needs.c.pairing_id, "category": needs.c.category}
+        "pairing": needs.c.pairing_id, "category": needs.c.category, "month": needs.c.month}
 
 
-def _median(values: list[float]) -> float | None:
-    return round(statistics.median(values), 2) if values else None
+def _ratio(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def with_rates(counts: dict[str, Any]) -> dict[str, Any]:
+    """The three rates of one group's counts (None when nothing is due)."""
+    responded = counts["responded_on_time"] + counts["responded_late"]
+    answered = sum(counts[f"answered_{a}"] for a in ANSWERS)
+    return {**counts,
+            "response_due": responded + counts["never_claimed"],
+            "response_rate": _ratio(counts["responded_on_time"],
+                                    responded + counts["never_claimed"]),
+            "resolution_rate": _ratio(counts["solved"], counts["settled"]),
+            "answered": answered,
+            "satisfaction_rate": _ratio(counts["answered_satisfied"], answered)}
+
+
+def medians(value: ColumnElement[Any], where: list[ColumnElement[bool]],
+            key: ColumnElement[Any] | None = None) -> Select:
+    """The median of `value` per `key` (or over everything), in SQL on both back-ends: the
+    mean of the middle one or two values, found by row number within each group, so no row
+    leaves the database (`percentile_cont` is PostgreSQL's alone)."""
+    group = key if key is not None else literal_column("0")
+    ranked = (select(group.label("key"), value.label("v"),
+                     func.row_number().over(partition_by=key, order_by=value).label("rn"),
+                     func.count().over(partition_by=key).label("n"))
+              .where(*where, value.is_not(None)).subquery())
+    return (select(ranked.c.key, func.avg(ranked.c.v).label("median"))
+            .where(ranked.c.rn.in_([(ranked.c.n + 1) // 2, (ranked.c.n + 2) // 2]))
+            .group_by(ranked.c.key))
+
+
+async def _medians(conn: AsyncConnection, value: ColumnElement[Any],
+                   where: list[ColumnElement[bool]],
+                   key: ColumnElement[Any] | None = None) -> dict[Any, float]:
+    return {k: round(float(m), 2)
+            for k, m in await conn.execute(medians(value, where, key))}
 
 
 async def report_rows(conn: AsyncConnection, group_by: GroupBy, scope: Scope,
-                      on: date) -> tuple[list[dict], dict]:
+                      on: date, rates: Rates | None = None) -> tuple[list[dict], dict]:
     """Rows per group and the totals; medians from each need's own durations (the totals'
-    over every need in scope, never from the rows')."""
+    over every need in scope, never from the rows'); the rates from each group's counts."""
     key, where = KEYS[group_by], in_scope(scope)
-    grouped = await conn.execute(select(key.label("key"), *_counts(on)).where(*where)
+    rates = rates or Rates()
+    grouped = await conn.execute(select(key.label("key"), *_counts(on, rates)).where(*where)
                                  .group_by(key))
-    counts = {r.key: {k: int(r._mapping[k]) for k in COUNTS} for r in grouped}
-    total_row = (await conn.execute(select(*_counts(on)).where(*where))).one()
-    totals: dict[str, Any] = {k: int(total_row._mapping[k]) for k in COUNTS}
+    counts = {r.key: with_rates({k: int(r._mapping[k]) for k in COUNTS}) for r in grouped}
+    total_row = (await conn.execute(select(*_counts(on, rates)).where(*where))).one()
+    totals: dict[str, Any] = with_rates({k: int(total_row._mapping[k]) for k in COUNTS})
 
-    to_claim: dict[Any, list[float]] = defaultdict(list)
-    to_resolve: dict[Any, list[float]] = defaultdict(list)
-    durations = await conn.execute(
-        select(key, needs.c.hours_to_claim, needs.c.hours_to_resolve).where(
-            *where, or_(needs.c.hours_to_claim.is_not(None),
-                        needs.c.hours_to_resolve.is_not(None))))
-    for k, claim, resolve in durations:
-        if claim is not None:
-            to_claim[k].append(claim)
-        if resolve is not None:
-            to_resolve[k].append(resolve)
-    totals["median_hours_to_claim"] = _median([v for vs in to_claim.values() for v in vs])
-    totals["median_hours_to_resolve"] = _median([v for vs in to_resolve.values() for v in vs])
+    claim, resolve = needs.c.hours_to_claim, needs.c.hours_to_resolve
+    totals["median_hours_to_claim"] = (await _medians(conn, claim, where)).get(0)
+    totals["median_hours_to_resolve"] = (await _medians(conn, resolve, where)).get(0)
+    to_claim = await _medians(conn, claim, where, key)
+    to_resolve = await _medians(conn, resolve, where, key)
 
     keys = sorted(counts, key=lambda k: (k is None, k or ""))
-    labels = await label_map(conn, group_by, keys)
+    labels = ({k: k for k in keys} if group_by == "month"
+              else await label_map(conn, group_by, keys))
     rows = [{"key": k, "label": labels.get(k, k), **counts[k],
-             "median_hours_to_claim": _median(to_claim.get(k, [])),
-             "median_hours_to_resolve": _median(to_resolve.get(k, []))} for k in keys]
+             "median_hours_to_claim": to_claim.get(k),
+             "median_hours_to_resolve": to_resolve.get(k)} for k in keys]
     return rows, totals
 
 
 async def unit_figures(conn: AsyncConnection, scope: Scope,
                        at: datetime | None = None,
-                       tz: ZoneInfo = ZoneInfo("Asia/Shanghai")) -> dict[str, dict[str, float]]:
-    """{claiming organization_id: {needs_claimed, needs_resolved, followups_overdue}} within
-    the scope (the year-end assessment's input): needs it holds now, those resolved or closed
-    as confirmed, and its follow-ups overdue on `at`'s day (default today)."""
+                       tz: ZoneInfo = ZoneInfo("Asia/Shanghai"),
+                       response_hours: float = RESPONSE_HOURS) -> dict[str, dict[str, float]]:
+    """{claiming organization_id: {needs_claimed, needs_resolved, followups_overdue,
+    need_response_rate, need_resolution_rate, need_satisfaction_rate}} within the scope (the
+    year-end assessment's input): needs it holds now, those resolved or closed as confirmed,
+    its follow-ups overdue on `at`'s day (default today), and the three rates of the needs it
+    holds (a rate with nothing due is 0, as a figure a unit has none of)."""
     t, on = needs, today(tz, at)
     done = or_(t.c.state == "resolved", and_(t.c.state == "closed", t.c.outcome == "confirmed"))
+    rates = Rates(response_hours, at)
     result = await conn.execute(
-        select(t.c.claimer_id, func.count(),
-               func.coalesce(func.sum(case((done, 1), else_=0)), 0),
-               func.coalesce(func.sum(case((_overdue(on), 1), else_=0)), 0))
+        select(t.c.claimer_id.label("key"), func.count().label("n"),
+               _count(done, "done"), _count(_overdue(on), "overdue"),
+               *(_count(cond, name) for name, cond in rates.conditions().items()))
         .where(*in_scope(scope), t.c.claimer_id.is_not(None)).group_by(t.c.claimer_id))
-    return {org: {"needs_claimed": float(n), "needs_resolved": float(r),
-                  "followups_overdue": float(o)} for org, n, r, o in result}
+    out: dict[str, dict[str, float]] = {}
+    for r in result.mappings():
+        figures = with_rates({k: int(r[k]) for k in RATE_COUNTS})
+        out[r["key"]] = {"needs_claimed": float(r["n"]), "needs_resolved": float(r["done"]),
+                         "followups_overdue": float(r["overdue"]),
+                         **{f"need_{k}": float(figures[k] or 0.0) for k in RATES}}
+    return out
 
 
 # -- items ------------------------------------------------------------------------------------
 
-def _items_query(scope: Scope, state: str | None, category: str | None) -> Select:
+def _items_query(scope: Scope, state: str | None, category: str | None,
+                 overdue_on: date | None = None,
+                 possible_duplicate: bool = False) -> Select:
     t, reg = needs, registry_entities
     base, org = reg.alias("base_record"), reg.alias("claimer_record")
     stmt = (select(t, base.c.name.label("base_label"), org.c.name.label("claimer_label"))
@@ -310,6 +469,10 @@ def _items_query(scope: Scope, state: str | None, category: str | None) -> Selec
         stmt = stmt.where(t.c.state == state)
     if category:
         stmt = stmt.where(t.c.category == category)
+    if possible_duplicate:
+        stmt = stmt.where(t.c.duplicate_of.is_not(None), t.c.state.in_(LIVE))
+    if overdue_on is not None:  # follow-ups overdue, the longest overdue first
+        return stmt.where(_overdue(overdue_on)).order_by(t.c.followup_due_on, t.c.need_id)
     return stmt.order_by(t.c.submitted_at, t.c.need_id)
 
 
@@ -330,7 +493,12 @@ def _item(r: Any, tz: ZoneInfo, on: date) -> dict[str, Any]:
             "urgency": r.urgency, "channel": r.channel, "state": r.state, "outcome": r.outcome,
             "organization_id": r.claimer_id,
             "organization_label": (r.claimer_label or r.claimer_id) if r.claimer_id else None,
-            "followup": followup, "submitted_at": _local(r.submitted_at, tz),
+            "followup": followup,
+            "possible_duplicate_of": r.duplicate_of if r.state in LIVE else None,
+            "linked_to": r.linked_to, "satisfaction": r.satisfaction,
+            "respondent": r.respondent,
+            "reopened_after_unsatisfied": int(r.reopened_unsatisfied or 0),
+            "submitted_at": _local(r.submitted_at, tz),
             "claimed_at": _local(r.claimed_at, tz), "resolved_at": _local(r.resolved_at, tz),
             "closed_at": _local(r.closed_at, tz)}
 
@@ -343,7 +511,8 @@ async def resolved(conn: AsyncConnection, scope: Scope, tz: ZoneInfo, on: date,
     return [_item(r, tz, on) for r in await conn.execute(stmt)]
 
 
-_EVENT_FIELDS = ("organization_id", "reason", "note", "outcome", "assignee_id")
+_EVENT_FIELDS = ("organization_id", "reason", "note", "outcome", "assignee_id",
+                 "satisfaction", "original_id")
 
 
 async def _histories(conn: AsyncConnection, ids: list[str],
@@ -370,6 +539,10 @@ ITEM_COLUMNS = [
     Col("followup.assignee_id", "落实专人", "Follow-up by"),
     Col("followup.due_on", "跟踪期限", "Follow-up due"),
     Col("followup.overdue", "跟踪逾期", "Follow-up overdue"),
+    Col("possible_duplicate_of", "疑似重复(原需求)", "Possible duplicate of"),
+    Col("linked_to", "已关联原需求", "Linked to"),
+    Col("satisfaction", "评价", "Answer"), Col("respondent", "评价方", "Answered by"),
+    Col("reopened_after_unsatisfied", "不满意后重办次数", "Reopened after unsatisfied"),
     Col("submitted_at", "提交时间", "Submitted"), Col("claimed_at", "认领时间", "Claimed"),
     Col("resolved_at", "解决时间", "Resolved"), Col("closed_at", "办结时间", "Closed"),
 ]
@@ -377,10 +550,15 @@ ITEM_COLUMNS = [
 
 async def items_report(conn: AsyncConnection, scope: Scope, tz: ZoneInfo, on: date, *,
                        state: str | None = None, category: str | None = None,
-                       limit: int | None = 100, offset: int = 0) -> Report:
+                       limit: int | None = 100, offset: int = 0,
+                       followup_overdue: bool = False,
+                       possible_duplicate: bool = False) -> Report:
     """A page of needs with their history (JSON), or every need streamed (limit None: the
-    spreadsheets, which leave the history out)."""
-    stmt = _items_query(scope, state, category)
+    spreadsheets, which leave the history out). `followup_overdue`: only the needs whose
+    follow-up is overdue on `on`, the longest overdue first; `possible_duplicate`: only the
+    needs flagged as possible duplicates."""
+    stmt = _items_query(scope, state, category, on if followup_overdue else None,
+                        possible_duplicate)
     title = ("需求清单办理台账", "Needs and their handling")
     if limit is None:
         async def stream() -> AsyncIterator[dict]:
@@ -410,18 +588,34 @@ REPORT_COLUMNS = [
     Col("median_hours_to_claim", "认领用时中位数(小时)", "Median hours to claim"),
     Col("median_hours_to_resolve", "解决用时中位数(小时)", "Median hours to resolve"),
     Col("followups_overdue", "跟踪逾期", "Follow-ups overdue"),
+    Col("possible_duplicates", "疑似重复", "Possible duplicates"),
+    Col("response_due", "应响应", "Response due"),
+    Col("responded_on_time", "按时响应", "Claimed on time"),
+    Col("responded_late", "超时响应", "Claimed late"),
+    Col("never_claimed", "超时未响应", "Never claimed"),
+    Col("response_rate", "按时响应率", "Response rate"),
+    Col("settled", "已办理(解决或办结)", "Settled"), Col("solved", "实际解决", "Solved"),
+    Col("resolution_rate", "实际解决率", "Resolution rate"),
+    Col("answered", "已评价", "Answered"), Col("answered_satisfied", "满意", "Satisfied"),
+    Col("answered_partly", "部分满意", "Partly satisfied"),
+    Col("answered_unsatisfied", "不满意", "Not satisfied"),
+    Col("satisfaction_rate", "满意率", "Satisfaction rate"),
+    Col("reopened_after_unsatisfied", "不满意后重办", "Reopened after unsatisfied"),
 ]
 GROUP_TITLES = {"base": ("按服务基地", "by base"), "organization": ("按认领单位", "by claimer"),
-                "pairing": ("按结对", "by pairing"), "category": ("按类别", "by category")}
+                "pairing": ("按结对", "by pairing"), "category": ("按类别", "by category"),
+                "month": ("按月", "by month")}
 
 
 async def needs_report(conn: AsyncConnection, group_by: GroupBy, scope: Scope,
-                       on: date) -> Report:
-    rows, totals = await report_rows(conn, group_by, scope, on)
+                       on: date, rates: Rates | None = None) -> Report:
+    rates = rates or Rates()
+    rows, totals = await report_rows(conn, group_by, scope, on, rates)
     zh, en = GROUP_TITLES[group_by]
     return Report(f"按需点单台账（{zh}）", f"Needs ({en})", REPORT_COLUMNS, rows,
                   {"key": None, "label": None, **totals},
-                  extra={"group_by": group_by, "today": on.isoformat()})
+                  extra={"group_by": group_by, "today": on.isoformat(),
+                         "response_hours": rates.response_hours})
 
 
 
@@ -429,12 +623,17 @@ async def needs_report(conn: AsyncConnection, group_by: GroupBy, scope: Scope,
 
 _ROW: dict[str, Any] = {
     "key": (str | None, ...), "label": (str | None, ...),
-    **{count: (int, ...) for count in COUNTS},
+    **{count: (int, ...) for count in (*COUNTS, "response_due", "answered")},
+    **{rate: (float | None, ...) for rate in RATES},
     "median_hours_to_claim": (float | None, ...), "median_hours_to_resolve": (float | None, ...)}
 NeedsRow = create_model(
     "NeedsRow", __base__=Answer,
     __doc__="One group's needs by state, and closed by outcome (in `totals`: every need in "
-            "scope; key and label null). Medians in hours, from each need's own durations.",
+            "scope; key and label null). Medians in hours, from each need's own durations. "
+            "The 12345 rates (0-1, null when nothing is due): response_rate = "
+            "responded_on_time ÷ response_due (responded_on_time + responded_late + "
+            "never_claimed); resolution_rate = solved ÷ settled; satisfaction_rate = "
+            "answered_satisfied ÷ answered. Withdrawn and duplicate needs are in none.",
     **_ROW)
 
 
@@ -443,6 +642,8 @@ class Needs(Answer):
     totals: NeedsRow  # type: ignore[valid-type]
     group_by: str
     today: DateText = Field(description="the day follow-ups are judged overdue on")
+    response_hours: float = Field(description="a need claimed within this many hours of its "
+                                              "submission was claimed on time (a setting)")
     as_of: int
 
 
@@ -464,6 +665,8 @@ class NeedEvent(Answer):
     outcome: str | None = None
     assignee_id: str | None = None
     due_on: DateText | None = None
+    satisfaction: str | None = None
+    original_id: str | None = None
 
 
 class NeedItem(Answer):
@@ -481,6 +684,14 @@ class NeedItem(Answer):
     organization_id: str | None = Field(description="the claimer")
     organization_label: str | None
     followup: Followup | None
+    possible_duplicate_of: str | None = Field(description=(
+        "while open or claimed: the earliest need still open or claimed at its base, of its "
+        "category, submitted within TONGXIN_NEED_DUPLICATE_HOURS of it"))
+    linked_to: str | None = Field(description="the original, when linked as its repeat")
+    satisfaction: Literal["satisfied", "partly", "unsatisfied"] | None = Field(
+        description="the latest answer (need.feedback); its reason is never reported")
+    respondent: Literal["community", "resident"] | None
+    reopened_after_unsatisfied: int
     submitted_at: DateTimeText | None
     claimed_at: DateTimeText | None
     resolved_at: DateTimeText | None
@@ -504,8 +715,13 @@ def _tz(request: Request) -> ZoneInfo:
     return ZoneInfo(request.app.state.settings.timezone)
 
 
-@router.get("/v1/reports/needs", summary="Needs by state per group, medians, overdue follow-ups",
-            **documented(Needs))
+def _moment(at: datetime | None, tz: ZoneInfo) -> datetime | None:
+    """`at` as an aware moment (a naive one is local), or None for now."""
+    return None if at is None else at.replace(tzinfo=tz) if at.tzinfo is None else at
+
+
+@router.get("/v1/reports/needs", summary="Needs by state per group, medians, overdue "
+            "follow-ups, the 12345 rates", **documented(Needs))
 async def get_needs(
     request: Request, scope: Annotated[Scope, Depends(scope_query)],
     group_by: GroupBy = "base", at: AtQuery = None,
@@ -513,9 +729,14 @@ async def get_needs(
 ) -> Any:
     """Counts by state (and closed by outcome), median hours from submission to the first
     claim and to resolution, follow-ups overdue (due before today, need still open or
-    claimed). `group_by=organization` is the current claimer (unclaimed needs: key null)."""
+    claimed), possible duplicates, and the 12345 rates (response, resolution, satisfaction)
+    with their counts. `group_by=organization` is the current claimer (unclaimed needs: key
+    null); `month` the month of submission. A need never claimed is due for response once
+    TONGXIN_NEED_RESPONSE_HOURS have passed at `at`."""
     on = today(_tz(request), at)
-    return await answer(request, lambda conn: needs_report(conn, group_by, scope, on),
+    rates = Rates(request.app.state.settings.need_response_hours,
+                  _moment(at, _tz(request)))
+    return await answer(request, lambda conn: needs_report(conn, group_by, scope, on, rates),
                         models=(NAME,), min_seq=min_seq, format=format, headers=headers,
                         filename=f"needs-{group_by}", scope=scope)
 
@@ -526,18 +747,26 @@ async def get_need_items(
     request: Request, scope: Annotated[Scope, Depends(scope_query)],
     state: State | None = None,
     category: Annotated[str | None, Query(max_length=40)] = None,
+    possible_duplicate: Annotated[bool, Query(description=(
+        "only the needs flagged as possible duplicates (open or claimed), for their claimer "
+        "to link or not"))] = False,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Offset = 0, at: AtQuery = None,
+    followup: Annotated[Literal["overdue"] | None, Query(description=(
+        "overdue: only needs whose follow-up is overdue (due before today, need still open "
+        "or claimed), the longest overdue first"))] = None,
     min_seq: MinSeq = None, format: FormatQuery = "json", headers: HeadersQuery = "zh",
 ) -> Any:
     """JSON: a page (`limit`, `offset`, `total`), each need with its `history`. CSV/XLSX:
-    every need in scope, without the history."""
+    every need in scope, without the history. `followup=overdue`: the follow-ups overdue."""
     tz = _tz(request)
     on = today(tz, at)
     page = limit if format == "json" else None
     return await answer(
         request, lambda conn: items_report(conn, scope, tz, on, state=state, category=category,
-                                           limit=page, offset=offset),
+                                           limit=page, offset=offset,
+                                           followup_overdue=followup == "overdue",
+                                           possible_duplicate=possible_duplicate),
         models=(NAME,), min_seq=min_seq, format=format, headers=headers, filename="need-items",
         scope=scope)
 
@@ -546,5 +775,5 @@ MODEL = ReadModel(
     name=NAME, tables=(needs, history),
     handlers={t: on_need for t in ("need.submitted", "need.claimed", "need.returned",
                                    "need.followup_assigned", "need.resolved", "need.closed",
-                                   "need.reopened")},
+                                   "need.reopened", "need.feedback", "need.linked")},
     router=router, description="needs: state, claimer, follow-up, history")

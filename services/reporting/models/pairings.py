@@ -137,7 +137,7 @@ async def on_need_submitted(batch: Batch) -> None:
 
 
 _STATE_AFTER = {"need.claimed": "claimed", "need.returned": "open", "need.resolved": "resolved",
-                "need.closed": "closed", "need.reopened": "open"}
+                "need.closed": "closed", "need.reopened": "open", "need.linked": "closed"}
 
 
 async def on_need_moved(batch: Batch) -> None:
@@ -197,20 +197,38 @@ def _need_counts(states: dict[str, int]) -> dict[str, int]:
     return {**counts, "total": sum(counts.values())}
 
 
+UNASSIGNED_TITLE = "（未归入项目）"
+
+
 def _fulfilment(record: dict, done: dict[Any, dict[str, Any]], states: dict[str, int]
                 ) -> tuple[list[dict], dict[str, Any], dict[str, Any]]:
-    """(project rows, activities without a project, totals) of one pairing."""
+    """(project rows, activities without a project, totals) of one pairing. The rows are the
+    listed projects, then projects named by activities but not listed, then (when there are
+    any) the activities without a project as one row (`unassigned`): the totals are their
+    sums. Fulfilment = listed projects with at least one activity in the period ÷ projects
+    listed (a project's registered status does not count, only what was logged)."""
     zero = {"activities": 0, "served": 0, "volunteer_hours": 0.0}
     projects = _items(record, "projects")
     listed = {p["id"] for p in projects if p.get("id")}
-    rows = [{"project_id": p.get("id"), "title": p.get("title"), "status": p.get("status"),
-             "listed": True, **done.get(p.get("id"), zero)} for p in projects]
+    rows, counted = [], set()
+    for p in projects:  # a plain-text entry (no id) or a repeated id has nothing of its own
+        own = p.get("id") is not None and p["id"] not in counted
+        counted.add(p.get("id"))
+        rows.append({"project_id": p.get("id"), "title": p.get("title"),
+                     "status": p.get("status"), "listed": True,
+                     **(done.get(p["id"], zero) if own else zero), "unassigned": False})
     # Activities naming a project the list does not hold: shown, not counted as fulfilling.
-    rows += [{"project_id": k, "title": None, "status": None, "listed": False, **v}
+    rows += [{"project_id": k, "title": None, "status": None, "listed": False, **v,
+              "unassigned": False}
              for k, v in sorted(done.items(), key=lambda kv: str(kv[0]))
              if k is not None and k not in listed]
     fulfilled = sum(1 for r in rows if r["listed"] and r["activities"] > 0)
-    totals = {key: sum(v[key] for v in done.values()) for key in zero}
+    # Activities under the pairing without a project: a row of their own, so the rows shown
+    # add up to the totals.
+    if None in done:
+        rows.append({"project_id": None, "title": UNASSIGNED_TITLE, "status": None,
+                     "listed": False, **done[None], "unassigned": True})
+    totals = {key: sum(r[key] for r in rows) for key in zero}
     totals["volunteer_hours"] = round(totals["volunteer_hours"], 2)
     totals.update(projects=len(projects), projects_fulfilled=fulfilled,
                   fulfilment_rate=round(fulfilled / len(projects), 4) if projects else None,
@@ -317,7 +335,8 @@ class Done(Answer):
 # (Fields in the order the dicts have them: the answer keeps its order.)
 class ProjectRow(Answer):
     """A project of the pairing's list with what was done for it (`listed` false: an
-    activity named a project the list does not hold)."""
+    activity named a project the list does not hold; `unassigned` true: the pairing's
+    activities without a project, one row, title （未归入项目）). The totals are the rows' sums."""
 
     project_id: str | None
     title: str | None
@@ -326,6 +345,7 @@ class ProjectRow(Answer):
     activities: int
     served: int
     volunteer_hours: Number
+    unassigned: bool = Field(False, description="the row of activities without a project")
 
 
 class PairingTotals(Answer):
@@ -335,7 +355,9 @@ class PairingTotals(Answer):
     volunteer_hours: Number
     projects: int = Field(description="projects listed")
     projects_fulfilled: int = Field(description="listed projects with an activity")
-    fulfilment_rate: float | None = Field(description="projects_fulfilled / projects")
+    fulfilment_rate: float | None = Field(description=(
+        "projects_fulfilled / projects: listed projects with at least one activity in the "
+        "period, over projects listed (null when none is listed)"))
     needs: NeedStates  # type: ignore[valid-type]
 
 

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.reporting.notify.tables import notifications, registry
+from shared.dates import written
 from shared.outbox import take_turn
 from shared.projection import upsert
 from shared.subjects import Names
@@ -75,8 +76,9 @@ def _name(names: Labels, kind: str, id_: str | None, fallback_zh: str, fallback_
     return (f"{fallback_zh}{id_}", f"{fallback_en} {id_}") if id_ else (fallback_zh, fallback_en)
 
 
-def _day(moment: datetime, tz) -> str:
-    return f"{moment.astimezone(tz):%Y-%m-%d %H:%M}"
+def _day(moment: datetime, tz) -> tuple[str, str]:
+    local = moment.astimezone(tz)
+    return written(local, "zh"), written(local, "en")
 
 
 def messages(d: Draft, names: Labels, tz) -> tuple[str, str]:
@@ -94,22 +96,22 @@ def messages(d: Draft, names: Labels, tz) -> tuple[str, str]:
         title = f.get("title")
         what_zh = f"“{title}”" if title else f"活动 {d.subject_id}"
         what_en = f"“{title}”" if title else f"activity {d.subject_id}"
-        due = f"{_day(f['due_at'], tz)}" if f.get("due_at") else ""
+        due_zh, due_en = _day(f["due_at"], tz) if f.get("due_at") else ("", "")
         if d.kind == "report_due_soon":
-            return (f"{unit_zh}：{base_zh}的服务活动{what_zh}的总结报告将于 {due} 到期，"
+            return (f"{unit_zh}：{base_zh}的服务活动{what_zh}的总结报告将于 {due_zh} 到期，"
                     "请及时提交活动总结和照片（服务旗帜接传）。",
-                    f"{unit_en}: the report on {what_en} at {base_en} is due by {due}; please "
-                    "submit its summary and photos.")
-        return (f"{unit_zh}：{base_zh}的服务活动{what_zh}的总结报告已逾期（截止 {due}），"
+                    f"{unit_en}: the report on {what_en} at {base_en} is due by {due_en}; "
+                    "please submit its summary and photos.")
+        return (f"{unit_zh}：{base_zh}的服务活动{what_zh}的总结报告已逾期（截止 {due_zh}），"
                 "请尽快补交。",
                 f"{unit_en}: the report on {what_en} at {base_en} is overdue (it was due by "
-                f"{due}); please submit it now.")
+                f"{due_en}); please submit it now.")
     if d.kind == "followup_overdue":
         due_on: date = f["due_on"]
-        return (f"{unit_zh}：{base_zh}的需求 {d.subject_id} 跟踪落实已于 {due_on} 到期，"
-                "需求仍未解决，请落实专人跟进。",
+        return (f"{unit_zh}：{base_zh}的需求 {d.subject_id} 跟踪落实已于 "
+                f"{written(due_on, 'zh')} 到期，需求仍未解决，请落实专人跟进。",
                 f"{unit_en}: the follow-up of need {d.subject_id} at {base_en} was due on "
-                f"{due_on} and the need is still unresolved.")
+                f"{written(due_on, 'en')} and the need is still unresolved.")
     threshold = f["threshold"]
     return (f"{unit_zh}累计服务群众突破 {threshold:,} 人次！",
             f"{unit_en} has served over {threshold:,} people (person-times) in all.")

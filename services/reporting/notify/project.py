@@ -35,9 +35,9 @@ from shared.subjects import Names
 ACTIVITY_TYPES = {"activity.logged", "activity.corrected", "activity.retracted",
                   "report.submitted", "report.overdue"}
 NEED_TYPES = {"need.submitted", "need.claimed", "need.returned", "need.resolved",
-              "need.closed", "need.reopened", "need.followup_assigned"}
+              "need.closed", "need.reopened", "need.followup_assigned", "need.linked"}
 NEED_STATE = {"need.claimed": "claimed", "need.returned": "open", "need.resolved": "resolved",
-              "need.closed": "closed", "need.reopened": "open"}
+              "need.closed": "closed", "need.reopened": "open", "need.linked": "closed"}
 FIRST_MILESTONE = 1_000
 
 

@@ -32,6 +32,20 @@ const WORDS = {
   need: ["需求", "Need"], category: ["类别", "Category"], urgency: ["紧急程度", "Urgency"],
   submitted: ["提交时间", "Submitted"], followupsOverdue: ["跟踪逾期", "Follow-ups overdue"],
   medianClaim: ["认领用时中位数(小时)", "Median hours to claim"],
+  responseRate: ["按时响应率", "Response rate"], resolutionRate: ["实际解决率", "Resolution rate"],
+  satisfactionRate: ["满意率", "Satisfaction rate"],
+  possibleDuplicates: ["疑似重复", "Possible duplicates"],
+  duplicateOf: ["疑似重复(原需求)", "Possible duplicate of"],
+  ratesByMonth: ["按月三率（响应、解决、满意）", "The three rates by month (response, resolution, satisfaction)"],
+  responseDue: ["应响应", "Response due"], respondedOnTime: ["按时响应", "Claimed on time"],
+  neverClaimed: ["超时未响应", "Never claimed"], settled: ["已办理", "Settled"],
+  solved: ["实际解决", "Solved"], answered: ["已评价", "Answered"],
+  answeredSatisfied: ["满意", "Satisfied"], answeredPartly: ["部分满意", "Partly satisfied"],
+  answeredUnsatisfied: ["不满意", "Not satisfied"],
+  reopenedUnsatisfied: ["不满意后重办", "Reopened after not satisfied"],
+  need_response_rate: ["需求按时响应率", "Need response rate"],
+  need_resolution_rate: ["需求实际解决率", "Need resolution rate"],
+  need_satisfaction_rate: ["需求满意率", "Need satisfaction rate"],
   onTimeRate: ["按时报送率", "On-time rate"], due: ["应报送", "Due"],
   on_time: ["按时报送", "On time"], late: ["逾期报送", "Late"],
   missing: ["逾期未报送", "Missing"], pending: ["待报送", "Pending"],
@@ -41,6 +55,9 @@ const WORDS = {
   dueAt: ["报送截止时间", "Due at"], noneOverdue: ["无逾期单位", "No unit is overdue"],
   idleBases: ["长期未开展活动的服务基地", "Bases without activity"],
   idleDays: ["未开展活动天数 ≥", "Days idle ≥"], asAt: ["截至", "as at"],
+  now: ["现在", "now"],
+  overdueDef: ["（若选了截止日期且早于今天，则为该日结束时）。逾期天数 = 截至时刻 − 报送截止时间；与覆盖页的截至日相同。",
+    " (or the end of the period's last day, when that is earlier). Days overdue = that moment − the report's deadline; the same day the coverage screen counts to."],
   lastActivity: ["最近活动日期", "Last activity"], daysIdle: ["未开展活动天数", "Days idle"],
   never: ["从未", "never"], campaign: ["入户走访行动", "Campaign"],
   households: ["户数", "Households"], visited: ["已走访户数", "Households visited"],
@@ -54,6 +71,17 @@ const WORDS = {
   person: ["姓名", "Name"], noYear: ["暂无活动年度", "No year with activities"],
   pairings: ["结对共建履约台账", "Pairings and their fulfilment"],
   pickPairing: ["选择结对", "Pick a pairing"], projects: ["项目数", "Projects"],
+  unassigned: ["未归入项目", "Not under a project"],
+  noActivityLogged: ["无活动记录", "no activity logged"],
+  fulfilmentDef: ["履约率 = 已开展项目 ÷ 项目清单中的项目数；已开展项目指所选期间内至少记录了一次活动的清单项目（项目登记的状态，如“已完成”，不计）。没有归入项目的活动单列一行“未归入项目”，合计等于各行之和。",
+    "Fulfilment = projects run ÷ projects listed; a listed project is run when at least one activity was logged under it in the period (the status a project was given, such as done, does not count). Activities under no project have a row of their own; every total is the sum of the rows shown."],
+  idleDef: ["（今天；若选了截止日期且早于今天，则为该日）。未开展活动天数 = 截至日 − 最近服务日；记录了服务活动或入户走访的日子都算服务日，走访过的社区不算“从未”。",
+    "(today, or the end of the period chosen if earlier). Days idle = that day − the last day served; a day with an activity logged or a campaign visit recorded is a day served, so a door-knocked community is not never served."],
+  lastVisit: ["最近走访日期", "Last campaign visit"],
+  ownLevel: ["本级", "its own bases"],
+  ownBases: ["本级登记的服务基地", "Bases registered at the region itself"],
+  countedOnce: ["多个单位（或多种服务类型）共同开展的一次活动，在每个参与单位（类型）的行里各计一次，在合计中只计一次，所以活动次数的合计可以小于各行之和；志愿者(人)同理按人去重。其余各列的合计等于各行之和。",
+    "An activity several units (or service types) took part in counts once in each of their rows and once in the total, so the total of activities can be less than the sum of the rows; distinct volunteers are counted once each too. Every other column's total is the sum of its rows."],
   projectsRun: ["已开展项目", "Projects run"], fulfilment: ["履约率", "Fulfilment"],
   needsList: ["需求清单", "Needs list"], resources: ["资源清单", "Resources list"],
   projectList: ["项目清单", "Projects list"], project: ["项目", "Project"],
@@ -62,6 +90,29 @@ const WORDS = {
   liveOn: ["实时", "live"], pairingName: ["结对", "Pairing"],
   on_time_rate: ["按时报送率", "On-time rate"], needs_resolved: ["办结需求", "Needs resolved"],
   needs_claimed: ["认领需求", "Needs claimed"],
+  attention: ["需要关注", "Needs attention"],
+  overdueByUnit: ["逾期未报送的单位", "Overdue reports by unit"],
+  reportsOverdue: ["份报告逾期未报送", "reports overdue"],
+  unitsOverdue: ["个单位", "units"],
+  waitingLongest: ["等待最久的需求", "Needs waiting longest"],
+  needsOpen: ["项需求待认领", "needs waiting for a unit"],
+  daysWaiting: ["已等待(天)", "Days waiting"],
+  followupsDue: ["跟踪逾期的需求", "Follow-ups overdue"],
+  followupsCount: ["项需求跟踪逾期", "follow-ups overdue"],
+  followupDue: ["跟踪期限", "Follow-up due"], claimer: ["认领单位", "Claimed by"],
+  idleShort: ["未开展活动的服务基地", "Idle bases"],
+  idleCount: ["个基地90天以上未开展活动", "bases idle 90 days or more"],
+  seeAll: ["查看全部", "See all"],
+  periodCompare: ["本期与上期", "This period against the last"],
+  thisPeriod: ["本期", "this period"], lastPeriod: ["上期", "last period"],
+  noneBefore: ["上期为零", "none last period"],
+  outputs: ["服务成效", "Outputs"], noOutputs: ["本范围内暂无成效数据", "No outputs in scope"],
+  updated: ["数据更新于", "Figures as at"], filter: ["筛选…", "Filter…"],
+  prevPage: ["上一页", "Previous"], nextPage: ["下一页", "Next"],
+  volunteersTab: ["志愿者", "Volunteers"],
+  volunteerLedger: ["志愿者服务时长", "Volunteers and their hours"],
+  hoursUnconfirmed: ["待确认时长(小时)", "Unconfirmed hours"],
+  activitiesAttended: ["参加活动(次)", "Activities"],
 };
 
 // Codes the reports send as they are (a need's urgency, a project's status, a role): their
@@ -173,7 +224,7 @@ function table(columns, rows, totals, drill) {
     return `<td>${c[2] === "pct" ? pct(v) : num(v)}</td>`;
   };
   const head = columns.map((c) => `<th class="${c[2] === "text" || c[2] === "html" ? "text" : ""}">`
-    + `${esc(t(c[1]))}</th>`).join("");
+    + `${esc(String(c[1]).startsWith("outputs.") ? outputLabel(c[1].slice(8)) : t(c[1]))}</th>`).join("");
   const body = rows.map((row) => `<tr${drill && drill(row) ? ` class="drill" data-drill="${
     esc(JSON.stringify(drill(row)))}"` : ""}>${columns.map((c) => cell(c, row)).join("")}</tr>`)
     .join("") || `<tr><td colspan="${columns.length}">${t("empty")}</td></tr>`;
@@ -194,6 +245,143 @@ function cards(items) {
     `<div class="card${warn ? " warn" : ""}" data-figure="${key}"><div class="v">${
       fmt === "pct" ? pct(value) : num(value)}</div><div class="k">${esc(t(key))}</div></div>`)
     .join("")}</div>`;
+}
+
+// -- dates, times and names as people write them ------------------------------------------
+
+const MONTHS_EN = ["January", "February", "March", "April", "May", "June", "July", "August",
+  "September", "October", "November", "December"];
+
+/** A day (`2026-12-07`, or a timestamp's date) as people write it: 2026年12月7日, 7 Dec 2026. */
+function dayText(iso) {
+  const m = /^(\d{4})-(\d{2})-(\d{2})/.exec(String(iso ?? ""));
+  if (!m) return iso ? String(iso) : "—";
+  const [y, mo, d] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  return en() ? `${d} ${MONTHS_EN[mo - 1].slice(0, 3)} ${y}` : `${y}年${mo}月${d}日`;
+}
+
+/** A moment (an ISO timestamp with its offset) as people write it, in the programme's time
+ *  zone: 2026年12月7日 18:30, 7 Dec 2026 18:30. */
+function momentText(iso) {
+  if (!iso) return "—";
+  const at = new Date(iso);
+  if (Number.isNaN(at.getTime())) return String(iso);
+  const parts = {};
+  new Intl.DateTimeFormat("en-GB", { timeZone: (choices && choices.timezone) || undefined,
+    year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit",
+    hourCycle: "h23" }).formatToParts(at).forEach((x) => { parts[x.type] = x.value; });
+  return `${dayText(`${parts.year}-${parts.month}-${parts.day}`)} ${parts.hour}:${parts.minute}`;
+}
+
+/** A month (`2013-04`) as people write it: 2013年4月, Apr 2013. */
+function monthText(ym) {
+  const m = /^(\d{4})-(\d{2})$/.exec(String(ym ?? ""));
+  if (!m) return ym ?? "—";
+  return en() ? `${MONTHS_EN[Number(m[2]) - 1].slice(0, 3)} ${m[1]}` : `${m[1]}年${Number(m[2])}月`;
+}
+
+/** Whole days from one day to another (ISO days or timestamps' dates). */
+function daysBetween(a, b) {
+  const d = (x) => Date.UTC(...String(x).slice(0, 10).split("-").map((v, i) => Number(v) - (i === 1 ? 1 : 0)));
+  return Math.round((d(b) - d(a)) / 86400000);
+}
+
+/** A region's name, from its code (the registry's id), else the code. */
+function regionName(code) {
+  const r = code ? choices.regions.find((x) => x.id === code) : null;
+  return r ? r.name : code;
+}
+
+// -- long lists: sorted, paged and filtered in the page ------------------------------------
+
+const LISTS = {};   // each long list's filter, sort and page, by its id: kept across redraws
+const PAGE_ROWS = 25;
+
+/** A long table: table()'s columns (a column may add a 4th element, the row's key it sorts
+ *  by), every row of the report; a filter box (any part of any text cell), headers that sort,
+ *  pages of PAGE_ROWS. `first` = [column index, 1 | -1]: the order before any click. The
+ *  totals row shows while nothing is filtered out (a filter shows how many rows it kept). */
+function listing(id, columns, rows, totals, first) {
+  const st = LISTS[id] || (LISTS[id] = { q: "", col: first ? first[0] : null,
+    dir: first ? first[1] : 1, page: 0 });
+  Object.assign(st, { columns, rows, totals });
+  return `<div class="listing" data-list="${esc(id)}"><input type="search" class="find" `
+    + `value="${esc(st.q)}" placeholder="${esc(t("filter"))}" aria-label="${esc(t("filter"))}">`
+    + `<div class="listed">${listed(id)}</div></div>`;
+}
+
+function cellValue(c, row) {
+  if (c[3]) return row[c[3]];
+  return typeof c[0] === "function" ? c[0](row) : row[c[0]];
+}
+
+function listed(id) {
+  const st = LISTS[id];
+  const words = st.q.trim().toLowerCase().split(/\s+/).filter(Boolean);
+  const texts = st.columns.filter((c) => c[2] === "text");
+  let rows = words.length ? st.rows.filter((row) => {
+    const hay = texts.map((c) => String((typeof c[0] === "function" ? c[0](row) : row[c[0]]) ?? ""))
+      .join(" ").toLowerCase();
+    return words.every((w) => hay.includes(w));
+  }) : [...st.rows];
+  if (st.col !== null && st.columns[st.col]) {
+    const c = st.columns[st.col];
+    const collator = new Intl.Collator(en() ? "en" : "zh-CN", { numeric: true });
+    rows.sort((a, b) => {
+      const x = cellValue(c, a), y = cellValue(c, b);
+      if (x === null || x === undefined || x === "") return (y === null || y === undefined || y === "") ? 0 : 1;
+      if (y === null || y === undefined || y === "") return -1;
+      return st.dir * (typeof x === "number" && typeof y === "number" ? x - y
+        : collator.compare(String(x), String(y)));
+    });
+  }
+  const pages = Math.max(1, Math.ceil(rows.length / PAGE_ROWS));
+  st.page = Math.min(Math.max(0, st.page), pages - 1);
+  const shown = rows.slice(st.page * PAGE_ROWS, (st.page + 1) * PAGE_ROWS);
+  let i = 0;
+  const html = table(st.columns, shown, words.length ? null : st.totals).replace(
+    /<th class="([^"]*)">/g, (_, cls) => {
+      const n = i++;
+      const on = n === st.col ? (st.dir > 0 ? " up" : " down") : "";
+      return `<th class="${cls} sorts${on}" data-col="${n}" aria-sort="${
+        on ? (st.dir > 0 ? "ascending" : "descending") : "none"}">`;
+    });
+  const count = en() ? `Page ${st.page + 1} of ${pages} · ${num(rows.length)} of ${num(st.rows.length)} rows`
+    : `第 ${st.page + 1}/${pages} 页 · ${num(rows.length)}/${num(st.rows.length)} 条`;
+  return html + `<div class="pager" data-rows="${rows.length}" data-page="${st.page + 1}" data-pages="${pages}">`
+    + `<button type="button" data-step="-1"${st.page ? "" : " disabled"}>‹ ${esc(t("prevPage"))}</button>`
+    + `<span>${count}</span>`
+    + `<button type="button" data-step="1"${st.page < pages - 1 ? "" : " disabled"}>${esc(t("nextPage"))} ›</button></div>`;
+}
+
+function redrawListing(box) {
+  box.querySelector(".listed").innerHTML = listed(box.dataset.list);
+}
+
+/** The list controls: typing filters, a header sorts (again: the other way), ‹ › page. */
+function wireListings(screen) {
+  screen.addEventListener("input", (e) => {
+    const box = e.target.closest(".listing");
+    if (!box || !e.target.matches("input.find")) return;
+    Object.assign(LISTS[box.dataset.list], { q: e.target.value, page: 0 });
+    redrawListing(box);
+  });
+  screen.addEventListener("click", (e) => {
+    const box = e.target.closest(".listing");
+    if (!box) return;
+    const st = LISTS[box.dataset.list];
+    const th = e.target.closest("th[data-col]");
+    const step = e.target.closest("button[data-step]");
+    if (th) {
+      const col = Number(th.dataset.col);
+      st.dir = st.col === col ? -st.dir : (st.columns[col][2] === "text" ? 1 : -1);
+      st.col = col;
+      st.page = 0;
+    } else if (step) {
+      st.page += Number(step.dataset.step);
+    } else return;
+    redrawListing(box);
+  });
 }
 
 /** The width a chart has to draw in: the screen's, less a section's padding. */
@@ -231,9 +419,9 @@ function trend(rows, key, period) {
       bw.toFixed(1)}" height="${(h - bottom - y(r[key])).toFixed(1)}"><title>${esc(r.key)}: ${
       num(r[key])}</title></rect>`;
   }).join("");
-  // Ticks: every 1, 2, 3 or 6 months (labelled 2013-04), or every 1, 2, 5 or 10 years
-  // (labelled 2013), whichever first leaves room between labels.
-  const steps = [[1, 54], [2, 54], [3, 54], [6, 54], [12, 36], [24, 36], [60, 36], [120, 36]];
+  // Ticks: every 1, 2, 3 or 6 months (labelled 2013年4月 / Apr 2013), or every 1, 2, 5 or 10
+  // years (labelled 2013), whichever first leaves room between labels.
+  const steps = [[1, 76], [2, 76], [3, 76], [6, 76], [12, 36], [24, 36], [60, 36], [120, 36]];
   const [step, room] = steps.find(([m, px]) => m * slot >= px) || steps[steps.length - 1];
   const yearly = step >= 12;
   const marks = [];  // {cx: the tick, x: its label (moved inside the chart at the ends)}
@@ -241,7 +429,7 @@ function trend(rows, key, period) {
     if (yearly ? i % 12 === 0 && (Math.floor(i / 12) % (step / 12)) === 0 : i % step === 0) {
       const cx = left + (i - first + (yearly ? 0 : 0.5)) * slot;
       const x = Math.min(Math.max(cx, left + room / 2), w - right - room / 2);
-      const mark = { cx, x, label: yearly ? String(Math.floor(i / 12)) : monthOf(i) };
+      const mark = { cx, x, label: yearly ? String(Math.floor(i / 12)) : monthText(monthOf(i)) };
       const prev = marks[marks.length - 1];
       if (prev && prev.label && mark.x - prev.x < room) {
         // Two labels too close (one moved in from an end): the moved one goes unlabelled.
@@ -287,17 +475,166 @@ const FIGURE_COLUMNS = [["activities", "activities"], ["served", "served"],
   ["volunteer_hours", "volunteer_hours"], ["trainees", "trainees"],
   ["donation_value_cny", "donation_value_cny"]];
 
+/** Output indicators (libraries built, students funded, …) as columns: one per indicator any
+ *  row or the totals has, labelled by the taxonomy in the page's language. The rows and totals
+ *  are given a flat `outputs.<code>` figure each (0 where a row has none). */
+function withOutputs(rows, totals) {
+  const codes = [...new Set([...rows, totals || {}].flatMap((r) => Object.keys(r.outputs || {})))]
+    .sort();
+  const flat = (r) => (r ? { ...r, ...Object.fromEntries(codes.map((c) =>
+    [`outputs.${c}`, (r.outputs || {})[c] ?? 0])) } : r);
+  return { rows: rows.map(flat), totals: flat(totals),
+    columns: codes.map((c) => [`outputs.${c}`, `outputs.${c}`]) };
+}
+
+/** The day idle days are counted to: today by the clock, or the period's end if earlier. */
+/** The day after an ISO day (`2010-03-31` → `2010-04-01`). */
+function nextDay(iso) {
+  const d = new Date(`${iso}T00:00:00Z`);
+  d.setUTCDate(d.getUTCDate() + 1);
+  return d.toISOString().slice(0, 10);
+}
+
+function asAtDay() {
+  const to = state().p.get("to");
+  const today = choices.today;
+  return to && (!today || to < today) ? to : today;
+}
+
 // -- screens -----------------------------------------------------------------------------
 
 const SCREENS = {};
 
+// -- the overview: what needs attention first, then this period against the last ---------
+
+const IDLE_DAYS = 90;   // the overview's idle bases: none in this many days
+
+/** A month, quarter or year: its days and its name (as the report document names it). */
+function periodOf(kind, y, n) {
+  const m0 = kind === "month" ? n : kind === "quarter" ? 3 * n - 2 : 1;
+  const months = { month: 1, quarter: 3, year: 12 }[kind];
+  const last = new Date(Date.UTC(y, m0 - 1 + months, 0)).toISOString().slice(0, 10);
+  const name = en()
+    ? { month: `${MONTHS_EN[n - 1]} ${y}`, quarter: `Q${n} ${y}`, year: `${y}` }[kind]
+    : { month: `${y}年${n}月`, quarter: `${y}年第${"一二三四"[n - 1]}季度`, year: `${y}年` }[kind];
+  return { kind, y, n, from: `${y}-${String(m0).padStart(2, "0")}-01`, to: last, name };
+}
+
+function periodBefore(p) {
+  const count = { month: 12, quarter: 4, year: 1 }[p.kind];
+  return p.n > 1 ? periodOf(p.kind, p.y, p.n - 1) : periodOf(p.kind, p.y - 1, count);
+}
+
+function addDays(day, n) {
+  const d = new Date(`${day}T00:00:00Z`);
+  d.setUTCDate(d.getUTCDate() + n);
+  return d.toISOString().slice(0, 10);
+}
+
+/** The period the filters show and the one before it: a whole month, quarter or year as
+ *  such; another from–to range against as many days before it; no range: the last month
+ *  with activities in scope up to today (`lastMonth`), against the month before. */
+function comparedPeriods(lastMonth) {
+  const p = state().p;
+  const from = p.get("from") || "", to = p.get("to") || "";
+  if (from && to) {
+    const [y, m] = from.split("-").map(Number);
+    for (const [kind, n] of [["month", m], ["quarter", Math.floor((m - 1) / 3) + 1], ["year", 1]]) {
+      const exact = periodOf(kind, y, n);
+      if (exact.from === from && exact.to === to) return [exact, periodBefore(exact)];
+    }
+    const days = daysBetween(from, to) + 1;
+    const range = (a, b) => ({ from: a, to: b, name: `${dayText(a)} – ${dayText(b)}` });
+    return [range(from, to), range(addDays(from, -days), addDays(from, -1))];
+  }
+  const day = from || to || (lastMonth ? `${lastMonth}-01` : choices.today);
+  const month = periodOf("month", Number(day.slice(0, 4)), Number(day.slice(5, 7)));
+  return [month, periodBefore(month)];
+}
+
+/** One attention block: the figure that says how much, a few rows that say where, a link to
+ *  the screen with all of them. */
+function attention(id, title, figure, value, note, items, screen) {
+  const list = items.length ? `<ol class="rows">${items.map(([label, what]) =>
+    `<li><span class="what" title="${esc(label)}">${esc(label)}</span><span class="how">${
+      esc(what)}</span></li>`).join("")}</ol>` : "";
+  return `<section class="attn${value > 0 ? "" : " calm"}" id="${id}"><h2>${esc(title)}<a class="more" data-screen-go="${
+    screen}">${esc(t("seeAll"))} ›</a></h2><div class="headline${value > 0 ? " warn" : ""}" `
+    + `data-figure="${figure}"><span class="v">${num(value)}</span> <span class="k">${
+      esc(note)}</span></div>${list}</section>`;
+}
+
+/** The change from the period before, as people read it: ▲ 12.5%, ▼ 3.0%, or none before. */
+function change(now, before) {
+  if (!before) return now ? `<span class="d">${esc(t("noneBefore"))}</span>` : `<span class="d">—</span>`;
+  const f = (now - before) / before;
+  const cls = f > 0 ? "up" : f < 0 ? "down" : "";
+  return `<span class="d ${cls}" data-change="${f}">${f > 0 ? "▲" : f < 0 ? "▼" : "="} ${
+    (Math.abs(f) * 100).toFixed(1)}%</span>`;
+}
+
+/** An output indicator's name with its unit (投入资金(万元)), else the taxonomy's label. */
+const outputLabel = (code) => {
+  const header = (choices.indicator_headers || {})[code];
+  return header ? header[en() ? 1 : 0] : codeLabel("indicator", code);
+};
+
+const COMPARED = ["activities", "served", "volunteers", "volunteer_hours", "trainees",
+  "donation_value_cny"];
+
 SCREENS.overview = async () => {
   const params = { ...scope(), group_by: "month" };
+  const { from, to, ...where } = scope();
+  const at = asAtDay();  // the day the coverage screen counts to: one definition
   const r = await api("/v1/reports/summary", params);
-  const tot = r.totals;
-  return [r.as_of, `<section id="totals">${cards(FIGURE_COLUMNS.map(([k]) => [k, tot[k]]))}</section>`
+  const months = r.rows.map((row) => row.key).filter((k) => /^\d{4}-\d{2}$/.test(String(k))
+    && k <= choices.today.slice(0, 7));
+  const [now, before] = comparedPeriods(months[months.length - 1]);
+  const [late, needs, waiting, followups, idle, cur, prev] = await Promise.all([
+    api("/v1/reports/timeliness", scope()),
+    api("/v1/reports/needs", { ...scope(), group_by: "category" }),
+    api("/v1/reports/needs/items", { ...scope(), state: "open", limit: 5 }),
+    api("/v1/reports/needs/items", { ...scope(), followup: "overdue", limit: 5 }),
+    api("/v1/reports/coverage", { ...scope(), idle_days: IDLE_DAYS, at }),
+    api("/v1/reports/summary", { ...where, from: now.from, to: now.to, group_by: "year" }),
+    api("/v1/reports/summary", { ...where, from: before.from, to: before.to, group_by: "year" }),
+  ]);
+  const owing = late.rows.filter((row) => row.missing > 0)
+    .sort((a, b) => b.missing - a.missing || String(a.label).localeCompare(String(b.label), "zh-CN"));
+  const blocks = [
+    attention("attn-overdue", t("overdueByUnit"), "missing", late.totals.missing,
+      `${t("reportsOverdue")} · ${num(owing.length)} ${t("unitsOverdue")}`,
+      owing.slice(0, 5).map((row) => [row.label, num(row.missing)]), "timeliness"),
+    attention("attn-waiting", t("waitingLongest"), "open", needs.totals.open, t("needsOpen"),
+      waiting.rows.map((n) => [`${n.title} · ${n.base_label}`,
+        `${num(daysBetween(n.submitted_at, choices.today))} ${en() ? "days" : "天"}`]), "needs"),
+    attention("attn-followups", t("followupsDue"), "followups_overdue",
+      needs.totals.followups_overdue, t("followupsCount"),
+      followups.rows.map((n) => [`${n.title} · ${n.organization_label || n.base_label}`,
+        dayText(n.followup && n.followup.due_on)]), "needs"),
+    attention("attn-idle", t("idleShort"), "idle_bases", idle.totals.idle_bases, t("idleCount"),
+      idle.rows.slice(0, 5).map((b) => [b.label, b.last_activity
+        ? `${num(b.days_idle)} ${en() ? "days" : "天"}` : t("never")]), "coverage"),
+  ];
+  const compared = `<div class="cards">${COMPARED.map((k) => `<div class="card" data-figure="${k}">`
+    + `<div class="v">${num(cur.totals[k])}</div><div class="k">${esc(t(k))}</div>`
+    + `${change(cur.totals[k], prev.totals[k])}<div class="was">${esc(t("lastPeriod"))} ${
+      num(prev.totals[k])}</div></div>`).join("")}</div>`;
+  const outputs = Object.entries(r.totals.outputs || {}).sort(([a], [b]) =>
+    outputLabel(a).localeCompare(outputLabel(b), en() ? "en" : "zh-CN"));
+  const outputCards = outputs.length ? `<div class="cards">${outputs.map(([code, v]) =>
+    `<div class="card" data-figure="outputs.${esc(code)}"><div class="v">${num(v)}</div>`
+    + `<div class="k">${esc(outputLabel(code))}</div></div>`).join("")}</div>`
+    : `<p>${esc(t("noOutputs"))}</p>`;
+  r.rows = r.rows.map((row) => ({ ...row, label: monthText(row.key) }));
+  return [r.as_of, `<h2 class="lead">${esc(t("attention"))}</h2>`
+    + `<div class="attention">${blocks.join("")}</div>`
+    + section(`${t("periodCompare")} · ${now.name} / ${before.name}`, compared, null, null,
+      "compare")
+    + section(t("outputs"), outputCards, null, null, "outputs")
+    + `<section id="totals">${cards(FIGURE_COLUMNS.map(([k]) => [k, r.totals[k]]))}</section>`
     + section(t("trend"), trend(r.rows, "served", scope()))
-    + section(t("byMonth"), table([["label", "month", "text"], ...FIGURE_COLUMNS], r.rows, tot),
+    + section(t("byMonth"), table([["label", "month", "text"], ...FIGURE_COLUMNS], r.rows, r.totals),
       "/v1/reports/summary", params)];
 };
 
@@ -324,13 +661,17 @@ SCREENS.dist = async () => {
   const p = state().p;
   const by = p.get("by") || "region";
   const tabs = ["region", "organization", "base", "theme", "service_type"].map((b) =>
-    `<a data-go='${JSON.stringify({ by: b, base: null })}' class="${b === by ? "on" : ""}">${
+    `<a data-go='${JSON.stringify({ by: b, base: null, own: null })}' class="${b === by ? "on" : ""}">${
       esc(t("by_" + b))}</a>`).join(" · ");
-  const crumbs = [`<a data-go='${JSON.stringify({ region: null, org: null, base: null })}'>${
+  const crumbs = [`<a data-go='${JSON.stringify({ region: null, org: null, base: null, own: null })}'>${
     esc(t("all"))}</a>`];
   if (by === "region") {
     for (const r of regionChain(p.get("region"))) {
-      crumbs.push(`<a data-go='${JSON.stringify({ region: r.id, base: null })}'>${esc(r.name)}</a>`);
+      crumbs.push(`<a data-go='${JSON.stringify({ region: r.id, base: null, own: null })}'>${
+        esc(r.name)}</a>`);
+    }
+    if (p.get("own") && p.get("region")) {
+      crumbs.push(`<a data-go='${JSON.stringify({ base: null })}'>${esc(t("ownBases"))}</a>`);
     }
   } else if (p.get("org")) {
     const u = choices.units.find((x) => x.id === p.get("org"));
@@ -345,17 +686,29 @@ SCREENS.dist = async () => {
     return [r.as_of, `<section>${head}<div class="crumbs">${crumbs.join(" › ")}</div>`
       + cards([["activities", r.totals.activities], ["served", r.totals.served],
         ["volunteer_hours", r.totals.volunteer_hours]]) + "</section>"
-      + section(`${t("activityList")} · ${base}`, table([["day", "date", "text"],
+      + section(`${t("activityList")} · ${base}`, table([[(row) => dayText(row.day), "date", "text"],
         ["title", "title", "text"], ["organization_label", "unit", "text"], ["served", "served"],
         ["volunteers", "volunteers"], ["volunteer_hours", "volunteer_hours"]], r.rows, r.totals),
       "/v1/reports/activities", { ...scope(), base_id: p.get("base") }, "activity-list")];
   }
-  const [groupBy, level] = breakdownQuery(by, p);
-  const params = { ...scope(), group_by: groupBy, ...(level ? { region_level: level } : {}) };
+  // A region's own bases (registered at the region itself, above the level of its rows).
+  const own = by === "region" && p.get("own") && p.get("region");
+  const [groupBy, level] = own ? ["base"] : breakdownQuery(by, p);
+  const params = { ...scope(), group_by: groupBy, ...(level ? { region_level: level } : {}),
+    ...(own ? { region_exact: "true" } : {}) };
   const r = await api("/v1/reports/summary", params);
   r.rows = relabel(r.rows, groupBy);
+  const ownLevel = (row) => groupBy === "region" && level && row.key
+    && (regionOf(row.key) || {}).level !== level;
+  if (groupBy === "region") {
+    r.rows = r.rows.map((row) => (ownLevel(row) && regionOf(row.key) ? { ...row, label: en()
+      ? `${regionOf(row.key).name} (${t("ownLevel")})` : `${regionOf(row.key).name}（${t("ownLevel")}）` }
+      : row));
+  }
+  const out = withOutputs(r.rows, r.totals);
   const drill = (row) => {
     if (!row.key) return null;
+    if (ownLevel(row) && row.key === p.get("region")) return { region: row.key, own: "1" };
     if (groupBy === "region") return { region: row.key };
     if (groupBy === "base") return { base: row.key };
     if (groupBy === "organization") return { org: row.key };
@@ -365,58 +718,113 @@ SCREENS.dist = async () => {
   return [r.as_of, `<section>${head}<div class="crumbs">${crumbs.join(" › ")}</div>`
     + `${bars(r.rows, "served")}</section>`
     + section(`${t("by_" + groupBy)}${drillable ? " · " + t("drillHint") : ""}`,
-      table([["label", "name", "text"], ...FIGURE_COLUMNS], r.rows, r.totals, drill),
+      table([["label", "name", "text"], ...FIGURE_COLUMNS, ...out.columns], out.rows, out.totals,
+        drill) + (["organization", "service_type"].includes(groupBy)
+        ? `<p class="note" id="counted-once">${esc(t("countedOnce"))}</p>` : ""),
       "/v1/reports/summary", params, "breakdown")];
 };
 
 SCREENS.needs = async () => {
   const params = { ...scope(), group_by: "category" };
-  const [r, items] = await Promise.all([api("/v1/reports/needs", params),
-    api("/v1/reports/needs/items", { ...scope(), state: "open", limit: 20 })]);
+  const monthly = { ...scope(), group_by: "month" };
+  const [r, months, items, late] = await Promise.all([api("/v1/reports/needs", params),
+    api("/v1/reports/needs", monthly),
+    api("/v1/reports/needs/items", { ...scope(), state: "open", limit: 20 }),
+    api("/v1/reports/needs/items", { ...scope(), followup: "overdue", limit: 1000 })]);
   const tot = r.totals;
   r.rows = relabel(r.rows, "category");
   const itemsPath = "/v1/reports/needs/items";
+  // The 12345 rates (三率): each with what it is made of, so a rate is never read alone.
+  const rates = [["response_rate", "responseRate", "pct"], ["response_due", "responseDue"],
+    ["responded_on_time", "respondedOnTime"], ["never_claimed", "neverClaimed"],
+    ["resolution_rate", "resolutionRate", "pct"], ["settled", "settled"], ["solved", "solved"],
+    ["satisfaction_rate", "satisfactionRate", "pct"], ["answered", "answered"],
+    ["answered_satisfied", "answeredSatisfied"], ["answered_partly", "answeredPartly"],
+    ["answered_unsatisfied", "answeredUnsatisfied"],
+    ["reopened_after_unsatisfied", "reopenedUnsatisfied"]];
   return [r.as_of, `<section id="need-states">${cards([["needsTotal", tot.total], ["open", tot.open, 0, tot.open > 0],
     ["claimed", tot.claimed], ["resolved", tot.resolved], ["closed", tot.closed],
-    ["followupsOverdue", tot.followups_overdue, 0, tot.followups_overdue > 0]])}</section>`
+    ["followupsOverdue", tot.followups_overdue, 0, tot.followups_overdue > 0],
+    ["possibleDuplicates", tot.possible_duplicates, 0, tot.possible_duplicates > 0]])}</section>`
+    + `<section id="need-rates">${cards([["responseRate", tot.response_rate, "pct"],
+      ["resolutionRate", tot.resolution_rate, "pct"],
+      ["satisfactionRate", tot.satisfaction_rate, "pct"]])}</section>`
     + section(`${t("oldest")} (${num(items.total)})`, table([
-      [(row) => (row.submitted_at || "").replace("T", " ").slice(0, 16), "submitted", "text"],
+      [(row) => momentText(row.submitted_at), "submitted", "text"],
       ["title", "need", "text"], ["base_label", "base", "text"],
       [(row) => codeLabel("service_type", row.category, row.category_label), "category", "text"],
-      [(row) => word("urgency", row.urgency), "urgency", "text"]], items.rows),
+      [(row) => word("urgency", row.urgency), "urgency", "text"],
+      [(row) => row.possible_duplicate_of || "", "duplicateOf", "text"]], items.rows),
     itemsPath, { ...scope(), state: "open" }, "oldest-needs")
+    + section(`${t("followupsDue")} (${num(late.total)})`, listing("followups", [
+      [(row) => dayText(row.followup && row.followup.due_on), "followupDue", "text", "due"],
+      ["title", "need", "text"], ["base_label", "base", "text"],
+      [(row) => row.organization_label || "—", "claimer", "text"],
+      [(row) => word("status", row.state), "status", "text"]],
+    late.rows.map((row) => ({ ...row, due: row.followup && row.followup.due_on })), null, [0, 1]),
+    itemsPath, { ...scope(), followup: "overdue" }, "followups-overdue")
+    + section(t("ratesByMonth"), table([["label", "month", "text"], ...rates], months.rows,
+      months.totals), "/v1/reports/needs", monthly, "need-rates-by-month")
     + section(t("byCategory"), table([["label", "category", "text"], ["total", "needsTotal"],
       ["open", "open"], ["claimed", "claimed"], ["resolved", "resolved"], ["closed", "closed"],
-      ["median_hours_to_claim", "medianClaim"], ["followups_overdue", "followupsOverdue"]],
+      ["median_hours_to_claim", "medianClaim"], ["followups_overdue", "followupsOverdue"],
+      ["response_rate", "responseRate", "pct"], ["resolution_rate", "resolutionRate", "pct"],
+      ["satisfaction_rate", "satisfactionRate", "pct"]],
     r.rows, tot), "/v1/reports/needs", params)];
 };
 
 SCREENS.timeliness = async () => {
   const params = scope();
+  // Overdue as at the same day the coverage screen counts to: now, or the end of the
+  // period's last day when that is earlier.
+  const at = asAtDay(), ended = at && at !== choices.today;
+  const missParams = ended ? { ...params, at: `${nextDay(at)}T00:00:00` } : params;
   const [r, miss] = await Promise.all([api("/v1/reports/timeliness", params),
-    api("/v1/reports/timeliness/missing", params)]);
+    api("/v1/reports/timeliness/missing", missParams)]);
   const tot = r.totals;
   const overdue = r.rows.filter((row) => row.missing > 0);
   const named = overdue.length ? `<p class="named" id="overdue-units">${overdue.map((row) =>
-    `${esc(row.label)}（${num(row.missing)}）`).join("、")}</p>` : `<p>${t("noneOverdue")}</p>`;
+    (en() ? `${esc(row.label)} (${num(row.missing)})` : `${esc(row.label)}（${num(row.missing)}）`))
+    .join(en() ? ", " : "、")}</p>` : `<p>${t("noneOverdue")}</p>`;
   return [r.as_of, `<section>${cards([["onTimeRate", tot.on_time_rate, "pct"], ["due", tot.due],
     ["on_time", tot.on_time], ["late", tot.late, 0, tot.late > 0],
     ["missing", tot.missing, 0, tot.missing > 0], ["scheduled", tot.scheduled],
     ["missed", tot.missed, 0, tot.missed > 0]])}</section>`
     + section(t("overdueUnits"), named)
-    + section(t("missingList"), table([["organization_name", "unit", "text"],
-      ["title", "title", "text"], ["base_name", "base", "text"], ["due_at", "dueAt", "text"],
-      ["days_overdue", "daysOverdue"]], miss.rows), "/v1/reports/timeliness/missing", params)
-    + section(t("timeliness"), table([["label", "unit", "text"], ["scheduled", "scheduled"],
-      ["missed", "missed"], ["due", "due"], ["on_time", "on_time"], ["late", "late"],
-      ["missing", "missing"], ["pending", "pending"], ["on_time_rate", "onTimeRate", "pct"]],
-    r.rows, tot), "/v1/reports/timeliness", params, "timeliness-table")];
+    + section(`${t("missingList")} (${num(miss.rows.length)})`, `<p class="note" id="overdue-definition">${
+      t("asAt")} ${ended ? esc(dayText(at)) : esc(t("now"))}${esc(t("overdueDef"))}</p>` + listing("missing",
+      [["organization_name", "unit", "text"], ["title", "title", "text"],
+        ["base_name", "base", "text"], [(row) => momentText(row.due_at), "dueAt", "text", "due_at"],
+        ["days_overdue", "daysOverdue"]], miss.rows, null, [4, -1]),
+    "/v1/reports/timeliness/missing", missParams, "missing-list")
+    + section(`${t("timeliness")} (${num(r.rows.length)})`, listing("timeliness",
+      [["label", "unit", "text"], ["scheduled", "scheduled"],
+        ["missed", "missed"], ["due", "due"], ["on_time", "on_time"], ["late", "late"],
+        ["missing", "missing"], ["pending", "pending"], ["on_time_rate", "onTimeRate", "pct"]],
+      r.rows, tot, [6, -1]), "/v1/reports/timeliness", params, "timeliness-table")];
+};
+
+SCREENS.volunteers = async () => {
+  const p = state().p;
+  const params = scope();
+  const r = await api("/v1/reports/volunteers", params);
+  const pick = `<div class="pick"><label>${t("unit")} <select data-param="org">${
+    [["", t("all")], ...choices.units.map((u) => [u.id, u.name])].map(([id, name]) =>
+      `<option value="${esc(id)}"${id === (p.get("org") || "") ? " selected" : ""}>${esc(name)}</option>`)
+      .join("")}</select></label></div>`;
+  return [r.as_of, section(`${t("volunteerLedger")} (${num(r.total)})`, pick
+    + cards([["unique_volunteers", r.totals.volunteers], ["hoursConfirmed", r.totals.hours_confirmed],
+      ["hoursUnconfirmed", r.totals.hours_unconfirmed]])
+    + listing("volunteers", [["name", "person", "text"], ["organization_name", "unit", "text"],
+      ["hours_confirmed", "hoursConfirmed"], ["hours_unconfirmed", "hoursUnconfirmed"],
+      ["activities", "activitiesAttended"], ["star_level", "star"]], r.rows, null, [2, -1]),
+  "/v1/reports/volunteers", params, "volunteer-list")];
 };
 
 SCREENS.coverage = async () => {
   const p = state().p;
   const idle = p.get("idle") || "90";
-  const at = p.get("to") || choices.today;  // the clock's today, never the newest data's
+  const at = asAtDay();  // the clock's today (or the period's end), never the newest data's
   const idleParams = { ...scope(), idle_days: idle, ...(at ? { at } : {}) };
   const campaigns = choices.campaigns;
   const campaign = p.get("campaign") || (campaigns[0] || {}).id;
@@ -424,10 +832,14 @@ SCREENS.coverage = async () => {
     campaign ? api("/v1/reports/coverage", { ...scope(), campaign_id: campaign }) : null]);
   const pickIdle = `<div class="pick"><label>${t("idleDays")} <select data-param="idle">${
     ["30", "90", "180", "365"].map((d) => `<option${d === idle ? " selected" : ""}>${d}</option>`)
-      .join("")}</select></label> <span>${t("asAt")} ${esc(r.at || at || "")}</span></div>`;
+      .join("")}</select></label> <span id="as-at">${t("asAt")} <b>${esc(dayText(r.at || at || ""))}</b></span></div>`
+    + `<p class="note" id="idle-definition">${t("asAt")} ${esc(dayText(r.at || at || ""))}${
+      esc(t("idleDef"))}</p>`;
   let out = section(`${t("idleBases")} (${num(r.rows.length)})`, pickIdle + table([
-    ["label", "base", "text"], ["region_code", "region", "text"],
-    [(row) => row.last_activity || t("never"), "lastActivity", "text"],
+    ["label", "base", "text"], [(row) => regionName(row.region_code), "region", "text"],
+    [(row) => (row.last_activity ? dayText(row.last_activity) : row.last_visit ? "—" : t("never")),
+      "lastActivity", "text"],
+    [(row) => (row.last_visit ? dayText(row.last_visit) : "—"), "lastVisit", "text"],
     ["days_idle", "daysIdle"]], r.rows), "/v1/reports/coverage", idleParams, "idle-bases");
   if (!campaign) return [r.as_of, out + section(t("campaign"), `<p>${t("noCampaign")}</p>`)];
   const pick = `<div class="pick"><label>${t("campaign")} <select data-param="campaign">${
@@ -485,15 +897,20 @@ SCREENS.pairing = async () => {
     out += section(`${one.pairing.name} · ${one.pairing.organization_label} ⇄ ${
       one.pairing.base_label}`, pick + `<div id="pairing-totals">${cards([
       ["projects", tot.projects], ["projectsRun", tot.projects_fulfilled],
-      ["activities", tot.activities], ["served", tot.served], ["open", one.needs.open],
-      ["closed", one.needs.closed]])}</div>`)
+      ["fulfilment", tot.fulfilment_rate, "pct"], ["activities", tot.activities],
+      ["served", tot.served], ["volunteer_hours", tot.volunteer_hours], ["open", one.needs.open],
+      ["closed", one.needs.closed]])}</div><p class="note" id="fulfilment-definition">${
+      esc(t("fulfilmentDef"))}</p>`)
       + section(`${t("needsList")} (${one.needs_list.length})`, items(one.needs_list)
         + cards([["needsTotal", one.needs.total], ["open", one.needs.open],
           ["claimed", one.needs.claimed], ["resolved", one.needs.resolved],
           ["closed", one.needs.closed]]))
       + section(`${t("resources")} (${one.resources.length})`, items(one.resources))
-      + section(t("projectList"), table([["title", "project", "text"],
-        [(row) => word("status", row.status), "status", "text"],
+      + section(t("projectList"), table([
+        [(row) => (row.unassigned ? t("unassigned") : row.title ?? row.project_id), "project", "text"],
+        [(row) => (row.status === "done" && !row.activities
+          ? `${word("status", row.status)} · ${t("noActivityLogged")}` : word("status", row.status)),
+        "status", "text"],
         ["activities", "activities"], ["served", "served"], ["volunteer_hours", "volunteer_hours"]],
       one.rows, tot), `/v1/reports/pairings/${encodeURIComponent(id)}`, params, "projects");
   }
@@ -516,10 +933,19 @@ async function render(quiet) {
   try {
     const [asOf, html] = await SCREENS[screen]();
     if (mine !== rendering) return;
+    const typing = document.activeElement && document.activeElement.matches(".listing input.find")
+      ? [document.activeElement.closest(".listing").dataset.list,
+        document.activeElement.selectionStart] : null;
     $("#screen").innerHTML = html;
+    if (typing) {  // a redraw (the 10 s poll) while typing in a list's filter box: keep typing
+      const box = $(`#screen .listing[data-list="${CSS.escape(typing[0])}"] input.find`);
+      if (box) { box.focus(); box.setSelectionRange(typing[1], typing[1]); }
+    }
     $("#screen").dataset.screen = screen;
     $("#screen").dataset.width = String(window.innerWidth);  // the width it was drawn for
-    $("#asof").textContent = asOf === null ? "" : `${t("asOf")} ${asOf}`;
+    // When the figures were read, by the clock; the event sequence stays on the element.
+    $("#asof").textContent = `${t("updated")} ${momentText(new Date().toISOString())}`;
+    $("#asof").dataset.seq = asOf === null ? "" : String(asOf);
   } catch (err) {
     if (mine !== rendering) return;
     if (!quiet) $("#screen").innerHTML = `<p class="error">${t("failed")}: ${esc(err.message)}</p>`;
@@ -589,8 +1015,11 @@ function wire() {
     const a = e.target.closest("a[data-screen]");
     if (a) go({}, a.dataset.screen);
   });
+  wireListings($("#screen"));
   // Clicks and picks inside a screen: drill-downs, sub-tabs, pickers.
   $("#screen").addEventListener("click", (e) => {
+    const more = e.target.closest("a[data-screen-go]");
+    if (more) { go({}, more.dataset.screenGo); return; }
     const row = e.target.closest("tr[data-drill]");
     if (row) { go(JSON.parse(row.dataset.drill)); return; }
     const a = e.target.closest("a[data-go]");
@@ -621,7 +1050,7 @@ let refreshSoon = null;
 
 function showNotices() {
   $("#notices").innerHTML = notices.slice(0, 30).map((n) => `<li class="${n.fresh ? "new" : ""}">`
-    + `<time>${esc((n.occurred_at || "").replace("T", " ").slice(0, 16))}</time>`
+    + `<time>${esc(momentText(n.occurred_at))}</time>`
     + `${esc(en() ? n.message_en : n.message_zh)}</li>`).join("");
 }
 
