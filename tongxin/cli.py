@@ -156,7 +156,9 @@ def up(data_dir: Path = typer.Option(Path("var"), envvar="TONGXIN_DATA_DIR",
                 created = asyncio.run(databases.ensure_databases(db_urls))
                 # Once, before any service, as compose's `migrate` service does.
                 db_env = {f"TONGXIN_{s.upper()}_DATABASE_URL": u for s, u in db_urls.items()}
-                migrated = subprocess.run([sys.executable, "-m", "tongxin.cli", "migrate"],
+                # (--no-streams: declared above, as the operator.)
+                migrated = subprocess.run([sys.executable, "-m", "tongxin.cli", "migrate",
+                                           "--no-streams"],
                                           env={**os.environ, **env, **db_env},
                                           capture_output=True, text=True)
                 if migrated.returncode:
@@ -369,7 +371,9 @@ def declare_streams(url: str, settings: Settings, within: float = 60.0) -> None:
 
         while True:
             try:
-                nc = await nats.connect(url, connect_timeout=5, allow_reconnect=False,
+                # a cluster: "nats://a,nats://b", each with the user's credentials
+                servers = [u.strip() for u in url.split(",") if u.strip()]
+                nc = await nats.connect(servers, connect_timeout=5, allow_reconnect=False,
                                         max_reconnect_attempts=0, error_cb=on_error)
                 try:
                     await declare(nc.jetstream(timeout=10), Names(settings.namespace),
