@@ -312,6 +312,8 @@ RULES: list[Rule] = [
     _rule(r"unavailable: .*", lambda m: "数据库或 NATS 暂时无法连接，请稍后再试"),
     _rule(r"busy: .*", lambda m: "系统繁忙，请稍后再试"),
     _rule(r"internal error", lambda m: "内部错误"),
+    _rule(r"the session could not be ended everywhere: try again",
+          lambda m: "会话未能在所有服务上结束，请重试"),
 ]
 
 
