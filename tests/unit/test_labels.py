@@ -63,8 +63,8 @@ def forms_texts() -> dict[str, tuple[str, str]]:
     html = FORMS_HTML.read_text(encoding="utf-8")
     script = FORMS_JS.read_text(encoding="utf-8")
     found = re.findall(r'data-(?:t|ph|title|empty)="([^"]*\|[^"]*)"', html)
-    for name in ("T", "ROLES"):
-        found += re.findall(r'\w+: "([^"]*\|[^"]*)"', js_object(script, name))
+    for name in ("T", "ROLES", "KINDS"):
+        found += re.findall(r'"?[\w.]+"?: "([^"]*\|[^"]*)"', js_object(script, name))
     out = {}
     for text in found:
         zh, _, en = text.partition("|")
