@@ -10,7 +10,9 @@ disk, as a unit's person in a village with weak signal would use them:
 - come back online, with no reload: the fair and the report are sent on their own, the refused
   one shows its reason next to its entry; the reporting service counts the fair and the report
   once each (waited for through `min_seq`), and sending the fair again changes nothing;
-- no request of the browser left 127.0.0.1."""
+- no request of the browser left 127.0.0.1;
+- and, the page unable to get through while the network is there, the service worker sends
+  what waits on Background Sync."""
 
 from __future__ import annotations
 
@@ -206,3 +208,50 @@ async def test_forms_logged_offline_are_sent_once_when_the_network_returns(
     away = [u for u in seen if urlsplit(u).scheme not in ("data", "blob")
             and urlsplit(u).hostname != "127.0.0.1"]
     assert seen and not away, f"the forms asked other hosts for: {away}"
+
+
+async def test_the_service_worker_sends_what_waits_on_background_sync(system: System,
+                                                                       tmp_path: Path):
+    """The page cannot get through (its own requests fail) but the network is there: the entry
+    is kept, Background Sync wakes the worker, and the worker sends it; the page, told over
+    its channel, lists it as sent. Counted once."""
+    chromium = installed_chromium()
+    world = await a_unit_with_an_account(system)
+    org = world["org"]
+    form = "#form-activity"
+    sent_by: list[str] = []  # who sent each POST /v1/activities that went through
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=str(chromium), headless=True,
+                                           args=CHROMIUM_ARGS)
+        try:
+            context = await browser.new_context(viewport={"width": 420, "height": 900},
+                                                locale="zh-CN")
+            page = await logged_in(context, system, world)
+            await page.wait_for_function("document.documentElement.dataset.offline === 'ready'")
+            assert await page.evaluate(
+                "navigator.serviceWorker.ready.then(r => 'sync' in r)"), "no Background Sync"
+
+            async def only_the_worker(route):
+                if route.request.service_worker is None:  # the page's own: no way through
+                    await route.abort("internetdisconnected")
+                    return
+                sent_by.append("worker")
+                await route.continue_()
+
+            await context.route("**/v1/activities", only_the_worker)
+            await page.fill(f"{form} [name=title]", "后台同步的义诊")
+            await page.select_option(f"{form} [name=base_id]", world["base"]["id"])
+            await page.select_option(f"{form} [name=theme]", "new_countryside")
+            await page.check(f"{form} [data-checks] input[value=free_clinic]")
+            for name, value in (("volunteers", "2"), ("volunteer_hours", "4"), ("served", "9")):
+                await page.fill(f"{form} [name={name}]", value)
+            event_id = await kept(page, form)
+            item = entry(page, event_id)
+            await expect(item).to_have_attribute("data-state", "sent", timeout=SENT_MS)
+            seq = int(await item.get_attribute("data-seq") or 0)
+            assert sent_by and set(sent_by) == {"worker"}, sent_by
+            await context.close()
+        finally:
+            await browser.close()
+    after = await system.summary(organization_id=org["id"], min_seq=seq)
+    assert (after["totals"]["activities"], after["totals"]["served"]) == (1, 9), after
