@@ -17,9 +17,11 @@ disk, as a unit's person in a village with weak signal would use them:
 from __future__ import annotations
 
 import hashlib
+import struct
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 from playwright.async_api import BrowserContext, Page, async_playwright, expect
 
@@ -255,3 +257,29 @@ async def test_the_service_worker_sends_what_waits_on_background_sync(system: Sy
             await browser.close()
     after = await system.summary(organization_id=org["id"], min_seq=seq)
     assert (after["totals"]["activities"], after["totals"]["served"]) == (1, 9), after
+
+
+async def test_the_worker_is_behind_the_login_and_the_manifest_is_public(system: System):
+    """`/forms/sw.js` like the page (a key or session; JavaScript, checked for a new version on
+    each visit); the manifest and its icons public, from this host."""
+    events = system.url("events")
+    async with httpx.AsyncClient(timeout=30) as anonymous:
+        r = await anonymous.get(f"{events}/forms/sw.js")
+        assert r.status_code == 401, r.status_code
+        r = await anonymous.get(f"{events}/static/forms/manifest.webmanifest")
+        assert r.status_code == 200, r.status_code
+        manifest = r.json()
+        for icon in manifest["icons"]:
+            found = await anonymous.get(f"{events}/static/forms/{icon['src']}")
+            assert found.status_code == 200 and found.headers["content-type"] == icon["type"], \
+                (icon, found.status_code, found.headers.get("content-type"))
+            if icon["type"] == "image/png":
+                width, height = struct.unpack(">II", found.content[16:24])
+                assert f"{width}x{height}" == icon["sizes"], icon
+    assert all(not urlsplit(i["src"]).netloc for i in manifest["icons"]), manifest
+    async with system.client() as http:
+        r = await http.get(f"{events}/forms/sw.js")
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("text/javascript"), r.headers
+    assert r.headers["cache-control"] == "no-cache", r.headers
+    assert "importScripts(\"../static/forms/outbox.js\")" in r.text
