@@ -17,6 +17,7 @@ disk, as a unit's person in a village with weak signal would use them:
 from __future__ import annotations
 
 import hashlib
+import re
 import struct
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -26,6 +27,7 @@ import pytest
 from playwright.async_api import BrowserContext, Page, async_playwright, expect
 
 from tests.e2e.test_forms import (
+    PASSWORD,
     TIMEOUT_MS,
     a_unit_with_an_account,
     artifacts,
@@ -283,3 +285,70 @@ async def test_the_worker_is_behind_the_login_and_the_manifest_is_public(system:
     assert r.headers["content-type"].startswith("text/javascript"), r.headers
     assert r.headers["cache-control"] == "no-cache", r.headers
     assert "importScripts(\"../static/forms/outbox.js\")" in r.text
+
+
+async def test_an_entry_waits_for_the_login_that_made_it(system: System):
+    """A phone shared by two of a unit's people: what one kept offline is not sent while the
+    other is logged in (it says so), and is sent once its maker logs in again."""
+    chromium = installed_chromium()
+    world = await a_unit_with_an_account(system)
+    other = {**world, "username": f"{world['username']}-b"}
+    async with system.client() as http:
+        r = await http.post(f"{system.url('registry')}/v1/accounts", json={
+            "username": other["username"], "password": PASSWORD, "name": "同一单位的另一位",
+            "role": "unit", "organization_id": world["org"]["id"]})
+        assert r.status_code == 201, r.text
+    form = "#form-activity"
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=str(chromium), headless=True,
+                                           args=CHROMIUM_ARGS)
+        try:
+            context = await browser.new_context(viewport={"width": 420, "height": 900},
+                                                locale="zh-CN")
+            page = await logged_in(context, system, world)
+            await page.wait_for_function("document.documentElement.dataset.offline === 'ready'")
+            await context.set_offline(True)
+            await no_network(context)
+            await page.fill(f"{form} [name=title]", "甲填写的义诊")
+            await page.select_option(f"{form} [name=base_id]", world["base"]["id"])
+            await page.select_option(f"{form} [name=theme]", "new_countryside")
+            await page.check(f"{form} [data-checks] input[value=free_clinic]")
+            for name, value in (("volunteers", "1"), ("volunteer_hours", "2"), ("served", "3")):
+                await page.fill(f"{form} [name={name}]", value)
+            event_id = await kept(page, form)
+            await page.close()
+
+            # -- online, the other person logged in: the entry is left for its maker
+            await context.clear_cookies()  # logged out first: nothing is sent as the maker
+            await context.unroute_all()
+            await context.set_offline(False)
+            page = await logged_in(context, system, other)
+            item = entry(page, event_id)
+            await expect(item).to_have_attribute("data-other", re.compile("^account:"),
+                                                 timeout=SENT_MS)
+            await expect(item).to_contain_text("由另一账号填写")
+            stranger = await item.get_attribute("data-other")
+            assert await item.get_attribute("data-state") == "waiting"
+            async with system.client() as http:
+                r = await http.get(f"{system.url('events')}/v1/events/{event_id}")
+                assert r.status_code == 404, r.text
+            await page.close()
+
+            # -- its maker logs in again: sent
+            await context.clear_cookies()
+            page = await logged_in(context, system, world)
+            item = entry(page, event_id)
+            await expect(item).to_have_attribute("data-state", "sent", timeout=SENT_MS)
+            seq = int(await item.get_attribute("data-seq") or 0)
+            async with system.client() as http:
+                r = await http.get(f"{system.url('events')}/v1/events/{event_id}")
+                assert r.status_code == 200, r.text
+                sent_as = r.json()["principal"]
+            maker = await page.evaluate(
+                "id => Outbox.all().then(es => es.find(e => e.id === id).who)", event_id)
+            assert sent_as == maker and maker != stranger, (sent_as, maker, stranger)
+            await context.close()
+        finally:
+            await browser.close()
+    after = await system.summary(organization_id=world["org"]["id"], min_seq=seq)
+    assert after["totals"]["activities"] == 1, after

@@ -15,6 +15,8 @@
 "use strict";
 
 const LANG_KEY = "tongxin-lang";
+const WHO_KEY = "tongxin-forms-who";  // the login last seen here: what entries are made under
+let me = localStorage.getItem(WHO_KEY);
 let lang = localStorage.getItem(LANG_KEY) === "en" ? "en" : "zh";
 let choices = null;
 
@@ -59,6 +61,7 @@ const T = {
   made: "填写于 {when}|Filled in {when}",
   notSent: "（尚未提交）| (not sent yet)",
   photoLater: "联网后上传|Uploads when online",
+  otherLogin: "由另一账号填写：该账号登录后自动提交|Made under another login: sent once it logs in here",
   discard: "删除此条|Discard",
   uploading: "正在上传…|Uploading…",
   uploaded: "已上传|Uploaded",
@@ -530,7 +533,7 @@ function entryOf(form) {
   // (a report) its photos, by ref if uploaded already, else as the file itself.
   const kind = form.dataset.kind;
   const id = form.dataset.eventId;
-  const entry = { id, kind, created: Date.now(), state: "waiting", tries: 0, next_at: 0,
+  const entry = { id, kind, who: me, created: Date.now(), state: "waiting", tries: 0, next_at: 0,
                   lang: lang === "en" ? "en" : "zh-CN",
                   photos_url: new URL("../v1/photos", location.href).href };
   let data;
@@ -615,6 +618,7 @@ function entryItem(e) {
   li.dataset.id = e.id;
   li.dataset.kind = e.kind;
   li.dataset.state = e.state;
+  if (e.other) li.dataset.other = e.other;  // left for the login that made it
   const head = document.createElement("p");
   head.className = "what";
   const strong = document.createElement("strong");
@@ -625,7 +629,8 @@ function entryItem(e) {
   status.className = "status";
   li.append(head, status);
   if (e.state === "waiting") {
-    status.textContent = e.tries ? say("retrying", { n: e.tries }) : say("waiting");
+    status.textContent = e.who && me && e.who !== me ? say("otherLogin")
+      : e.tries ? say("retrying", { n: e.tries }) : say("waiting");
     if (e.last_status === 401) {
       const a = document.createElement("a");
       a.href = location.href;
@@ -833,6 +838,12 @@ document.addEventListener("DOMContentLoaded", () => {
   applyLang();
   showTab();
   loadChoices();
+  api("../v1/whoami").then(({ status, body }) => {
+    if (status !== 200 || !body) return;
+    me = `${body.kind}:${body.id}`;
+    localStorage.setItem(WHO_KEY, me);
+    renderOutbox();
+  }).catch(() => undefined);  // offline: the login last seen here
   // Offline: the service worker keeps the page and its choices; the outbox sends what waits.
   if ("serviceWorker" in navigator) {
     navigator.serviceWorker.register("sw.js").catch(() => undefined);

@@ -8,6 +8,10 @@
 // dedupes by event_id. Its photos are kept as Blobs and uploaded first; the photo store names
 // them by their SHA-256, so an upload repeated is the same photo.
 //
+// An entry is sent only under the login that made it (`who`, the key or account of
+// `GET /v1/whoami`): on a phone shared by a unit's people, one person's entries wait for that
+// person to log in again, and are never sent in another's name.
+//
 // An answer decides an entry: 2xx sent; 4xx refused (shown by its entry, never retried),
 // except 401 (log in again), 408 and 429; anything else (5xx, no network) is tried again
 // with back-off, in order: an entry waits for the ones made before it (a report names the
@@ -129,6 +133,18 @@ const Outbox = (() => {
     }
   }
 
+  async function whoami(near) {
+    // The login this device sends under now: {label} or, if none answers, {status}.
+    try {
+      const response = await fetch(new URL("whoami", near).href, {
+        credentials: "same-origin", headers: { "Accept": "application/json" } });
+      const { status, body } = await answer(response);
+      return status === 200 && body ? { label: `${body.kind}:${body.id}` } : { status };
+    } catch {
+      return { status: 0 };
+    }
+  }
+
   function wait(tries) {
     const ms = Math.min(RETRY_MAX_MS, RETRY_MS * 2 ** tries);
     return ms / 2 + Math.random() * ms / 2;
@@ -157,6 +173,7 @@ const Outbox = (() => {
     // down, or the server is: the later ones would fare no better, and order is kept).
     let waiting = 0;
     let changed = false;
+    let who;  // asked once a pass, before the first entry due
     const now = Date.now();
     for (const entry of await all()) {
       if (entry.state === "sent" && now - entry.sent_at > KEEP_SENT_MS) {
@@ -166,6 +183,23 @@ const Outbox = (() => {
       }
       if (entry.state !== "waiting") continue;
       if (waiting || (!force && (entry.next_at || 0) > now)) { waiting += 1; continue; }
+      if (who === undefined) {
+        const found = await whoami(entry.url);
+        if (found.label === undefined) {  // no network, or logged out: try again later
+          await record(entry, { outcome: "retry", status: found.status });
+          changed = true;
+          waiting += 1;
+          continue;
+        }
+        who = found.label;
+      }
+      if (entry.who && entry.who !== who) {  // another login's: left for it
+        if (entry.other !== who) {
+          await settle(entry.id, { other: who });
+          changed = true;
+        }
+        continue;
+      }
       const result = await deliver(entry);
       await record(entry, result);
       changed = true;
