@@ -63,15 +63,15 @@ def dashboard_codes() -> dict[str, dict[str, tuple[str, str]]]:
 
 def forms_texts() -> dict[str, tuple[str, str]]:
     """Every `中文|English` of the forms and the sign-in pages: the pages' data-t, data-ph,
-    data-title and data-empty attributes, and the scripts' own messages and role names."""
+    data-title and data-empty attributes, and the scripts' own messages, role and kind names."""
     found: list[str] = []
     for page in (FORMS_HTML, *SIGN_IN_PAGES):
         html = page.read_text(encoding="utf-8")
         found += re.findall(r'data-(?:t|ph|title|empty)="([^"]*\|[^"]*)"', html)
-    for script, names in ((FORMS_JS.read_text(encoding="utf-8"), ("T", "ROLES")),
+    for script, names in ((FORMS_JS.read_text(encoding="utf-8"), ("T", "ROLES", "KINDS")),
                           (SIGN_JS.read_text(encoding="utf-8"), ("T",))):
         for name in names:
-            found += re.findall(r'\w+: "([^"]*\|[^"]*)"', js_object(script, name))
+            found += re.findall(r'"?[\w.]+"?: "([^"]*\|[^"]*)"', js_object(script, name))
     sign = SIGN_JS.read_text(encoding="utf-8")
     found += re.findall(r'say\("([^"]*\|[^"]*)"\)', sign)
     out = {}
