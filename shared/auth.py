@@ -50,7 +50,9 @@ KEY_PREFIX = "txk"
 OPEN_PATHS = frozenset({"/health", "/metrics", "/login", "/logout"})
 # The docs pages' scripts and stylesheets (shared/webassets.py): public code from npm, no data;
 # a browser loads them for a page it may see, and the page itself is behind a key or login.
-OPEN_PREFIXES = ("/static/",)
+# A service certificate's check (services/reporting/certificates.py): anyone holding the
+# code sees the name's first character, the totals and the issuing unit, nothing more.
+OPEN_PREFIXES = ("/static/", "/verify/")
 
 # The principal of the request being served: registry changes and accepted events record it.
 PRINCIPAL: ContextVar[Principal | None] = ContextVar("tongxin_principal", default=None)
