@@ -251,7 +251,9 @@ async def issue(request: Request, asked: Asked) -> Any:
 
 
 @router.get("/v1/certificates/{code}.pdf", summary="A certificate as a PDF",
-            responses={200: {"content": {"application/pdf": {}}},
+            response_class=Response,
+            responses={200: {"description": "the certificate as issued",
+                             "content": {"application/pdf": {}}},
                        503: {"description": "no Chinese font for the PDF"}})
 async def certificate_pdf(request: Request, code: Code,
                           lang: Annotated[Literal["zh", "en"], Query()] = "zh") -> Any:
