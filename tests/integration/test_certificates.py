@@ -8,6 +8,7 @@ periods, in the ledger and its XLSX, and keeps every hour on the certificate."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import subprocess
 from datetime import date
@@ -89,7 +90,10 @@ def app_for(engine) -> FastAPI:
 
 
 async def poppler(*command: str) -> str:
-    return subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    """A poppler-utils command's output (pdftoppm, pdftotext)."""
+    done = await asyncio.to_thread(subprocess.run, command, check=True, capture_output=True,
+                                   text=True)
+    return done.stdout
 
 
 async def test_a_moved_volunteer_s_hours_are_under_each_unit_in_its_period(nc, names, engine):
@@ -109,9 +113,11 @@ async def test_a_moved_volunteer_s_hours_are_under_each_unit_in_its_period(nc, n
                 for r in ledger]
 
     # Every hour kept: A's before the move, B's after (the fair run by X included).
-    assert rows(ledger) == [("v1", "A", "区民宗局", 5.0, 0.0, 2), ("v1", "B", "区教育局", 4.0, 1.5, 2),
+    assert rows(ledger) == [("v1", "A", "区民宗局", 5.0, 0.0, 2),
+                            ("v1", "B", "区教育局", 4.0, 1.5, 2),
                             ("v2", "A", "区民宗局", 4.0, 0.0, 1)]
-    assert rows(at_a) == [("v1", "A", "区民宗局", 5.0, 0.0, 2), ("v2", "A", "区民宗局", 4.0, 0.0, 1)]
+    assert rows(at_a) == [("v1", "A", "区民宗局", 5.0, 0.0, 2),
+                          ("v2", "A", "区民宗局", 4.0, 0.0, 1)]
     assert rows(at_b) == [("v1", "B", "区教育局", 4.0, 1.5, 2)]
     assert rows(since_may) == [("v1", "B", "区教育局", 4.0, 1.5, 2)]
     assert [r[:2] for r in rows(before_may)] == [("v1", "A"), ("v2", "A")]
@@ -176,7 +182,7 @@ async def test_certificate_figures_pdf_and_public_check(nc, names, engine, tmp_p
     path.write_bytes(pdf.content)
     await poppler("pdftoppm", "-png", "-r", "50", "-f", "1", "-l", "1", str(path),
                   str(tmp_path / "page"))
-    assert list(tmp_path.glob("page*.png"))
+    assert (tmp_path / "page-1.png").stat().st_size > 0  # noqa: ASYNC240 (a test's file)
     text = await poppler("pdftotext", "-layout", str(path), "-")
     for words in ("志愿服务记录证明", "刘春梅", "三月义诊", "四月义教", "六月便民大集市",
                   "区民宗局", "虞舜集团", "2024-03-10", "签到", "本人申报", "组织者录入",

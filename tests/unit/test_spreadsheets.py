@@ -403,8 +403,8 @@ RECORDS = {
          "code": "V1"},
         {"id": "v2", "name": "李四", "organization_id": None, "organization_code": "D01",
          "team_ids": [], "team_codes": ["T1"], "skills": [], "party_status": "non_member",
-         "organization_since": None, "home_base_id": None, "home_base_code": None, "phone": None, "id_number": None,
-         "code": None},
+         "organization_since": None, "home_base_id": None, "home_base_code": None,
+         "phone": None, "id_number": None, "code": None},
     ],
     PairingCreate: [
         {"id": "p1", "organization_id": None, "organization_code": "D01", "base_id": None,

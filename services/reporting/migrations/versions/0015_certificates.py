@@ -18,13 +18,21 @@ depends_on = None
 
 def upgrade() -> None:
     op.create_table(
+        'volunteer_versions',
+        sa.Column('volunteer_id', sa.String(length=64), nullable=False),
+        sa.Column('seq', sa.BigInteger(), nullable=False),
+        sa.Column('organization_id', sa.String(length=64), nullable=True),
+        sa.Column('since', sa.Date(), nullable=True),
+        sa.Column('changed_on', sa.Date(), nullable=False),
+        sa.PrimaryKeyConstraint('volunteer_id', 'seq'),
+    )
+    op.create_table(
         'volunteer_memberships',
         sa.Column('volunteer_id', sa.String(length=64), nullable=False),
-        sa.Column('since', sa.Date(), nullable=False),
-        sa.Column('organization_id', sa.String(length=64), nullable=True),
         sa.Column('valid_from', sa.Date(), nullable=False),
+        sa.Column('organization_id', sa.String(length=64), nullable=True),
         sa.Column('valid_to', sa.Date(), nullable=True),
-        sa.PrimaryKeyConstraint('volunteer_id', 'since'),
+        sa.PrimaryKeyConstraint('volunteer_id', 'valid_from'),
     )
     with op.batch_alter_table('volunteer_memberships', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_volunteer_memberships_valid_to'), ['valid_to'],
@@ -57,3 +65,4 @@ def downgrade() -> None:
     with op.batch_alter_table('volunteer_memberships', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_volunteer_memberships_valid_to'))
     op.drop_table('volunteer_memberships')
+    op.drop_table('volunteer_versions')
