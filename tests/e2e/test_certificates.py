@@ -67,7 +67,7 @@ async def test_a_moved_volunteer_keeps_her_hours_and_her_certificate_can_be_chec
 
     # The move reaches reporting on the registry's stream, which `min_seq` waits for too.
     found = await ledger()
-    assert sorted(found) == [(a["name"], 5.0, 0.0), (b["name"], 4.0, 1.5)]
+    assert sorted(found) == sorted([(a["name"], 5.0, 0.0), (b["name"], 4.0, 1.5)])
     assert await ledger(to="2024-04-30") == [(a["name"], 5.0, 0.0)]
     assert await ledger(**{"from": "2024-05-01"}) == [(b["name"], 4.0, 1.5)]
     assert await ledger(organization_id=a["id"]) == [(a["name"], 5.0, 0.0)]
