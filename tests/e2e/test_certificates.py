@@ -9,7 +9,9 @@ import uuid
 
 import httpx
 import pytest
+from playwright.async_api import async_playwright, expect
 
+from tests.e2e.test_offline_pages import CHROMIUM_ARGS, foreign, installed_chromium
 from tests.factories import activity, envelope
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -102,3 +104,22 @@ async def test_a_moved_volunteer_keeps_her_hours_and_her_certificate_can_be_chec
     assert seen.json()["name"] == "刘**" and seen.json()["hours"] == 9.0
     assert wrong.status_code == 404
     assert no_key_pdf.status_code == 401
+
+    # In a browser with no login: the page, and nothing loaded from another host.
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=str(installed_chromium()),
+                                           headless=True, args=CHROMIUM_ARGS)
+        try:
+            page_in = await browser.new_page()
+            asked: list[str] = []
+            page_in.on("request", lambda request: asked.append(request.url))
+            await page_in.goto(f"{reporting}{cert['verify'].lower()}")
+            await expect(page_in.locator("table")).to_contain_text("刘**")
+            await expect(page_in.locator("table")).to_contain_text("9 小时")
+            await expect(page_in.locator("table")).to_contain_text(b["name"])
+            assert "春梅" not in await page_in.content()
+            await page_in.goto(f"{reporting}/verify/2222-3333-4444-5555")
+            await expect(page_in.locator("h1")).to_contain_text("未找到该证明")
+        finally:
+            await browser.close()
+    assert [u for u in asked if foreign(u, reporting)] == []
