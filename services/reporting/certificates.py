@@ -38,6 +38,7 @@ from services.reporting.store import metadata
 from shared.auth import allow, forbidden, principal
 from shared.dates import Day
 from shared.db import write_transaction
+from shared.http import Errors
 from shared.json_response import JSON as JSONAnswer
 from shared.replica import record_json
 from shared.responses import Answer
@@ -193,15 +194,16 @@ def _refused(status: int, field: str, message: str) -> HTTPException:
     return HTTPException(status, detail=[{"field": field, "message": message}])
 
 
-async def _in_reach(request: Request, conn: AsyncConnection, unit: str | None) -> None:
-    """A caller bound to a unit issues and reads certificates for volunteers of that unit
-    (or a unit under it) only."""
+async def _in_reach(request: Request, conn: AsyncConnection, *units: str | None) -> None:
+    """A caller bound to a unit issues certificates for volunteers of that unit (or a unit
+    under it) only, and reads those it (or the volunteer's unit now) could issue."""
     root = principal(request).scope
     if root is None:
         return
     oa = organization_ancestors
-    if unit is None or (await conn.execute(select(oa.c.code).where(
-            oa.c.code == unit, oa.c.ancestor == root).limit(1))).first() is None:
+    wanted = [u for u in units if u]
+    if not wanted or (await conn.execute(select(oa.c.code).where(
+            oa.c.code.in_(wanted), oa.c.ancestor == root).limit(1))).first() is None:
         raise forbidden(f"{principal(request).label} issues certificates for volunteers of "
                         f"organisation {root!r} and the units under it", "volunteer_id")
 
@@ -213,7 +215,13 @@ Code = Annotated[str, Path(max_length=40, description=(
 
 @router.post("/v1/certificates", status_code=201, response_model=Certificate,
              dependencies=[allow("admin", "organiser", "unit")],
-             summary="Issue a certificate of a volunteer's confirmed hours (志愿服务记录证明)")
+             summary="Issue a certificate of a volunteer's confirmed hours (志愿服务记录证明)",
+             responses={404: {"model": Errors, "description": "a volunteer the registry has "
+                                                              "not published"},
+                        422: {"model": Errors, "description": "no confirmed hours in the "
+                                                              "period, or `to` before `from`"},
+                        503: {"model": Errors, "description": "the ledger has not applied "
+                                                              "`min_seq` yet (Retry-After)"}})
 async def issue(request: Request, asked: Asked) -> Any:
     """The volunteer's confirmed hours in the period (every activity, whichever unit ran it),
     stored with a new verification code; the issuing unit is the caller's (an admin's: the
@@ -254,7 +262,7 @@ async def issue(request: Request, asked: Asked) -> Any:
             response_class=Response,
             responses={200: {"description": "the certificate as issued",
                              "content": {"application/pdf": {}}},
-                       503: {"description": "no Chinese font for the PDF"}})
+                       503: {"model": Errors, "description": "no Chinese font for the PDF"}})
 async def certificate_pdf(request: Request, code: Code,
                           lang: Annotated[Literal["zh", "en"], Query()] = "zh") -> Any:
     """The certificate as issued: each activity, its day, unit, hours and method, the totals,
@@ -267,7 +275,7 @@ async def certificate_pdf(request: Request, code: Code,
         reg = registry_entities
         unit = (await conn.execute(select(reg.c.organization_id).where(
             reg.c.kind == "volunteer", reg.c.id == cert["volunteer_id"]))).scalar()
-        await _in_reach(request, conn, unit)
+        await _in_reach(request, conn, unit, cert["organization_id"])
     from services.reporting import certificate_pdf as layout
     from services.reporting import pdf
     settings: Settings = state.settings
@@ -294,12 +302,19 @@ def verified(cert: dict) -> dict:
 
 
 @router.get("/verify/{code}", summary="Check a certificate's code (public: no key or login)",
-            responses={200: {"model": Verified, "content": {"text/html": {}}},
-                       404: {"description": "no certificate has this code"}})
+            response_model=Verified,
+            responses={200: {"content": {"text/html": {}}},
+                       404: {"model": Errors, "description": "no certificate has this code "
+                                                             "(a page saying so to a browser)",
+                             "content": {"text/html": {}}}})
 async def verify(request: Request, code: Code,
-                 format: Annotated[Literal["html", "json"], Query()] = "html") -> Any:
+                 format: Annotated[Literal["html", "json"] | None, Query(description=(
+                     "html (what a browser asking for text/html gets) or json (the "
+                     "default otherwise)"))] = None) -> Any:
     """The certificate as issued, as much as a stranger may see: the name's first character,
     the period, the confirmed hours and activities, the issuing unit and the day of issue."""
+    if format is None:
+        format = "html" if "text/html" in request.headers.get("accept", "") else "json"
     async with request.app.state.engine.connect() as conn:
         cert = await _issued(conn, code)
     if cert is None:

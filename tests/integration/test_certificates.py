@@ -153,12 +153,12 @@ async def test_certificate_figures_pdf_and_public_check(nc, names, engine, tmp_p
         nothing = await http.post("/v1/certificates", json={
             "volunteer_id": "v1", "from": "2025-01-01"})
         pdf = await http.get(cert["pdf"])
-        page = await http.get(cert["verify"])
-        seen = (await http.get(cert["verify"], params={"format": "json"})).json()
+        page = await http.get(cert["verify"], headers={"accept": "text/html"})
+        seen = (await http.get(cert["verify"])).json()
         typed = await http.get(f"/verify/{cert['code'].lower().replace('-', '')}",
                                params={"format": "json"})
-        wrong = await http.get("/verify/AAAA-BBBB-CCCC-DDDD")
-        wrong_json = await http.get("/verify/AAAA-BBBB-CCCC-DDDD", params={"format": "json"})
+        wrong = await http.get("/verify/AAAA-BBBB-CCCC-DDDD", params={"format": "html"})
+        wrong_json = await http.get("/verify/AAAA-BBBB-CCCC-DDDD")
 
     # Confirmed hours only, each activity with its day, unit, hours and method.
     assert [(line["day"], line["title"], line["organization_name"], line["hours"],
@@ -200,7 +200,9 @@ async def test_certificate_figures_pdf_and_public_check(nc, names, engine, tmp_p
     assert "区教育局" in page.text
     for private in ("春梅", "v1", "三月义诊", "虞舜集团", "区民宗局"):
         assert private not in page.text and private not in str(seen)
-    assert wrong.status_code == 404 and wrong_json.status_code == 404
+    assert wrong.status_code == 404 and "未找到该证明" in wrong.text
+    assert wrong_json.status_code == 404
+    assert wrong_json.json()["detail"][0]["field"] == "code"
 
 
 async def test_the_check_needs_no_login_and_the_pdf_does(nc, names, engine):
@@ -223,7 +225,7 @@ async def test_the_check_needs_no_login_and_the_pdf_does(nc, names, engine):
     public.state.gate = Gate(nobody, "a test secret", 1.0)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=public),
                                  base_url="http://reporting") as http:
-        page = await http.get(cert["verify"], params={"format": "json"})
+        page = await http.get(cert["verify"])
         wrong = await http.get("/verify/2222-3333-4444-5555")
         pdf = await http.get(cert["pdf"])
         issue = await http.post("/v1/certificates", json={"volunteer_id": "v1"})
