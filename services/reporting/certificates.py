@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.reporting.models import volunteers
 from services.reporting.models.activities import activities as cube
 from services.reporting.models.labels import organization_ancestors, registry_entities
-from services.reporting.reports import attachment, wait_for
+from services.reporting.reports import MinSeq, attachment, wait_for
 from services.reporting.store import metadata
 from shared.auth import allow, forbidden, principal
 from shared.dates import Day
@@ -126,8 +126,6 @@ class Asked(BaseModel):
     volunteer_id: str = Field(min_length=1, max_length=64)
     date_from: Day | None = Field(None, alias="from", description="first day, inclusive")
     date_to: Day | None = Field(None, alias="to", description="last day, inclusive")
-    min_seq: int | None = Field(None, ge=0, description=(
-        "wait until the ledger has applied this event seq (the one your last write returned)"))
 
 
 class Line(Answer):
@@ -222,14 +220,14 @@ Code = Annotated[str, Path(max_length=40, description=(
                                                               "period, or `to` before `from`"},
                         503: {"model": Errors, "description": "the ledger has not applied "
                                                               "`min_seq` yet (Retry-After)"}})
-async def issue(request: Request, asked: Asked) -> Any:
+async def issue(request: Request, asked: Asked, min_seq: MinSeq = None) -> Any:
     """The volunteer's confirmed hours in the period (every activity, whichever unit ran it),
     stored with a new verification code; the issuing unit is the caller's (an admin's: the
     volunteer's unit now). 404 for a volunteer the registry has not published; 422 naming
     `volunteer_id` when there are no confirmed hours in the period."""
     if asked.date_from and asked.date_to and asked.date_to < asked.date_from:
         raise _refused(422, "to", "must not be before from")
-    await wait_for(request, (volunteers.NAME,), asked.min_seq)
+    await wait_for(request, (volunteers.NAME,), min_seq)
     state = request.app.state
     reg = registry_entities
     who = principal(request)

@@ -78,8 +78,8 @@ async def test_a_moved_volunteer_keeps_her_hours_and_her_certificate_can_be_chec
     organiser_b = await system.issue_key("organiser", b["id"])
     organiser_a = await system.issue_key("organiser", a["id"])
     async with system.client(organiser_b) as http:
-        made = await http.post(f"{reporting}/v1/certificates",
-                               json={"volunteer_id": her["id"], "min_seq": last})
+        made = await http.post(f"{reporting}/v1/certificates", params={"min_seq": last},
+                               json={"volunteer_id": her["id"]})
         assert made.status_code == 201, made.text
         cert = made.json()
         pdf = await http.get(f"{reporting}{cert['pdf']}")
