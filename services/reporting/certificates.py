@@ -305,14 +305,11 @@ def verified(cert: dict) -> dict:
                        404: {"model": Errors, "description": "no certificate has this code "
                                                              "(a page saying so to a browser)",
                              "content": {"text/html": {}}}})
-async def verify(request: Request, code: Code,
-                 format: Annotated[Literal["html", "json"] | None, Query(description=(
-                     "html (what a browser asking for text/html gets) or json (the "
-                     "default otherwise)"))] = None) -> Any:
+async def verify(request: Request, code: Code) -> Any:
     """The certificate as issued, as much as a stranger may see: the name's first character,
-    the period, the confirmed hours and activities, the issuing unit and the day of issue."""
-    if format is None:
-        format = "html" if "text/html" in request.headers.get("accept", "") else "json"
+    the period, the confirmed hours and activities, the issuing unit and the day of issue. A
+    page to a browser (`Accept: text/html`), JSON to anything else."""
+    format = "html" if "text/html" in request.headers.get("accept", "") else "json"
     async with request.app.state.engine.connect() as conn:
         cert = await _issued(conn, code)
     if cert is None:

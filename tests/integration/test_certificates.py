@@ -155,9 +155,8 @@ async def test_certificate_figures_pdf_and_public_check(nc, names, engine, tmp_p
         pdf = await http.get(cert["pdf"])
         page = await http.get(cert["verify"], headers={"accept": "text/html"})
         seen = (await http.get(cert["verify"])).json()
-        typed = await http.get(f"/verify/{cert['code'].lower().replace('-', '')}",
-                               params={"format": "json"})
-        wrong = await http.get("/verify/AAAA-BBBB-CCCC-DDDD", params={"format": "html"})
+        typed = await http.get(f"/verify/{cert['code'].lower().replace('-', '')}")
+        wrong = await http.get("/verify/AAAA-BBBB-CCCC-DDDD", headers={"accept": "text/html"})
         wrong_json = await http.get("/verify/AAAA-BBBB-CCCC-DDDD")
 
     # Confirmed hours only, each activity with its day, unit, hours and method.
