@@ -55,7 +55,9 @@ OPEN_PATHS = frozenset({"/health", "/metrics", "/login", "/logout"})
 # a browser loads them for a page it may see, and the page itself is behind a key or login.
 # A volunteer's phone page and its sign-in and sign-out (services/events/forms/sign_in.py): a
 # volunteer has no account; the page's short code and their registry number are the gate.
-OPEN_PREFIXES = ("/static/", "/sign/")
+# A service certificate's check (services/reporting/certificates.py): anyone holding the
+# code sees the name's first character, the totals and the issuing unit, nothing more.
+OPEN_PREFIXES = ("/static/", "/sign/", "/verify/")
 
 # The principal of the request being served: registry changes and accepted events record it.
 PRINCIPAL: ContextVar[Principal | None] = ContextVar("tongxin_principal", default=None)

@@ -17,7 +17,7 @@ from pydantic.json_schema import models_json_schema
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from shared.auth import OPEN_PATHS, SESSION_COOKIE
+from shared.auth import OPEN_PATHS, OPEN_PREFIXES, SESSION_COOKIE
 from shared.docs_pages import swagger_page
 from shared.errors import Conflict, FieldError, Forbidden, Rejected, Unavailable, dotted, plain
 from shared.errors_zh import localise, wants_chinese
@@ -213,7 +213,7 @@ def common_errors(route: APIRoute, operation: dict) -> dict[str, dict]:
     bad input, 503 an outage or a report not caught up (with Retry-After)."""
     params = operation.get("parameters", [])
     out: dict[str, dict] = {}
-    if route.path not in OPEN_PATHS:
+    if route.path not in OPEN_PATHS and not route.path.startswith(OPEN_PREFIXES):
         out["401"] = _error("no key or login, or one that is not valid",
                             {"WWW-Authenticate": {"schema": {"type": "string"}}})
         out["403"] = _error("the key's role or organisation may not do this (the field "

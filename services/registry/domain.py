@@ -24,6 +24,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from shared.dates import Day
 from shared.responses import Answer, DateTimeText, Page
 from shared.text import refuse_nul
 
@@ -103,6 +104,10 @@ class VolunteerCreate(Incoming):
                                                   max_length=50)]] = Field(default_factory=list,
                                                                            max_length=50)
     party_status: PartyStatus = "non_member"
+    organization_since: Day | None = Field(None, description=(
+        "the day the volunteer joined this organisation (转移接续: hours from this day count "
+        "under it, earlier hours stay with the units they were served under); a move without "
+        "it takes effect the day it is made"))
     home_base_id: Ref | None = None
     home_base_code: Code | None = None
     # Personal data: stored in the registry only, never published, reported, logged or traced.

@@ -129,6 +129,13 @@ class Registry:
             for ref in entity.references:  # a reference changed by code replaces the stored id
                 if ref.code_field in patch and ref.field not in patch:
                     merged.pop(ref.field, None)
+            if (entity.name == "volunteer" and "organization_since" not in patch
+                    and ("organization_code" in patch or patch.get(
+                        "organization_id", current.get("organization_id"))
+                         != current.get("organization_id"))):
+                # A move (转移接续) without its day takes effect today, not on the day the
+                # volunteer joined the old unit: the record's updated_at says when.
+                merged.pop("organization_since", None)
             item = self._validated(entity, merged)
             item.existing = current
             saved = await self._save(conn, entity, [item], as_http=True)

@@ -132,6 +132,7 @@ VOLUNTEER = Aliases(
         "team_codes": ("团队编码", "服务团队编码"),
         "skills": ("技能特长", "技能", "特长", "专长"),
         "party_status": ("党员身份",),
+        "organization_since": ("转入本单位日期", "加入单位日期", "转入日期"),
         "home_base_id": ("报到社区ID",),
         "home_base_code": ("报到社区编码", "报到基地编码"),
         "phone": ("联系电话", "手机号", "手机", "电话"),

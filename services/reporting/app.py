@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 
-from services.reporting import document, notify, store
+from services.reporting import certificates, document, notify, store
 from services.reporting.dashboard import routes as dashboard
 from services.reporting.models import READ_MODELS, labels
 from services.reporting.readmodel import ReadModel
@@ -66,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if model.router is not None:
             router.include_router(model.router)
     router.include_router(document.router)
+    router.include_router(certificates.router)
     router.include_router(notify.router)
     router.include_router(dashboard.router)
     app = rt.app(title="Tongxin reporting", lifespan=lifespan, router=router,

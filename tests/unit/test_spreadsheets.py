@@ -399,12 +399,13 @@ RECORDS = {
     VolunteerCreate: [
         {"id": "v1", "name": "张三", "organization_id": "o-1", "organization_code": None,
          "team_ids": ["t1", "t2"], "team_codes": [], "skills": ["法律", "心理咨询"],
-         "party_status": "serving_member", "home_base_id": None, "home_base_code": "B001",
-         "phone": None, "id_number": None, "code": "V1"},
+         "party_status": "serving_member", "organization_since": "2024-05-01",
+         "home_base_id": None, "home_base_code": "B001", "phone": None, "id_number": None,
+         "code": "V1"},
         {"id": "v2", "name": "李四", "organization_id": None, "organization_code": "D01",
          "team_ids": [], "team_codes": ["T1"], "skills": [], "party_status": "non_member",
-         "home_base_id": None, "home_base_code": None, "phone": None, "id_number": None,
-         "code": None},
+         "organization_since": None, "home_base_id": None, "home_base_code": None,
+         "phone": None, "id_number": None, "code": None},
     ],
     PairingCreate: [
         {"id": "p1", "organization_id": None, "organization_code": "D01", "base_id": None,

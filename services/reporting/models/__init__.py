@@ -8,6 +8,7 @@ from services.reporting.models import (
     assessment,
     coverage,
     labels,
+    memberships,
     needs,
     pairings,
     timeliness,
@@ -17,6 +18,7 @@ from services.reporting.readmodel import ReadModel
 
 READ_MODELS: list[ReadModel] = [
     labels.MODEL,
+    memberships.MODEL,
     activities.MODEL,
     volunteers.MODEL,
     needs.MODEL,

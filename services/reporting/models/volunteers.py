@@ -7,7 +7,9 @@ is counted apart; recording again replaces hours, method and status), then
 confirmed or declined (declined hours count nowhere). The model keeps its own small table of
 activities (unit, base, local day, retracted), so the period and base/region scope apply on the
 activity's day and base, a correction moving the activity moves its hours to that period, and a
-retracted activity's hours count nowhere. The organisation scope is the volunteer's unit.
+retracted activity's hours count nowhere. The organisation scope, and the unit a row is under,
+is the volunteer's unit on the activity's day (`memberships`: a volunteer moved to another unit
+has a row under each, with the hours served there), else the volunteer's unit now.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from sqlalchemy import (
     case,
     distinct,
     func,
+    or_,
     select,
     tuple_,
     update,
@@ -36,6 +39,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.reporting.models.labels import registry_entities
+from services.reporting.models.memberships import memberships
 from services.reporting.readmodel import Batch, ReadModel
 from services.reporting.reports import Column as Col
 from services.reporting.reports import (
@@ -150,15 +154,22 @@ def star_level(hours: float, thresholds: Sequence[float]) -> int:
 
 _vol = registry_entities.alias("volunteer")
 _org = registry_entities.alias("unit")
+_member = memberships.alias("member")
+# The volunteer's unit on the activity's day (a move between units, 转移接续), else now.
+_unit = func.coalesce(_member.c.organization_id, _vol.c.organization_id)
 
 
 def _counted(scope: Scope) -> tuple[Any, list]:
     """Attendance that counts within the scope: not declined, at an activity not retracted."""
     a, act = attendance, activities
     source = (a.join(act, act.c.activity_id == a.c.activity_id)
-              .outerjoin(_vol, and_(_vol.c.kind == "volunteer", _vol.c.id == a.c.volunteer_id)))
+              .outerjoin(_vol, and_(_vol.c.kind == "volunteer", _vol.c.id == a.c.volunteer_id))
+              .outerjoin(_member, and_(_member.c.volunteer_id == a.c.volunteer_id,
+                                       _member.c.valid_from <= act.c.day,
+                                       or_(_member.c.valid_to.is_(None),
+                                           act.c.day < _member.c.valid_to))))
     where = [act.c.retracted.is_(False), a.c.status != "declined",
-             *scope.where(organization=_vol.c.organization_id, base=act.c.base_id,
+             *scope.where(organization=_unit, base=act.c.base_id,
                           day=act.c.day)]
     return source, where
 
@@ -180,15 +191,15 @@ def _sums() -> list:
 def _ledger(scope: Scope, limit: int | None = None, offset: int = 0) -> Select:
     source, where = _counted(scope)
     a = attendance
-    grouped = [a.c.volunteer_id, _vol.c.name, _vol.c.organization_id, _org.c.name]
+    grouped = [a.c.volunteer_id, _vol.c.name, _unit, _org.c.name]
     stmt = (select(a.c.volunteer_id, _vol.c.name.label("name"),
-                   _vol.c.organization_id.label("organization_id"),
+                   _unit.label("organization_id"),
                    _org.c.name.label("organization_name"), *_sums())
             .select_from(source.outerjoin(_org, and_(_org.c.kind == "organization",
-                                                     _org.c.id == _vol.c.organization_id)))
+                                                     _org.c.id == _unit)))
             .where(*where).group_by(*grouped)
             .order_by(func.sum(case((a.c.status == "confirmed", a.c.hours), else_=0.0)).desc(),
-                      a.c.volunteer_id))
+                      a.c.volunteer_id, _unit))
     if limit is not None:
         stmt = stmt.limit(limit)
     return stmt.offset(offset) if offset else stmt
@@ -313,7 +324,8 @@ async def get_volunteers(
 ) -> Any:
     """One row per volunteer, most confirmed hours first: confirmed and unconfirmed hours,
     hours by method (not declined), activities attended, star level 0-5 by confirmed hours.
-    The organisation scope is the volunteer's unit subtree; period, base and region apply on
+    The organisation scope is the subtree of the volunteer's unit on the activity's day (a
+    volunteer moved between units has a row under each); period, base and region apply on
     the activity's day and base."""
     thresholds = request.app.state.settings.star_thresholds
     return await answer(request, lambda conn: ledger_report(conn, scope, thresholds, limit,
