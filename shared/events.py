@@ -337,3 +337,19 @@ class CampaignVisitRecorded(EventData):
         if keys and value < len(set(keys)):
             raise ValueError(f"is less than the {len(set(keys))} distinct household_keys given")
         return value
+
+
+# -- approved periods (数据审定) ---------------------------------------------------------------
+
+PeriodCode = Annotated[str, StringConstraints(
+    strip_whitespace=True, to_upper=True,
+    pattern=r"^(19|20|21)\d{2}(-(0[1-9]|1[0-2])|-Q[1-4])?$")]
+
+
+class PeriodApproved(EventData):
+    period: PeriodCode = Field(description="a month (2026-11), a quarter (2026-Q4) or a year")
+    organization_id: Ref | None = Field(None, description=(
+        "the scope: this unit and every unit under it"))
+    region: Ref | None = Field(None, description="the scope: the bases in this region")
+    as_of: int = Field(ge=0, description=(
+        "the last TONGXIN_EVENTS seq of the figures the organiser approved"))
