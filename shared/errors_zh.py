@@ -181,6 +181,12 @@ RULES: list[Rule] = [
           lambda m: f"只能审定本单位（{m[1]}）或其下属单位的数据：请填写单位编号"),
     _rule(r"an approval's scope is a unit or a region, not both",
           lambda m: "审定范围是一个单位或一个区域，不能同时填写"),
+    # approved figures (services/reporting/models/approvals.py)
+    _rule(r"the figures as approved are kept by unit: use group_by=organization",
+          lambda m: "审定数据按单位保存：请使用 group_by=organization"),
+    _rule(r"this scope's month, quarter or year has not been approved.*",
+          lambda m: "该范围的此月、季度或年度尚未审定"
+                    "（请填写单位或区域，以及恰为一个期间的起止日期）"),
     _rule(r"\S+ sees organisation '(.*)' and the units under it, not '(.*)'",
           lambda m: f"只能查看本单位（{m[1]}）及其下属单位的数据，不能查看单位 {m[2]}"),
     _rule(r"\S+ registers for organisation '(.*)' and the units under it: name one of them "
