@@ -15,13 +15,14 @@ import openpyxl
 import pytest
 from fastapi import FastAPI
 
-from services.reporting import store
+from services.reporting import document, store
 from services.reporting.models import BY_NAME, labels
 from services.reporting.models import activities as cube
 from shared.http import install_error_handlers
 from shared.settings import Settings
 from tests.factories import activity
 from tests.integration.readmodels import Reporting, admin_app
+from tests.integration.test_report_document import pdftotext
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -34,6 +35,7 @@ def app_for(rep: Reporting) -> FastAPI:
     app = admin_app()
     install_error_handlers(app)
     app.include_router(cube.router)
+    app.include_router(document.router)
     app.state.engine = rep.engine
     app.state.projections = rep.projections
     app.state.registry = rep.projections[labels.MODEL.name]
@@ -69,7 +71,8 @@ async def ledger_title(http: httpx.AsyncClient, params: dict) -> list:
     return [c.value for c in next(sheet.iter_rows(max_row=1)) if c.value is not None]
 
 
-async def test_approved_figures_stay_and_later_changes_show_as_a_restatement(rep_factory):
+async def test_approved_figures_stay_and_later_changes_show_as_a_restatement(rep_factory,
+                                                                            tmp_path):
     async with rep_factory() as rep:
         ids = await seed(rep)
         city, unit, other, base = ids["city"], ids["unit"], ids["other"], ids["base"]
@@ -139,6 +142,15 @@ async def test_approved_figures_stay_and_later_changes_show_as_a_restatement(rep
             english = await http.get("/v1/reports/summary", params={
                 **scope, "format": "csv", "headers": "en"})
             assert "restated (2 changes since approved 2026-12-01)" in english.text
+            # The report document says so too, in its JSON and on the PDF's first page.
+            month = {"period": "2026-11", "organization_id": city}
+            said = (await http.get("/v1/reports/document",
+                                   params={**month, "format": "json"})).json()["approval"]
+            assert said["state"] == "restated" and said["approved_on"] == "2026-12-01"
+            pdf = tmp_path / "restated.pdf"
+            pdf.write_bytes((await http.get("/v1/reports/document", params=month)).content)
+            first = await pdftotext(pdf, "-f", "1", "-l", "1")
+            assert "审定状态：有更正（2026-12-01 审定后 2 项变更）" in first, first
             # Not approved: another scope, or no exact period.
             assert (await ledger_title(http, {"organization_id": other, **NOVEMBER}))[-1] == (
                 "未审定")
@@ -155,6 +167,10 @@ async def test_approved_figures_stay_and_later_changes_show_as_a_restatement(rep
             assert again[0]["approved"]["totals"]["served"] == 220
             assert again[0]["difference"]["served"] == 0
             assert (await ledger_title(http, scope))[-1] == "已审定 2026-12-07"
+            pdf = tmp_path / "approved.pdf"
+            pdf.write_bytes((await http.get("/v1/reports/document",
+                                            params={**month, "lang": "en"})).content)
+            assert "Approval: approved 2026-12-07" in await pdftotext(pdf, "-f", "1", "-l", "1")
             async with rep.engine.connect() as conn:
                 kept_rows = (await conn.execute(store.metadata.tables["approval_causes"]
                                                 .select())).all()
