@@ -6,10 +6,14 @@ title says so; only an organiser approves, and only its own subtree."""
 from __future__ import annotations
 
 import io
+import re
 
 import openpyxl
 import pytest
+from playwright.async_api import async_playwright, expect
 
+from tests.e2e.test_dashboard import SHOWN_MS, account, logged_in, only_own_hosts
+from tests.e2e.test_offline_pages import CHROMIUM_ARGS, installed_chromium
 from tests.e2e.test_trust import accepted, get, new_key, offer, programme, refused
 from tests.harness import System
 
@@ -60,3 +64,37 @@ async def test_an_organiser_approves_a_month_and_a_later_correction_restates_it(
     title = [c.value for c in next(openpyxl.load_workbook(io.BytesIO(r.content)).active
                                    .iter_rows(max_row=1)) if c.value is not None]
     assert title[-1].startswith("有更正") and "1 项变更" in title[-1], title
+
+
+async def test_the_breakdown_screen_says_a_month_is_approved_then_restated(system: System):
+    """In the browser: the month's breakdown by unit says 已审定 once approved, and 有更正 after
+    a unit's later correction (the server's words, in the page's language)."""
+    p = await programme(system)
+    unit_a = (await new_key(system, "unit", p.a["id"]))["key"]
+    organiser = (await new_key(system, "organiser", p.city["id"]))["key"]
+    seq = await accepted(await offer(system, organiser, "period.approved", {
+        "period": "2013-10", "organization_id": p.city["id"], "as_of": p.seq}))
+    r = await get(system, "reporting", "/v1/reports/approvals", organiser, min_seq=seq)
+    assert r.status_code == 200, r.text
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=str(installed_chromium()),
+                                           headless=True, args=CHROMIUM_ARGS)
+        try:
+            session = await logged_in(browser, system, await account(system, "organiser",
+                                                                     p.city["id"]))
+            october = (f"dist?by=organization&org={p.city['id']}"
+                       "&from=2013-10-01&to=2013-10-31")
+            await session.show(october, "#approval")
+            await expect(session.text("#approval")).to_have_text(re.compile(r"^已审定 \d{4}-"))
+            seq = await accepted(await offer(system, unit_a, "activity.corrected", {
+                **p.activity_a, "served": 15, "reason": "漏记五人"}))
+            r = await get(system, "reporting", "/v1/reports/approvals", organiser, min_seq=seq)
+            assert r.json()["rows"][0]["status"] == "restated", r.text
+            await session.show(october, "#approval")
+            await expect(session.text("#approval")).to_have_text(
+                re.compile(r"^有更正（\d{4}-\d{2}-\d{2} 审定后 1 项变更）$"), timeout=SHOWN_MS)
+            only_own_hosts(session)
+            await session.context.close()
+        finally:
+            await browser.close()
