@@ -94,6 +94,7 @@ async def test_approved_figures_stay_and_later_changes_show_as_a_restatement(rep
             first = (await approvals(http, rep, city))["rows"]
             assert [r["status"] for r in first] == ["approved"]
             assert first[0]["causes"] == [] and first[0]["seen_as_of"] == seen
+            assert first[0]["unseen"] == []  # seen: every activity in scope is older
             assert first[0]["approved"]["totals"]["served"] == 150
             assert first[0]["approved_seq"] == approval_seq
             assert (await ledger_title(http, scope))[-1] == "已审定 2026-12-01"
@@ -223,8 +224,11 @@ async def test_a_region_approval_lists_changes_at_its_bases_only(rep_factory):
                                     region_code=region)
         a1 = on("2026-11-03", ids["unit"], inside["id"], served=11)
         await rep.event("activity.logged", a1)
+        seen = rep.last_seq["events"]
+        a0 = on("2026-10-03", ids["unit"], inside["id"], served=2)  # logged after `seen`
+        await rep.event("activity.logged", a0)
         await rep.event("period.approved", {"period": "2026-Q4", "region": region,
-                                            "as_of": rep.last_seq["events"]})
+                                            "as_of": seen})
         await rep.event("activity.logged", on("2026-11-04", ids["unit"], far["id"]))
         moved = str(uuid.uuid4())
         # Moved to a base outside the region: the approved figure changes, so it is a cause.
@@ -237,7 +241,8 @@ async def test_a_region_approval_lists_changes_at_its_bases_only(rep_factory):
             row, = r.json()["rows"]
             assert (row["period"], row["status"]) == ("2026-Q4", "restated")
             assert [c["event_id"] for c in row["causes"]] == [moved]
-            assert row["approved"]["totals"]["served"] == 11
-            assert row["current"]["totals"]["served"] == 0
+            assert row["approved"]["totals"]["served"] == 13
+            assert row["current"]["totals"]["served"] == 2
+            assert row["unseen"] == [a0["activity_id"]]  # approved, though not seen
             bad = await http.get("/v1/reports/approvals", params={"period": "2026-13"})
             assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "period"

@@ -108,7 +108,9 @@ async def on_approved(batch: Batch) -> None:
         scope = Scope(organization_id=d.organization_id, region=d.region,
                       date_from=period.first, date_to=period.last)
         rows, totals = await cube.summary(batch.conn, "organization", scope)
-        figures = json.loads(json.dumps({"rows": rows, "totals": totals}, default=str))
+        figures = json.loads(json.dumps({"rows": rows, "totals": totals,
+                                         "unseen": await _unseen(batch.conn, scope, d.as_of)},
+                                        default=str))
         await batch.conn.execute(upsert(batch.conn, approvals).values(
             event_id=event.event_id, seq=event.seq,
             scope_key=scope_key(d.organization_id, d.region, period.code()),
@@ -117,6 +119,17 @@ async def on_approved(batch: Batch) -> None:
             approved_at=_utc(event.envelope.occurred_at),
             approved_on=batch.local_day(event.envelope.occurred_at), figures=figures,
         ).on_conflict_do_nothing())
+
+
+async def _unseen(conn: AsyncConnection, scope: Scope, as_of: int) -> list[str]:
+    """The activities in the approved figures logged or corrected after the `as_of` the
+    organiser saw (between it and the approval): approved, though not seen."""
+    s, a = cube.shares, cube.activities
+    return list((await conn.execute(
+        select(s.c.activity_id).distinct().join(a, a.c.activity_id == s.c.activity_id)
+        .where(a.c.seq > as_of, *scope.where(organization=s.c.organization_id,
+                                             base=s.c.base_id, day=s.c.day))
+        .order_by(s.c.activity_id))).scalars())
 
 
 async def _placements(conn: AsyncConnection, ids: list[str]) -> list[tuple[str, str, str, date]]:
@@ -292,7 +305,7 @@ async def approved_figures(conn: AsyncConnection, scope: Scope) -> tuple[list[di
     if approval is None:
         raise LookupError("no approval of this scope and period")
     figures = _figures(approval)
-    return figures["rows"], figures["totals"]
+    return figures["rows"], figures["totals"]  # (and "unseen": not a figure)
 
 
 def _figures(approval: Any) -> dict:
@@ -346,8 +359,10 @@ async def approvals_report(conn: AsyncConnection, scope: Scope) -> Report:
             "approval_id": row.event_id, "period": row.period,
             "organization_id": row.organization_id, "region": row.region,
             "approved_at": _utc(row.approved_at).isoformat(), "approved_seq": row.seq,
-            "seen_as_of": row.as_of, "status": state["state"], "status_zh": state["zh"],
-            "status_en": state["en"], "approved": approved, "current": current,
+            "seen_as_of": row.as_of, "unseen": approved.get("unseen", []),
+            "status": state["state"], "status_zh": state["zh"],
+            "status_en": state["en"], "approved": {k: approved[k] for k in ("rows", "totals")},
+            "current": current,
             "difference": _difference(approved["totals"], current["totals"]),
             "causes": causes})
     return Report("数据审定", "Approved periods", APPROVAL_COLUMNS, rows)
@@ -389,6 +404,9 @@ class ApprovalRow(Answer):
     approved_at: str
     approved_seq: int = Field(description="the approval's own seq: the figures as of it")
     seen_as_of: int = Field(description="the as_of the organiser approved")
+    unseen: list[str] = Field(description=(
+        "activities in the approved figures logged or corrected after seen_as_of (before "
+        "the approval): approved, though the organiser had not seen them"))
     status: str = Field(description="approved, or restated: changed since")
     status_zh: str
     status_en: str
