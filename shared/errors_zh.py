@@ -179,6 +179,8 @@ RULES: list[Rule] = [
           lambda m: "只有本单位的组织者才能审定其数据"),
     _rule(r"\S+ approves the figures of organisation '(.*)' or a unit under it: name it",
           lambda m: f"只能审定本单位（{m[1]}）或其下属单位的数据：请填写单位编号"),
+    _rule(r"is not a month \(2026-11\), a quarter \(2026-Q4\) or a year \(2026\)",
+          lambda m: "不是月份（2026-11）、季度（2026-Q4）或年份（2026）"),
     _rule(r"an approval's scope is a unit or a region, not both",
           lambda m: "审定范围是一个单位或一个区域，不能同时填写"),
     # approved figures (services/reporting/models/approvals.py)

@@ -238,7 +238,8 @@ CONSISTENT: dict[type[BaseModel], Consistent] = {
     ev.NeedFeedback: _feedback,
 }
 KNOWN_VALIDATORS = {"_no_nul", "_types_of_stalls", "_served_by_stalls", "_ends_after_start",
-                    "_at_least_the_keys", "_reason_unless_satisfied"}
+                    "_at_least_the_keys", "_reason_unless_satisfied",
+                    "_a_period"}  # (one field, its pattern in the schema: no CONSISTENT rule)
 
 
 @cache
