@@ -29,7 +29,7 @@ from shared.envelope import new_envelope
 from shared.outbox import Relay
 from shared.projection import Projection
 from shared.replica import apply_registry_events
-from shared.streams import ensure_streams
+from shared.streams import declare
 from shared.subjects import Names
 from tests.harness import create_pg_database, drop_pg_database
 
@@ -41,7 +41,7 @@ async def run(events: int, admin_url: str, nats_url: str) -> None:
     names = Names(f"acceptor{uuid.uuid4().hex[:6]}")
     nc = await nats.connect(nats_url)
     js = nc.jetstream()
-    await ensure_streams(js, names)
+    await declare(js, names)
     try:
         await migrate("events", db, None)
         engine = make_engine(db, None)

@@ -28,11 +28,12 @@ def ledger(n: int) -> dict:
     rows = [{"volunteer_id": f"v{i:06d}", "name": f"志愿者{i}", "organization_id": f"o{i % 50}",
              "organization_name": f"单位{i % 50}", "hours_confirmed": round(i % 997 * 1.25, 2),
              "hours_unconfirmed": 1.5, "hours_by_method": {m: 0.5 for m in methods},
-             "activities": i % 40, "star_level": i % 6} for i in range(n)]
+             "activities": i % 40, "open_sign_ins": i % 2, "star_level": i % 6}
+            for i in range(n)]
     totals = {"volunteer_id": None, "name": None, "organization_id": None,
               "organization_name": None, "volunteers": n, "hours_confirmed": 1.0,
               "hours_unconfirmed": 1.0, "hours_by_method": {m: 1.0 for m in methods},
-              "activities": 5, "star_level": None}
+              "activities": 5, "open_sign_ins": 1, "star_level": None}
     return {"rows": rows, "totals": totals, "total": n, "limit": None, "offset": 0,
             "star_thresholds": [100, 300, 600, 1000, 1500], "as_of": 5}
 

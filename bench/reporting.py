@@ -47,7 +47,7 @@ from sqlalchemy import text
 from shared.auth import key_hash, new_key
 from shared.db import make_engine, migrate
 from shared.settings import Settings
-from shared.streams import ensure_streams, stream_configs
+from shared.streams import declare, stream_names
 from shared.subjects import Names
 from tests.harness import create_pg_database, drop_pg_database
 from tongxin.natsserver import NatsServer, free_port
@@ -362,7 +362,7 @@ async def run(args) -> None:
     rows: list[tuple[str, str, str]] = []
     sup = None
     try:
-        await ensure_streams(js, names)
+        await declare(js, names)
         key = await registry(js, names)
         fill_rate = await fill(js, names, args.events)
         rows.append((f"publish {args.events:,} accepted events (pipelined)",
@@ -422,9 +422,9 @@ async def run(args) -> None:
     finally:
         if sup:
             sup.stop_all()
-        for config in stream_configs(names):
+        for name in stream_names(names):  # the buckets' streams too
             try:
-                await js.delete_stream(config.name or "")
+                await js.delete_stream(name)
             except Exception:
                 pass
         await nc.close()

@@ -6,8 +6,9 @@ services know them from the registry's stream (the replica), so each checks a ke
 asking anyone; every service holds them in memory (`shared/keyring.py`). A key is
 `txk_<id>_<secret>`: only a hash of the secret is stored or published. A session is a cookie
 signed with the secret every service shares (`Settings.session_secret`), naming the account;
-the account itself (role, organisation, still active) is looked up on each request, so
-deactivating one ends its sessions everywhere.
+the account itself (role, organisation, still active) is looked up on each request, and
+sessions ended early (a logout, a deactivated account) are known to every instance of every
+service (`shared/sessions.py`), so either is refused everywhere within moments.
 
 Every route but `/health`, `/metrics` (and the docs pages' public files under `/static/`)
 passes `authenticate` (made an app dependency by `Runtime.app`). A route says who may call
@@ -22,6 +23,7 @@ import hashlib
 import hmac
 import logging
 import secrets
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass
@@ -33,6 +35,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from shared.errors import FieldError
 from shared.json_response import JSON
 from shared.responses import Whoami
+from shared.sessions import EndedSessions
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +53,9 @@ KEY_PREFIX = "txk"
 OPEN_PATHS = frozenset({"/health", "/metrics", "/login", "/logout"})
 # The docs pages' scripts and stylesheets (shared/webassets.py): public code from npm, no data;
 # a browser loads them for a page it may see, and the page itself is behind a key or login.
-OPEN_PREFIXES = ("/static/",)
+# A volunteer's phone page and its sign-in and sign-out (services/events/forms/sign_in.py): a
+# volunteer has no account; the page's short code and their registry number are the gate.
+OPEN_PREFIXES = ("/static/", "/sign/")
 
 # The principal of the request being served: registry changes and accepted events record it.
 PRINCIPAL: ContextVar[Principal | None] = ContextVar("tongxin_principal", default=None)
@@ -123,12 +128,30 @@ class Gate:
     issued a moment ago may not have arrived yet."""
 
     def __init__(self, lookup: Lookup, secret: str, session_hours: float,
-                 refresh: Callable[[], Awaitable[Any]] | None = None):
+                 refresh: Callable[[], Awaitable[Any]] | None = None,
+                 ended: EndedSessions | None = None):
         self.lookup = lookup
         self.sessions = sessions(secret)
         self.max_age = int(session_hours * 3600)
         self.refresh = refresh
+        self.ended = ended  # sessions ended early, as every service knows them
         self._refreshing: asyncio.Future | None = None
+
+    def new_session(self, account_id: str) -> str:
+        """A session cookie's value for `account_id`: its own id (a logout ends that one)
+        and when it began (a deactivation ends those begun before)."""
+        return self.sessions.dumps({"account": account_id, "sid": secrets.token_urlsafe(18),
+                                    "at": time.time()})
+
+    def session_of(self, cookie: str) -> dict | None:
+        """What a good session cookie says (`account`, `sid`, `at`); None if it is not one."""
+        try:
+            data, signed_at = self.sessions.loads(cookie, max_age=self.max_age,
+                                                  return_timestamp=True)
+            return {"account": str(data["account"]), "sid": data.get("sid"),
+                    "at": float(data.get("at") or signed_at.timestamp())}
+        except (BadSignature, KeyError, TypeError, ValueError, AttributeError):
+            return None
 
     async def identify(self, request: Request) -> Principal:
         header = request.headers.get("authorization", "")
@@ -168,11 +191,11 @@ class Gate:
         return principal_of_record("key", record)
 
     async def _by_session(self, cookie: str) -> Principal:
-        try:
-            account_id = self.sessions.loads(cookie, max_age=self.max_age)["account"]
-        except (BadSignature, KeyError, TypeError):
-            raise unauthorized("the session has ended: log in again") from None
-        record = await self._record("account", str(account_id))
+        session = self.session_of(cookie)
+        if session is None or (self.ended is not None and self.ended.ended(
+                session["sid"], session["account"], session["at"])):
+            raise unauthorized("the session has ended: log in again")
+        record = await self._record("account", session["account"])
         if record is None or not record.get("active", True):
             raise unauthorized("the session has ended: log in again")
         return principal_of_record("account", record)

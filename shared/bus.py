@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from urllib.parse import unquote, urlsplit
 
 from faststream.nats import NatsBroker
 from nats.aio.msg import Msg
@@ -16,12 +17,31 @@ MSG_ID = "Nats-Msg-Id"
 ERROR_HEADER = "Tongxin-Error"
 
 
+INBOX = "_INBOX"
+
+
+def inbox_prefix(url: str) -> str:
+    """Where replies to this connection come (JetStream acks, pull deliveries, key-value and
+    ordered consumers): `_INBOX_<user>.<id>` for the user named in `url` (its first server),
+    so each user may subscribe to its own replies and to nobody else's
+    (tongxin/natsauth.py); `_INBOX` when `url` names no user."""
+    first = next((u.strip() for u in url.split(",") if u.strip()), "")
+    user = urlsplit(first).username
+    return inbox_of(unquote(user)) if user else INBOX
+
+
+def inbox_of(user: str) -> str:
+    """A NATS user's own inbox prefix."""
+    return f"{INBOX}_{user}"
+
+
 def make_broker(url: str, name: str) -> NatsBroker:
     # Reconnect forever: an outage of NATS must never stop a service; the outbox holds the work.
     servers = [u.strip() for u in url.split(",") if u.strip()]  # a cluster: "nats://a,nats://b"
     # FastStream's per-batch "Received"/"Processed" lines go to DEBUG, through our log format.
     # reconnect_time_wait is typed int, but nats-py only sleeps for it: seconds, a float is fine.
-    return NatsBroker(servers, name=name, max_reconnect_attempts=-1,
+    return NatsBroker(servers, name=name, inbox_prefix=inbox_prefix(url),
+                      max_reconnect_attempts=-1,
                       reconnect_time_wait=0.5,  # type: ignore[arg-type]
                       connect_timeout=5, allow_reconnect=True,
                       logger=logging.getLogger("faststream"), log_level=logging.DEBUG)

@@ -236,6 +236,32 @@ RULES: list[Rule] = [
     _rule(r"no hours are recorded for volunteer (\S+) at activity (\S+)",
           lambda m: f"该志愿者在活动 {m[2]} 没有登记时长"),
     _rule(r"these hours are already (\w+)", lambda m: "这些时长已处理过"),
+    # sign-in hours (shared/events.py, services/events/rules/attendance.py, sign_in.py)
+    _rule(r"only a sign-in \(method sign_in\) carries signed times",
+          lambda m: "只有签到（method 为 sign_in）才带签到、签退时间"),
+    _rule(r"a sign-out needs signed_in_at", lambda m: "签退需要签到时间 signed_in_at"),
+    _rule(r"an open sign-in \(no signed_out_at\) has no hours: they are what is signed",
+          lambda m: "尚未签退的签到没有时长：时长以签到、签退的时间为准"),
+    _rule(r"must not be before signed_in_at", lambda m: "签退时间不能早于签到时间"),
+    _rule(r"must be after signed_in_at", lambda m: "签退时间应晚于签到时间"),
+    _rule(r"is more than (\d+) h after signed_in_at", lambda m: f"签退晚于签到超过 {m[1]} 小时"),
+    _rule(r"must be the signed span \(([\d.]+) h\), or be left out",
+          lambda m: f"应等于签到至签退的时长（{m[1]} 小时），或留空"),
+    _rule(r"(.+) is outside the activity's time \((.+)\); sign in and out while it runs",
+          lambda m: f"{m[1]} 不在活动时间内（{m[2]}），请在活动进行时签到、签退"),
+    _rule(r"volunteer (\S+) already signed out of activity (\S+) at (\S+)",
+          lambda m: f"该志愿者已于 {m[3]} 在活动 {m[2]} 签退"),
+    _rule(r"volunteer (\S+) has not signed out of activity (\S+): there are no signed hours "
+          r"to confirm .*", lambda m: f"该志愿者尚未在活动 {m[2]} 签退，没有可确认的签到时长"
+                                      "（可由组织者录入时长）"),
+    _rule(r"no sign-in page has the code (\S+)", lambda m: f"没有签到码为 {m[1]} 的签到页"),
+    _rule(r"no volunteer with the number or code '(.*)' is registered",
+          lambda m: f"登记库中没有编号为“{m[1]}”的志愿者"),
+    _rule(r"you have not signed in to this activity; sign in first",
+          lambda m: "您尚未在本活动签到，请先签到"),
+    _rule(r"you already signed out at (\S+)", lambda m: f"您已于 {m[1]} 签退"),
+    _rule(r"is (\d+) m from the base; sign in within (\d+) m of it",
+          lambda m: f"距服务基地 {m[1]} 米，请在基地 {m[2]} 米以内签到"),
     # needs (services/events/rules/needs.py)
     _rule(r"need (.+) was already submitted \(it is (\w+)\)",
           lambda m: f"需求 {m[1]} 已提交过（当前{_state(m[2])}）"),
@@ -300,6 +326,8 @@ RULES: list[Rule] = [
     _rule(r"unavailable: .*", lambda m: "数据库或 NATS 暂时无法连接，请稍后再试"),
     _rule(r"busy: .*", lambda m: "系统繁忙，请稍后再试"),
     _rule(r"internal error", lambda m: "内部错误"),
+    _rule(r"the session could not be ended everywhere: try again",
+          lambda m: "会话未能在所有服务上结束，请重试"),
 ]
 
 

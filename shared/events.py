@@ -21,6 +21,7 @@ from pydantic import (
     StringConstraints,
     ValidationInfo,
     field_validator,
+    model_serializer,
 )
 
 from shared.dates import Day, Moment
@@ -199,11 +200,84 @@ class ActivityRetracted(EventData):
 
 # -- attendance and hours -----------------------------------------------------------------
 
+SPAN_SLACK_HOURS = 1 / 60  # a signed span's hours, if given, may differ by rounding only
+MOST_SIGNED_HOURS = 24 * 366  # what `hours` may be at most
+
+
 class AttendanceRecorded(EventData):
+    """Hours at an activity. A sign-in (`method=sign_in` with `signed_in_at`) carries its
+    times: its hours are the signed span (given or not); without `signed_out_at` it is open,
+    has no hours, and counts as nothing until the volunteer signs out.
+
+    `hours` is validated last (it may depend on the times) but dumped where it always was, and
+    the times only when given: an event accepted before sign-ins existed dumps (and digests)
+    as it did."""
+
     activity_id: uuid.UUID
     volunteer_id: Ref
-    hours: float = Field(gt=0, le=24 * 366)
     method: Literal["self", "organiser", "sign_in", "import"]
+    signed_in_at: Moment | None = Field(None, description="sign_in only: when the volunteer "
+                                                          "signed in (the server's clock)")
+    signed_out_at: Moment | None = Field(None, validate_default=True,
+                                         description="sign_in only: when they signed out; "
+                                                     "absent while the sign-in is open")
+    hours: float | None = Field(None, gt=0, le=24 * 366, validate_default=True,
+                                description="required, except for a sign-in with its times, "
+                                            "whose hours are the signed span (none while open)")
+
+    @field_validator("signed_in_at")
+    @classmethod
+    def _signed_in_by_a_sign_in(cls, value, info: ValidationInfo):
+        if value is not None and info.data.get("method", "sign_in") != "sign_in":
+            raise ValueError("only a sign-in (method sign_in) carries signed times")
+        return value
+
+    @field_validator("signed_out_at")
+    @classmethod
+    def _signed_out_after_in(cls, value, info: ValidationInfo):
+        if value is None or "signed_in_at" not in info.data:
+            return value
+        if info.data.get("method", "sign_in") != "sign_in":
+            raise ValueError("only a sign-in (method sign_in) carries signed times")
+        signed_in_at = info.data["signed_in_at"]
+        if signed_in_at is None:
+            raise ValueError("a sign-out needs signed_in_at")
+        if value <= signed_in_at:
+            raise ValueError("must be after signed_in_at")
+        if (value - signed_in_at).total_seconds() / 3600 > MOST_SIGNED_HOURS:
+            raise ValueError(f"is more than {MOST_SIGNED_HOURS} h after signed_in_at")
+        return value
+
+    @field_validator("hours")
+    @classmethod
+    def _hours_signed(cls, value: float | None, info: ValidationInfo) -> float | None:
+        if any(k not in info.data for k in ("method", "signed_in_at", "signed_out_at")):
+            return value  # judged once those are valid
+        signed_in_at, signed_out_at = info.data["signed_in_at"], info.data["signed_out_at"]
+        if signed_in_at is None:
+            if value is None:
+                raise ValueError("required")
+            return value
+        if signed_out_at is None:
+            if value is not None:
+                raise ValueError("an open sign-in (no signed_out_at) has no hours: they are "
+                                 "what is signed")
+            return None
+        span = (signed_out_at - signed_in_at).total_seconds() / 3600
+        if value is not None and abs(value - span) > SPAN_SLACK_HOURS:
+            raise ValueError(f"must be the signed span ({span:.2f} h), or be left out")
+        return round(span, 4)
+
+    @model_serializer(mode="wrap")
+    def _as_before(self, handler):
+        out = handler(self)
+        first = {k: out.pop(k) for k in ("activity_id", "volunteer_id", "hours", "method")}
+        return {**first, **{k: v for k, v in out.items() if v is not None}}
+
+    @property
+    def open(self) -> bool:
+        """A sign-in without its sign-out: no hours yet."""
+        return self.signed_in_at is not None and self.signed_out_at is None
 
 
 class AttendanceConfirmed(EventData):

@@ -8,18 +8,30 @@ the stream positions each published run of rows took (`outbox_seqs`: one row per
 whose stream sequences follow one another, usually one per round of publishes). Ids follow
 commit order because writers take the outbox's turn (`take_turn`) before they insert: no row
 can commit later with an id below one already published.
+
+Order on the bus by design, not by timing (a relay that owns its stream: `stream=`): every
+instance's relay may publish, but each message states where it must land, with
+`Nats-Expected-Last-Sequence` = the stream sequence of the row before it. JetStream stores a
+message only if the stream still ends there, so the stream holds the outbox's rows exactly in
+id (commit) order, each once, whatever relay is slow, paused, redelivering or stale: a
+duplicate within the stream's `duplicate_window` is answered with the sequence it took; a stale
+publish after it is refused ("wrong last sequence") and the relay then reads the stream to learn
+which rows are already there (`Relay._reconcile`) instead of publishing them again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from nats.js import JetStreamContext
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext, api
+from nats.js.errors import APIError, NoStreamResponseError, NotFoundError
 from opentelemetry.trace import SpanKind
 from sqlalchemy import (
     JSON,
@@ -51,6 +63,8 @@ log = logging.getLogger(__name__)
 
 WATERMARKS = "outbox_watermarks"
 SEQS = "outbox_seqs"
+EXPECTED_LAST_SEQ = "Nats-Expected-Last-Sequence"
+RECONCILE_ROUNDS = 10  # rounds of rows a relay reads back, at most, after a refused publish
 
 
 def outbox_table(metadata: MetaData, name: str = "outbox", *extra: Column) -> Table:
@@ -127,15 +141,18 @@ async def published_id(conn: AsyncConnection, table: Table) -> int:
 
 async def seqs_of(conn: AsyncConnection, table: Table, ids: Iterable[int]) -> dict[int, int]:
     """{id: stream sequence} of the rows among `ids` that are published: the run a row lies
-    in (the one starting nearest before it: an index seek), its first sequence, and the rows
-    of the run before it."""
+    in (the one starting nearest before it that reaches it: an index seek), its first
+    sequence, and the rows of the run before it."""
     ids = list(ids)
     if not ids:
         return {}
     s, row, before = _seqs(table), table.alias("row"), table.alias("before")
     runs = _seqs(table).alias("runs")
+    # The nearest run that covers the row (two relays may record overlapping runs: one cut
+    # short by a failure, one whole; they agree, as each row is in the stream once).
     first = (select(func.max(runs.c.first_id))
-             .where(runs.c.outbox == table.name, runs.c.first_id <= row.c.id)
+             .where(runs.c.outbox == table.name, runs.c.first_id <= row.c.id,
+                    runs.c.last_id >= row.c.id)
              .scalar_subquery())
     rank = (select(func.count()).select_from(before)
             .where(before.c.id >= s.c.first_id, before.c.id < row.c.id).scalar_subquery())
@@ -152,11 +169,16 @@ class Relay:
     on one connection, so the server stores them in the order they were sent. Consumers apply
     registry records by `updated_at`, so even a retried straggler cannot roll a record back.
     After each round, one small transaction moves the watermark and records the sequences the
-    round took; the rows themselves are never written again."""
+    round took; the rows themselves are never written again.
+
+    With `stream` (the stream only this outbox writes to), each publish carries
+    `Nats-Expected-Last-Sequence`: the server itself keeps the stream in outbox order (see the
+    module's docstring). Several instances' relays may then run at once on one database."""
 
     def __init__(self, engine: AsyncEngine, js: JetStreamContext, table: Table,
                  timeout: float = 5.0, batch_size: int = 500,
-                 observe: Callable[[Sequence[Any]], None] | None = None):
+                 observe: Callable[[Sequence[Any]], None] | None = None,
+                 stream: str | None = None):
         self.engine = engine
         # Told of the rows (subject, payload) read to be published: committed changes, seen
         # whether or not NATS takes them (the registry's keyring).
@@ -165,10 +187,20 @@ class Relay:
         self.table = table
         self.timeout = timeout
         self.batch_size = batch_size
+        self.stream = stream
+        # A test's hook: awaited with the rows of a round after they are read and before they
+        # are sent (a slow relay: a pause, a GC, a reconnect).
+        self.before_send: Callable[[Sequence[Any]], Awaitable[None]] | None = None
         self._wake = asyncio.Event()
         self._stopping = False
         self.published_upto = Watermark()  # highest outbox id known to be published
         self.published = 0
+        self.reconciled = 0  # rows found already in the stream after a refused publish
+        # (the last row this relay knows on the bus, the stream sequence the next must follow)
+        self._tail: tuple[int, int] | None = None
+        self._inbox: str | None = None
+        self._acks: dict[str, asyncio.Future] = {}
+        self._token = 0
         # One publisher at a time, so the stream takes rows in commit order.
         self._lock = asyncio.Lock()
 
@@ -243,46 +275,176 @@ class Relay:
             rows = (await conn.execute(
                 select(t.c.id, t.c.event_id, t.c.subject, t.c.payload, t.c.headers)
                 .where(t.c.id > upto).order_by(t.c.id).limit(self.batch_size))).all()
+            expect = await self._expected(conn, upto) if rows and self.stream else None
         if not rows:
             await self.published_upto.advance(upto)
             return 0
         if self.observe is not None:
             self.observe(rows)
-        seqs.update(await self._publish_rows(list(rows)))
+        if self.before_send is not None:
+            await self.before_send(rows)
+        seqs.update(await self._publish_rows(list(rows), expect, upto))
         return len(rows)
 
-    async def _publish_rows(self, rows: list) -> dict[str, int]:
-        """One pipelined round of publishes; the prefix that made it is marked published."""
-        futures = []
-        if len(rows) == 1:
-            # One change or one HTTP request: a producer span of its own, in its trace.
-            row = rows[0]
-            with producer_span(row.subject, parent_headers=row.headers,
-                               **{"messaging.message.id": row.event_id}):
-                futures.append(await self.js.publish_async(
-                    row.subject, row.payload.encode(), headers=inject({MSG_ID: row.event_id})))
-        else:
-            # A batch: one span for the round, and each message carries on the trace it
-            # came with (a span per message would cost more than the rest of the work).
-            with tracer.start_as_current_span(
-                    "outbox publish", kind=SpanKind.PRODUCER,
-                    attributes={"messaging.system": "nats",
-                                "messaging.batch.message_count": len(rows)}):
-                for row in rows:
-                    futures.append(await self.js.publish_async(
-                        row.subject, row.payload.encode(),
-                        headers={**(row.headers or {}), MSG_ID: row.event_id}))
-        acks = await gather_acks(futures, self.timeout)
+    async def _expected(self, conn: AsyncConnection, upto: int) -> int:
+        """The stream sequence the row after `upto` must follow: that of row `upto`."""
+        if self._tail is not None and self._tail[0] == upto:
+            return self._tail[1]
+        if not upto:
+            # Nothing of this outbox recorded on the bus: an empty stream is expected; one
+            # that is not is read (a relay may have died before it recorded what it sent).
+            return 0
+        seq = (await seqs_of(conn, self.table, [upto])).get(upto)
+        if seq is not None:
+            return seq
+        # Rows published before sequences were kept: follow whatever the stream holds.
+        assert self.stream is not None
+        return (await self.js.stream_info(self.stream)).state.last_seq
+
+    async def _publish_rows(self, rows: list, expect: int | None = None,
+                            upto: int = 0) -> dict[str, int]:
+        """One pipelined round of publishes; the prefix that made it is marked published.
+        With `expect`, a refused publish sends the relay to the stream to see what is there."""
+        futures = await self._send(rows, expect)
+        try:
+            acks = await gather_acks(futures, self.timeout)
+        finally:
+            self._forget(futures)
         done = []
         for row, ack in zip(rows, acks, strict=True):
             if isinstance(ack, BaseException):
                 break  # the rest go again next round, deduplicated by Nats-Msg-Id
             done.append((row.id, row.event_id, ack.seq))
+        follow: int | None = None
+        if len(done) < len(rows) and expect is not None:
+            # Refused, or no answer: the stream may hold some of the rest already (another
+            # relay's, or this one's answered too late). Take them from the stream as they are.
+            after = done[-1][2] if done else expect
+            try:
+                found, follow = await self._reconcile(rows[len(done):], after)
+            except Exception as exc:  # NATS away: what did make it is marked; retried later
+                log.debug("could not read stream %s back: %r", self.stream, exc)
+                found = []
+            done += found
+            self.reconciled += len(found)
         if done:
             await self._mark(done)
-        if len(done) < len(rows):
-            raise first_error(acks)  # type: ignore[misc]
+            self._tail = (done[-1][0], done[-1][2])
+        if follow is not None:
+            # The stream goes on past our last row with messages not from this outbox (or it
+            # is shorter than recorded): the next row follows the stream's end.
+            self._tail = (done[-1][0] if done else upto, follow)
+        if len(done) < len(rows) and follow is None and (expect is None or not done):
+            # (With expectations, a round that recorded some rows goes on at once: the rest
+            # were refused only for following a row the server already had.)
+            raise first_error(acks) or RuntimeError("outbox rows not published")
         return {event_id: seq for _, event_id, seq in done}
+
+    async def _reconcile(self, rest: list, after: int) -> tuple[list[tuple[int, str, int]],
+                                                                int | None]:
+        """The rows of `rest` (in order) that the stream already holds after sequence
+        `after`, each with its sequence, read back by `Nats-Msg-Id`; and, when the stream
+        ends with messages that are not this outbox's rows, the sequence to follow next."""
+        assert self.stream is not None
+        state = (await self.js.stream_info(self.stream)).state
+        last = state.last_seq
+        if last < after:
+            log.warning("stream %s ends at %d, before %d where outbox %s was last published; "
+                        "following the stream", self.stream, last, after, self.table.name)
+            return [], last
+        found: list[tuple[int, str, int]] = []
+        # What limits removed is not there to read; and rows that were sent but not recorded
+        # are the last few rounds' at most: a longer stretch (a stream that outlived its
+        # outbox's database) is stepped over unread.
+        seq = max(after, state.first_seq - 1, last - RECONCILE_ROUNDS * self.batch_size)
+        foreign = seq > after
+        strangers: list[int] = []
+        if foreign:
+            log.warning("stream %s holds %d messages after %d where outbox %s was last "
+                        "published; reading the last %d", self.stream, last - after, after,
+                        self.table.name, last - seq)
+        while seq < last:
+            seq += 1
+            try:
+                msg = await self.js.get_msg(self.stream, seq)
+            except NotFoundError:  # removed from the stream
+                continue
+            msg_id = (msg.headers or {}).get(MSG_ID)
+            if len(found) < len(rest) and msg_id == rest[len(found)].event_id:
+                found.append((rest[len(found)].id, rest[len(found)].event_id, seq))
+                foreign = False
+            else:
+                strangers.append(seq)
+                foreign = True
+            if len(found) == len(rest):
+                break
+        if strangers:
+            log.warning("stream %s: %d messages (seqs %d..%d) are not rows of outbox %s; its "
+                        "next rows follow them", self.stream, len(strangers), strangers[0],
+                        strangers[-1], self.table.name)
+        return found, (seq if foreign else None)
+
+    async def _send(self, rows: list, expect: int | None) -> list[asyncio.Future]:
+        """Publish each row, pipelined, on this relay's own reply subject; one future per row
+        for its PubAck (or the server's refusal: nats-py's `publish_async` loses a refusal's
+        error and leaves its future to time out)."""
+        nc = self.js._nc
+        if self._inbox is None:
+            self._inbox = nc.new_inbox()
+            await nc.subscribe(f"{self._inbox}.*", cb=self._on_ack)
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future] = []
+        one = len(rows) == 1
+        # One change: its own producer span (an HTTP request's trace). A batch: one span for
+        # the round, each message carrying on the trace it came with.
+        span = (producer_span(rows[0].subject, parent_headers=rows[0].headers,
+                              **{"messaging.message.id": rows[0].event_id}) if one else
+                tracer.start_as_current_span(
+                    "outbox publish", kind=SpanKind.PRODUCER,
+                    attributes={"messaging.system": "nats",
+                                "messaging.batch.message_count": len(rows)}))
+        with span:
+            try:
+                for i, row in enumerate(rows):
+                    headers = inject({MSG_ID: row.event_id}) if one else {
+                        **(row.headers or {}), MSG_ID: row.event_id}
+                    if expect is not None:
+                        headers[EXPECTED_LAST_SEQ] = str(expect + i)
+                    self._token += 1
+                    token = str(self._token)
+                    future = self._acks[token] = loop.create_future()
+                    futures.append(future)
+                    await nc.publish(row.subject, row.payload.encode(),
+                                     reply=f"{self._inbox}.{token}", headers=headers)
+            except BaseException:
+                self._forget(futures)
+                raise
+        return futures
+
+    def _forget(self, futures: list[asyncio.Future]) -> None:
+        """Stop waiting for the answers of a round that is over (late ones are ignored)."""
+        pending = set(map(id, futures))
+        for token in [t for t, f in self._acks.items() if id(f) in pending]:
+            del self._acks[token]
+
+    async def _on_ack(self, msg: Msg) -> None:
+        future = self._acks.pop(msg.subject.rsplit(".", 1)[-1], None)
+        if future is None or future.done():
+            return
+        if msg.headers and msg.headers.get("Status") == "503":
+            future.set_exception(NoStreamResponseError())
+            return
+        try:
+            answer = json.loads(msg.data)
+            if "error" in answer:
+                try:
+                    APIError.from_error(answer["error"])  # raises the matching error
+                except APIError as exc:
+                    future.set_exception(exc)
+                    return
+            future.set_result(api.PubAck.from_response(answer))
+        except Exception as exc:  # an answer that is not a PubAck
+            future.set_exception(exc)
 
     async def _mark(self, done: list[tuple[int, str, int]]) -> None:
         """The watermark to the last row published, and the sequences the rows took: one

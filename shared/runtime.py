@@ -9,6 +9,7 @@ import signal
 from collections.abc import Awaitable, Callable, Coroutine
 
 from fastapi import APIRouter, Depends, FastAPI
+from nats.js.kv import KeyValue
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 from pydantic import BaseModel
@@ -41,8 +42,9 @@ from shared.projection import Projection, ProjectionGroup, reason_of
 from shared.ratelimit import RateLimiter
 from shared.responses import Page, ParkedMessage, Replayed
 from shared.retry import Backoff, is_transient
+from shared.sessions import EndedSessions
 from shared.settings import Settings
-from shared.streams import ensure_streams
+from shared.streams import StreamsMissing, verify
 from shared.subjects import Names
 from shared.telemetry import setup_logging, setup_telemetry
 from shared.webassets import WebAssets
@@ -81,6 +83,7 @@ class Runtime:
         self.metrics.probe("outboxes", relays_probe(self.relays))
         self.metrics.probe("writes", write_waits_probe())
         self._app: FastAPI | None = None
+        self.ended_sessions: EndedSessions | None = None  # guard() makes it
         self.assets = WebAssets(settings.web_assets)  # the docs pages' browser files
 
     def app(self, *, title: str, description: str, lifespan, router: APIRouter,
@@ -114,14 +117,27 @@ class Runtime:
         """Keys and sessions checked against `lookup` (this service's copy of them); writes
         limited per key."""
         assert self._app is not None  # app() first
+        self.ended_sessions = EndedSessions(self._sessions_bucket)
+        self._app.state.ended_sessions = self.ended_sessions
         self._app.state.gate = Gate(lookup, self.settings.session_secret(),
-                                    self.settings.session_hours, refresh)
-        self._app.state.rate_limiter = RateLimiter(self.settings.rate_limit)
+                                    self.settings.session_hours, refresh, self.ended_sessions)
+        # Counted in the bucket every instance shares (in memory while NATS is away).
+        self._app.state.rate_limiter = RateLimiter(self.settings.rate_limit,
+                                                   bucket=self._ratelimit_bucket)
         self._app.state.settings = self.settings
 
     @property
     def js(self):
         return jetstream(self.broker)
+
+    async def _sessions_bucket(self) -> KeyValue:
+        return await self.js.key_value(self.names.sessions_bucket)
+
+    async def _ratelimit_bucket(self) -> KeyValue:
+        if not self.broker.connection.is_connected:
+            raise ConnectionError("NATS is not connected")
+        return await self.broker.connection.jetstream(timeout=1.0).key_value(
+            self.names.ratelimit_bucket)
 
     async def start(self) -> None:
         # `kill -USR2 <pid>`: every asyncio task's stack to the log (SIGUSR1 gives threads'):
@@ -133,9 +149,27 @@ class Runtime:
             await self.until_done("migrating the database", lambda: migrate(
                 self.service, self.database_url, self.settings.db_schema))
         await self.until_done("connecting to NATS", self._connect)
-        await self.until_done("declaring the streams", lambda: ensure_streams(
-            self.js, self.names, self.settings.stream_replicas, self.settings.duplicate_window))
+        # Declared by the operator (`tongxin bus streams`), never by a service: waited for.
+        await self.until_done("waiting for the streams", self.streams_declared)
         await self.broker.start()
+        if self.ended_sessions is not None:  # guarded: sessions ended elsewhere, followed
+            self.spawn("ended-sessions", self.ended_sessions.follow)
+            try:  # held before the first request is served (a restart forgets nothing)
+                await asyncio.wait_for(self.ended_sessions.loaded.wait(), 10)
+            except TimeoutError:
+                log.warning("ended sessions not read in 10 s: following them meanwhile")
+
+    async def streams_declared(self) -> None:
+        """Wait until the operator has declared every stream this service needs
+        (`tongxin bus streams`): a service may not create one (tongxin/natsauth.py)."""
+        backoff = Backoff(first=0.5, cap=10)
+        while True:
+            try:
+                await verify(self.js, self.names)
+                return
+            except StreamsMissing as exc:
+                log.warning("%s; waiting %.1fs", exc, backoff.delay)
+            await backoff.sleep()
 
     async def _connect(self, every: float = 5.0) -> None:
         """Connect to NATS; nats-py tries every server again and again, silently: say so."""

@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     # How far ahead of the clock an event may be dated: an activity's end, a visit's day, any
     # envelope's occurred_at. More is refused (422, naming the field).
     future_grace_hours: float = Field(24.0, ge=0)
+    # A volunteer's phone that sends its place signs in only this near the base (if the base
+    # has latitude and longitude in the registry); farther is refused, naming `location`.
+    sign_in_radius_m: float = Field(1000.0, gt=0)
     # How often the events service looks for reports that fell overdue.
     deadline_sweep_seconds: float = Field(5.0, gt=0)
     # An offer whose prerequisite has not arrived (a need claimed before it was submitted,

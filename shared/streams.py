@@ -2,14 +2,24 @@
 
 FastStream rewrites an existing stream to match whatever a subscriber declares, dropping fields it
 does not name (NATS-NOTES.md), so subscribers use `JStream(name, declare=False)` and only
-`ensure_streams` creates or updates streams.
+`declare` creates or updates streams (and the buckets, which are streams too). It is the
+operator's step (`tongxin bus streams`, also run by `tongxin migrate` and `tongxin up`): the
+services' NATS users may not create, update or delete a stream (tongxin/natsauth.py); a
+service only checks at start that what it needs is there (`missing`).
 """
 
 from __future__ import annotations
 
 from nats.js import JetStreamContext
-from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import NotFoundError
+from nats.js.api import (
+    DiscardPolicy,
+    KeyValueConfig,
+    ObjectStoreConfig,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.errors import BadRequestError, BucketNotFoundError, NotFoundError
 
 from shared.subjects import Names
 
@@ -77,3 +87,76 @@ async def ensure_streams(js: JetStreamContext, names: Names, replicas: int = 1,
             await js.add_stream(config)
         else:
             await js.update_stream(config)
+
+
+# A key's writes are counted per minute (shared/ratelimit.py): this minute's and the last one's
+# count; older ones go by themselves.
+RATELIMIT_TTL = 180.0
+
+
+def bucket_configs(names: Names, replicas: int = 1,
+                   session_hours: float = 12.0) -> list[KeyValueConfig]:
+    """The key-value buckets the services share (each is the stream KV_<bucket>)."""
+    return [
+        KeyValueConfig(bucket=names.ratelimit_bucket, history=1, ttl=RATELIMIT_TTL,
+                       storage=StorageType.MEMORY, replicas=replicas, direct=True,
+                       description="writes per key per minute, counted by every instance"),
+        # An ended session matters only while its cookie could still be good.
+        KeyValueConfig(bucket=names.sessions_bucket, history=1, ttl=session_hours * 3600,
+                       storage=StorageType.FILE, replicas=replicas, direct=True,
+                       description="ended sessions: a logout, a deactivated account"),
+    ]
+
+
+def photos_config(replicas: int = 1) -> ObjectStoreConfig:
+    return ObjectStoreConfig(description="Tongxin report photos, named by SHA-256",
+                             storage=StorageType.FILE, replicas=replicas)
+
+
+def stream_names(names: Names) -> list[str]:
+    """Every stream a service needs, the buckets' included."""
+    return [*(str(c.name) for c in stream_configs(names)),
+            *(f"KV_{c.bucket}" for c in bucket_configs(names)), f"OBJ_{names.photos_bucket}"]
+
+
+async def declare(js: JetStreamContext, names: Names, replicas: int = 1,
+                  duplicate_window: float = DUPLICATE_WINDOW,
+                  session_hours: float = 12.0) -> None:
+    """The operator's step: every stream and bucket created, or brought to its declaration."""
+    await ensure_streams(js, names, replicas, duplicate_window)
+    for kv in bucket_configs(names, replicas, session_hours):
+        try:
+            await js.key_value(kv.bucket)
+        except BucketNotFoundError:
+            await js.create_key_value(config=kv)
+    try:
+        await js.object_store(names.photos_bucket)
+    except BucketNotFoundError:
+        try:
+            await js.create_object_store(names.photos_bucket, config=photos_config(replicas))
+        except BadRequestError:  # made by another operator step meanwhile
+            pass
+
+
+async def missing(js: JetStreamContext, names: Names) -> list[str]:
+    """The streams (and buckets) a service needs that are not there: it does not make them."""
+    absent = []
+    for name in stream_names(names):
+        try:
+            await js.stream_info(name)
+        except NotFoundError:
+            absent.append(name)
+    return absent
+
+
+class StreamsMissing(RuntimeError):
+    def __init__(self, absent: list[str]):
+        super().__init__(f"streams not declared: {', '.join(absent)} (run `tongxin bus streams`"
+                         " or `tongxin migrate` first, as the operator)")
+        self.absent = absent
+
+
+async def verify(js: JetStreamContext, names: Names) -> None:
+    """Raise StreamsMissing unless every stream a service needs is there."""
+    if absent := await missing(js, names):
+        raise StreamsMissing(absent)

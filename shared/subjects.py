@@ -41,6 +41,17 @@ class Names:
         """The NATS object store bucket holding report photos (its stream is OBJ_<bucket>)."""
         return self._stream("TONGXIN_PHOTOS")
 
+    @property
+    def ratelimit_bucket(self) -> str:
+        """The NATS key-value bucket counting each key's writes per minute, shared by every
+        instance (its stream is KV_<bucket>)."""
+        return self._stream("TONGXIN_RATELIMIT")
+
+    @property
+    def sessions_bucket(self) -> str:
+        """The NATS key-value bucket of ended sessions (a logout, a deactivated account)."""
+        return self._stream("TONGXIN_SESSIONS")
+
     # subjects
     def ingest(self, event_type: str = ">") -> str:
         return self._subject(f"tongxin.ingest.{event_type}")

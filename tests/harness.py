@@ -129,6 +129,9 @@ class System:
         # session is sent to this system's registry login, and the dashboard links its forms.
         self.sup = Supervisor(env={f"TONGXIN_{s.upper()}_PORT": str(p) for s, p in ports.items()},
                               ports=ports, log_dir=self.workdir / "logs")
+        # The operator's step first, as `tongxin up` takes it: services may not declare streams.
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, self.declare_streams()).result()
         for s in SERVICES:
             self.sup.start(s, self.env(s))
         self.sup.wait_healthy(timeout=90)
@@ -149,17 +152,24 @@ class System:
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
             pool.submit(asyncio.run, self._delete_streams()).result()
 
-    async def _delete_streams(self) -> None:
-        from nats.js.errors import NotFoundError
-
-        from shared.streams import stream_configs
+    async def declare_streams(self) -> None:
+        from shared.streams import declare
 
         nc = await nats.connect(self.nats_url)
         try:
-            # The photo bucket is a stream too (OBJ_<bucket>), made by the events service.
-            for name in [c.name for c in stream_configs(self.names)] + [
-                    f"OBJ_{self.names.photos_bucket}"]:
-                assert name is not None  # stream_configs names every stream
+            await declare(nc.jetstream(timeout=10), self.names)
+        finally:
+            await nc.close()
+
+    async def _delete_streams(self) -> None:
+        from nats.js.errors import NotFoundError
+
+        from shared.streams import stream_names
+
+        nc = await nats.connect(self.nats_url)
+        try:
+            # The buckets are streams too (KV_<bucket>, OBJ_<bucket>).
+            for name in stream_names(self.names):
                 try:
                     await nc.jetstream().delete_stream(name)
                 except NotFoundError:

@@ -126,9 +126,22 @@ def up(data_dir: Path = typer.Option(Path("var"), envvar="TONGXIN_DATA_DIR",
                           f"users and permissions in {config})")
         own_urls = {u: natsauth.url_for(nats_url, u, passwords)
                     for u in (*SERVICES, natsauth.PUBLISHER)}
+        operator_url = natsauth.url_for(nats_url, natsauth.OPERATOR, passwords)
     else:
         console.print(f"Using NATS at {nats_url}")
+        operator_url = nats_url
     env["TONGXIN_NATS_URL"] = nats_url
+    # The operator's step, before any service starts: the services may not declare streams.
+    try:
+        declare_streams(operator_url, settings.model_copy(update={"stream_replicas": int(
+            env.get("TONGXIN_STREAM_REPLICAS", settings.stream_replicas))}))
+    except Exception as exc:
+        console.print(f"[red]Could not declare the streams:[/] {exc!r}", highlight=False)
+        if nats:
+            nats.stop()
+        if cluster:
+            cluster.stop()
+        raise typer.Exit(1) from None
 
     sup = Supervisor(env=env, ports=ports, log_dir=data_dir / "logs")
 
@@ -143,7 +156,9 @@ def up(data_dir: Path = typer.Option(Path("var"), envvar="TONGXIN_DATA_DIR",
                 created = asyncio.run(databases.ensure_databases(db_urls))
                 # Once, before any service, as compose's `migrate` service does.
                 db_env = {f"TONGXIN_{s.upper()}_DATABASE_URL": u for s, u in db_urls.items()}
-                migrated = subprocess.run([sys.executable, "-m", "tongxin.cli", "migrate"],
+                # (--no-streams: declared above, as the operator.)
+                migrated = subprocess.run([sys.executable, "-m", "tongxin.cli", "migrate",
+                                           "--no-streams"],
                                           env={**os.environ, **env, **db_env},
                                           capture_output=True, text=True)
                 if migrated.returncode:
@@ -321,14 +336,61 @@ def _tail(path: Path, lines: int = 20) -> str:
 
 
 @app.command()
-def migrate() -> None:
-    """Bring every service's database to the newest schema (what services do on start)."""
+def migrate(streams: bool = typer.Option(
+        True, "--streams/--no-streams",
+        help="also declare the NATS streams and buckets (as `tongxin bus streams`)")) -> None:
+    """Bring every service's database to the newest schema (what services do on start), and
+    declare the streams (what services may not do)."""
     from shared.db import migrate as run
 
     settings = Settings()
     for service in SERVICES:
         asyncio.run(run(service, settings.database_url(service), settings.db_schema))
         console.print(f"{service}: migrated")
+    if streams:
+        declare_streams(settings.nats_url, settings)
+        console.print("streams: declared")
+
+
+def declare_streams(url: str, settings: Settings, within: float = 60.0) -> None:
+    """Every stream and bucket created or brought to its declaration (`shared.streams.declare`)
+    on the NATS at `url`, as its user (the operator's: no service may). NATS may still be
+    starting, or a cluster electing its leaders: tried again for up to `within` seconds. A
+    refusal by the server (not the operator's user) fails at once."""
+    import nats
+
+    from shared.streams import declare
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        errors: list[str] = []
+
+        async def on_error(exc: Exception) -> None:
+            errors.append(str(exc))
+
+        while True:
+            try:
+                # a cluster: "nats://a,nats://b", each with the user's credentials
+                servers = [u.strip() for u in url.split(",") if u.strip()]
+                nc = await nats.connect(servers, connect_timeout=5, allow_reconnect=False,
+                                        max_reconnect_attempts=0, error_cb=on_error)
+                try:
+                    await declare(nc.jetstream(timeout=10), Names(settings.namespace),
+                                  settings.stream_replicas, settings.duplicate_window,
+                                  settings.session_hours)
+                    return
+                finally:
+                    await nc.close()
+            except Exception:
+                refused = [e for e in errors if "permissions violation" in e.lower()]
+                if refused:
+                    raise PermissionError(f"NATS refused: {refused[0]}") from None
+                if loop.time() > deadline:
+                    raise
+                await asyncio.sleep(1)
+
+    asyncio.run(run())
 
 
 REGISTRY_HELP = "the registry (default: http://TONGXIN_HOST:TONGXIN_REGISTRY_PORT)"
@@ -570,6 +632,18 @@ def bus_config(
                                f"{name}={natsauth.url_for(servers, user, passwords)}\n")
     console.print(f"Wrote {out / 'auth.conf'} and {', '.join(f'{u}.env' for u in natsauth.USERS)}"
                   f" (passwords kept in {out / 'users.json'}).", highlight=False)
+
+
+@bus_app.command("streams")
+def bus_streams() -> None:
+    """Declare every stream and key-value bucket (the operator's step, before the services
+    start: their NATS users may not create, change or delete a stream; each waits at start
+    until what it needs is there). Connects with TONGXIN_NATS_URL, which must carry the
+    operator's user (deploy/nats/operator.env). Run it again after an upgrade."""
+    settings = Settings()
+    declare_streams(settings.nats_url, settings)
+    where = f" (namespace {settings.namespace})" if settings.namespace else ""
+    console.print(f"Streams declared{where}.", highlight=False)
 
 
 reporting_app = typer.Typer(help="The reporting service's read models.", no_args_is_help=True)

@@ -3,9 +3,14 @@ nats-server `authorization` block, and URLs that carry a user's password.
 
 Users: the three services, each publishing only on the subjects it owns; `publisher`, an outside
 system, which may only offer events (`tongxin.ingest.>`) and read its JetStream acks; and
-`operator`, with every right, for the CLI tools and tests. Passwords are random, made once and
-kept in a file only its owner reads; the configuration is written again from them on every
-start, so a change of permissions here takes effect without new passwords.
+`operator`, with every right, for the CLI tools and tests (and the only one that declares
+streams: `tongxin bus streams`). Each user reads replies on its own inbox prefix only
+(`_INBOX_<user>.>`, `shared.bus.inbox_prefix`): no user sees another's acks or deliveries. The
+publisher also keeps the clients' default `_INBOX.>`, which no other user may read, so outside
+systems written for v1 get their acks unchanged.
+Passwords are random, made once and kept in a file only its owner reads (the clients need them);
+the server's configuration holds only their bcrypt hashes, and is written again on every start,
+so a change of permissions here takes effect without new passwords.
 
 Permissions are for one namespace (`shared.subjects.Names`): subjects and stream names carry it,
 so a system under namespace `t1` grants `t1.tongxin.events.>` and nothing outside `t1`.
@@ -19,7 +24,10 @@ import secrets
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from shared.streams import stream_configs
+import bcrypt
+
+from shared.bus import inbox_of
+from shared.streams import bucket_configs, stream_configs
 from shared.subjects import Names
 from tongxin.supervisor import SERVICES
 
@@ -27,11 +35,22 @@ PUBLISHER = "publisher"
 OPERATOR = "operator"
 USERS = (*SERVICES, PUBLISHER, OPERATOR)
 
-# Replies to requests, JetStream acks of publishes and pull deliveries all come to the inbox.
-INBOX = "_INBOX.>"
-# Every service declares every stream at start (`ensure_streams`: STREAM.INFO, CREATE, UPDATE)
-# and reads through consumers, so each keeps the JetStream API, less what none of them does.
+# Services read through consumers they make, and look streams up (STREAM.INFO, direct gets of
+# the key-value buckets), so each keeps the JetStream API, less what none of them may do:
+# streams are the operator's (`tongxin bus streams`).
 JS_API = "$JS.API.>"
+OPERATORS_ONLY = ["$JS.API.STREAM.CREATE.>", "$JS.API.STREAM.UPDATE.>",
+                  "$JS.API.STREAM.DELETE.>", "$JS.API.STREAM.MSG.DELETE.>",
+                  "$JS.API.STREAM.RESTORE.>", "$JS.API.STREAM.PEER.REMOVE.>",
+                  "$JS.API.STREAM.LEADER.STEPDOWN.>", "$JS.API.META.>", "$JS.API.SERVER.>"]
+SHARED_INBOX = "_INBOX.>"  # every NATS client's default reply prefix
+# bcrypt's cost, as nats-server's own `mkpasswd` makes them: each connect checks it once.
+BCRYPT_COST = 11
+
+
+def inbox(user: str) -> str:
+    """The subjects `user`'s replies come to (`shared.bus.inbox_prefix` of its URL)."""
+    return f"{inbox_of(user)}.>"
 
 
 def permissions(names: Names) -> dict[str, dict]:
@@ -39,35 +58,49 @@ def permissions(names: Names) -> dict[str, dict]:
     photos = f"OBJ_{names.photos_bucket}"
     streams = [*(c.name for c in stream_configs(names)), photos]
 
-    def service(owns: list[str], purges: str | None = None) -> dict:
-        # No service deletes a stream or a message, or purges one: that is the operator's.
-        # (It guards against mistakes; a service may still update any stream's limits, as each
-        # declares every stream at start.)
-        deny = ["$JS.API.STREAM.DELETE.>", "$JS.API.STREAM.MSG.DELETE.>",
-                *(f"$JS.API.STREAM.PURGE.{s}" for s in streams if s != purges)]
-        return {"publish": {"allow": [*owns, JS_API], "deny": deny},
-                "subscribe": {"allow": [INBOX]}}
+    ratelimit, sessions = (f"$KV.{c.bucket}.>" for c in bucket_configs(names))
+    streams += [f"KV_{c.bucket}" for c in bucket_configs(names)]
+
+    def service(user: str, owns: list[str], purges: str | None = None) -> dict:
+        # No service creates, changes or deletes a stream, deletes a message, or purges one:
+        # that is the operator's. Each counts its writes per key in the shared bucket.
+        deny = [*OPERATORS_ONLY, *(f"$JS.API.STREAM.PURGE.{s}" for s in streams if s != purges)]
+        # $JS.FC: flow control of ordered consumers (the sessions bucket's watch; a photo
+        # read back).
+        return {"publish": {"allow": [*owns, ratelimit, "$JS.FC.>", JS_API], "deny": deny},
+                "subscribe": {"allow": [inbox(user)]}}
 
     return {
-        "registry": service([names.registry(">")]),
-        "events": service([
+        # The registry ends sessions (a logout, a deactivated account) for every service.
+        "registry": service("registry", [names.registry(">"), sessions]),
+        "events": service("events", [
             names.events(), names.dlq(),
             f"$O.{names.photos_bucket}.>",  # the photo bucket's chunks and metadata
             "$JS.ACK.>",  # acks and naks of offers (its ingest consumer is the only one acked)
-            "$JS.FC.>",   # flow control of the ordered consumer that reads a photo back
         ], purges=photos),  # the object store purges an object's old chunks when replacing it
-        "reporting": service([names.notify()]),
-        PUBLISHER: {"publish": {"allow": [names.ingest()]}, "subscribe": {"allow": [INBOX]}},
+        "reporting": service("reporting", [names.notify()]),
+        # An outside system written for v1 connects with the client's default inbox, `_INBOX.>`:
+        # it keeps it. No other user has it (each service has its own), so all that comes there
+        # is the publishers' own acks; `_INBOX_publisher` is theirs too, and the one we document.
+        PUBLISHER: {"publish": {"allow": [names.ingest()]},
+                    "subscribe": {"allow": [inbox(PUBLISHER), SHARED_INBOX]}},
         OPERATOR: {"publish": {"allow": [">"]}, "subscribe": {"allow": [">"]}},
     }
 
 
+def hashed(password: str) -> str:
+    """`password` as nats-server checks it: bcrypt, in the `$2a$` form it recognises."""
+    made = bcrypt.hashpw(password.encode(), bcrypt.gensalt(BCRYPT_COST)).decode()
+    return "$2a$" + made[4:]  # `$2b$` is the same hash; nats-server looks for `$2a$`
+
+
 def authorization(passwords: dict[str, str], names: Names) -> str:
-    """The `authorization { users = [...] }` block for `names`'s namespace."""
+    """The `authorization { users = [...] }` block for `names`'s namespace (bcrypt hashes
+    of the passwords, never the passwords)."""
     granted = permissions(names)
     users = ",\n".join(
-        json.dumps({"user": user, "password": passwords[user], "permissions": granted[user]},
-                   indent=2)
+        json.dumps({"user": user, "password": hashed(passwords[user]),
+                    "permissions": granted[user]}, indent=2)
         for user in USERS).replace("\n", "\n    ")
     where = f" (namespace {names.namespace})" if names.namespace else ""
     return (f"# Tongxin's NATS users and what each may publish{where}: written by tongxin "

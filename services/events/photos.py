@@ -18,8 +18,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse, Response
 from nats.js import JetStreamContext
-from nats.js.api import ObjectMeta, ObjectStoreConfig, StorageType
-from nats.js.errors import BadRequestError, BucketNotFoundError, NotFoundError
+from nats.js.api import ObjectMeta
+from nats.js.errors import NotFoundError
 from nats.js.object_store import ObjectStore
 from pydantic import BaseModel
 from python_multipart.exceptions import FormParserError
@@ -97,18 +97,9 @@ class Photos:
             weakref.WeakValueDictionary())
 
     async def ensure(self) -> None:
-        """Bind to the bucket, creating it if missing."""
-        try:
-            self._store = await self.js.object_store(self.bucket)
-        except BucketNotFoundError:
-            config = ObjectStoreConfig(description="Tongxin report photos, named by SHA-256",
-                                       storage=StorageType.FILE,
-                                       replicas=self.settings.stream_replicas)
-            try:
-                self._store = await self.js.create_object_store(self.bucket, config=config)
-            except BadRequestError:
-                # Another instance created it between our look and our create.
-                self._store = await self.js.object_store(self.bucket)
+        """Bind to the bucket (declared by the operator's `tongxin bus streams`, with the
+        streams: the service may not create it)."""
+        self._store = await self.js.object_store(self.bucket)
 
     async def _bucket(self) -> ObjectStore:
         if self._store is None:

@@ -14,7 +14,8 @@ from zoneinfo import ZoneInfo
 
 ActivityState = Literal["scheduled", "logged", "retracted"]
 NeedState = Literal["open", "claimed", "resolved", "closed"]
-AttendanceStatus = Literal["unconfirmed", "confirmed", "declined"]
+# "open": a sign-in without its sign-out, with no hours; it is never confirmed as it stands.
+AttendanceStatus = Literal["open", "unconfirmed", "confirmed", "declined"]
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,8 @@ class Attendance:
     hours: float
     method: str
     status: AttendanceStatus
+    signed_in_at: datetime | None = None
+    signed_out_at: datetime | None = None
 
     @property
     def key(self) -> tuple[str, ...]:

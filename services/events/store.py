@@ -83,6 +83,18 @@ attendance = Table(
     Column("hours", Float, nullable=False),
     Column("method", String(12), nullable=False),
     Column("status", String(12), nullable=False),
+    # A sign-in's times (method sign_in): open while signed_out_at is empty.
+    Column("signed_in_at", DateTime(timezone=True), nullable=True),
+    Column("signed_out_at", DateTime(timezone=True), nullable=True),
+)
+
+# An organiser's sign-in page for an activity: the short code its QR code and kiosk use.
+sign_in_pages = Table(
+    "sign_in_pages", metadata,
+    Column("code", String(12), primary_key=True),
+    Column("activity_id", String(36), nullable=False, unique=True),
+    Column("opened_by", String(100), nullable=True),
+    Column("opened_at", DateTime(timezone=True), nullable=False),
 )
 
 STATE_TABLES: dict[type, Table] = {Activity: activities, Need: needs, Attendance: attendance}

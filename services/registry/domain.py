@@ -79,6 +79,9 @@ class BaseCreate(Incoming):
     region_code: Code | None = None
     households: int | None = Field(None, ge=0, le=10_000_000)
     code: Code | None = None
+    # Where the base is (WGS-84): a phone signing in to an activity there must be near it.
+    latitude: float | None = Field(None, ge=-90, le=90)
+    longitude: float | None = Field(None, ge=-180, le=180)
 
 
 class TeamCreate(Incoming):

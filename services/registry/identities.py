@@ -235,6 +235,21 @@ async def create_account(conn: AsyncConnection, names: Names, spec: AccountCreat
     return _account_record(row)
 
 
+async def set_account_active(conn: AsyncConnection, names: Names, account_id: str,
+                             active: bool) -> dict | None:
+    """Deactivate (or reactivate) an account, published as `account.deactivated`
+    (`account.reactivated`); None if there is none. Asking again changes nothing."""
+    row = (await conn.execute(select(accounts).where(accounts.c.id == account_id))).first()
+    if row is None:
+        return None
+    if bool(row.active) != active:
+        await conn.execute(update(accounts).where(accounts.c.id == account_id)
+                           .values(active=active, updated_at=_now()))
+        row = (await conn.execute(select(accounts).where(accounts.c.id == account_id))).one()
+        await _publish(conn, names, "account", "reactivated" if active else "deactivated", row)
+    return _account_record(row)
+
+
 async def list_accounts(conn: AsyncConnection, limit: int,
                         offset: int) -> tuple[list[dict], int]:
     total = (await conn.execute(select(func.count()).select_from(accounts))).scalar_one()

@@ -4,6 +4,7 @@ and the login page that gives a person a session cookie every service accepts.""
 from __future__ import annotations
 
 import html
+import logging
 from typing import Annotated
 from urllib.parse import urlsplit
 
@@ -22,9 +23,11 @@ from services.registry.identities import (
 from services.registry.service import Registry
 from shared.auth import SESSION_COOKIE, allow, principal
 from shared.db import write_transaction
+from shared.errors import Unavailable
 from shared.http import CONFLICT, Limit, Offset
 from shared.responses import Page
 
+log = logging.getLogger(__name__)
 router = APIRouter()
 
 
@@ -85,6 +88,38 @@ async def list_accounts(request: Request, limit: Limit = 100, offset: Offset = 0
     async with _registry(request).engine.connect() as conn:
         items, total = await identities.list_accounts(conn, limit, offset)
     return {"items": items, "total": total, "limit": limit, "offset": offset}
+
+
+@router.post("/v1/accounts/{id}/deactivate", tags=["identity"], dependencies=[allow("admin")],
+             summary="Deactivate an account: it cannot log in, and its sessions end everywhere",
+             response_model=AccountRecord)
+async def deactivate_account(request: Request, id: str) -> dict:
+    """Every service refuses the account's sessions within moments, also after a later
+    reactivation (the person logs in again)."""
+    reg = _registry(request)
+    async with reg._write, write_transaction(reg.engine) as conn:
+        record = await identities.set_account_active(conn, reg.names, id, False)
+    if record is None:
+        raise HTTPException(404, f"no account with id {id!r}")
+    try:
+        await request.app.state.ended_sessions.end_account(id)
+    except Exception as exc:  # the replicas refuse it anyway once the outbox has published it
+        log.warning("deactivation of %s: sessions not ended through the bucket: %r", id, exc)
+    await reg._published(2.0)
+    return record
+
+
+@router.post("/v1/accounts/{id}/reactivate", tags=["identity"], dependencies=[allow("admin")],
+             summary="Reactivate an account: it may log in again (old sessions stay ended)",
+             response_model=AccountRecord)
+async def reactivate_account(request: Request, id: str) -> dict:
+    reg = _registry(request)
+    async with reg._write, write_transaction(reg.engine) as conn:
+        record = await identities.set_account_active(conn, reg.names, id, True)
+    if record is None:
+        raise HTTPException(404, f"no account with id {id!r}")
+    await reg._published(2.0)
+    return record
 
 
 @router.get("/v1/audit", tags=["identity"], dependencies=[allow("admin")],
@@ -174,13 +209,27 @@ async def login(request: Request, username: Annotated[str, Form(max_length=64)],
                      username=username, next_=next or "/", status=401)
     gate = request.app.state.gate
     response = RedirectResponse(_safe_next(next, request.url.hostname), status_code=303)
-    response.set_cookie(SESSION_COOKIE, gate.sessions.dumps({"account": account["id"]}),
+    response.set_cookie(SESSION_COOKIE, gate.new_session(account["id"]),
                         max_age=gate.max_age, httponly=True, samesite="lax", path="/")
     return response
 
 
 @router.post("/logout", include_in_schema=False)
-async def logout() -> Response:
+async def logout(request: Request) -> Response:
+    """The session ends everywhere (every instance of every service refuses its cookie from
+    now on, not only this browser, which forgets it)."""
+    gate = request.app.state.gate
+    cookie = request.cookies.get(SESSION_COOKIE)
+    session = gate.session_of(cookie) if cookie else None
+    if session is not None:
+        try:
+            if session["sid"]:
+                await request.app.state.ended_sessions.end_session(session["sid"])
+            else:  # a cookie from before sessions had ids: the account's sessions until now
+                await request.app.state.ended_sessions.end_account(session["account"])
+        except Exception as exc:
+            log.warning("logout: could not end the session everywhere: %r", exc)
+            raise Unavailable("the session could not be ended everywhere: try again") from exc
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response

@@ -99,6 +99,8 @@ BASE = Aliases(
         "region_code": _REGION_CODE,
         "households": ("户数", "总户数"),
         "code": ("基地编码", "编码", "代码"),
+        "latitude": ("纬度",),
+        "longitude": ("经度",),
     },
     values={"kind": {
         "社区": "community", "结对社区": "community",

@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from services.reporting import store
 from services.reporting.models import READ_MODELS
 from services.reporting.readmodel import ReadModel
+from shared.bus import inbox_prefix
 from shared.db import async_url, is_sqlite, make_engine, write_lock, write_turn
 from shared.projection import Projection, _as_msg, reason_of
 from shared.retry import is_transient
@@ -428,7 +429,8 @@ async def rebuild(settings: Settings, models: Sequence[str] | None = None, check
     `check` only compare them with the live tables. Runs beside the live service."""
     chosen = choose(models)
     started = time.perf_counter()
-    nc = await nats.connect(settings.nats_url, name="tongxin-reporting-rebuild")
+    nc = await nats.connect(settings.nats_url, name="tongxin-reporting-rebuild",
+                            inbox_prefix=inbox_prefix(settings.nats_url))
     target = Target(settings)
     try:
         await target.create()

@@ -232,7 +232,9 @@ async def offers_with_the_printed_publisher_url(up: Up) -> None:
     async def on_error(exc: Exception) -> None:
         errors.append(str(exc).lower())
 
-    nc = await nats.connect(url, error_cb=on_error)
+    # Its acks come to its own inbox (the shared `_INBOX.>` is refused), as docs/interface.md
+    # tells outside systems.
+    nc = await nats.connect(url, error_cb=on_error, inbox_prefix="_INBOX_publisher")
     try:
         js = nc.jetstream()
         forged = envelope(activity(org["id"], base["id"], served=100_000))

@@ -17,6 +17,7 @@ import nats
 import pytest
 
 from services.events.bus import ACK_WAIT, INGEST_DURABLE
+from shared.settings import Settings
 from tests.factories import activity, envelope
 from tests.faults.conftest import PgCluster, pg_bin
 from tests.faults.load import stream_counts
@@ -29,6 +30,7 @@ from tests.harness import (
     postgres_admin_url,
     running,
 )
+from tongxin.cli import declare_streams
 from tongxin.natsserver import NatsCluster, NatsServer, free_port
 from tongxin.supervisor import Supervisor
 
@@ -39,6 +41,14 @@ def service_env(tmp: Path, nats_url: str, service: str, **more: str) -> dict[str
             f"TONGXIN_{service.upper()}_DATABASE_URL":
                 f"sqlite+aiosqlite:///{tmp / f'{service}.db'}",
             "TONGXIN_DB_SCHEMA": "", "TONGXIN_SECRET_KEY": "lifecycle-test", **more}
+
+
+def declared(env: dict[str, str], replicas: int = 1) -> dict[str, str]:
+    """The operator's step for `env`'s NATS and namespace (`tongxin bus streams`, as `tongxin
+    up` takes it before any service starts): the services only wait for their streams."""
+    declare_streams(env["TONGXIN_NATS_URL"], Settings(namespace=env["TONGXIN_NAMESPACE"],
+                                                      stream_replicas=replicas))
+    return env
 
 
 def wait_for_log(sup: Supervisor, name: str, text: str, timeout: float = 60) -> None:
@@ -72,22 +82,26 @@ def test_a_service_started_before_nats_and_its_quorum_comes_up_when_they_do(tmp_
         node.stop()
     sup = Supervisor(env={}, ports={"events": free_port()}, log_dir=tmp_path / "logs")
     try:
-        sup.start("events", service_env(tmp_path, cluster.url, "events",
-                                        TONGXIN_STREAM_REPLICAS="3"))
+        env = service_env(tmp_path, cluster.url, "events", TONGXIN_STREAM_REPLICAS="3")
+        sup.start("events", env)
         pid = sup.children["events"].proc.pid
         wait_for_log(sup, "events", "no server reachable yet")
-        # One node of three: connected, but JetStream has no quorum, so no stream yet
-        # (what made both events instances exit with `nats: timeout` from add_stream).
+        # One node of three: connected, but JetStream has no quorum, so no stream can be
+        # looked up yet (what made both events instances exit with `nats: timeout`).
         cluster.nodes[0].start()
-        wait_for_log(sup, "events", "declaring the streams: ")
+        wait_for_log(sup, "events", "waiting for the streams: ")
         for node in cluster.nodes[1:]:
             node.start()
+        # The operator's step, once there is a quorum (it retries until then); the service
+        # waits for it, it does not declare them itself.
+        declared(env, replicas=3)
         sup.wait_healthy(["events"], timeout=90)  # raises if it exited meanwhile
         assert sup.children["events"].proc.pid == pid  # the same process: never restarted
         log = sup.log_path("events").read_text()
         say(f"\nSTART BEFORE NATS: events waited for NATS "
-            f"({log.count('no server reachable yet')} notices) and for the JetStream quorum "
-            f"({log.count('declaring the streams: ')} retries), then came up; no exit")
+            f"({log.count('no server reachable yet')} notices), for the JetStream quorum "
+            f"({log.count('waiting for the streams: ')} retries) and for the operator's "
+            f"streams ({log.count('streams not declared')} notices), then came up; no exit")
         sup.stop("events")
         assert_stopped_cleanly(sup, "events")
     finally:
@@ -103,7 +117,7 @@ def test_a_service_started_before_its_database_comes_up_when_it_does(tmp_path, n
     sup = Supervisor(env={}, ports={"registry": free_port()}, log_dir=tmp_path / "logs")
     try:
         pg.stop()
-        env = service_env(tmp_path, nats_url, "registry")
+        env = declared(service_env(tmp_path, nats_url, "registry"))
         env["TONGXIN_REGISTRY_DATABASE_URL"] = pg.admin_url
         sup.start("registry", env)  # it migrates on start: the first thing it needs
         pid = sup.children["registry"].proc.pid
@@ -128,7 +142,7 @@ def test_shutdown_after_nats_died_is_clean(tmp_path):
                      ports={s: free_port() for s in names}, log_dir=tmp_path / "logs")
     try:
         for s in names:
-            sup.start(s, service_env(tmp_path, server.url, s))
+            sup.start(s, declared(service_env(tmp_path, server.url, s)))
         sup.wait_healthy(names, timeout=90)
         assert server.proc is not None
         server.proc.kill()  # NATS goes away first, without a goodbye

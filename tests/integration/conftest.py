@@ -15,7 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.db import is_sqlite, make_engine
-from shared.streams import ensure_streams, stream_configs
+from shared.streams import declare, stream_names
 from shared.subjects import Names
 from tests.harness import RUN_ID, Backend
 
@@ -38,8 +38,8 @@ async def nc(nats_url):
 
 
 async def delete_streams(js, names: Names) -> None:
-    # The photo bucket is a stream too (OBJ_<bucket>); tests that use it create it.
-    for name in [c.name for c in stream_configs(names)] + [f"OBJ_{names.photos_bucket}"]:
+    # The buckets are streams too (KV_<bucket>, OBJ_<bucket>).
+    for name in stream_names(names):
         try:
             await js.delete_stream(name)
         except NotFoundError:
@@ -48,9 +48,9 @@ async def delete_streams(js, names: Names) -> None:
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def names(nc, tag) -> Names:
-    """This test's streams, created as the services create them; deleted afterwards."""
+    """This test's streams, declared as the operator declares them; deleted afterwards."""
     names = Names(tag)
-    await ensure_streams(nc.jetstream(), names)
+    await declare(nc.jetstream(), names)
     yield names
     await delete_streams(nc.jetstream(), names)
 

@@ -88,7 +88,8 @@ async def events(backend, tag, nc, names):
                          parked=store.parked, apply=apply, batch_size=500)
     task = asyncio.create_task(replica.run())
     try:
-        relay = Relay(engine, js, store.accepted_events, timeout=5.0)
+        relay = Relay(engine, js, store.accepted_events, timeout=5.0,
+                      stream=names.events_stream)
         yield Events(Acceptor(engine, js, names, replica, relay), replica, gate)
     finally:
         gate.set()

@@ -21,9 +21,11 @@ import nats.errors
 import pytest
 from nats.aio.client import Client
 
-from shared.bus import MSG_ID
-from shared.streams import ensure_streams, stream_configs
+from shared.bus import MSG_ID, inbox_prefix
+from shared.streams import declare, missing, stream_configs, stream_names
 from shared.subjects import Names
+from tests.e2e.test_shared_state import refused_everywhere
+from tests.e2e.test_trust import logged_in, new_account, session_whoami, with_session
 from tests.factories import activity, envelope, raw
 from tests.figures import say
 from tests.harness import System, running
@@ -102,7 +104,9 @@ async def connected(secured: Secured, user: str) -> AsyncIterator[User]:
     async def on_error(exc: Exception) -> None:
         errors.append(str(exc))
 
-    nc = await nats.connect(secured.url(user), name=f"test-{user}", error_cb=on_error)
+    url = secured.url(user)
+    nc = await nats.connect(url, name=f"test-{user}", error_cb=on_error,
+                            inbox_prefix=inbox_prefix(url))
     try:
         yield User(nc, errors)
     finally:
@@ -131,7 +135,7 @@ async def stream_counts(secured: Secured) -> dict[str, int]:
 
 async def declare_streams(secured: Secured) -> None:
     async with connected(secured, natsauth.OPERATOR) as op:
-        await ensure_streams(op.nc.jetstream(), secured.names)
+        await declare(op.nc.jetstream(), secured.names)
 
 
 async def test_passwords_are_made_once_and_kept_from_others(tmp_path):
@@ -142,10 +146,105 @@ async def test_passwords_are_made_once_and_kept_from_others(tmp_path):
     assert natsauth.passwords(path) == made  # the next start: the same
     config = natsauth.write_config(tmp_path / "auth.conf", made, Names())
     assert config.stat().st_mode & 0o777 == 0o600
+    # The server's configuration holds bcrypt hashes, never a password itself.
+    text = config.read_text()
+    assert [u for u, pw in made.items() if pw in text] == []
+    assert text.count('"password": "$2a$11$') == len(natsauth.USERS)
     # nats-server itself accepts it (-t: test the configuration and exit)
     checked = await asyncio.to_thread(subprocess.run, [binary(), "-c", str(config), "-t"],
                                       capture_output=True, text=True, timeout=30)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+async def test_no_service_declares_changes_or_deletes_a_stream(secured):
+    """Streams are the operator's (`tongxin bus streams`): a service's user may look one up,
+    and is refused creating, updating or deleting one, whether it exists or not."""
+    names = secured.names
+    await declare_streams(secured)
+    before = {c.name: c for c in stream_configs(names)}
+    for user in natsauth.SERVICES:
+        async with connected(secured, user) as service:
+            js = service.nc.jetstream(timeout=1)
+            info = await js.stream_info(names.events_stream)  # looking is allowed
+            assert info.config.name == names.events_stream
+            with pytest.raises(nats.errors.TimeoutError):
+                await js.add_stream(name=f"{names.events_stream}_MINE",
+                                    subjects=[f"{names.namespace}.mine.>"])
+            changed = before[names.events_stream]
+            with pytest.raises(nats.errors.TimeoutError):
+                await js.update_stream(changed.evolve(max_age=60.0))
+            with pytest.raises(nats.errors.TimeoutError):
+                await js.delete_stream(names.registry_stream)
+            with pytest.raises(nats.errors.TimeoutError):  # a bucket is a stream too
+                await js.delete_key_value(names.sessions_bucket)
+            for api in (f"CREATE.{names.events_stream}_MINE", f"UPDATE.{names.events_stream}",
+                        f"DELETE.{names.registry_stream}", f"DELETE.KV_{names.sessions_bucket}"):
+                assert await service.told(f"$JS.API.STREAM.{api}"), (user, service.errors)
+    async with connected(secured, natsauth.OPERATOR) as op:
+        js = op.nc.jetstream()
+        after = await js.stream_info(names.events_stream)
+        assert after.config.max_age == before[names.events_stream].max_age
+        await js.stream_info(names.registry_stream)
+        await js.key_value(names.sessions_bucket)
+        with pytest.raises(nats.js.errors.NotFoundError):
+            await js.stream_info(f"{names.events_stream}_MINE")
+
+
+async def test_the_operator_step_declares_the_streams(secured):
+    """`tongxin bus streams` as the operator makes every stream and bucket; as a service's user
+    it is refused, and leaves nothing behind."""
+    names = secured.names
+
+    def bus_streams(user: str) -> subprocess.CompletedProcess:
+        env = {**os.environ, "TONGXIN_NATS_URL": secured.url(user),
+               "TONGXIN_NAMESPACE": names.namespace, "COLUMNS": "200"}
+        return subprocess.run([sys.executable, "-m", "tongxin.cli", "bus", "streams"], env=env,
+                              capture_output=True, text=True, timeout=120)
+
+    refused = await asyncio.to_thread(bus_streams, "events")
+    assert refused.returncode != 0, refused.stdout
+    async with connected(secured, natsauth.OPERATOR) as op:
+        assert await missing(op.nc.jetstream(), names) == stream_names(names)
+    done = await asyncio.to_thread(bus_streams, natsauth.OPERATOR)
+    assert done.returncode == 0, done.stdout + done.stderr
+    async with connected(secured, natsauth.OPERATOR) as op:
+        assert await missing(op.nc.jetstream(), names) == []
+    assert secured.passwords[natsauth.OPERATOR] not in done.stdout + done.stderr
+
+
+async def test_each_user_reads_only_its_own_inbox(secured):
+    """Replies come to `_INBOX_<user>.>`: a user may not subscribe to another's inbox, nor
+    (a service) to the default `_INBOX.>`, which only the outside publisher keeps."""
+    for user in (*natsauth.SERVICES, natsauth.PUBLISHER):
+        others = [u for u in (*natsauth.SERVICES, natsauth.PUBLISHER) if u != user]
+        shared = [] if user == natsauth.PUBLISHER else [natsauth.SHARED_INBOX]
+        async with connected(secured, user) as snoop:
+            for subject in [*shared, *(natsauth.inbox(o) for o in others)]:
+                await snoop.nc.subscribe(subject)
+                assert await snoop.told(subject, "subscription"), (user, subject, snoop.errors)
+            # its own, it may (a request's reply comes there)
+            await snoop.nc.subscribe(natsauth.inbox(user))
+            await snoop.nc.flush()
+            assert not snoop.refused(natsauth.inbox(user), "subscription")
+
+
+async def test_a_v1_publisher_with_the_default_inbox_gets_its_acks(secured):
+    """An outside system written for v1 (no inbox prefix) still publishes and is acked; what
+    the services ask and answer never comes to that inbox."""
+    await declare_streams(secured)
+    errors: list[str] = []
+
+    async def on_error(exc: Exception) -> None:
+        errors.append(str(exc))
+
+    old = await nats.connect(secured.url(natsauth.PUBLISHER), error_cb=on_error)
+    try:
+        ack = await old.jetstream().publish(secured.names.ingest("activity.logged"),
+                                            raw(envelope(activity("org-1", "base-1"))),
+                                            timeout=10)
+        assert ack.seq >= 1 and errors == []
+    finally:
+        await old.close()
 
 
 async def test_nobody_connects_without_a_password(secured):
@@ -234,8 +333,9 @@ async def test_the_services_run_with_their_own_users(backend, tmp_path):
     """The three services as processes, each connected as its own user: registry records, an
     offer from the publisher (accepted, and a milestone notified), a refused offer (the DLQ), a
     large photo stored and read back (its chunks, and flow control of the consumer reading
-    them), and a rebuild of the read models with the reporting user's credentials: all of it
-    without one refusal from the server, and no password in any log."""
+    them), writes counted in the shared rate-limit bucket, a logout ended everywhere through
+    the sessions bucket, and a rebuild of the read models with the reporting user's
+    credentials: all of it without one refusal from the server, and no password in any log."""
     tag = new_tag()
     with secured_nats(tmp_path / "nats", tag) as secured, running(System(
             secured.url(natsauth.OPERATOR), backend, tmp_path / "system", tag=tag,
@@ -265,6 +365,15 @@ async def test_the_services_run_with_their_own_users(backend, tmp_path):
         await until(lambda: stream_messages(secured, names.dlq_stream), 1)
         await until(lambda: stream_messages(secured, names.notify_stream), 1)  # the milestone
 
+        # A logout on the registry (its user writes the ended session in the shared bucket) is
+        # refused by the other services (theirs follow it).
+        account = await new_account(system, "reader", org["id"], "pw-对的密码-kept")
+        session = await logged_in(system, account["username"], "pw-对的密码-kept")
+        assert (await session_whoami(system, "reporting", session))["id"] == account["id"]
+        async with with_session(session) as browser:
+            assert (await browser.post(f"{system.url('registry')}/logout")).status_code == 303
+        await refused_everywhere(system, session, "after its logout")
+
         env = {**os.environ, **system.env("reporting"), "COLUMNS": "200"}
         check = await asyncio.to_thread(
             subprocess.run, [sys.executable, "-m", "tongxin.cli", "reporting", "rebuild",
@@ -275,6 +384,8 @@ async def test_the_services_run_with_their_own_users(backend, tmp_path):
         logs = "".join(system.sup.log_path(s).read_text(errors="replace")
                        for s in natsauth.SERVICES) + check.stdout + check.stderr
         assert not [u for u, pw in secured.passwords.items() if pw in logs]  # never logged
+        # Writes were counted in the shared bucket, with the services' own users.
+        assert "rate limits counted in this process only" not in logs
 
 
 async def stream_messages(secured: Secured, stream: str) -> int:

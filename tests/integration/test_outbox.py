@@ -58,6 +58,7 @@ async def test_changes_made_while_nats_is_down_are_published_once_in_order(backe
     engine = db.engine()
     stream = system.names.registry_stream
     try:
+        await system.declare_streams()  # the operator's step: the registry only checks them
         # A short PubAck timeout, so the relay's publishes fail (and are retried) during the outage.
         sup.start("registry", {**system.env("registry"), "TONGXIN_PUBLISH_TIMEOUT": "1"})
         await asyncio.to_thread(sup.wait_healthy, ["registry"], 60)

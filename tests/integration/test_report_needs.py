@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import select
 
 from services.reporting import store
 from services.reporting.models import labels, needs
@@ -260,3 +261,41 @@ async def test_needs_rebuild_alone_gives_the_same(nc, names, engine):
             again = await needs.report_rows(conn, "pairing", Scope(), on)
     assert again == first
     assert {r["key"]: r["total"] for r in first[0]} == {ids["p1"]: 2, ids["p2"]: 1, None: 3}
+
+
+async def test_a_claim_read_before_its_submission_waits_for_it_and_is_not_parked(
+        nc, names, engine):
+    """TONGXIN_EVENTS keeps each need's events in acceptance order, but the model does not
+    rely on it: steps read before the submission are held and applied when it comes, whether
+    it comes in a later batch or in the same one; nothing is parked."""
+    async with Reporting(nc, names, engine, models=[labels.MODEL, needs.MODEL]) as rep:
+        ids = await seed(rep)
+        unit = ids["unit"]
+        at = T0 + timedelta(hours=1)
+        # Later batch: the claim and a return are read, then (caught up) the submission.
+        await rep.event("need.claimed", {"need_id": "e1", "organization_id": unit}, at)
+        await rep.event("need.returned", {"need_id": "e1", "organization_id": unit,
+                                          "reason": "人手不足"}, at + timedelta(hours=1))
+        await rep.event("need.claimed", {"need_id": "e1", "organization_id": unit},
+                        at + timedelta(hours=2))
+        await rep.caught_up()
+        async with engine.connect() as conn:
+            assert (await conn.execute(select(needs.needs))).all() == []
+            assert len((await conn.execute(select(needs.early))).all()) == 3
+        await rep.event("need.submitted", need(ids["b1"], need_id="e1"), T0)
+        # Same batch: the claim, then the submission of another need.
+        await rep.event("need.claimed", {"need_id": "e2", "organization_id": unit}, at)
+        await rep.event("need.submitted", need(ids["b1"], need_id="e2"), T0)
+        await rep.caught_up()
+        async with engine.connect() as conn:
+            rows = {r.need_id: r for r in await conn.execute(select(needs.needs))}
+            assert (await conn.execute(select(needs.early))).all() == []
+            assert (await conn.execute(select(store.parked))).all() == []
+            history = [(r.need_id, r.type) for r in await conn.execute(
+                select(needs.history).order_by(needs.history.c.need_id, needs.history.c.seq))]
+        assert {n: (r.state, r.claimer_id) for n, r in rows.items()} == {
+            "e1": ("claimed", unit), "e2": ("claimed", unit)}
+        assert rows["e1"].hours_to_claim == 1.0  # from the submission to the first claim
+        assert sorted(history) == sorted([
+            ("e1", "need.claimed"), ("e1", "need.returned"), ("e1", "need.claimed"),
+            ("e1", "need.submitted"), ("e2", "need.claimed"), ("e2", "need.submitted")])

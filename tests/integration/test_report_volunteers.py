@@ -179,10 +179,10 @@ async def test_export_streams_every_row_with_chinese_headers(nc, names, engine):
         volunteers.ledger_report(conn, Scope(), STARS)), (volunteers.NAME,), "zh")]
     table = list(csv.reader(io.StringIO(b"".join(chunks).decode("utf-8-sig"))))[1:]
     assert table[0][:4] == ["姓名", "志愿者编号", "所属单位", "单位编码"]
-    assert table[0][-2:] == ["参加活动(次)", "星级"]
+    assert table[0][-3:] == ["参加活动(次)", "星级", "未签退(次)"]
     assert [row[1] for row in table[1:-1]] == ["v1", "v3", "v2"]
     assert table[1] == ["王建国", "v1", "区民宗局", "A", "7.0", "0.0", "2.0", "3.0", "2.0", "0.0",
-                        "3", "2"]
+                        "3", "2", "0"]
     assert table[-1][0] == "合计" and table[-1][4:6] == ["9.5", "3.0"]
 
     # Over HTTP: the star thresholds are the service's setting; limit and offset page.
@@ -205,3 +205,29 @@ async def test_export_streams_every_row_with_chinese_headers(nc, names, engine):
     assert lines[0].startswith("Name,Volunteer,Unit,")
     assert [line.split(",")[1] for line in lines[1:-1]] == ["v1", "v2"]
     assert lines[-1].startswith("Total,")
+
+
+async def test_a_sign_in_counts_its_signed_span_and_an_open_one_counts_apart(nc, names, engine):
+    """A sign-in with both times counts its span as confirmed sign-in hours; one without its
+    sign-out has no hours, is not confirmed, and is counted in `open_sign_ins`; signing out
+    later replaces it with the span."""
+    async with Reporting(nc, names, engine, models=MODELS) as rep:
+        await rep.registry("organization", id="A", name="区民宗局", kind="government_department")
+        for vid in ("v1", "v2"):
+            await rep.registry("volunteer", id=vid, name=vid, organization_id="A")
+        act = activity("A", "b1", started_at="2013-10-19T09:00:00+08:00",
+                       ended_at="2013-10-19T12:00:00+08:00")
+        await rep.event("activity.logged", act)
+        signed = {"method": "sign_in", "signed_in_at": "2013-10-19T09:10:00+08:00"}
+        await attend(rep, "attendance.recorded", act, "v1", **signed)
+        await attend(rep, "attendance.recorded", act, "v2", **signed)
+        await attend(rep, "attendance.recorded", act, "v1", **signed,
+                     signed_out_at="2013-10-19T11:40:00+08:00")
+        await rep.caught_up()
+        async with engine.connect() as conn:
+            rows = {r["volunteer_id"]: r for r in await volunteers.ranking(conn, Scope())}
+            totals = await volunteers.totals(conn, Scope())
+    assert hours(rows["v1"]) == (2.5, 0.0, by_method(sign_in=2.5), 1)
+    assert hours(rows["v2"]) == (0.0, 0.0, by_method(), 1)
+    assert (rows["v1"]["open_sign_ins"], rows["v2"]["open_sign_ins"]) == (0, 1)
+    assert (totals["hours_confirmed"], totals["open_sign_ins"]) == (2.5, 1)

@@ -227,6 +227,32 @@ def _feedback(draw: st.DrawFn, data: dict[str, Any], within_limits: bool) -> dic
     return data
 
 
+def _signed(draw: st.DrawFn, data: dict[str, Any], within_limits: bool) -> dict[str, Any]:
+    """Signed times only on a sign-in, a sign-out only after a sign-in and within a year of
+    it; hours required without them, none while open, else the span (or left out)."""
+    if data["method"] != "sign_in":
+        data.pop("signed_in_at", None)
+        data.pop("signed_out_at", None)
+    if data.get("signed_in_at") is None:
+        data.pop("signed_out_at", None)
+        if data.get("hours") is None:
+            data["hours"] = draw(st.floats(0.01, 24 * 366))
+        return data
+    if data.get("signed_out_at") is None:
+        data.pop("hours", None)
+        return data
+    span = draw(st.timedeltas(timedelta(seconds=1), timedelta(hours=24 * 366)))
+    start = data["signed_in_at"]
+    if start.astimezone(UTC) + span >= datetime(2100, 12, 31, tzinfo=UTC):
+        start = data["signed_in_at"] = datetime(2000, 1, 1, tzinfo=UTC)
+    data["signed_out_at"] = (start + span).astimezone(data["signed_out_at"].tzinfo)
+    hours = span.total_seconds() / 3600
+    data["hours"] = draw(st.sampled_from([None, hours]))
+    if data["hours"] is None:
+        data.pop("hours")
+    return data
+
+
 # What annotations cannot say: the rules of the models' cross-field validators. Each makes
 # data consistent; `within_limits=False` lets what one field makes of others (a fair's served,
 # its stalls' service types) go past that field's own limits: whether it is accepted or not,
@@ -236,9 +262,11 @@ CONSISTENT: dict[type[BaseModel], Consistent] = {
     ev.ActivityFigures: _figures,
     ev.CampaignVisitRecorded: _visit,
     ev.NeedFeedback: _feedback,
+    ev.AttendanceRecorded: _signed,
 }
 KNOWN_VALIDATORS = {"_no_nul", "_types_of_stalls", "_served_by_stalls", "_ends_after_start",
-                    "_at_least_the_keys", "_reason_unless_satisfied",
+                    "_at_least_the_keys", "_reason_unless_satisfied", "_signed_in_by_a_sign_in",
+                    "_signed_out_after_in", "_hours_signed",
                     "_a_period"}  # (one field, its pattern in the schema: no CONSISTENT rule)
 
 

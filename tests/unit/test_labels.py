@@ -22,6 +22,10 @@ ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD_JS = ROOT / "services/reporting/dashboard/static/dashboard.js"
 FORMS_HTML = ROOT / "services/events/forms/page.html"
 FORMS_JS = ROOT / "services/events/forms/static/forms.js"
+# The sign-in pages: the organiser's (QR code, list), the volunteer's phone page, their script.
+SIGN_IN_PAGES = [ROOT / "services/events/forms/sign_in.html",
+                 ROOT / "services/events/forms/sign.html"]
+SIGN_JS = ROOT / "services/events/forms/static/sign.js"
 
 CJK = re.compile(r"[\u3000-\u30ff\u4e00-\u9fff\uff00-\uffef]")
 PAIR = re.compile(r'(\w+): \["((?:[^"\\]|\\.)*)", "((?:[^"\\]|\\.)*)"\]')
@@ -58,13 +62,18 @@ def dashboard_codes() -> dict[str, dict[str, tuple[str, str]]]:
 
 
 def forms_texts() -> dict[str, tuple[str, str]]:
-    """Every `中文|English` of the forms: the page's data-t, data-ph, data-title and
-    data-empty attributes, and the script's own messages and role names."""
-    html = FORMS_HTML.read_text(encoding="utf-8")
-    script = FORMS_JS.read_text(encoding="utf-8")
-    found = re.findall(r'data-(?:t|ph|title|empty)="([^"]*\|[^"]*)"', html)
-    for name in ("T", "ROLES"):
-        found += re.findall(r'\w+: "([^"]*\|[^"]*)"', js_object(script, name))
+    """Every `中文|English` of the forms and the sign-in pages: the pages' data-t, data-ph,
+    data-title and data-empty attributes, and the scripts' own messages, role and kind names."""
+    found: list[str] = []
+    for page in (FORMS_HTML, *SIGN_IN_PAGES):
+        html = page.read_text(encoding="utf-8")
+        found += re.findall(r'data-(?:t|ph|title|empty)="([^"]*\|[^"]*)"', html)
+    for script, names in ((FORMS_JS.read_text(encoding="utf-8"), ("T", "ROLES", "KINDS")),
+                          (SIGN_JS.read_text(encoding="utf-8"), ("T",))):
+        for name in names:
+            found += re.findall(r'"?[\w.]+"?: "([^"]*\|[^"]*)"', js_object(script, name))
+    sign = SIGN_JS.read_text(encoding="utf-8")
+    found += re.findall(r'say\("([^"]*\|[^"]*)"\)', sign)
     out = {}
     for text in found:
         zh, _, en = text.partition("|")

@@ -124,6 +124,37 @@ def test_hours_longer_than_the_activity_and_overlaps_are_refused():
                                                     "hours": 2}, facts), Accept)
 
 
+def test_a_sign_in_is_open_until_signed_out_and_within_the_activitys_time():
+    facts = Facts(now=NOW, registry={("volunteer", "v1"): {"organization_id": "org-9"}})
+    act = logged(facts)  # 09:00-12:00 in Shanghai
+    who = {"activity_id": act["activity_id"], "volunteer_id": "v1"}
+    signed = {**who, "method": "sign_in", "signed_in_at": "2013-10-20T09:05:00+08:00"}
+    assert isinstance(judge("attendance.recorded", signed, facts), Accept)
+    row = facts.attendance_of(act["activity_id"], "v1")
+    assert (row.status, row.hours, row.signed_out_at) == ("open", 0.0, None)
+    # An open sign-in is not confirmed as it stands (its planned hours are not its hours).
+    field, message, _ = refused(judge("attendance.confirmed", {**who,
+                                                              "organization_id": "org-9"}, facts))
+    assert field == "data.volunteer_id" and "has not signed out" in message
+    assert rule_zh(message) and "签退" in rule_zh(message)
+    assert isinstance(judge("attendance.recorded", {
+        **signed, "signed_out_at": "2013-10-20T11:35:00+08:00"}, facts), Accept)
+    row = facts.attendance_of(act["activity_id"], "v1")
+    assert (row.status, row.hours) == ("confirmed", 2.5)
+    # Signed out, a late open sign-in does not reopen it.
+    field, message, _ = refused(judge("attendance.recorded", signed, facts))
+    assert field == "data.volunteer_id" and "already signed out" in message
+    # Outside the activity's time: refused naming the time, as a bad field.
+    for late in ({**signed, "signed_in_at": "2013-10-20T08:59:00+08:00"},
+                 {**signed, "signed_out_at": "2013-10-20T12:01:00+08:00"}):
+        verdict = judge("attendance.recorded", {**late, "volunteer_id": "v2"}, facts)
+        field, message, _ = refused(verdict)
+        assert verdict.invalid and "outside the activity's time" in message
+        assert field == ("data.signed_out_at" if "signed_out_at" in late
+                         else "data.signed_in_at")
+        assert "不在活动时间内" in (rule_zh(message) or "")
+
+
 def test_confirming_hours_nobody_recorded_waits_then_is_refused():
     facts = Facts(now=NOW)
     data = logged(facts)

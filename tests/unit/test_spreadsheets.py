@@ -89,7 +89,8 @@ def test_english_headers_any_case_and_english_codes_any_case():
     valid, errors = imported(content, BaseCreate)
     assert errors == []
     assert valid[0].data == {"name": "东风社区", "kind": "community", "region_code": "3716",
-                             "households": 300, "code": "B1"}
+                             "households": 300, "code": "B1", "latitude": None,
+                             "longitude": None}
     assert valid[1].data["households"] is None
 
 
@@ -379,15 +380,15 @@ RECORDS = {
     ],
     BaseCreate: [
         {"id": "b1", "name": "东风社区", "kind": "community", "region_code": "0101",
-         "households": 3200, "code": "B001"},
+         "households": 3200, "code": "B001", "latitude": 36.81, "longitude": 118.05},
         {"id": "b2", "name": "李家村, 北片", "kind": "village", "region_code": None,
-         "households": None, "code": None},
+         "households": None, "code": None, "latitude": None, "longitude": None},
         {"id": "b3", "name": "=1+1", "kind": "enterprise", "region_code": "3716",
-         "households": 0, "code": "00012"},
+         "households": 0, "code": "00012", "latitude": None, "longitude": None},
         {"id": "b4", "name": "实验小学\n(东校区)", "kind": "school", "region_code": None,
-         "households": 10_000_000, "code": "B004"},
+         "households": 10_000_000, "code": "B004", "latitude": None, "longitude": None},
         {"id": "b5", "name": "其它", "kind": "other", "region_code": None, "households": 1,
-         "code": "#N/A"},
+         "code": "#N/A", "latitude": None, "longitude": None},
     ],
     TeamCreate: [
         {"id": "t1", "name": "法律服务团", "category": "legal_aid", "organization_id": None,
@@ -451,7 +452,8 @@ def test_export_leaves_out_personal_data_and_lists_of_records():
 def test_export_without_ids_has_no_id_column():
     records = [{k: v for k, v in r.items() if k != "id"} for r in RECORDS[BaseCreate]]
     table = read_table(write_table(records, BaseCreate, "csv"))
-    assert table.headers == ("基地名称", "基地类型", "所属区域编码", "户数", "基地编码")
+    assert table.headers == ("基地名称", "基地类型", "所属区域编码", "户数", "基地编码",
+                             "纬度", "经度")
     valid, errors = validate_rows(table, BaseCreate)
     assert errors == []
     assert [v.data for v in valid] == records and all(v.id is None for v in valid)
@@ -461,8 +463,9 @@ def test_csv_export_has_a_bom_chinese_labels_and_guards_formulas():
     content = write_table(RECORDS[BaseCreate], BaseCreate, "csv")
     assert content.startswith(b"\xef\xbb\xbf")
     lines = list(csv.reader(io.StringIO(content.decode("utf-8-sig"))))
-    assert lines[0] == ["id", "基地名称", "基地类型", "所属区域编码", "户数", "基地编码"]
-    assert lines[1] == ["b1", "东风社区", "社区", "0101", "3200", "B001"]
+    assert lines[0] == ["id", "基地名称", "基地类型", "所属区域编码", "户数", "基地编码", "纬度",
+                        "经度"]
+    assert lines[1] == ["b1", "东风社区", "社区", "0101", "3200", "B001", "36.81", "118.05"]
     assert lines[3][:3] == ["b3", "'=1+1", "企业"]
     assert lines[4][1] == "实验小学\n(东校区)"
 
@@ -471,7 +474,7 @@ def test_xlsx_export_keeps_text_as_text():
     content = write_table(RECORDS[BaseCreate], BaseCreate, "xlsx", "en")
     sheet = openpyxl.load_workbook(io.BytesIO(content)).worksheets[0]
     assert [c.value for c in sheet[1]] == [
-        "id", "name", "kind", "region_code", "households", "code"]
+        "id", "name", "kind", "region_code", "households", "code", "latitude", "longitude"]
     assert sheet["B4"].value == "=1+1" and sheet["B4"].data_type == "s"
     assert sheet["F4"].value == "00012" and sheet["F4"].data_type == "s"
     assert sheet["E2"].value == 3200 and sheet["E2"].data_type == "n"

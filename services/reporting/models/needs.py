@@ -26,11 +26,15 @@ A need submitted at the same base, of the same category, within `need_duplicate_
 still open or claimed there is flagged `possible_duplicate_of` the earliest such need (decided
 when it is applied, in stream order, so a replay decides the same); the flag shows while the
 need is open or claimed. `need.linked` closes it as a duplicate, `linked_to` its original.
+
+What is merely early is applied by state, never parked: TONGXIN_EVENTS holds each need's events
+in the order they were accepted (the events relay's design), but should a claim (or any later
+step) ever be read before its need's submission, it is held (`need_early`) and applied, in
+stream order, the moment the submission arrives.
 """
 
 from __future__ import annotations
 
-import statistics
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -54,7 +58,9 @@ from sqlalchemy import (
     Text,
     and_,
     case,
+    delete,
     func,
+    literal_column,
     or_,
     select,
 )
@@ -74,6 +80,8 @@ from services.reporting.reports import (
 from services.reporting.scope import Scope, scope_query
 from services.reporting.store import metadata
 from shared.dates import Instant
+from shared.envelope import Envelope
+from shared.event_types import EVENT_TYPES
 from shared.http import Offset
 from shared.projection import upsert
 from shared.responses import Answer, DateText, DateTimeText
@@ -139,6 +147,14 @@ history = Table(
     Column("due_on", Date, nullable=True),
     Column("satisfaction", String(12), nullable=True),  # need.feedback (its reason is not kept)
     Column("original_id", String(64), nullable=True),   # need.linked
+)
+
+
+early = Table(
+    "need_early", metadata,  # a need's events read before its submission, until it arrives
+    Column("need_id", String(64), primary_key=True),
+    Column("seq", BigInteger, primary_key=True),
+    Column("envelope", Text, nullable=False),
 )
 
 
@@ -225,6 +241,19 @@ async def _live_near(conn: AsyncConnection, submitted: list[Event],
     return {r["need_id"]: dict(r) for r in found.mappings()}
 
 
+async def _held(conn: AsyncConnection, ids: list[str]) -> dict[str, list[Event]]:
+    """The events held for needs not submitted yet, per need, in stream order."""
+    if not ids:
+        return {}
+    out: dict[str, list[Event]] = defaultdict(list)
+    for r in await conn.execute(select(early).where(early.c.need_id.in_(ids))
+                                .order_by(early.c.need_id, early.c.seq)):
+        env = Envelope.model_validate_json(r.envelope)
+        out[r.need_id].append(Event(r.seq, env, EVENT_TYPES[env.type].data.model_validate(
+            env.data)))
+    return dict(out)
+
+
 def _history_row(event: Event) -> dict[str, Any]:
     d = event.data
     return {"need_id": d.need_id, "seq": event.seq, "type": event.type,
@@ -240,7 +269,8 @@ def _history_row(event: Event) -> dict[str, Any]:
 
 async def on_need(batch: Batch) -> None:
     """Every `need.*` type: read the batch's needs once, follow their events in stream order,
-    write them back in one statement. An event already applied (seq not newer) is skipped."""
+    write them back in one statement. An event already applied (seq not newer) is skipped; one
+    of a need not submitted yet is held until the submission comes (never parked)."""
     conn = batch.conn
     ids = list({e.data.need_id for e in batch.events})
     rows: dict[str, dict[str, Any]] = {
@@ -249,8 +279,11 @@ async def on_need(batch: Batch) -> None:
     window = timedelta(hours=batch.settings.need_duplicate_hours)
     near = await _live_near(conn, [e for e in batch.events if e.type == "need.submitted"],
                             window)
+    held = await _held(conn, [i for i in ids if i not in rows])
     changed: dict[str, dict[str, Any]] = {}
     events = []
+    hold: list[dict[str, Any]] = []
+    released: list[str] = []
     for event in batch.events:
         need_id = event.data.need_id
         row = rows.get(need_id)
@@ -262,13 +295,29 @@ async def on_need(batch: Batch) -> None:
             row = rows[need_id] = _submitted(event, batch)
             pool = [*rows.values(), *(r for k, r in near.items() if k not in rows)]
             row["duplicate_of"] = _possible_original(row, pool, window)
-        elif row is None:
-            raise ValueError(f"need {need_id} has not been submitted")
-        else:
-            _follow(row, event)
+            events.append(_history_row(event))
+            # What came early, applied after the submission, in the order it was read.
+            for waiting in held.pop(need_id, []):
+                _follow(row, waiting)
+                events.append(_history_row(waiting))
+                released.append(need_id)
+            row["seq"] = max(event.seq, row["seq"])
+            changed[need_id] = row
+            continue
+        if row is None:
+            held.setdefault(need_id, []).append(event)
+            hold.append({"need_id": need_id, "seq": event.seq,
+                         "envelope": event.envelope.model_dump_json()})
+            continue
+        _follow(row, event)
         row["seq"] = event.seq
         changed[need_id] = row
         events.append(_history_row(event))
+    if hold:
+        await conn.execute(upsert(conn, early).on_conflict_do_nothing(
+            index_elements=["need_id", "seq"]), hold)
+    if released:
+        await conn.execute(delete(early).where(early.c.need_id.in_(set(released))))
     if not changed:
         return
     stmt = upsert(conn, needs)
@@ -378,8 +427,26 @@ def with_rates(counts: dict[str, Any]) -> dict[str, Any]:
             "satisfaction_rate": _ratio(counts["answered_satisfied"], answered)}
 
 
-def _median(values: list[float]) -> float | None:
-    return round(statistics.median(values), 2) if values else None
+def medians(value: ColumnElement[Any], where: list[ColumnElement[bool]],
+            key: ColumnElement[Any] | None = None) -> Select:
+    """The median of `value` per `key` (or over everything), in SQL on both back-ends: the
+    mean of the middle one or two values, found by row number within each group, so no row
+    leaves the database (`percentile_cont` is PostgreSQL's alone)."""
+    group = key if key is not None else literal_column("0")
+    ranked = (select(group.label("key"), value.label("v"),
+                     func.row_number().over(partition_by=key, order_by=value).label("rn"),
+                     func.count().over(partition_by=key).label("n"))
+              .where(*where, value.is_not(None)).subquery())
+    return (select(ranked.c.key, func.avg(ranked.c.v).label("median"))
+            .where(ranked.c.rn.in_([(ranked.c.n + 1) // 2, (ranked.c.n + 2) // 2]))
+            .group_by(ranked.c.key))
+
+
+async def _medians(conn: AsyncConnection, value: ColumnElement[Any],
+                   where: list[ColumnElement[bool]],
+                   key: ColumnElement[Any] | None = None) -> dict[Any, float]:
+    return {k: round(float(m), 2)
+            for k, m in await conn.execute(medians(value, where, key))}
 
 
 async def report_rows(conn: AsyncConnection, group_by: GroupBy, scope: Scope,
@@ -394,26 +461,18 @@ async def report_rows(conn: AsyncConnection, group_by: GroupBy, scope: Scope,
     total_row = (await conn.execute(select(*_counts(on, rates)).where(*where))).one()
     totals: dict[str, Any] = with_rates({k: int(total_row._mapping[k]) for k in COUNTS})
 
-    to_claim: dict[Any, list[float]] = defaultdict(list)
-    to_resolve: dict[Any, list[float]] = defaultdict(list)
-    durations = await conn.execute(
-        select(key, needs.c.hours_to_claim, needs.c.hours_to_resolve).where(
-            *where, or_(needs.c.hours_to_claim.is_not(None),
-                        needs.c.hours_to_resolve.is_not(None))))
-    for k, claim, resolve in durations:
-        if claim is not None:
-            to_claim[k].append(claim)
-        if resolve is not None:
-            to_resolve[k].append(resolve)
-    totals["median_hours_to_claim"] = _median([v for vs in to_claim.values() for v in vs])
-    totals["median_hours_to_resolve"] = _median([v for vs in to_resolve.values() for v in vs])
+    claim, resolve = needs.c.hours_to_claim, needs.c.hours_to_resolve
+    totals["median_hours_to_claim"] = (await _medians(conn, claim, where)).get(0)
+    totals["median_hours_to_resolve"] = (await _medians(conn, resolve, where)).get(0)
+    to_claim = await _medians(conn, claim, where, key)
+    to_resolve = await _medians(conn, resolve, where, key)
 
     keys = sorted(counts, key=lambda k: (k is None, k or ""))
     labels = ({k: k for k in keys} if group_by == "month"
               else await label_map(conn, group_by, keys))
     rows = [{"key": k, "label": labels.get(k, k), **counts[k],
-             "median_hours_to_claim": _median(to_claim.get(k, [])),
-             "median_hours_to_resolve": _median(to_resolve.get(k, []))} for k in keys]
+             "median_hours_to_claim": to_claim.get(k),
+             "median_hours_to_resolve": to_resolve.get(k)} for k in keys]
     return rows, totals
 
 
@@ -762,7 +821,7 @@ async def get_need_items(
 
 
 MODEL = ReadModel(
-    name=NAME, tables=(needs, history),
+    name=NAME, tables=(needs, history, early),
     handlers={t: on_need for t in ("need.submitted", "need.claimed", "need.returned",
                                    "need.followup_assigned", "need.resolved", "need.closed",
                                    "need.reopened", "need.feedback", "need.linked")},

@@ -2,7 +2,8 @@
 how they were recorded, the activities attended and a star level by confirmed hours.
 
 Hours live per (activity, volunteer): recorded (self-reported hours wait for their unit; other
-methods are confirmed as recorded; recording again replaces hours, method and status), then
+methods are confirmed as recorded; a sign-in without its sign-out stays open, with no hours, and
+is counted apart; recording again replaces hours, method and status), then
 confirmed or declined (declined hours count nowhere). The model keeps its own small table of
 activities (unit, base, local day, retracted), so the period and base/region scope apply on the
 activity's day and base, a correction moving the activity moves its hours to that period, and a
@@ -70,7 +71,7 @@ attendance = Table(
     Column("volunteer_id", String(64), primary_key=True, index=True),
     Column("hours", Float, nullable=False),
     Column("method", String(16), nullable=False),
-    Column("status", String(16), nullable=False),  # unconfirmed, confirmed, declined
+    Column("status", String(16), nullable=False),  # open, unconfirmed, confirmed, declined
 )
 
 
@@ -118,8 +119,11 @@ async def on_recorded(batch: Batch) -> None:
         d = e.data
         rows[(str(d.activity_id), d.volunteer_id)] = {
             "activity_id": str(d.activity_id), "volunteer_id": d.volunteer_id,
-            "hours": d.hours, "method": d.method,
-            "status": "unconfirmed" if d.method == "self" else "confirmed"}
+            "hours": d.hours or 0.0, "method": d.method,
+            # A sign-in without its sign-out has no hours and is not confirmed: it is
+            # counted as open (flagged), never filled in with the activity's hours.
+            "status": "open" if d.open else "unconfirmed" if d.method == "self"
+            else "confirmed"}
     stmt = upsert(batch.conn, attendance)
     await batch.conn.execute(stmt.on_conflict_do_update(
         index_elements=["activity_id", "volunteer_id"],
@@ -168,7 +172,9 @@ def _sums() -> list:
     return [hours(a.c.status == "confirmed").label("hours_confirmed"),
             hours(a.c.status == "unconfirmed").label("hours_unconfirmed"),
             *(hours(a.c.method == m).label(f"by_{m}") for m in METHODS),
-            func.count(distinct(a.c.activity_id)).label("activities")]
+            func.count(distinct(a.c.activity_id)).label("activities"),
+            func.coalesce(func.sum(case((a.c.status == "open", 1), else_=0)), 0)
+            .label("open_sign_ins")]
 
 
 def _ledger(scope: Scope, limit: int | None = None, offset: int = 0) -> Select:
@@ -192,7 +198,7 @@ def _figures(r: Any) -> dict:
     return {"hours_confirmed": round(float(r.hours_confirmed), 2),
             "hours_unconfirmed": round(float(r.hours_unconfirmed), 2),
             "hours_by_method": {m: round(float(getattr(r, f"by_{m}")), 2) for m in METHODS},
-            "activities": int(r.activities)}
+            "activities": int(r.activities), "open_sign_ins": int(r.open_sign_ins)}
 
 
 def _row(r: Any, thresholds: Sequence[float]) -> dict:
@@ -238,6 +244,7 @@ COLUMNS = [
     Col("hours_by_method.sign_in", "签到(小时)", "Sign-in (h)"),
     Col("hours_by_method.import", "导入(小时)", "Imported (h)"),
     Col("activities", "参加活动(次)", "Activities"), Col("star_level", "星级", "Star level"),
+    Col("open_sign_ins", "未签退(次)", "Not signed out"),
 ]
 
 
@@ -263,6 +270,7 @@ class VolunteerRow(Answer):
     hours_unconfirmed: float
     hours_by_method: dict[str, float] = Field(description="self, organiser, sign_in, import")
     activities: int
+    open_sign_ins: int = Field(description="sign-ins never signed out: no hours, unconfirmed")
     star_level: int = Field(description="0-5 by confirmed hours")
 
 
@@ -278,6 +286,7 @@ class VolunteerTotals(Answer):
     hours_unconfirmed: float
     hours_by_method: dict[str, float]
     activities: int
+    open_sign_ins: int
     star_level: None
 
 

@@ -6,9 +6,17 @@
 // One filled-in form is one event: its ids are made when the form is blank and kept until it
 // is cleared, so a second click, or a retry after a lost answer, is the same event (the
 // server counts it once). Accepted, the form says so beside its button and is cleared.
+//
+// Offline (or when the server cannot be reached, or answers 5xx) the entry is kept on the
+// device with those ids (outbox.js, IndexedDB, photos as Blobs) and the form is cleared: the
+// list 本机记录 shows it waiting, and it is sent on its own when the network returns (the
+// `online` event, a retry with back-off while the page is open, and Background Sync through
+// the service worker /forms/sw.js, which also keeps the page and its choices for offline use).
 "use strict";
 
 const LANG_KEY = "tongxin-lang";
+const WHO_KEY = "tongxin-forms-who";  // the login last seen here: what entries are made under
+let me = localStorage.getItem(WHO_KEY);
 let lang = localStorage.getItem(LANG_KEY) === "en" ? "en" : "zh";
 let choices = null;
 
@@ -37,6 +45,7 @@ function applyLang() {
     fillAll(document);
     showWho();
   }
+  renderOutbox();
 }
 
 const T = {
@@ -44,6 +53,16 @@ const T = {
   duplicate: "（此前已提交过，只计一次）| (sent before: counted once)",
   failed: "未能提交，请修改标出的项目：|Not accepted; please correct what is marked:",
   network: "无法连接服务器，请稍后再试。|The server cannot be reached; try again.",
+  kept: "暂时无法提交：已保存在本机，联网后自动提交（只计一次）。表单已清空。|Not sent yet: kept on this device and sent by itself when the network returns (counted once). The form is cleared.",
+  waiting: "等待网络，联网后自动提交|Waiting for the network; sent by itself when it returns",
+  retrying: "等待网络，稍后自动重试（已试 {n} 次）|Waiting for the network; tried {n} times, retried by itself",
+  sentAt: "已提交，{when}|Accepted, {when}",
+  refused: "服务器未接受：|Refused by the server:",
+  made: "填写于 {when}|Filled in {when}",
+  notSent: "（尚未提交）| (not sent yet)",
+  photoLater: "联网后上传|Uploads when online",
+  otherLogin: "由另一账号填写：该账号登录后自动提交|Made under another login: sent once it logs in here",
+  discard: "删除此条|Discard",
   uploading: "正在上传…|Uploading…",
   uploaded: "已上传|Uploaded",
   remove: "删除|Remove",
@@ -51,6 +70,12 @@ const T = {
   you: "当前用户：{name}（{role}）|Logged in: {name} ({role})",
   otherBase: "其他服务基地…|Another base…",
   filter: "筛选…|Filter…",
+};
+
+const KINDS = {
+  "activity": "活动|Activity", "attendance.recorded": "考勤|Attendance",
+  "report.submitted": "报告|Report", "need.submitted": "需求|Need",
+  "need.claimed": "认领需求|Claim", "need.resolved": "需求已解决|Resolved",
 };
 
 const ROLES = {
@@ -149,10 +174,15 @@ function optionsFor(key, select) {
       return codes(choices[key]);
     case "activities": {
       const bases = byId(choices.bases);
-      return choices.activities.map((a) => ({
+      const known = new Set(choices.activities.map((a) => a.activity_id));
+      // Activities logged on this device and not sent yet: a report may name one already.
+      const waiting = kept.filter((e) => e.kind === "activity" && e.state !== "refused"
+                                         && !known.has(e.activity_id))
+        .map((e) => ({ value: e.activity_id, label: `${e.title}${pick(T.notSent)}` }));
+      return [...waiting, ...choices.activities.map((a) => ({
         value: a.activity_id,
         label: `${a.title} · ${bases[a.base_id] || a.base_id} · ` +
-               `${a.started_at ? localInput(new Date(a.started_at)).replace("T", " ") : ""}` }));
+               `${a.started_at ? localInput(new Date(a.started_at)).replace("T", " ") : ""}` }))];
     }
     case "open_needs":
       return choices.needs.filter((n) => n.state === "open")
@@ -492,38 +522,186 @@ async function send(form) {
   }
 }
 
+function titleOf(kind, data) {
+  const text = data.title || data.summary || data.note || data.need_id
+    || (data.hours !== undefined ? `${data.hours} h` : "");
+  return String(text || "—").slice(0, 40);
+}
+
+function entryOf(form) {
+  // What the outbox keeps of a filled-in form: the request as it will be sent, its ids, and
+  // (a report) its photos, by ref if uploaded already, else as the file itself.
+  const kind = form.dataset.kind;
+  const id = form.dataset.eventId;
+  const entry = { id, kind, who: me, created: Date.now(), state: "waiting", tries: 0, next_at: 0,
+                  lang: lang === "en" ? "en" : "zh-CN",
+                  photos_url: new URL("../v1/photos", location.href).href };
+  let data;
+  if (kind === "activity") {
+    data = activityData(form);
+    entry.url = new URL("../v1/activities", location.href).href;
+    entry.body = JSON.stringify(data);
+    entry.headers = { "Idempotency-Key": id, "X-Tongxin-Source": "tongxin-forms" };
+    entry.activity_id = data.activity_id;
+  } else {
+    data = READERS[kind](form);
+    entry.url = new URL("../v1/events", location.href).href;
+    entry.body = JSON.stringify({ event_id: id, type: kind, version: 1,
+                                  occurred_at: isoWithOffset(new Date()),
+                                  source: "tongxin-forms", data });
+    if (kind === "report.submitted") {
+      entry.photos = [...form.querySelectorAll("[data-thumbs] li:not(.invalid)")].map((li) => (
+        { ref: li.dataset.ref || null, blob: li.dataset.ref ? null : li.file,
+          name: li.file ? li.file.name : "photo" }));
+    }
+  }
+  entry.title = titleOf(kind, data);
+  return entry;
+}
+
 async function offer(form) {
   clearErrors(form);
-  const kind = form.dataset.kind;
-  let request;
-  if (kind === "activity") {
-    request = api("../v1/activities", {
-      method: "POST", body: JSON.stringify(activityData(form)),
-      headers: { "Content-Type": "application/json", "Idempotency-Key": form.dataset.eventId,
-                 "X-Tongxin-Source": "tongxin-forms" } });
+  if (form.dataset.kind === "report.submitted") await Promise.all(uploads);
+  const entry = entryOf(form);
+  if (navigator.onLine === false) {
+    await keep(form, entry);
+    return;
+  }
+  const { outcome, status, body } = await Outbox.deliver(entry);
+  if (outcome === "sent") {
+    clear(form);
+    // The new activity or need is one to choose now (a resolved need no longer is): the
+    // choices are current by the time the page says it is done.
+    await loadChoices().catch(() => undefined);
+    showAccepted(form, body);
+  } else if (outcome === "refused" || status === 401) {
+    showErrors(form, status, body);  // the same ids stay: correct it and send it again
   } else {
-    if (kind === "report.submitted") await Promise.all(uploads);
-    const envelope = { event_id: form.dataset.eventId, type: kind, version: 1,
-                       occurred_at: isoWithOffset(new Date()), source: "tongxin-forms",
-                       data: READERS[kind](form) };
-    request = api("../v1/events", { method: "POST", body: JSON.stringify(envelope),
-                                    headers: { "Content-Type": "application/json" } });
+    // No answer, or the server is down: perhaps accepted, perhaps not. Kept with the same
+    // ids and sent again by itself, it counts once either way.
+    await keep(form, entry, status);
   }
+}
+
+async function keep(form, entry, status) {
+  if (status !== undefined) Object.assign(entry, { tries: 1, last_status: status,
+                                                   next_at: Date.now() + 5000 });
   try {
-    const { status, body } = await request;
-    if (status === 202 && body) {
-      clear(form);
-      // The new activity or need is one to choose now (a resolved need no longer is): the
-      // choices are current by the time the page says it is done.
-      await loadChoices().catch(() => undefined);
-      showAccepted(form, body);
-    } else {
-      showErrors(form, status, body);  // the same ids stay: correct it and send it again
-    }
-  } catch {
-    // Perhaps accepted, perhaps not: sent again, the same ids make it count once.
+    await Outbox.add(entry);
+  } catch {  // no storage on this device (a private window): say so, keep the form
     showErrors(form, 0, { errors: [{ field: "", message: say("network") }] });
+    return;
   }
+  clear(form);
+  const outcome = form.querySelector(".outcome");
+  outcome.className = "outcome kept";
+  outcome.dataset.eventId = entry.id;
+  const p = document.createElement("p");
+  p.textContent = say("kept");
+  outcome.append(p);
+  outcome.scrollIntoView({ block: "nearest" });
+  await renderOutbox();
+  requestSync();
+}
+
+// -- the outbox: what this device keeps, waiting, sent or refused ---------------------------
+let kept = [];
+
+function when(ms) {
+  return new Date(ms).toLocaleString(lang === "en" ? "en-GB" : "zh-CN", {
+    month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit" });
+}
+
+function entryItem(e) {
+  const li = document.createElement("li");
+  li.className = `entry ${e.state}`;
+  li.dataset.id = e.id;
+  li.dataset.kind = e.kind;
+  li.dataset.state = e.state;
+  if (e.other) li.dataset.other = e.other;  // left for the login that made it
+  const head = document.createElement("p");
+  head.className = "what";
+  const strong = document.createElement("strong");
+  strong.textContent = pick(KINDS[e.kind] || e.kind);
+  const photos = (e.photos || []).length ? ` · 📷 ${e.photos.length}` : "";
+  head.append(strong, ` ${e.title}${photos} · ${say("made", { when: when(e.created) })}`);
+  const status = document.createElement("p");
+  status.className = "status";
+  li.append(head, status);
+  if (e.state === "waiting") {
+    status.textContent = e.who && me && e.who !== me ? say("otherLogin")
+      : e.tries ? say("retrying", { n: e.tries }) : say("waiting");
+    if (e.last_status === 401) {
+      const a = document.createElement("a");
+      a.href = location.href;
+      a.textContent = pick(T.login);
+      status.append(" ", a);
+    }
+  } else if (e.state === "sent") {
+    li.dataset.eventId = e.answer.event_id || e.id;
+    li.dataset.seq = e.answer.seq ?? "";
+    status.textContent = say("sentAt", { when: when(e.sent_at) })
+      + (e.answer.duplicate ? say("duplicate") : "");
+  } else {
+    li.dataset.status = e.status;
+    status.textContent = say("refused");
+    const list = document.createElement("ul");
+    for (const error of e.errors || []) {
+      const item = document.createElement("li");
+      item.className = "refusal";
+      item.dataset.field = error.field || "";
+      // Named as its form names it (服务群众（人次）), else by its path.
+      const form = document.querySelector(`form[data-kind="${CSS.escape(e.kind)}"]`);
+      const path = pathOf(error.field);
+      const field = (form && path && labelOf(placeOf(form, path))) || path;
+      item.textContent = field ? `${field}：${error.message}` : error.message;
+      list.append(item);
+    }
+    li.append(list);
+  }
+  if (e.state !== "waiting") {
+    const remove = document.createElement("button");
+    remove.type = "button";
+    remove.className = "discard";
+    remove.textContent = pick(T.discard);
+    remove.addEventListener("click", () => Outbox.remove(e.id).then(renderOutbox));
+    li.append(remove);
+  }
+  return li;
+}
+
+async function renderOutbox() {
+  try { kept = await Outbox.all(); } catch { kept = []; }
+  const section = document.getElementById("outbox");
+  section.querySelector(".outbox-list").replaceChildren(...[...kept].reverse().map(entryItem));
+  section.hidden = !kept.length;
+  section.dataset.waiting = String(kept.filter((e) => e.state === "waiting").length);
+  if (choices) {
+    for (const s of document.querySelectorAll('select[data-choices="activities"]')) fill(s);
+  }
+}
+
+async function flushOutbox(force = false) {
+  // Sends what is waiting and due (all of it when the network has just returned).
+  if (navigator.onLine === false) return;
+  let result;
+  try { result = await Outbox.flush(force); } catch { return; }
+  if (result && result.changed) {
+    await renderOutbox();
+    await loadChoices().catch(() => undefined);  // what was sent is one to choose now
+  }
+}
+
+function requestSync() {
+  // Background Sync where the browser has it: the worker sends even with the page closed.
+  if (!("serviceWorker" in navigator)) return;
+  navigator.serviceWorker.ready
+    .then((registration) => registration.sync && registration.sync.register(Outbox.SYNC_TAG))
+    .catch(() => undefined);
+}
+
+function showNetwork() {
+  document.getElementById("network").hidden = navigator.onLine !== false;
 }
 
 // -- photos: each uploaded as it is chosen, its ref kept for the report ---------------------
@@ -543,18 +721,23 @@ function upload(form, file) {
   remove.addEventListener("click", () => { li.remove(); renumberPhotos(form); });
   li.append(img, status, remove);
   form.querySelector("[data-thumbs]").append(li);
+  li.file = file;  // kept: offline, the report takes the photo itself to the outbox
   const body = new FormData();
   body.append("file", file);
-  const done = api("../v1/photos", { method: "POST", body }).then(({ status: code, body: b }) => {
+  const later = () => { status.textContent = say("photoLater"); };
+  const done = (navigator.onLine === false ? Promise.reject(new Error("offline"))
+    : api("../v1/photos", { method: "POST", body })).then(({ status: code, body: b }) => {
     if (code === 201 && b && b.ref) {
       li.dataset.ref = b.ref;
       status.textContent = say("uploaded");
-    } else {
+    } else if (code >= 400 && code < 500 && code !== 401 && code !== 408 && code !== 429) {
       li.classList.add("invalid");
       status.textContent = messagesOf(b).join("；") || `HTTP ${code}`;
+    } else {
+      later();
     }
     renumberPhotos(form);
-  }).catch(() => { status.textContent = say("network"); });
+  }).catch(later);
   uploads.push(done);
 }
 
@@ -655,4 +838,25 @@ document.addEventListener("DOMContentLoaded", () => {
   applyLang();
   showTab();
   loadChoices();
+  api("../v1/whoami").then(({ status, body }) => {
+    if (status !== 200 || !body) return;
+    me = `${body.kind}:${body.id}`;
+    localStorage.setItem(WHO_KEY, me);
+    renderOutbox();
+  }).catch(() => undefined);  // offline: the login last seen here
+  // Offline: the service worker keeps the page and its choices; the outbox sends what waits.
+  if ("serviceWorker" in navigator) {
+    navigator.serviceWorker.register("sw.js").catch(() => undefined);
+    navigator.serviceWorker.ready.then(() => {
+      document.documentElement.dataset.offline = "ready";  // opens with no network from now
+    }).catch(() => undefined);
+  }
+  Outbox.listen(() => {  // the worker sent something
+    renderOutbox().then(() => loadChoices()).catch(() => undefined);
+  });
+  showNetwork();
+  window.addEventListener("offline", showNetwork);
+  window.addEventListener("online", () => { showNetwork(); flushOutbox(true); });
+  renderOutbox().then(() => flushOutbox(true));
+  setInterval(() => flushOutbox(false), 5000);  // what is due, with back-off per entry
 });

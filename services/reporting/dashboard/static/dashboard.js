@@ -113,6 +113,13 @@ const WORDS = {
   volunteerLedger: ["志愿者服务时长", "Volunteers and their hours"],
   hoursUnconfirmed: ["待确认时长(小时)", "Unconfirmed hours"],
   activitiesAttended: ["参加活动(次)", "Activities"],
+  // the volunteers screen (GET /v1/reports/volunteers): hours by how they were recorded
+  bySignIn: ["签到签退(小时)", "Signed in and out (h)"],
+  bySelf: ["本人申报(小时)", "Self-reported (h)"],
+  byOrganiser: ["组织者录入(小时)", "Entered by organiser (h)"],
+  byImport: ["导入(小时)", "Imported (h)"],
+  openSignIns: ["未签退(次，不计时长)", "Not signed out (no hours)"],
+  volunteersCount: ["志愿者(人)", "Volunteers"],
 };
 
 // Codes the reports send as they are (a need's urgency, a project's status, a role): their
@@ -807,20 +814,30 @@ SCREENS.timeliness = async () => {
       r.rows, tot, [6, -1]), "/v1/reports/timeliness", params, "timeliness-table")];
 };
 
+// Volunteers: hours by how they were recorded — signed in and out, self-reported, entered by an
+// organiser, imported — side by side and never added into one another; sign-ins never signed
+// out are counted apart (they have no hours). For the unit picked; sorted, paged, filtered.
 SCREENS.volunteers = async () => {
   const p = state().p;
   const params = scope();
   const r = await api("/v1/reports/volunteers", params);
+  const by = (method) => (row) => (row.hours_by_method || {})[method] ?? 0;
+  const tot = r.totals;
   const pick = `<div class="pick"><label>${t("unit")} <select data-param="org">${
     [["", t("all")], ...choices.units.map((u) => [u.id, u.name])].map(([id, name]) =>
       `<option value="${esc(id)}"${id === (p.get("org") || "") ? " selected" : ""}>${esc(name)}</option>`)
       .join("")}</select></label></div>`;
   return [r.as_of, section(`${t("volunteerLedger")} (${num(r.total)})`, pick
-    + cards([["unique_volunteers", r.totals.volunteers], ["hoursConfirmed", r.totals.hours_confirmed],
-      ["hoursUnconfirmed", r.totals.hours_unconfirmed]])
+    + cards([["volunteersCount", tot.volunteers], ["hoursConfirmed", tot.hours_confirmed],
+      ["hoursUnconfirmed", tot.hours_unconfirmed],
+      ["bySignIn", by("sign_in")(tot)], ["bySelf", by("self")(tot)],
+      ["byOrganiser", by("organiser")(tot)], ["byImport", by("import")(tot)],
+      ["openSignIns", tot.open_sign_ins, null, tot.open_sign_ins > 0]])
     + listing("volunteers", [["name", "person", "text"], ["organization_name", "unit", "text"],
       ["hours_confirmed", "hoursConfirmed"], ["hours_unconfirmed", "hoursUnconfirmed"],
-      ["activities", "activitiesAttended"], ["star_level", "star"]], r.rows, null, [2, -1]),
+      [by("sign_in"), "bySignIn"], [by("self"), "bySelf"], [by("organiser"), "byOrganiser"],
+      [by("import"), "byImport"], ["open_sign_ins", "openSignIns"],
+      ["activities", "activitiesAttended"], ["star_level", "star"]], r.rows, tot, [2, -1]),
   "/v1/reports/volunteers", params, "volunteer-list")];
 };
 
