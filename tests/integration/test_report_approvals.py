@@ -76,6 +76,7 @@ async def test_approved_figures_stay_and_later_changes_show_as_a_restatement(rep
     async with rep_factory() as rep:
         ids = await seed(rep)
         city, unit, other, base = ids["city"], ids["unit"], ids["other"], ids["base"]
+        await rep.caught_up()  # the registry (the units' tree) is in before the figures
         a1 = on("2026-11-10", unit, base, served=100)
         a2 = on("2026-11-20", city, base, served=50)
         outside = on("2026-11-12", other, base, served=7)     # another unit's subtree
@@ -222,6 +223,7 @@ async def test_a_region_approval_lists_changes_at_its_bases_only(rep_factory):
         far = await rep.registry("base", name="东营区某社区", kind="community")
         inside = await rep.registry("base", name="张店区某社区", kind="community",
                                     region_code=region)
+        await rep.caught_up()  # the registry (regions, bases) is in before the figures
         a1 = on("2026-11-03", ids["unit"], inside["id"], served=11)
         await rep.event("activity.logged", a1)
         seen = rep.last_seq["events"]
