@@ -9,7 +9,10 @@ The approvals are applied by the activity cube's own projection (`extend`): an a
 snapshot is taken in stream order, from the cube exactly as every event before it left it, in
 the same transaction; and an event's cause is recorded in the transaction that applies it.
 (`as_of` in the approval is what the organiser saw; the snapshot is the figures at the
-approval's own seq, and both are reported.)
+approval's own seq, and both are reported, with the activities changed between them.)
+Which units and bases are in the scope is read from the registry replica as it stands when the
+approval is applied (as every report reads it): a unit registered moments before an approval
+may not be in it yet.
 """
 
 from __future__ import annotations
