@@ -175,6 +175,20 @@ RULES: list[Rule] = [
           lambda m: f"只能以本单位（{m[1]}）及其下属单位的名义提交，不能代表单位 {m[2]}"),
     _rule(r"only an organiser of the unit confirms or declines its volunteers' hours, not "
           r"a (\w+)", lambda m: "只有本单位的组织者才能确认或驳回志愿者的服务时长"),
+    _rule(r"only an organiser of the unit approves its figures, not a (\w+)",
+          lambda m: "只有本单位的组织者才能审定其数据"),
+    _rule(r"\S+ approves the figures of organisation '(.*)' or a unit under it: name it",
+          lambda m: f"只能审定本单位（{m[1]}）或其下属单位的数据：请填写单位编号"),
+    _rule(r"is not a month \(2026-11\), a quarter \(2026-Q4\) or a year \(2026\)",
+          lambda m: "不是月份（2026-11）、季度（2026-Q4）或年份（2026）"),
+    _rule(r"an approval's scope is a unit or a region, not both",
+          lambda m: "审定范围是一个单位或一个区域，不能同时填写"),
+    # approved figures (services/reporting/models/approvals.py)
+    _rule(r"the figures as approved are kept by unit: use group_by=organization",
+          lambda m: "审定数据按单位保存：请使用 group_by=organization"),
+    _rule(r"this scope's month, quarter or year has not been approved.*",
+          lambda m: "该范围的此月、季度或年度尚未审定"
+                    "（请填写单位或区域，以及恰为一个期间的起止日期）"),
     _rule(r"\S+ sees organisation '(.*)' and the units under it, not '(.*)'",
           lambda m: f"只能查看本单位（{m[1]}）及其下属单位的数据，不能查看单位 {m[2]}"),
     _rule(r"\S+ registers for organisation '(.*)' and the units under it: name one of them "

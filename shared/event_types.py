@@ -136,4 +136,10 @@ EVENT_TYPES: dict[str, EventType] = {t.name: t for t in (
     EventType("campaign.visit_recorded", ev.CampaignVisitRecorded,
               "Households visited at a base during a door-knocking campaign.",
               references={"campaign_id": "campaign", "base_id": "base"}),
+    # Approved periods (数据审定)
+    EventType("period.approved", ev.PeriodApproved,
+              "An organiser approves a period's figures for a scope (a unit's subtree or a "
+              "region), as they stood at `as_of`. Later events that change them are accepted "
+              "and shown as a restatement until the period is approved again.",
+              references={"organization_id": "organization", "region": "region"}),
 )}

@@ -411,3 +411,30 @@ class CampaignVisitRecorded(EventData):
         if keys and value < len(set(keys)):
             raise ValueError(f"is less than the {len(set(keys))} distinct household_keys given")
         return value
+
+
+# -- approved periods (数据审定) ---------------------------------------------------------------
+
+_PERIOD_FORM = r"^(19|20|21)\d{2}(-(0[1-9]|1[0-2])|-[Qq][1-4])?$"
+_PERIOD = re.compile(_PERIOD_FORM)
+
+
+class PeriodApproved(EventData):
+    period: str = Field(max_length=7, pattern=_PERIOD_FORM, description=(
+        "a month (2026-11), a quarter (2026-Q4) or a year (2026)"))
+    organization_id: Ref | None = Field(None, description=(
+        "the scope: this unit and every unit under it"))
+    region: Ref | None = Field(None, description="the scope: the bases in this region")
+    as_of: int = Field(ge=0, description=(
+        "the last TONGXIN_EVENTS seq of the figures the organiser approved"))
+
+    @field_validator("period", mode="before")
+    @classmethod
+    def _a_period(cls, value: object) -> object:
+        """One wording for any other form; `2026-q4` is `2026-Q4`."""
+        if not isinstance(value, str):
+            return value
+        value = value.strip().upper()
+        if not _PERIOD.match(value):
+            raise ValueError("is not a month (2026-11), a quarter (2026-Q4) or a year (2026)")
+        return value

@@ -13,7 +13,7 @@ from shared.auth import Principal, in_subtree
 from shared.errors import FieldError
 from shared.event_types import EVENT_TYPES
 
-ORGANISERS_ONLY = frozenset({"attendance.confirmed", "attendance.declined"})
+ORGANISERS_ONLY = frozenset({"attendance.confirmed", "attendance.declined", "period.approved"})
 
 
 def _parents(conn: AsyncConnection):
@@ -47,12 +47,17 @@ async def visible(conn: AsyncConnection, principal: Principal, event_type: str,
 async def refusals(conn: AsyncConnection, principal: Principal,
                    offer: Offer) -> list[FieldError]:
     if offer.type.name in ORGANISERS_ONLY and principal.role not in ("admin", "organiser"):
+        what = ("approves its figures" if offer.type.name == "period.approved"
+                else "confirms or declines its volunteers' hours")
         return [FieldError(field="type", message=(
-            f"only an organiser of the unit confirms or declines its volunteers' hours, "
-            f"not a {principal.role}"))]
+            f"only an organiser of the unit {what}, not a {principal.role}"))]
     root = principal.scope
     if root is None:
         return []
+    if offer.type.name == "period.approved" and not offer.envelope.data.get("organization_id"):
+        return [FieldError(field="data.organization_id", message=(
+            f"{principal.label} approves the figures of organisation {root!r} or a unit "
+            f"under it: name it"))]
     parent_of = _parents(conn)
     out = []
     for field, kind, id_ in offer.references:

@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import Field
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.reporting.models import activities, needs, timeliness
+from services.reporting.models import activities, approvals, needs, timeliness
 from services.reporting.models.labels import code_map
 from services.reporting.period import Period
 from services.reporting.reports import MinSeq, attachment, snapshot, wait_for
@@ -85,6 +85,9 @@ class Document:
     needs: dict                  # needs raised in the period: total, resolved, ...
     resolved: list[dict]         # needs resolved: title, base, claimer, category
     notable: list[dict]          # activities: day, title, unit, base, served, photo ref
+    # Whether the figures are approved for this scope and period (`approvals.status`).
+    approval: dict = field(default_factory=lambda: {"state": "not_approved", "zh": "未审定",
+                                                    "en": "not approved"})
     photos: dict[str, bytes] = field(default_factory=dict)  # ref: bytes (not in JSON)
 
     def as_json(self) -> dict:
@@ -137,6 +140,9 @@ class DocumentOut(Answer):
     needs: dict[str, Any]
     resolved: list[dict[str, Any]]
     notable: list[dict[str, Any]]
+    approval: dict[str, Any] = Field(description=(
+        "approved, restated (changed since approved) or not_approved, in both languages: "
+        "what the summary's `approval` says for this scope and period"))
 
 def _top(rows: list[dict], figure: str) -> list[dict]:
     return sorted(rows, key=lambda r: (-r[figure], str(r["label"])))[:ROWS]
@@ -195,7 +201,7 @@ async def gather(conn: AsyncConnection, scope: Scope, period: Period, lang: Lang
                                            "closed_confirmed", "followups_overdue")},
         resolved=[{k: n[k] for k in ("title", "base_label", "organization_label",
                                      "category_label", "resolved_at")} for n in resolved],
-        notable=notable)
+        notable=notable, approval=await approvals.status(conn, this))
 
 
 async def fetch_photos(js: Any, bucket: str, refs: list[str], limit: int) -> dict[str, bytes]:

@@ -71,6 +71,7 @@ _WORDS = {
     "period": ("报告期：{label}（{first} 至 {last}）", "Period: {label} ({first} to {last})"),
     "scope": ("报告范围：{scope}", "Scope: {scope}"),
     "made": ("数据截至事件 {as_of} · 生成于 {at}", "Data as of event {as_of} · made {at}"),
+    "approval": ("审定状态：{state}", "Approval: {state}"),
     "s1": ("一、主要数据", "1. Headline figures"),
     "s2": ("二、服务趋势与单位排行", "2. Trend and leading units"),
     "s3": ("三、各单位开展情况", "3. By unit"),
@@ -343,7 +344,8 @@ def render(doc: Document, name: str) -> bytes:
         Paragraph(words("period", lang, label=p.label(lang), first=p.first.isoformat(),
                         last=p.last.isoformat()) + "　" + words("scope", lang, scope=doc.scope),
                   st.meta),
-        Paragraph(words("made", lang, as_of=doc.as_of, at=doc.generated_at), st.meta),
+        Paragraph(words("made", lang, as_of=doc.as_of, at=doc.generated_at) + "　" + words(
+            "approval", lang, state=doc.approval["zh" if lang == "zh" else "en"]), st.meta),
         Spacer(1, 4), _rule(), Spacer(1, 6),
         Paragraph(words("s1", lang), st.section), _cards(doc, st),
         Paragraph(words("s2", lang), st.section),

@@ -77,8 +77,9 @@ class Period:
 
     def label(self, lang: Lang = "zh") -> str:
         if lang == "zh":
+            if self.kind == "quarter":  # (not in a dict: month 10 to 12 has no such quarter)
+                return f"{self.year}年第{'一二三四'[self.number - 1]}季度"
             return {"month": f"{self.year}年{self.number}月",
-                    "quarter": f"{self.year}年第{'一二三四'[self.number - 1]}季度",
                     "year": f"{self.year}年"}[self.kind]
         return {"month": f"{_MONTHS_EN[self.number - 1]} {self.year}",
                 "quarter": f"Q{self.number} {self.year}", "year": f"{self.year}"}[self.kind]

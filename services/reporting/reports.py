@@ -88,6 +88,8 @@ class Report:
     totals: dict | None = None
     extra: dict = field(default_factory=dict)        # JSON only: further lists and facts
     sheets: list[Report] = field(default_factory=list)  # XLSX only: further tables
+    # What the figures are, for the title line: (zh, en), e.g. 已审定 2026-12-07 / approved.
+    status: tuple[str, str] | None = None
 
     def header(self, lang: Headers) -> list[str]:
         return [c.zh if lang == "zh" else c.en for c in self.columns]
@@ -151,10 +153,16 @@ class Heading:
     period: str
     scope: str
 
-    def line(self, title: str, as_of: int, lang: Headers) -> list[str]:
+    def line(self, title: str, as_of: int, lang: Headers,
+             status: tuple[str, str] | None = None) -> list[str]:
+        """Title, period, scope, as of; and, for a ledger that can be approved, whether its
+        figures are approved, restated since, or not approved."""
+        said = [] if status is None else [status[0] if lang == "zh" else status[1]]
         if lang == "zh":
-            return [title, f"期间：{self.period}", f"范围：{self.scope}", f"截至事件 {as_of}"]
-        return [title, f"Period: {self.period}", f"Scope: {self.scope}", f"as of event {as_of}"]
+            return [title, f"期间：{self.period}", f"范围：{self.scope}", f"截至事件 {as_of}",
+                    *said]
+        return [title, f"Period: {self.period}", f"Scope: {self.scope}",
+                f"as of event {as_of}", *said]
 
 
 def everything(lang: Headers) -> Heading:
@@ -270,7 +278,7 @@ async def _csv(engine, slots: asyncio.Semaphore, build: Build, models,
         yield codecs.BOM_UTF8
         # What it is (title, period, scope, as of), then the header.
         writer.writerow(named.line(report.title_zh if lang == "zh" else report.title_en,
-                                   as_of, lang))
+                                   as_of, lang, report.status))
         writer.writerow(report.header(lang))
         async for row in _rows(report.rows):
             writer.writerow([_guard(_cell(c.value(row))) for c in report.columns])
@@ -316,7 +324,7 @@ async def _xlsx(engine, slots: asyncio.Semaphore, build: Build, models,
             sheet.column_dimensions[letter].width = max(_width(text) + 2,
                                                         _WIDTHS.get(column.kind, 10))
         sheet.freeze_panes = "A3"
-        sheet.append(styled(sheet, named.line(title, as_of, lang)))
+        sheet.append(styled(sheet, named.line(title, as_of, lang, report.status)))
         sheet.append(styled(sheet, header))
         async for row in _rows(report.rows):
             sheet.append([_typed(sheet, c, c.value(row)) for c in report.columns])

@@ -266,7 +266,8 @@ CONSISTENT: dict[type[BaseModel], Consistent] = {
 }
 KNOWN_VALIDATORS = {"_no_nul", "_types_of_stalls", "_served_by_stalls", "_ends_after_start",
                     "_at_least_the_keys", "_reason_unless_satisfied", "_signed_in_by_a_sign_in",
-                    "_signed_out_after_in", "_hours_signed"}
+                    "_signed_out_after_in", "_hours_signed",
+                    "_a_period"}  # (one field, its pattern in the schema: no CONSISTENT rule)
 
 
 @cache

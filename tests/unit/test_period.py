@@ -23,6 +23,14 @@ def test_a_month_a_quarter_and_a_year_with_their_days_and_the_period_before():
         date(2024, 1, 1), date(2024, 12, 31), "年度", "2023")
 
 
+def test_the_last_months_of_a_year_have_names_too():
+    """Months 10 to 12 are named, in both languages (there is no quarter 10 to trip on)."""
+    assert [Period.parse(f"2026-{m}").label() for m in (10, 11, 12)] == [
+        "2026年10月", "2026年11月", "2026年12月"]
+    assert Period.parse("2026-11").label("en") == "November 2026"
+    assert describe(date(2026, 12, 1), date(2026, 12, 31)) == "2026年12月"
+
+
 @pytest.mark.parametrize("text", ["2024-13", "2024-Q5", "24", "2024/03", "3000", ""])
 def test_anything_else_is_refused(text):
     with pytest.raises(ValueError):

@@ -11,6 +11,7 @@ from services.events import rules
 from services.events.domain import offer_of, parse_offer
 from services.events.rules import RULES, Accept, Refuse
 from services.events.state import Activity, Attendance, Facts, Need
+from shared.errors import Rejected
 from shared.errors_zh import rule_zh
 from shared.event_types import EVENT_TYPES
 from tests.factories import activity, envelope
@@ -324,6 +325,26 @@ def test_a_visit_is_at_one_of_the_campaigns_bases_within_its_dates():
                          facts))[0] == "data.base_id"
     assert refused(judge("campaign.visit_recorded", {**visit, "visited_on": "2013-07-01"},
                          facts))[0] == "data.visited_on"
+
+
+# -- approved periods -----------------------------------------------------------------------
+
+def test_an_approval_names_one_scope_and_a_period_that_has_begun():
+    facts = Facts(now=NOW)
+    month = {"period": "2013-10", "organization_id": "o1", "as_of": 7}
+    assert isinstance(judge("period.approved", month, facts), Accept)
+    assert isinstance(judge("period.approved", {**month, "period": "2013-q4"}, facts), Accept)
+    assert isinstance(judge("period.approved", {"period": "2013", "region": "r1", "as_of": 0},
+                            facts), Accept)
+    field, message, _ = refused(judge("period.approved", {**month, "region": "r1"}, facts))
+    assert field == "data.region" and "审定范围" in rule_zh(message)
+    assert refused(judge("period.approved", {**month, "period": "2013-11"},
+                         facts))[0] == "data.period"  # November 2013 has not begun
+    for wrong in ("2013-13", "2013-Q5", "13-10", "2013/10"):
+        with pytest.raises(Rejected) as refusal:
+            parse_offer(envelope({**month, "period": wrong}, "period.approved"))
+        (error,) = refusal.value.errors
+        assert error.field == "data.period" and rule_zh(error.message), error
 
 
 def test_state_objects_know_their_keys():

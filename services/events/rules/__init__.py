@@ -5,7 +5,7 @@ adds what holds for every type: nothing happened ahead of the clock."""
 
 from __future__ import annotations
 
-from services.events.rules import activities, attendance, campaigns, needs, reports
+from services.events.rules import activities, attendance, campaigns, needs, periods, reports
 from services.events.rules.base import Accept, Refuse, Rule, Verdict
 from services.events.rules.limits import not_ahead
 from services.events.state import Facts
@@ -31,6 +31,7 @@ RULES: dict[str, Rule] = {
     "report.submitted": reports.submitted,
     "report.overdue": reports.overdue,
     "campaign.visit_recorded": campaigns.visit_recorded,
+    "period.approved": periods.approved,
 }
 
 

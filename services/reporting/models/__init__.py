@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from services.reporting.models import (
     activities,
+    approvals,
     assessment,
     coverage,
     labels,
@@ -19,7 +20,7 @@ from services.reporting.readmodel import ReadModel
 READ_MODELS: list[ReadModel] = [
     labels.MODEL,
     memberships.MODEL,
-    activities.MODEL,
+    approvals.extend(activities.MODEL),  # the cube applies approvals too, in order
     volunteers.MODEL,
     needs.MODEL,
     timeliness.MODEL,

@@ -678,13 +678,23 @@ GROUP_TITLES = {
 
 
 async def summary_report(conn: AsyncConnection, group_by: GroupBy, scope: Scope,
-                         region_level: str | None = None) -> Report:
-    rows, totals = await summary(conn, group_by, scope, region_level)
+                         region_level: str | None = None, approved: bool = False) -> Report:
+    """The ledger, saying whether its figures are approved (`approvals`); with `approved`,
+    the figures as approved rather than as they are now."""
+    from services.reporting.models import approvals  # it reads this cube
+
+    state = await approvals.status(conn, scope, showing_approved=approved)
+    if approved:
+        rows, totals = await approvals.approved_figures(conn, scope)
+    else:
+        rows, totals = await summary(conn, group_by, scope, region_level)
     indicators = sorted({k for r in rows for k in r["outputs"]} | set(totals["outputs"]))
     columns = SUMMARY_COLUMNS + [indicator_column(k) for k in indicators]
     zh, en = GROUP_TITLES[group_by]
     return Report(f"服务活动台账（{zh}）", f"Service activities ({en})", columns, rows,
-                  {"key": None, "label": None, **totals}, extra={"group_by": group_by})
+                  {"key": None, "label": None, **totals},
+                  extra={"group_by": group_by, "approval": state},
+                  status=(state["zh"], state["en"]))
 
 
 
@@ -707,10 +717,21 @@ class SummaryRow(Answer):
     outputs: dict[str, Number] = Field(description="indicator code: quantity")
 
 
+class ApprovalState(Answer):
+    """Whether a month's, quarter's or year's figures for this scope are approved."""
+
+    state: Literal["approved", "restated", "not_approved"] = Field(description=(
+        "restated: events changed the figures after the approval"))
+    approved_on: DateText | None = None
+    zh: str
+    en: str
+
+
 class Summary(Answer):
     rows: list[SummaryRow]
     totals: SummaryRow
     group_by: str
+    approval: ApprovalState
     as_of: int = Field(description="the last TONGXIN_EVENTS seq the report has applied")
 
 
@@ -762,12 +783,22 @@ async def get_summary(
     group_by: GroupBy = "organization",
     region_level: Annotated[Literal["city", "district", "town", "community"] | None, Query(
         description="with group_by=region: roll up to this level")] = None,
+    approved: Annotated[bool, Query(description=(
+        "the figures by unit as approved (`period.approved`) for exactly this scope and "
+        "month, quarter or year, not as they are now"))] = False,
     min_seq: MinSeq = None, format: FormatQuery = "json", headers: HeadersQuery = "zh",
 ) -> Any:
     """Activities, served, turn-outs, distinct volunteers, hours, trainees, donations and
     outputs per group. Totals count each activity once (an activity of three service types, a
-    fair of many units) and distinct volunteers over the whole scope, never summed from rows."""
-    return await answer(request, lambda conn: summary_report(conn, group_by, scope, region_level),
+    fair of many units) and distinct volunteers over the whole scope, never summed from rows.
+    `approval` (and a spreadsheet's title line) says whether the period's figures for the
+    scope are approved, restated since, or not approved."""
+    if approved:
+        from services.reporting.models import approvals
+
+        await approvals.must_be_approved(request, scope, group_by)
+    return await answer(request, lambda conn: summary_report(conn, group_by, scope, region_level,
+                                                             approved),
                         models=(NAME,), min_seq=min_seq, format=format, headers=headers,
                         filename=f"summary-{group_by}", scope=scope)
 

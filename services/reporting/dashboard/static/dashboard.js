@@ -722,7 +722,10 @@ SCREENS.dist = async () => {
     return null;
   };
   const drillable = ["region", "base", "organization"].includes(groupBy);
-  return [r.as_of, `<section>${head}<div class="crumbs">${crumbs.join(" › ")}</div>`
+  // An approved month, quarter or year says so (approved, or restated since: the server's words).
+  const approval = r.approval && r.approval.state !== "not_approved"
+    ? `<p class="note" id="approval">${esc(r.approval[en() ? "en" : "zh"])}</p>` : "";
+  return [r.as_of, `<section>${head}<div class="crumbs">${crumbs.join(" › ")}</div>${approval}`
     + `${bars(r.rows, "served")}</section>`
     + section(`${t("by_" + groupBy)}${drillable ? " · " + t("drillHint") : ""}`,
       table([["label", "name", "text"], ...FIGURE_COLUMNS, ...out.columns], out.rows, out.totals,
