@@ -38,6 +38,7 @@ import nats.errors
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from services.events.bus import INGEST_DURABLE
+from shared.bus import PING_INTERVAL
 from tests.factories import activity, envelope, need
 from tests.harness import System, issue_admin_key
 from tongxin.natsserver import NatsCluster, NatsServer, free_port
@@ -162,7 +163,8 @@ class ClusterSystem(System):
 
     async def connect(self):
         return await nats.connect(servers=self.servers, connect_timeout=2,
-                                  max_reconnect_attempts=-1, reconnect_time_wait=0.3)
+                                  max_reconnect_attempts=-1, reconnect_time_wait=0.3,
+                                  ping_interval=PING_INTERVAL, max_outstanding_pings=2)
 
     async def leader(self, stream: str) -> int:
         """The index (0-based) of the node leading `stream`."""
@@ -578,15 +580,24 @@ async def read_reports(system: ClusterSystem, url: str, load: MixedLoad, last: i
 
 
 async def takeover_time(system: ClusterSystem, t0: float, ingest0: int, events0: int,
-                        survivors: list[str], timeout: float = 180) -> float:
+                        survivors: list[str], timeout: float = 180,
+                        parts: dict[str, float] | None = None) -> float:
     """Seconds from `t0` (loop time of the fault) until: offers made after the fault are on
     TONGXIN_INGEST and events on TONGXIN_EVENTS again (past `ingest0`, `events0`, their last
     seqs at the fault), the ingest consumer has settled every offer up to `ingest0`, and a
-    surviving reporting instance reports `as_of` >= `events0`."""
+    surviving reporting instance reports `as_of` >= `events0`. `parts` gets the seconds
+    until each of them first held."""
     loop = asyncio.get_running_loop()
+    parts = {} if parts is None else parts
     nc = await system.connect()
     js = nc.jetstream()
     names = system.names
+
+    def seen(part: str, ok: bool) -> bool:
+        if ok and part not in parts:
+            parts[part] = loop.time() - t0
+        return part in parts
+
     try:
         async with httpx.AsyncClient(headers=system.auth(), timeout=3) as http:
             while loop.time() - t0 < timeout:
@@ -594,18 +605,29 @@ async def takeover_time(system: ClusterSystem, t0: float, ingest0: int, events0:
                     ingest = await js.stream_info(names.ingest_stream)
                     events = await js.stream_info(names.events_stream)
                     consumer = await js.consumer_info(names.ingest_stream, INGEST_DURABLE)
-                    if (ingest.state.last_seq > ingest0 and events.state.last_seq > events0
-                            and consumer.ack_floor.stream_seq >= ingest0):
-                        for url in survivors:
-                            r = await http.get(f"{url}/v1/reports/summary")
-                            if r.status_code == 200 and r.json()["as_of"] >= events0:
-                                return loop.time() - t0
+                    ok = [seen("offers stored", ingest.state.last_seq > ingest0),
+                          seen("events stored", events.state.last_seq > events0),
+                          seen("offers in hand settled",
+                               consumer.ack_floor.stream_seq >= ingest0)]
+                    for url in survivors:
+                        r = await http.get(f"{url}/v1/reports/summary")
+                        if r.status_code == 200:
+                            ok.append(seen("reporting caught up", r.json()["as_of"] >= events0))
+                            break
+                    else:
+                        ok.append(False)
+                    if all(ok):
+                        return loop.time() - t0
                 except (nats.errors.Error, TimeoutError, httpx.HTTPError, OSError):
                     pass
                 await asyncio.sleep(0.1)
     finally:
         await nc.close()
-    raise AssertionError(f"no takeover within {timeout:.0f}s")
+    raise AssertionError(f"no takeover within {timeout:.0f}s: {parts}")
+
+
+def said(parts: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:.1f}s" for k, v in sorted(parts.items(), key=lambda kv: kv[1]))
 
 
 async def last_seqs(system: ClusterSystem) -> tuple[int, int]:
@@ -695,7 +717,7 @@ async def inject(system: ClusterSystem, load: MixedLoad, kind: str, row: Row,
         assert proc is not None
         proc.kill()
         proc.wait()
-        row.note = f"node tongxin-{node + 1} killed"
+        row.note = f"leader tongxin-{node + 1} killed"
     elif kind == "hang":
         assert node is not None
         proc = system.cluster.nodes[node].proc
@@ -707,18 +729,24 @@ async def inject(system: ClusterSystem, load: MixedLoad, kind: str, row: Row,
         await wait_lag(system, killed)
         system.sup.kill(killed)
         survivors = [system.sup.children["reporting"].url]
+        row.note = "reporting-2 killed with messages left to apply"
     elif kind == "events":
         killed = "events-2"
         system.sup.kill(killed)
+        row.note = "events-2 killed"
+    parts: dict[str, float] = {}
     if kind == "hang":
-        measure = asyncio.create_task(takeover_time(system, t0, ingest0, events0, survivors))
+        measure = asyncio.create_task(takeover_time(system, t0, ingest0, events0, survivors,
+                                                    parts=parts))
         await asyncio.sleep(15)
         assert node is not None
         os.kill(system.cluster.nodes[node].proc.pid, signal.SIGCONT)  # type: ignore[union-attr]
         row.takeover = await measure
         row.note += f"; current again {await caught_up(system, node):.1f}s after SIGCONT"
     else:
-        row.takeover = await takeover_time(system, t0, ingest0, events0, survivors)
+        row.takeover = await takeover_time(system, t0, ingest0, events0, survivors,
+                                           parts=parts)
+    row.note += f"; {said(parts)}"
     await asyncio.sleep(hold)  # the load goes on without the lost part a while
     if kind in ("events-leader", "ingest-leader"):
         assert node is not None
