@@ -283,7 +283,7 @@ class Projection:
         stored = await self._lock_position(conn)
         fresh = [m for m in batch if stream_seq(m) > stored]
         await self._check_no_gap(stored, fresh)
-        self._fresh = len(fresh)
+        self._fresh = len(fresh) if park is None else 0  # a parked one is not applied
         if not fresh:
             return stored
         if park is None:
