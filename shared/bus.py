@@ -15,6 +15,7 @@ log = logging.getLogger(__name__)
 
 MSG_ID = "Nats-Msg-Id"
 ERROR_HEADER = "Tongxin-Error"
+PING_INTERVAL = 3  # seconds; see make_broker
 
 
 INBOX = "_INBOX"
@@ -40,10 +41,14 @@ def make_broker(url: str, name: str) -> NatsBroker:
     servers = [u.strip() for u in url.split(",") if u.strip()]  # a cluster: "nats://a,nats://b"
     # FastStream's per-batch "Received"/"Processed" lines go to DEBUG, through our log format.
     # reconnect_time_wait is typed int, but nats-py only sleeps for it: seconds, a float is fine.
+    # A node that hangs (not dies) keeps its TCP connections open: without an answer to two
+    # pings PING_INTERVAL apart the client takes it for dead and goes to another node (nats-py's
+    # default is 2 minutes apart: four minutes stalled behind a hung node).
     return NatsBroker(servers, name=name, inbox_prefix=inbox_prefix(url),
                       max_reconnect_attempts=-1,
                       reconnect_time_wait=0.5,  # type: ignore[arg-type]
                       connect_timeout=5, allow_reconnect=True,
+                      ping_interval=PING_INTERVAL, max_outstanding_pings=2,
                       logger=logging.getLogger("faststream"), log_level=logging.DEBUG)
 
 

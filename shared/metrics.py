@@ -199,8 +199,13 @@ def projections_probe(projections: list[Projection]) -> Probe:
         parked = GaugeMetricFamily("tongxin_projection_parked", "messages this projection "
                                    "could not apply and set aside (GET /v1/parked)",
                                    labels=["projection"])
+        applied = CounterMetricFamily("tongxin_projection_applied", "messages this process "
+                                      "applied since it started (its share of the work, where "
+                                      "instances share a database)", labels=["projection"])
+        for p in projections:
+            applied.add_metric([p.name], p.applied_here)
         if not projections:
-            return [lag, parked]
+            return [lag, parked, applied]
         js = projections[0].js
         streams = {p.stream for p in projections}
         last = dict(zip(streams, await asyncio.gather(
@@ -216,7 +221,7 @@ def projections_probe(projections: list[Projection]) -> Probe:
                     counts[name] = count
         for p in projections:
             parked.add_metric([p.name], counts.get(p.name, 0))
-        return [lag, parked]
+        return [lag, parked, applied]
 
     return probe
 

@@ -119,6 +119,10 @@ class Projection:
         self.started = started
         self.batch_size = batch_size
         self.applied = Watermark()  # the stream seq applied and committed
+        # Messages this process applied (committed by its own transactions), since it started:
+        # with instances sharing a database, each instance's share of the work.
+        self.applied_here = 0
+        self._fresh = 0  # of the transaction in hand
         self.failing_since: float | None = None
         self._stopping = asyncio.Event()
         self._replayed = False  # parked messages are tried again once per start
@@ -259,6 +263,8 @@ class Projection:
         """After the commit: `batch` (all of it applied) is told to `observe`, and `position`
         counts as applied. Another instance sharing the database may have applied them: the
         stored position counts as applied here too."""
+        self.applied_here += self._fresh
+        self._fresh = 0
         if batch and self.observe is not None:
             self.observe(batch)
         await self.applied.advance(position)
@@ -277,6 +283,7 @@ class Projection:
         stored = await self._lock_position(conn)
         fresh = [m for m in batch if stream_seq(m) > stored]
         await self._check_no_gap(stored, fresh)
+        self._fresh = len(fresh) if park is None else 0  # a parked one is not applied
         if not fresh:
             return stored
         if park is None:

@@ -135,6 +135,7 @@ async def test_stopped_part_way_and_restarted_applies_every_message_once(nc, nam
     reached = first.position
     assert 0 < reached < N
     await stop(first, task)
+    assert first.applied_here == reached  # its share: the interrupted batch is not in it
 
     rows, position = await stored(engine, positions, applied)
     assert position == reached, "the interrupted batch's position was not stored"
@@ -149,6 +150,7 @@ async def test_stopped_part_way_and_restarted_applies_every_message_once(nc, nam
     finally:
         await stop(second, task)
 
+    assert second.applied_here == N - reached
     rows, position = await stored(engine, positions, applied)
     assert [r.seq for r in rows] == list(range(1, N + 1))  # each message once, in stream order
     assert [r.n for r in rows] == list(range(N))
@@ -311,6 +313,7 @@ async def test_a_message_that_fails_alone_is_parked_and_the_rest_counted_once(
 
     rows, position = await stored(engine, positions, applied)
     assert position == total
+    assert p.applied_here == total - 1  # the parked one is not counted as applied
     assert [r.seq for r in rows] == [s for s in range(1, total + 1) if s != bad_n + 1]
     [row] = await parked_rows(engine, parked)
     bad = await js.get_msg(names.events_stream, bad_n + 1)
