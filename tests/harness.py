@@ -71,8 +71,9 @@ async def _admin(admin_url: str, statement: str) -> None:
 
 
 async def create_pg_database(admin_url: str) -> str:
-    """A throwaway database for this run, on the server `admin_url` names."""
-    name = f"tongxin_test_{RUN_ID}"
+    """A throwaway database of this run's, on the server `admin_url` names: one of its own
+    each call (the session's back-end has one; a test may make more)."""
+    name = f"tongxin_test_{RUN_ID}_{uuid.uuid4().hex[:6]}"
     await _admin(admin_url, f'CREATE DATABASE "{name}"')
     return make_url(admin_url).set(drivername="postgresql+asyncpg",
                                    database=name).render_as_string(False)

@@ -31,6 +31,15 @@ app = typer.Typer(help="Tongxin (同心): pairing-based community service progra
 console = Console(soft_wrap=True)
 
 
+@app.callback()
+def _interruptible() -> None:
+    """Ctrl-C (SIGINT) stops every command, `up` and `status --watch` included, even when a
+    shell started it in the background and so handed it SIGINT ignored (Python then keeps it
+    ignored): an operator's, or a supervisor's, interrupt must always be heard."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 @app.command()
 def up(data_dir: Path = typer.Option(Path("var"), envvar="TONGXIN_DATA_DIR",
                                      help="where databases, the NATS store and logs live"),
