@@ -101,3 +101,21 @@ def system(backend, nats_url, tmp_path_factory):
     with running(System(nats_url, backend, tmp_path_factory.mktemp(f"system-{backend.name}"),
                         settings={"TONGXIN_PREREQUISITE_WAIT": "6"})) as s:
         yield s
+
+
+@pytest.fixture(scope="module")
+def pg_server():
+    """A PostgreSQL server for tests that need databases of their own on it (several instances
+    of a service sharing one): TONGXIN_TEST_POSTGRES_URL's, else one of our own (initdb)."""
+    if admin := postgres_admin_url():
+        yield admin
+        return
+    from tests.faults.conftest import PgCluster, pg_bin
+
+    bin_dir = pg_bin()
+    if bin_dir is None:
+        pytest.skip("needs PostgreSQL: set TONGXIN_TEST_POSTGRES_URL, or install its binaries "
+                    "(initdb)")
+    cluster = PgCluster(bin_dir).init()
+    yield cluster.admin_url
+    cluster.remove()

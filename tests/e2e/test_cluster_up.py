@@ -13,27 +13,12 @@ from sqlalchemy.engine import make_url
 
 from tests.e2e.test_cli import Up, processes_of
 from tests.factories import activity
-from tests.faults.conftest import PgCluster, pg_bin
 from tests.figures import say
-from tests.harness import _admin, postgres_admin_url
+from tests.harness import _admin
 from tongxin.databases import service_urls
 from tongxin.supervisor import SERVICES
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-
-
-@pytest.fixture(scope="module")
-def pg_server():
-    """A PostgreSQL server: TONGXIN_TEST_POSTGRES_URL's, else one of our own (initdb)."""
-    if admin := postgres_admin_url():
-        yield admin
-        return
-    bin_dir = pg_bin()
-    if bin_dir is None:
-        pytest.skip("needs PostgreSQL: set TONGXIN_TEST_POSTGRES_URL, or install its binaries")
-    cluster = PgCluster(bin_dir).init()
-    yield cluster.admin_url
-    cluster.remove()
 
 
 async def test_up_a_nats_cluster_and_two_instances_of_each_service(tmp_path, pg_server):

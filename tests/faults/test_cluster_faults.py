@@ -11,26 +11,10 @@ from __future__ import annotations
 import pytest
 
 from tests.faults.cluster import ClusterSystem, Fault, Row, run_fault
-from tests.faults.conftest import PgCluster, pg_bin
 from tests.figures import say
-from tests.harness import Backend, create_pg_database, drop_pg_database, postgres_admin_url
+from tests.harness import Backend, create_pg_database, drop_pg_database
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-
-
-@pytest.fixture(scope="module")
-def pg_server():
-    """A PostgreSQL server: TONGXIN_TEST_POSTGRES_URL's, else one of our own (initdb)."""
-    if admin := postgres_admin_url():
-        yield admin
-        return
-    bin_dir = pg_bin()
-    if bin_dir is None:
-        pytest.skip("two instances of a service share its database: needs PostgreSQL "
-                    "(TONGXIN_TEST_POSTGRES_URL, or its binaries for initdb)")
-    cluster = PgCluster(bin_dir).init()
-    yield cluster.admin_url
-    cluster.remove()
 
 
 def check(row: Row) -> None:

@@ -27,7 +27,6 @@ from tests.harness import (
     System,
     create_pg_database,
     drop_pg_database,
-    postgres_admin_url,
     running,
 )
 from tongxin.cli import declare_streams
@@ -155,32 +154,17 @@ def test_shutdown_after_nats_died_is_clean(tmp_path):
         server.stop()
 
 
-@pytest.fixture(scope="module")
-def pg_admin():
-    """A PostgreSQL server: TONGXIN_TEST_POSTGRES_URL's, else one of our own (initdb)."""
-    if admin := postgres_admin_url():
-        yield admin
-        return
-    bin_dir = pg_bin()
-    if bin_dir is None:
-        pytest.skip("two events instances share a database: needs PostgreSQL "
-                    "(TONGXIN_TEST_POSTGRES_URL, or its binaries for initdb)")
-    cluster = PgCluster(bin_dir).init()
-    yield cluster.admin_url
-    cluster.remove()
-
-
 @pytest.mark.asyncio(loop_scope="session")
 async def test_a_killed_events_instance_offers_go_to_the_survivor_after_ack_wait(
-        tmp_path, pg_admin, nats_url):
-    db = await create_pg_database(pg_admin)
+        tmp_path, pg_server, nats_url):
+    db = await create_pg_database(pg_server)
     system = System(nats_url, Backend("postgres", tmp_path, db), tmp_path / "system",
                     traces=False)
     try:
         with running(system):
             await takeover(system)
     finally:
-        await drop_pg_database(pg_admin, db)
+        await drop_pg_database(pg_server, db)
 
 
 async def takeover(system: System) -> None:
