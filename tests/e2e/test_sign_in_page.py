@@ -127,6 +127,13 @@ async def test_an_organiser_shows_a_qr_code_and_a_phone_signs_in_and_out(system:
                     **data}, "attendance.recorded"))
                 assert r.status_code == 202, r.text
                 seq = max(seq, r.json()["seq"] or 0)
+            # The screen reads what reporting has applied: first wait until that is everything
+            # sent (min_seq), so the figures below are these events' and not a moment before.
+            async with system.client() as http:
+                caught_up = await http.get(f"{system.url('reporting')}/v1/reports/volunteers",
+                                           params={"organization_id": unit["org"]["id"],
+                                                   "min_seq": seq})
+            assert caught_up.status_code == 200, caught_up.text
             board = await desk.new_page()
             board.set_default_timeout(TIMEOUT_MS)
             await board.goto(f"{system.url('reporting')}/#volunteers?org={unit['org']['id']}")
