@@ -1,7 +1,9 @@
 """The year-end assessment (年终考核, seed 004's 先进集体 / 先进个人) over HTTP, against real
 streams and a real database (each back-end): units scored from the activity cube, timeliness
 and needs models under rules version 1 (the default) and a posted version 2, individuals by
-confirmed hours with star levels; the rules' validation; version 1 from the migration."""
+confirmed hours with star levels, a volunteer moved to another unit (转移接续) ranked once with
+every hour (scoped to the old unit: only the hours served there, under it); the rules'
+validation; version 1 from the migration."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from services.reporting.models import (
     activities,
     assessment,
     labels,
+    memberships,
     needs,
     timeliness,
     volunteers,
@@ -191,6 +194,68 @@ async def test_units_and_individuals_ranked_under_each_rules_version(nc, names, 
             assert "资助学生得分" in units[1]
             assert units[2][1] == "上虞市教育局" and units[2][-1] == 100
             assert people[1][:2] == ("名次", "姓名") and people[2][1] == "张伟"
+
+
+async def test_a_moved_volunteer_is_ranked_once_with_every_hour(nc, names, engine):
+    """刘春梅 serves 5 h with 区民宗局 (A) and moves to 区教育局 (B) on 1 May 2024, where she
+    serves 4 h more; 王建国 serves 6 h with A. Over the programme (and under 上虞区委统战部,
+    above both) she is one person with 9 h, B's (she is B's now); A's ranking has her 5 h
+    under A, and never says where she went."""
+    async with Reporting(nc, names, engine, models=[memberships.MODEL, *MODELS]) as rep:
+        await rep.registry("organization", id="sy", name="上虞区委统战部",
+                           kind="party_organization")
+        for unit, name in (("A", "区民宗局"), ("B", "区教育局")):
+            await rep.registry("organization", id=unit, name=name, parent_id="sy",
+                               kind="government_department")
+        await rep.registry("volunteer", id="v1", name="刘春梅", organization_id="A",
+                           phone="13800138000", updated_at="2024-01-02T08:00:00+00:00")
+        await rep.registry("volunteer", id="v2", name="王建国", organization_id="A",
+                           updated_at="2024-01-02T08:00:00+00:00")
+        await rep.registry("volunteer", "updated", id="v1", name="刘春梅", organization_id="B",
+                           organization_since="2024-05-01", phone="13800138000",
+                           updated_at="2024-05-01T02:00:00+00:00")
+        moved = rep.projections[memberships.MODEL.name]
+        assert await moved.wait_for(rep.last_seq["registry"], 30), "the move was not applied"
+        for unit, day, attended in (("A", "2024-03-10", (("v1", 3), ("v2", 6))),
+                                    ("A", "2024-04-05", (("v1", 2),)),
+                                    ("B", "2024-07-02", (("v1", 4),))):
+            act = activity(unit, "b1", started_at=f"{day}T09:00:00+08:00",
+                           ended_at=f"{day}T13:00:00+08:00")
+            await rep.event("activity.logged", act)
+            for volunteer, hours in attended:
+                await rep.event("attendance.recorded", {
+                    "activity_id": act["activity_id"], "volunteer_id": volunteer,
+                    "hours": hours, "method": "organiser"})
+        async with client_for(rep) as http:
+            seen = {}
+            for key, scope in (("all", {}), ("sy", {"organization_id": "sy"}),
+                               ("A", {"organization_id": "A"}),
+                               ("B", {"organization_id": "B"})):
+                res = await http.get("/v1/reports/assessment", params={
+                    "year": 2024, "min_seq": rep.last_seq["events"], **scope})
+                assert res.status_code == 200, res.text
+                seen[key] = res.json()["individuals"]
+            sheet = await http.get("/v1/reports/assessment", params={
+                "year": 2024, "format": "xlsx"})
+
+    def people(rows: list[dict]) -> list[tuple]:
+        return [(p["rank"], p["volunteer_id"], p["name"], p["organization_id"],
+                 p["organization_name"], p["hours_confirmed"]) for p in rows]
+
+    assert people(seen["all"]) == [(1, "v1", "刘春梅", "B", "区教育局", 9.0),
+                                   (2, "v2", "王建国", "A", "区民宗局", 6.0)]
+    assert seen["sy"] == seen["all"]  # both units are under 上虞区委统战部
+    assert people(seen["A"]) == [(1, "v2", "王建国", "A", "区民宗局", 6.0),
+                                 (2, "v1", "刘春梅", "A", "区民宗局", 5.0)]
+    assert people(seen["B"]) == [(1, "v1", "刘春梅", "B", "区教育局", 4.0)]
+    # What a row shows and nothing more: no phone, no other unit.
+    assert set(seen["all"][0]) == {"rank", "volunteer_id", "name", "organization_id",
+                                   "organization_name", "hours_confirmed", "star_level"}
+    assert "区教育局" not in str(seen["A"]) and "13800138000" not in str(seen)
+    book = openpyxl.load_workbook(io.BytesIO(sheet.content), read_only=True)
+    rows = list(book.worksheets[1].iter_rows(values_only=True))
+    assert [r[1:] for r in rows[2:]] == [("刘春梅", "v1", "区教育局", 9, 0),
+                                         ("王建国", "v2", "区民宗局", 6, 0)]
 
 
 @pytest.mark.parametrize(("body", "field"), [

@@ -21,6 +21,10 @@ A figure a unit has none of is 0.
 Units ranked: every unit with any figure in the year (a unit that did nothing, owed nothing and
 claimed nothing has nothing to be assessed on). Ties: by name, then id. Individuals: volunteers
 with confirmed hours in the year, most first (ties by name, then id), with their star levels.
+Each person appears once: a volunteer moved to another unit (转移接续) has all their hours in
+the year added up, under the unit they belong to now; a ranking scoped to a unit's subtree
+counts only the hours served under the units in it, and names the unit now only if it is one
+of them (else the one they last served under there).
 
 This model consumes no events: its projection only keeps a position. Its rules table is written
 by `POST /v1/assessment/rules`, not by replay, so it is not among the model's tables (a rebuild
@@ -264,13 +268,9 @@ async def unit_ranking(conn: AsyncConnection, scope: Scope, rules: Rules,
 
 
 async def individual_ranking(conn: AsyncConnection, scope: Scope) -> list[dict]:
-    ledger = [r for r in await volunteers.ranking(conn, scope) if r["hours_confirmed"] > 0]
-    ledger.sort(key=lambda r: (-r["hours_confirmed"], r["name"] or "", r["volunteer_id"]))
-    return [{"rank": i, "volunteer_id": r["volunteer_id"], "name": r["name"],
-             "organization_id": r["organization_id"],
-             "organization_name": r.get("organization_name"),
-             "hours_confirmed": r["hours_confirmed"], "star_level": r["star_level"]}
-            for i, r in enumerate(ledger, 1)]
+    """Each person once (a volunteer moved between units too), with the confirmed hours served
+    within the scope, under their unit now (see `volunteers.individuals`)."""
+    return [{"rank": i, **r} for i, r in enumerate(await volunteers.individuals(conn, scope), 1)]
 
 
 @dataclass(frozen=True)
@@ -409,7 +409,9 @@ async def get_assessment(
 ) -> Any:
     """Units ranked by score, each component as `{figure, value, weight, target, points}`, the
     rules version used; individuals ranked by confirmed hours with star levels (in XLSX, a
-    second sheet)."""
+    second sheet), each person once: a volunteer moved to another unit has the hours served
+    under every unit in the scope added up, under their unit now (scoped to a subtree they
+    left: the one they last served under there)."""
     year = year or datetime.now(ZoneInfo(request.app.state.settings.timezone)).year
     async with request.app.state.engine.connect() as conn:
         version = await find_version(conn, rules_version)

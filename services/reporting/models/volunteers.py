@@ -38,8 +38,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.reporting.models.labels import registry_entities
-from services.reporting.models.memberships import memberships
+from services.reporting.models.labels import label_map, registry_entities
+from services.reporting.models.memberships import EVER, memberships
 from services.reporting.readmodel import Batch, ReadModel
 from services.reporting.reports import Column as Col
 from services.reporting.reports import (
@@ -220,9 +220,49 @@ def _row(r: Any, thresholds: Sequence[float]) -> dict:
 
 async def ranking(conn: AsyncConnection, scope: Scope, limit: int | None = None,
                   thresholds: Sequence[float] | None = None) -> list[dict]:
-    """Ledger rows, most confirmed hours first (the year-end assessment's individuals)."""
+    """Ledger rows, most confirmed hours first (a moved volunteer has a row under each unit)."""
     thresholds = thresholds or get_settings().star_thresholds
     return [_row(r, thresholds) for r in await conn.execute(_ledger(scope, limit))]
+
+
+async def individuals(conn: AsyncConnection, scope: Scope,
+                      thresholds: Sequence[float] | None = None) -> list[dict]:
+    """One row per volunteer with confirmed hours in the scope, most first (ties by name, then
+    id): the year-end assessment's individuals. A volunteer moved between units (转移接续) is
+    one person, with the confirmed hours served under every unit within the scope added up:
+    over the whole programme, all of them; scoped to a unit's subtree, only those served
+    there. The row's unit is the one the volunteer belongs to now when that is within the
+    scope (always, over the whole programme), else the unit they last served under within it,
+    so a unit's ranking shows its own units, never where the volunteer went."""
+    thresholds = thresholds or get_settings().star_thresholds
+    source, where = _counted(scope)
+    a, act, now = attendance, activities, _vol.c.organization_id
+    now_within = now.in_(scope.units()) if scope.organization_id else now.is_not(None)
+    found = await conn.execute(
+        select(a.c.volunteer_id, _vol.c.name, now.label("now"),
+               now_within.label("now_within"),
+               _unit.label("unit"), func.sum(a.c.hours).label("hours"),
+               func.max(act.c.day).label("last_day"))
+        .select_from(source).where(*where, a.c.status == "confirmed")
+        .group_by(a.c.volunteer_id, _vol.c.name, now, _unit))
+    people: dict[str, dict] = {}
+    for r in found:
+        person = people.setdefault(r.volunteer_id, {
+            "volunteer_id": r.volunteer_id, "name": r.name or r.volunteer_id,
+            "now": r.now if r.now_within else None, "hours": 0.0, "last": (EVER, "")})
+        person["hours"] += float(r.hours)
+        person["last"] = max(person["last"], (r.last_day, r.unit or ""))
+    units = {p["now"] or p["last"][1] or None for p in people.values()}
+    names = await label_map(conn, "organization", sorted(u for u in units if u))
+    rows = []
+    for p in people.values():
+        unit = p["now"] or p["last"][1] or None
+        rows.append({"volunteer_id": p["volunteer_id"], "name": p["name"],
+                     "organization_id": unit, "organization_name": names.get(unit),
+                     "hours_confirmed": round(p["hours"], 2),
+                     "star_level": star_level(p["hours"], thresholds)})
+    rows.sort(key=lambda r: (-r["hours_confirmed"], r["name"], r["volunteer_id"]))
+    return [r for r in rows if r["hours_confirmed"] > 0]
 
 
 async def totals(conn: AsyncConnection, scope: Scope) -> dict:
