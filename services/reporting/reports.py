@@ -35,6 +35,7 @@ from shared.responses import spreadsheets
 
 if TYPE_CHECKING:  # scope.py reads the labels model, whose package imports this module
     from services.reporting.scope import Scope
+    from shared.projection import Projection
 
 Format = Literal["json", "csv", "xlsx"]
 Headers = Literal["zh", "en"]
@@ -116,12 +117,24 @@ async def wait_for(request: Request, models: Iterable[str], min_seq: int | None)
     left = max(deadline - loop.time(), 0.0)
     try:
         # caught_up asks NATS for the stream's end first: bound that too.
-        registry = await asyncio.wait_for(state.registry.caught_up(left), left + 1.0)
+        registry = await asyncio.wait_for(_registry_caught_up(state.registry,
+                                                              state.projections, left),
+                                          left + 1.0)
     except Exception:  # NATS away: whether the registry is in is unknown
         registry = False
     if not registry:
         raise HTTPException(503, detail="reports have not yet applied every registry change "
                             "(labels, regions)", headers={"Retry-After": "1"})
+
+
+async def _registry_caught_up(registry: Projection, projections: dict[str, Projection],
+                              timeout: float) -> bool:
+    """Whether every model of the registry's stream (labels, memberships) has applied all it
+    holds now: they move together, one transaction a batch, except while one is rebuilt."""
+    info = await registry.js.stream_info(registry.stream)
+    return all(await asyncio.gather(*(p.wait_for(info.state.last_seq, timeout)
+                                      for p in projections.values()
+                                      if p.stream == registry.stream)))
 
 
 def _slots(request: Request) -> asyncio.Semaphore:
