@@ -2,8 +2,8 @@
 for a scope (`period.approved`), the month's ledger handed upward. The approval keeps the
 figures as they stood then (the summary by unit, by every other grouping, and its totals), so
 they stay readable as approved; every later event that changes an activity in that scope and
-period is still counted in the current figures and listed as a cause of the restatement (which event, which
-unit, when) until the same scope and period is approved again.
+period is still counted in the current figures and listed as a cause of the restatement (which
+event, which unit, when) until the same scope and period is approved again.
 
 The approvals are applied by the activity cube's own projection (`extend`): an approval's
 snapshot is taken in stream order, from the cube exactly as every event before it left it, in
