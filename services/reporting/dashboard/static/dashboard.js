@@ -128,6 +128,13 @@ const WORDS = {
   approving: ["正在审定…", "Approving…"],
   approveFailed: ["审定未成功", "Not approved"],
   causes: ["审定后的变更", "Changes since approved"],
+  // the events that restate an approved period (its causes' `type`, `.` as `_`)
+  cause_activity_logged: ["新登记活动", "Activity logged"],
+  cause_activity_corrected: ["更正活动", "Activity corrected"],
+  cause_activity_retracted: ["撤回活动", "Activity retracted"],
+  cause_attendance_recorded: ["记录服务时长", "Hours recorded"],
+  cause_attendance_confirmed: ["确认服务时长", "Hours confirmed"],
+  cause_attendance_declined: ["不予确认服务时长", "Hours declined"],
 };
 
 // Codes the reports send as they are (a need's urgency, a project's status, a role): their
@@ -143,13 +150,6 @@ const CODES = {
     ended: ["已结束", "Ended"] },
   role: { admin: ["管理员", "Administrator"], organiser: ["组织者", "Organiser"],
     unit: ["单位", "Unit"], reader: ["只读", "Reader"], publisher: ["外部系统", "Publisher"] },
-  // the events that restate an approved period (GET /v1/reports/approvals' causes)
-  cause: { "activity.logged": ["新登记活动", "Activity logged"],
-    "activity.corrected": ["更正活动", "Activity corrected"],
-    "activity.retracted": ["撤回活动", "Activity retracted"],
-    "attendance.recorded": ["记录服务时长", "Hours recorded"],
-    "attendance.confirmed": ["确认服务时长", "Hours confirmed"],
-    "attendance.declined": ["不予确认服务时长", "Hours declined"] },
 };
 
 const $ = (sel) => document.querySelector(sel);
@@ -806,8 +806,13 @@ async function causesOf(scope_) {
   if (!found || !found.causes.length) return "";
   return `<div class="note" id="approval-causes">${esc(t("causes"))}<ol>${found.causes.map((c) =>
     `<li><time>${esc(momentText(c.occurred_at))}</time> · ${esc(c.organization_label || "—")} · ${
-      esc(word("cause", c.type))}</li>`).join("")}</ol></div>`;
+      esc(causeWord(c.type))}</li>`).join("")}</ol></div>`;
 }
+
+const causeWord = (type) => {
+  const key = `cause_${String(type).replace(".", "_")}`;
+  return WORDS[key] ? t(key) : type;
+};
 
 /** Approve what the screen shows: `period.approved` to the events service's `POST /v1/events`
  *  with the login's cookie (it lets the dashboard's origin do so), then the screen again once
