@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from faststream.nats import NatsBroker
 from faststream.specification import AsyncAPI
 
-from services.events import bus, http, store
+from services.events import bus, dashboard_origin, http, store
 from services.events.deadlines import Deadlines
 from services.events.forms.routes import router as forms_router
 from services.events.forms.sign_in import router as sign_in_router
@@ -98,6 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(photos_router)
     app.include_router(forms_router)
     app.include_router(sign_in_router)
+    dashboard_origin.install(app, settings.reporting_port)  # the dashboard's approve button
     # A key issued a moment ago may not be in the replica yet: catch up (bounded) and look again.
     rt.guard(keyring.lookup, refresh=lambda: app.state.acceptor.replica.caught_up(timeout=2.0))
 

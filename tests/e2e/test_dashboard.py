@@ -109,8 +109,10 @@ class Session:
 
 async def logged_in(browser: Browser, system: System, username: str) -> Session:
     origin = system.url("reporting")
+    # The login page is the registry's; the dashboard's own writes (an approval) go to the
+    # events service: the programme's hosts, all three.
     services = {f"{urlsplit(system.url(s)).scheme}://{urlsplit(system.url(s)).netloc}"
-                for s in ("registry", "reporting")}
+                for s in ("registry", "reporting", "events")}
     context = await browser.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN")
     page = await context.new_page()
     session = Session(context, page, origin)

@@ -7,6 +7,7 @@ title line says which figures it shows."""
 from __future__ import annotations
 
 import io
+import json
 import uuid
 from datetime import UTC, datetime
 
@@ -248,3 +249,64 @@ async def test_a_region_approval_lists_changes_at_its_bases_only(rep_factory):
             assert row["unseen"] == [a0["activity_id"]]  # approved, though not seen
             bad = await http.get("/v1/reports/approvals", params={"period": "2026-13"})
             assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "period"
+
+
+GROUPINGS = [(g, None) for g in ("organization", "base", "team", "region", "theme",
+                                 "service_type", "month", "pairing", "project", "week",
+                                 "quarter", "year")] + [("region", "district")]
+
+
+async def test_every_grouping_answers_as_approved(rep_factory):
+    """`approved=true` answers every group_by (and a region level): the rows the summary gave
+    when the period was approved, after a later correction changed them."""
+    async with rep_factory() as rep:
+        region = f"r-{uuid.uuid4().hex[:6]}"
+        await rep.registry("region", id=region, name="张店区", level="district")
+        ids = await seed(rep)
+        inside = await rep.registry("base", name="张店区某社区", kind="community",
+                                    region_code=region)
+        await rep.caught_up()
+        a1 = on("2026-11-10", ids["unit"], inside["id"], served=100)
+        await rep.event("activity.logged", a1)
+        await rep.event("activity.logged", on("2026-11-20", ids["city"], ids["base"], served=50))
+        await rep.event("period.approved", {"period": "2026-11", "organization_id": ids["city"],
+                                            "as_of": rep.last_seq["events"]})
+        transport = httpx.ASGITransport(app=app_for(rep))
+        async with httpx.AsyncClient(transport=transport, base_url="http://r") as http:
+            scope = {"organization_id": ids["city"], **NOVEMBER,
+                     "min_seq": rep.last_seq["events"]}
+
+            async def summary(group_by: str, level: str | None, **more) -> httpx.Response:
+                return await http.get("/v1/reports/summary", params={
+                    **scope, "group_by": group_by, **({"region_level": level} if level else {}),
+                    **more})
+
+            before = {g: (await summary(*g)).json() for g in GROUPINGS}
+            await rep.event("activity.corrected", {**a1, "served": 130, "reason": "漏记"})
+            scope["min_seq"] = rep.last_seq["events"]
+            for grouping in GROUPINGS:
+                now = (await summary(*grouping)).json()
+                assert now["totals"]["served"] == 180, grouping
+                kept = await summary(*grouping, approved="true")
+                assert kept.status_code == 200, (grouping, kept.text)
+                assert kept.json()["rows"] == before[grouping]["rows"], grouping
+                assert kept.json()["totals"]["served"] == 150, grouping
+                assert kept.json()["approval"]["state"] == "restated", grouping
+            # What each grouping answers as approved is its own: by base, the two bases.
+            assert {r["key"]: r["served"] for r in before[("base", None)]["rows"]} == {
+                inside["id"]: 100, ids["base"]: 50}
+
+        # An approval applied before every grouping was kept (its figures by unit only):
+        # by unit it answers, by anything else 422 naming group_by.
+        t = store.metadata.tables["approvals"]
+        async with rep.engine.begin() as conn:
+            row = (await conn.execute(t.select())).one()
+            figures = row.figures if isinstance(row.figures, dict) else json.loads(row.figures)
+            await conn.execute(t.update().values(figures={
+                k: v for k, v in figures.items() if k != "by"}))
+        async with httpx.AsyncClient(transport=transport, base_url="http://r") as http:
+            params = {"organization_id": ids["city"], **NOVEMBER, "approved": "true"}
+            assert (await http.get("/v1/reports/summary", params=params)).status_code == 200
+            old = await http.get("/v1/reports/summary", params={**params, "group_by": "base"})
+            assert old.status_code == 422, old.text
+            assert old.json()["errors"][0]["field"] == "group_by"

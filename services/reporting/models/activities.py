@@ -685,7 +685,7 @@ async def summary_report(conn: AsyncConnection, group_by: GroupBy, scope: Scope,
 
     state = await approvals.status(conn, scope, showing_approved=approved)
     if approved:
-        rows, totals = await approvals.approved_figures(conn, scope)
+        rows, totals = await approvals.approved_figures(conn, scope, group_by, region_level)
     else:
         rows, totals = await summary(conn, group_by, scope, region_level)
     indicators = sorted({k for r in rows for k in r["outputs"]} | set(totals["outputs"]))
@@ -784,8 +784,8 @@ async def get_summary(
     region_level: Annotated[Literal["city", "district", "town", "community"] | None, Query(
         description="with group_by=region: roll up to this level")] = None,
     approved: Annotated[bool, Query(description=(
-        "the figures by unit as approved (`period.approved`) for exactly this scope and "
-        "month, quarter or year, not as they are now"))] = False,
+        "the figures as approved (`period.approved`) for exactly this scope and month, "
+        "quarter or year, not as they are now (by any group_by)"))] = False,
     min_seq: MinSeq = None, format: FormatQuery = "json", headers: HeadersQuery = "zh",
 ) -> Any:
     """Activities, served, turn-outs, distinct volunteers, hours, trainees, donations and
@@ -796,7 +796,7 @@ async def get_summary(
     if approved:
         from services.reporting.models import approvals
 
-        await approvals.must_be_approved(request, scope, group_by)
+        await approvals.must_be_approved(request, scope, group_by, region_level)
     return await answer(request, lambda conn: summary_report(conn, group_by, scope, region_level,
                                                              approved),
                         models=(NAME,), min_seq=min_seq, format=format, headers=headers,

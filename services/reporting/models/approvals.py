@@ -1,9 +1,9 @@
 """Approved periods (数据审定, as DHIS2's data approval): an organiser approves a period's figures
 for a scope (`period.approved`), the month's ledger handed upward. The approval keeps the
-figures as they stood then (the summary by unit and its totals), so they stay readable as
-approved; every later event that changes an activity in that scope and period is still
-counted in the current figures and listed as a cause of the restatement (which event, which
-unit, when) until the same scope and period is approved again.
+figures as they stood then (the summary by unit, by every other grouping, and its totals), so
+they stay readable as approved; every later event that changes an activity in that scope and
+period is still counted in the current figures and listed as a cause of the restatement (which
+event, which unit, when) until the same scope and period is approved again.
 
 The approvals are applied by the activity cube's own projection (`extend`): an approval's
 snapshot is taken in stream order, from the cube exactly as every event before it left it, in
@@ -21,7 +21,7 @@ import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import Field
@@ -112,6 +112,7 @@ async def on_approved(batch: Batch) -> None:
                       date_from=period.first, date_to=period.last)
         rows, totals = await cube.summary(batch.conn, "organization", scope)
         figures = json.loads(json.dumps({"rows": rows, "totals": totals,
+                                         "by": await _every_grouping(batch.conn, scope),
                                          "unseen": await _unseen(batch.conn, scope, d.as_of)},
                                         default=str))
         await batch.conn.execute(upsert(batch.conn, approvals).values(
@@ -122,6 +123,26 @@ async def on_approved(batch: Batch) -> None:
             approved_at=_utc(event.envelope.occurred_at),
             approved_on=batch.local_day(event.envelope.occurred_at), figures=figures,
         ).on_conflict_do_nothing())
+
+
+REGION_LEVELS = ("city", "district", "town", "community")
+
+
+def grouping_key(group_by: str, region_level: str | None = None) -> str:
+    """Where an approval keeps a grouping's rows: `base`, `month`, …, `region:district`."""
+    return f"{group_by}:{region_level}" if region_level else group_by
+
+
+async def _every_grouping(conn: AsyncConnection, scope: Scope) -> dict[str, list[dict]]:
+    """The rows of every other grouping the summary answers (each region level too), as the
+    cube stands at the approval: the totals are the same whichever the grouping."""
+    out = {}
+    for group_by in get_args(cube.GroupBy):
+        for level in (None, *REGION_LEVELS) if group_by == "region" else (None,):
+            if group_by != "organization":
+                out[grouping_key(group_by, level)] = (
+                    await cube.summary(conn, group_by, scope, level))[0]
+    return out
 
 
 async def _unseen(conn: AsyncConnection, scope: Scope, as_of: int) -> list[str]:
@@ -252,7 +273,7 @@ FIGURES = ("activities", "served", "volunteers", "unique_volunteers", "volunteer
 async def newest_for(conn: AsyncConnection, scope: Scope) -> Any | None:
     """The newest approval of exactly this scope and period, if there is one."""
     exact = periods.exact(scope.date_from, scope.date_to)
-    if exact is None or scope.base_id:
+    if exact is None or scope.base_id or scope.region_exact:
         return None
     key = scope_key(scope.organization_id, scope.region, exact.code())
     a = approvals
@@ -302,13 +323,24 @@ async def status(conn: AsyncConnection, scope: Scope, showing_approved: bool = F
     return status_of(approval, causes, showing_approved)
 
 
-async def approved_figures(conn: AsyncConnection, scope: Scope) -> tuple[list[dict], dict]:
-    """The rows by unit and the totals of the newest approval of exactly this scope."""
+async def approved_figures(conn: AsyncConnection, scope: Scope, group_by: str = "organization",
+                           region_level: str | None = None) -> tuple[list[dict], dict]:
+    """The rows (by unit, or by `group_by`) and the totals of the newest approval of exactly
+    this scope."""
     approval = await newest_for(conn, scope)
     if approval is None:
         raise LookupError("no approval of this scope and period")
     figures = _figures(approval)
-    return figures["rows"], figures["totals"]  # (and "unseen": not a figure)
+    rows = _rows_of(figures, group_by, region_level)
+    if rows is None:
+        raise LookupError(f"the approval keeps no rows by {group_by}")
+    return rows, figures["totals"]  # (and "unseen": not a figure)
+
+
+def _rows_of(figures: dict, group_by: str, region_level: str | None) -> list[dict] | None:
+    if group_by == "organization":
+        return figures["rows"]
+    return figures.get("by", {}).get(grouping_key(group_by, region_level))
 
 
 def _figures(approval: Any) -> dict:
@@ -316,17 +348,20 @@ def _figures(approval: Any) -> dict:
         approval.figures)
 
 
-async def must_be_approved(request: Request, scope: Scope, group_by: str) -> None:
-    """422 naming `approved` unless this scope and period has an approval to show by unit."""
-    if group_by != "organization":
-        raise HTTPException(422, detail=[{"field": "approved", "message": (
-            "the figures as approved are kept by unit: use group_by=organization")}])
+async def must_be_approved(request: Request, scope: Scope, group_by: str,
+                           region_level: str | None = None) -> None:
+    """422 naming `approved` unless this scope and period has an approval; naming `group_by`
+    if that approval keeps no rows by it (one applied before every grouping was kept)."""
     async with request.app.state.engine.connect() as conn:
         found = await newest_for(conn, scope)
     if found is None:
         raise HTTPException(422, detail=[{"field": "approved", "message": (
             "this scope's month, quarter or year has not been approved (name the scope's "
             "organization_id or region and an exact period with from and to)")}])
+    if _rows_of(_figures(found), group_by, region_level) is None:
+        raise HTTPException(422, detail=[{"field": "group_by", "message": (
+            f"this approval kept its figures by unit only, not by {group_by}: use "
+            "group_by=organization, or approve the period again")}])
 
 
 def _difference(approved: dict, current: dict) -> dict:

@@ -120,6 +120,21 @@ const WORDS = {
   byImport: ["导入(小时)", "Imported (h)"],
   openSignIns: ["未签退(次，不计时长)", "Not signed out (no hours)"],
   volunteersCount: ["志愿者(人)", "Volunteers"],
+  // approving a period's figures (period.approved, sent to the events service)
+  approve_month: ["审定本月数据", "Approve this month"],
+  approve_quarter: ["审定本季度数据", "Approve this quarter"],
+  approve_year: ["审定本年度数据", "Approve this year"],
+  approveAgain: ["重新审定", "Approve again"],
+  approving: ["正在审定…", "Approving…"],
+  approveFailed: ["审定未成功", "Not approved"],
+  causes: ["审定后的变更", "Changes since approved"],
+  // the events that restate an approved period (its causes' `type`, `.` as `_`)
+  cause_activity_logged: ["新登记活动", "Activity logged"],
+  cause_activity_corrected: ["更正活动", "Activity corrected"],
+  cause_activity_retracted: ["撤回活动", "Activity retracted"],
+  cause_attendance_recorded: ["记录服务时长", "Hours recorded"],
+  cause_attendance_confirmed: ["确认服务时长", "Hours confirmed"],
+  cause_attendance_declined: ["不予确认服务时长", "Hours declined"],
 };
 
 // Codes the reports send as they are (a need's urgency, a project's status, a role): their
@@ -199,17 +214,24 @@ function url(path, params) {
   return s ? `${path}?${s}` : path;
 }
 
+// The seq of this page's own last write (an approval): every report is read at least as of it,
+// so a screen drawn after the write shows it applied, whichever instance answers.
+let readAfter = 0;
+
 async function api(path, params) {
-  const r = await fetch(url(path, params), { credentials: "same-origin",
+  const after = readAfter && path.startsWith("/v1/reports/") ? { min_seq: readAfter } : {};
+  const r = await fetch(url(path, { ...params, ...after }), { credentials: "same-origin",
     headers: { Accept: "application/json", "Accept-Language": en() ? "en" : "zh-CN" } });
-  if (!r.ok) {
-    // The one error shape, its messages in the page's language: say those, not the JSON.
-    const text = await r.text();
-    let said = text.slice(0, 300);
-    try { said = JSON.parse(text).errors.map((e) => e.message).join("; ") || said; } catch { /* as is */ }
-    throw new Error(`${r.status} · ${said}`);
-  }
+  if (!r.ok) throw new Error(await refusal(r));
   return r.json();
+}
+
+/** The one error shape, its messages in the page's language: say those, not the JSON. */
+async function refusal(r) {
+  const text = await r.text();
+  let said = text.slice(0, 300);
+  try { said = JSON.parse(text).errors.map((e) => e.message).join("; ") || said; } catch { /* as is */ }
+  return `${r.status} · ${said}`;
 }
 
 // -- building blocks ---------------------------------------------------------------------
@@ -722,9 +744,12 @@ SCREENS.dist = async () => {
     return null;
   };
   const drillable = ["region", "base", "organization"].includes(groupBy);
-  // An approved month, quarter or year says so (approved, or restated since: the server's words).
-  const approval = r.approval && r.approval.state !== "not_approved"
-    ? `<p class="note" id="approval">${esc(r.approval[en() ? "en" : "zh"])}</p>` : "";
+  // An approved month, quarter or year says so (approved, or restated since: the server's words),
+  // with the changes since; one who may approve it is offered to, or to approve it again.
+  const approval = (r.approval && r.approval.state !== "not_approved"
+    ? `<p class="note" id="approval">${esc(r.approval[en() ? "en" : "zh"])}</p>` : "")
+    + (r.approval && r.approval.state === "restated" ? await causesOf(approvalScope(p, true)) : "")
+    + approveButton(approvalScope(p), r.approval, r.as_of);
   return [r.as_of, `<section>${head}<div class="crumbs">${crumbs.join(" › ")}</div>${approval}`
     + `${bars(r.rows, "served")}</section>`
     + section(`${t("by_" + groupBy)}${drillable ? " · " + t("drillHint") : ""}`,
@@ -733,6 +758,105 @@ SCREENS.dist = async () => {
         ? `<p class="note" id="counted-once">${esc(t("countedOnce"))}</p>` : ""),
       "/v1/reports/summary", params, "breakdown")];
 };
+
+// -- approving a period (数据审定) ---------------------------------------------------------
+
+/** `2013-10`, `2013-Q4` or `2013` when from..to is exactly that month, quarter or year. */
+function exactPeriod(from, to) {
+  const m = /^(\d{4})-(\d{2})-01$/.exec(from || "");
+  if (!m || !to) return null;
+  const [y, first] = [Number(m[1]), Number(m[2])];
+  const last = (months) => {
+    const end = new Date(Date.UTC(y, first - 1 + months, 0));
+    return end.toISOString().slice(0, 10);
+  };
+  if (to === last(1)) return `${m[1]}-${m[2]}`;
+  if (first % 3 === 1 && to === last(3)) return `${m[1]}-Q${(first + 2) / 3}`;
+  if (first === 1 && to === last(12)) return m[1];
+  return null;
+}
+
+/** The scope and period the screen shows, as a `period.approved` names it: when it is exactly
+ *  a month, quarter or year of a unit (or, for a login bound to none, of a region or the whole
+ *  programme) and the login may approve it (an organiser or admin; `any`: whoever looks). */
+function approvalScope(p, any) {
+  const period = exactPeriod(p.get("from"), p.get("to"));
+  const [org, region] = [p.get("org"), p.get("region")];
+  if (!period || p.get("base") || p.get("own") || (org && region)) return null;
+  if (!any && !["admin", "organiser"].includes(choices.who.role)) return null;
+  if (!any && !org && choices.who.organization_id) return null;  // bound: names a unit
+  return { period, ...(org ? { organization_id: org } : {}), ...(region ? { region } : {}) };
+}
+
+function approveButton(scope_, approval, asOf) {
+  if (!scope_ || !approval || approval.state === "approved") return "";
+  const label = approval.state === "restated" ? t("approveAgain")
+    : t(`approve_${{ 4: "year", 7: "month" }[scope_.period.length] || "quarter"}`);
+  return `<p class="approve"><button type="button" id="approve" data-approve='${
+    esc(JSON.stringify({ ...scope_, as_of: asOf }))}'>${esc(label)}</button> `
+    + `<span id="approve-error" class="error"></span></p>`;
+}
+
+/** The events that changed the approved figures since (which, from which unit, when). */
+async function causesOf(scope_) {
+  if (!scope_) return "";
+  const found = (await api("/v1/reports/approvals", scope_)).rows.find((a) => a.period
+    === scope_.period && (a.organization_id || null) === (scope_.organization_id || null)
+    && (a.region || null) === (scope_.region || null));
+  if (!found || !found.causes.length) return "";
+  return `<div class="note" id="approval-causes">${esc(t("causes"))}<ol>${found.causes.map((c) =>
+    `<li><time>${esc(momentText(c.occurred_at))}</time> · ${esc(c.organization_label || "—")} · ${
+      esc(causeWord(c.type))}</li>`).join("")}</ol></div>`;
+}
+
+const causeWord = (type) => {
+  const key = `cause_${String(type).replace(".", "_")}`;
+  return WORDS[key] ? t(key) : type;
+};
+
+/** Approve what the screen shows: `period.approved` to the events service's `POST /v1/events`
+ *  with the login's cookie (it lets the dashboard's origin do so), then the screen again once
+ *  reporting has applied it (min_seq). A refusal is said next to the button. */
+async function approve(button) {
+  const said = $("#approve-error");
+  button.disabled = true;
+  said.textContent = t("approving");
+  try {
+    const r = await fetch(new URL("/v1/events", choices.forms_url), {
+      method: "POST", credentials: "include", headers: { "Content-Type": "application/json",
+        Accept: "application/json", "Accept-Language": en() ? "en" : "zh-CN" },
+      body: JSON.stringify({ event_id: uuid4(), type: "period.approved", version: 1,
+        occurred_at: new Date().toISOString(), source: "tongxin-dashboard",
+        data: JSON.parse(button.dataset.approve) }) });
+    if (!r.ok) throw new Error(await refusal(r));
+    readAfter = Math.max(readAfter, (await r.json()).seq || 0);
+  } catch (err) {
+    said.textContent = `${t("approveFailed")}: ${err.message}`;
+    button.disabled = false;
+    return;
+  }
+  // Reporting waits a few seconds for min_seq, else 503: ask again until it has applied it.
+  const scope_ = JSON.parse(button.dataset.approve);
+  for (let tries = 0; tries < 20; tries += 1) {
+    try {
+      await api("/v1/reports/approvals", { period: scope_.period,
+        organization_id: scope_.organization_id, region: scope_.region });
+      break;
+    } catch (err) {
+      if (!String(err.message).startsWith("503")) break;
+    }
+  }
+  await render(false);
+}
+
+function uuid4() {
+  // crypto.randomUUID needs a secure context; an intranet address over http is not one.
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const h = [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
 
 SCREENS.needs = async () => {
   const params = { ...scope(), group_by: "category" };
@@ -1038,6 +1162,8 @@ function wire() {
   wireListings($("#screen"));
   // Clicks and picks inside a screen: drill-downs, sub-tabs, pickers.
   $("#screen").addEventListener("click", (e) => {
+    const approving = e.target.closest("button[data-approve]");
+    if (approving) { approve(approving); return; }
     const more = e.target.closest("a[data-screen-go]");
     if (more) { go({}, more.dataset.screenGo); return; }
     const row = e.target.closest("tr[data-drill]");
