@@ -3,10 +3,13 @@ Debian's Chromium as a unit's person would:
 
 - two needs of one category at one base, a few hours apart, come from the hotline: the forms'
   choices flag the second as a possible duplicate of the first, and name the first;
+- the dashboard's oldest needs list it with a "去关联" action for the unit (none for a reader),
+  which opens the forms' link form with that need chosen and the unit to link it as;
 - in the forms, the second shows beside the claim picker as "可能与…重复", naming the original by
   its title, category, base and date (no id), and in English too;
 - with no network, one click links it: the link waits on the device (and is not offered again),
   and is sent on its own, once, when the network returns;
+- the link stands once in TONGXIN_EVENTS;
 - once reporting has applied it (`min_seq`), the needs report shows it closed as a duplicate,
   linked to the original, no longer a possible duplicate, and counted once: the original alone
   is due a response."""
@@ -20,7 +23,15 @@ from pathlib import Path
 import pytest
 from playwright.async_api import async_playwright, expect
 
-from tests.e2e.test_forms import TIMEOUT_MS, a_unit_with_an_account, artifacts, logged_in, tab
+from tests.e2e.test_forms import (
+    LIVE_MS,
+    PASSWORD,
+    TIMEOUT_MS,
+    a_unit_with_an_account,
+    artifacts,
+    logged_in,
+    tab,
+)
 from tests.e2e.test_forms_offline import NO_BACKGROUND_SYNC, SENT_MS
 from tests.e2e.test_offline_pages import CHROMIUM_ARGS, installed_chromium
 from tests.harness import System
@@ -32,6 +43,12 @@ async def test_a_possible_duplicate_is_linked_from_the_forms(system: System, tmp
     chromium = installed_chromium()
     world = await a_unit_with_an_account(system)
     org, base = world["org"], world["base"]
+    world["reader"] = f"reader-{uuid.uuid4().hex[:6]}"
+    async with system.client() as http:
+        r = await http.post(f"{system.url('registry')}/v1/accounts", json={
+            "username": world["reader"], "password": PASSWORD, "name": "只读的人",
+            "role": "reader", "organization_id": org["id"]})
+        assert r.status_code == 201, r.text
     shots = artifacts(tmp_path)
     tag = system.backend.name
     events, reporting = system.url("events"), system.url("reporting")
@@ -67,6 +84,40 @@ async def test_a_possible_duplicate_is_linked_from_the_forms(system: System, tmp
             context = await browser.new_context(viewport={"width": 1280, "height": 1000},
                                                 locale="zh-CN")
             page = await logged_in(context, system, world)
+
+            # -- the dashboard (the same login): the flag, and the action that links it
+            dashboard = await context.new_page()
+            dashboard.set_default_timeout(TIMEOUT_MS)
+            await dashboard.goto(f"{reporting}/#needs")
+            action = dashboard.locator(f'#oldest-needs a.link-duplicate[href*="link={second}"]')
+            await action.wait_for(timeout=LIVE_MS)  # applied by reporting, then shown
+            assert await dashboard.locator("#oldest-needs a.link-duplicate").count() == 1
+            assert await action.inner_text() == "去关联"
+            await action.click()
+            await dashboard.wait_for_url(f"{events}/forms/**")
+            await expect(dashboard.locator("#form-need-link [name=need_id]")).to_have_value(
+                second)
+            assert "三号楼前路灯不亮" in await dashboard.inner_text(
+                "#form-need-link .original-text")
+            assert await dashboard.input_value(
+                "#form-need-link [name=organization_id]") == org["id"]
+            await dashboard.close()
+
+            # -- a reader sees the flag on the dashboard, and no action: it may not link
+            reader = await browser.new_context(locale="zh-CN")
+            looker = await reader.new_page()
+            looker.set_default_timeout(TIMEOUT_MS)
+            await looker.goto(f"{reporting}/#needs")
+            await looker.fill("#username", world["reader"])
+            await looker.fill("#password", PASSWORD)
+            await looker.click("button[type=submit]")
+            await looker.wait_for_url(f"{reporting}/**")
+            await looker.goto(f"{reporting}/#needs")  # the login came back without the hash
+            await looker.locator("#oldest-needs tbody td", has_text=first).wait_for(
+                timeout=LIVE_MS)  # the flag: the original's id
+            assert await looker.locator("#oldest-needs a.link-duplicate").count() == 0
+            await reader.close()
+
             await tab(page, "need")
 
             # -- picked to claim, the second says what it may repeat, in words
@@ -119,6 +170,7 @@ async def test_a_possible_duplicate_is_linked_from_the_forms(system: System, tmp
             await expect(page.locator(f"{form} [name=need_id] option[value='{first}']"))\
                 .to_have_count(1)
             await context.close()
+
         finally:
             await browser.close()
 
@@ -136,6 +188,7 @@ async def test_a_possible_duplicate_is_linked_from_the_forms(system: System, tmp
         r = await http.get(f"{events}/v1/events/{link_id}")
         assert r.json()["envelope"]["data"] == {
             "need_id": second, "original_id": first, "organization_id": org["id"]}
+    assert await system.events_published({link_id}) == {link_id: 1}
     assert (rows[second]["state"], rows[second]["outcome"], rows[second]["linked_to"],
             rows[second]["possible_duplicate_of"]) == ("closed", "duplicate", first, None)
     assert (rows[first]["state"], rows[first]["possible_duplicate_of"]) == ("open", None)

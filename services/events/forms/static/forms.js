@@ -240,6 +240,29 @@ function showDuplicates() {
     ? duplicateText(need) : "—";
 }
 
+function linkingUnit(need, fallback) {
+  // The unit to link a need as: its claimer, else the unit of ours paired with its base.
+  if (need.claimed_by) return need.claimed_by;
+  const ours = new Set(choices.units.map((u) => u.id));
+  const paired = choices.pairings.find((p) => p.base_id === need.base_id
+                                             && ours.has(p.organization_id));
+  return fallback || (paired && paired.organization_id) || "";
+}
+
+function chooseLink(needId) {
+  // Opened from the dashboard's "link it" (`?link=<need_id>`): the link form, that need chosen.
+  const need = needOf(needId);
+  if (!need || !need.original) return;
+  const link = document.getElementById("form-need-link");
+  link.elements.namedItem("need_id").value = need.need_id;
+  const unit = linkingUnit(need);
+  if (unit) link.elements.namedItem("organization_id").value = unit;
+  showDuplicates();
+  if (location.hash !== "#need") location.hash = "#need";
+  link.scrollIntoView({ block: "center" });
+  link.querySelector("button[type=submit]").focus();
+}
+
 async function linkDuplicate(from) {
   // One action: the link form takes the need, its original and the unit linking them (its
   // claimer, else the unit about to claim it), and sends need.linked as any form sends.
@@ -251,7 +274,7 @@ async function linkDuplicate(from) {
     picker.value = need.need_id;
     picker.dispatchEvent(new Event("change", { bubbles: true }));  // another entry, its own ids
   }
-  const unit = need.claimed_by || from.elements.namedItem("organization_id").value;
+  const unit = linkingUnit(need, from.elements.namedItem("organization_id").value);
   if (unit) link.elements.namedItem("organization_id").value = unit;
   await send(link);
 }
@@ -918,7 +941,8 @@ document.addEventListener("DOMContentLoaded", () => {
   window.addEventListener("hashchange", showTab);
   applyLang();
   showTab();
-  loadChoices();
+  const linkAsked = new URLSearchParams(location.search).get("link");
+  loadChoices().then(() => { if (linkAsked) chooseLink(linkAsked); });
   api("../v1/whoami").then(({ status, body }) => {
     if (status !== 200 || !body) return;
     me = `${body.kind}:${body.id}`;
