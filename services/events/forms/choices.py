@@ -2,13 +2,20 @@
 the registry and its own state tables, never from the registry itself (services talk over NATS
 only), and bounded by the caller's organisation subtree (a unit sees its units, their teams,
 volunteers, pairings, activities and claimed needs, and the open needs at bases paired with
-them). Volunteers by name only: the replica holds no personal data, and neither does this."""
+them). Volunteers by name only: the replica holds no personal data, and neither does this.
+
+A need listed may repeat one accepted before it (`shared.need_duplicates`, the rule reporting
+flags by): it comes with `possible_duplicate_of` and that `original`, named by its title,
+category, base and date, for the claimer to link them (`need.linked`). Decided from this
+service's own facts as they stand, so only while the original is still open or claimed (a need
+can be linked only to one not closed)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import and_, or_, select, true
@@ -16,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.events import store
 from shared.auth import Principal
+from shared.need_duplicates import LIVE, possible_original
 from shared.taxonomy import INDICATORS, SERVICE_TYPES, THEMES
 
 RECENT_ACTIVITIES = 200  # the newest logged ones; older reports are overdue long since
@@ -47,6 +55,16 @@ class ActivityChoice(BaseModel):
     ended_at: datetime | None
 
 
+class PossibleOriginal(BaseModel):
+    """The need a listed one may repeat, in the words people know it by."""
+
+    need_id: str
+    title: str
+    category: str
+    base_id: str
+    submitted_at: datetime | None
+
+
 class NeedChoice(BaseModel):
     need_id: str
     title: str
@@ -54,6 +72,10 @@ class NeedChoice(BaseModel):
     pairing_id: str | None
     state: str
     claimed_by: str | None
+    category: str | None = None
+    submitted_at: datetime | None = None
+    possible_duplicate_of: str | None = None  # the need it may repeat: link them or not
+    original: PossibleOriginal | None = None  # that need, to name it
 
 
 class Choices(BaseModel):
@@ -73,7 +95,8 @@ class Choices(BaseModel):
     needs: list[NeedChoice]
 
 
-async def choices_for(conn: AsyncConnection, who: Principal) -> Choices:
+async def choices_for(conn: AsyncConnection, who: Principal,
+                      duplicate_window: timedelta = timedelta(0)) -> Choices:
     entities, units = await _entities(conn, who.scope)
     orgs = entities.get("organization", {})
     names = {id_: row.name for rows in entities.values() for id_, row in rows.items()}
@@ -105,7 +128,7 @@ async def choices_for(conn: AsyncConnection, who: Principal) -> Choices:
         indicators=_codes(INDICATORS, active("indicator")),
         themes=[Code(code=c, label_zh=zh, label_en=en) for c, (zh, en) in THEMES.items()],
         activities=await _activities(conn, units),
-        needs=await _needs(conn, units, paired_bases))
+        needs=await _needs(conn, units, paired_bases, duplicate_window))
 
 
 async def _entities(conn: AsyncConnection,
@@ -188,27 +211,66 @@ async def _activities(conn: AsyncConnection, units: set[str] | None) -> list[Act
 
 
 async def _needs(conn: AsyncConnection, units: set[str] | None,
-                 paired_bases: set[str | None]) -> list[NeedChoice]:
+                 paired_bases: set[str | None], window: timedelta) -> list[NeedChoice]:
     """Open needs the caller could claim (at bases it is paired with), and the needs it has
-    claimed, which it may resolve."""
+    claimed, which it may resolve; each with the need it may repeat, if any."""
     t = store.needs
-    query = select(t).where(t.c.state.in_(("open", "claimed")))
+    query = select(t).where(t.c.state.in_(LIVE))
     if units is not None:
         query = query.where(
             ((t.c.state == "open") & t.c.base_id.in_([b for b in paired_bases if b]))
             | ((t.c.state == "claimed") & t.c.claimed_by.in_(units)))
     rows = list(await conn.execute(query.order_by(t.c.submitted_at.desc()).limit(MAX_NEEDS)))
+    near = await _live_near(conn, rows, window)
+    submitted = await _submissions(conn, [r.need_id for r in rows] + list(near))
+    out = []
+    for r in rows:
+        this = submitted.get(r.need_id, {})
+        original = None
+        if this:
+            earlier = [{**n._mapping, **submitted[i]} for i, n in near.items()
+                       if i in submitted and submitted[i]["order"] < this["order"]]
+            original = possible_original({**r._mapping, **this}, earlier, window)
+        first = near.get(original or "")
+        out.append(NeedChoice(
+            need_id=r.need_id, title=this.get("title", ""), base_id=r.base_id,
+            pairing_id=r.pairing_id, state=r.state, claimed_by=r.claimed_by,
+            category=this.get("category"), submitted_at=_utc(r.submitted_at),
+            possible_duplicate_of=original,
+            original=None if first is None else PossibleOriginal(
+                need_id=first.need_id, title=submitted[first.need_id]["title"],
+                category=submitted[first.need_id]["category"], base_id=first.base_id,
+                submitted_at=_utc(first.submitted_at))))
+    return out
+
+
+async def _live_near(conn: AsyncConnection, rows: list, window: timedelta) -> dict[str, Any]:
+    """The needs open or claimed (anyone's) that the listed ones may repeat: at their bases,
+    submitted within the window of them."""
+    times = [r.submitted_at for r in rows if r.submitted_at is not None]
+    if not times or window <= timedelta(0):
+        return {}
+    t = store.needs
+    found = await conn.execute(select(t).where(
+        t.c.state.in_(LIVE), t.c.base_id.in_({r.base_id for r in rows}),
+        t.c.submitted_at >= min(times) - window, t.c.submitted_at <= max(times) + window))
+    return {r.need_id: r for r in found}
+
+
+async def _submissions(conn: AsyncConnection, need_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Each need's title and category, from its accepted submission, and the order it was
+    accepted in (what came before it)."""
+    if not need_ids:
+        return {}
     a = store.accepted_events
-    titles: dict[str, str] = {}
-    if rows:
-        found = await conn.execute(select(a.c.about, a.c.payload).where(
-            a.c.type == "need.submitted",
-            a.c.about.in_([f"need_id={r.need_id}" for r in rows])))
-        titles = {about.removeprefix("need_id="): str(json.loads(payload)["data"]["title"])
-                  for about, payload in found}
-    return [NeedChoice(need_id=r.need_id, title=titles.get(r.need_id, ""), base_id=r.base_id,
-                       pairing_id=r.pairing_id, state=r.state, claimed_by=r.claimed_by)
-            for r in rows]
+    found = await conn.execute(select(a.c.id, a.c.about, a.c.payload).where(
+        a.c.type == "need.submitted", a.c.about.in_([f"need_id={i}" for i in set(need_ids)])))
+    out = {}
+    for order, about, payload in found:
+        data = json.loads(payload)["data"]
+        out[about.removeprefix("need_id=")] = {"order": order, "title": str(data["title"]),
+                                               "category": str(data["category"])}
+    return out
 
 
 def _utc(value: datetime | None) -> datetime | None:

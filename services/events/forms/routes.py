@@ -11,6 +11,7 @@ entries wait on the device and are sent when it returns (`static/outbox.js`)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from fastapi import APIRouter, Request
@@ -50,7 +51,10 @@ async def forms_worker() -> Response:
             description="The caller's units, bases (those of its pairings first, marked "
                         "`paired`), teams, volunteers "
                         "(names only), pairings, the taxonomy, its recent logged activities, "
-                        "the open needs at bases it is paired with and the needs it claimed.")
+                        "the open needs at bases it is paired with and the needs it claimed, "
+                        "each with the need it may repeat (`possible_duplicate_of`, "
+                        "`original`), if any.")
 async def forms_choices(request: Request) -> Choices:
+    window = timedelta(hours=request.app.state.settings.need_duplicate_hours)
     async with request.app.state.acceptor.engine.connect() as conn:
-        return await choices_for(conn, principal(request))
+        return await choices_for(conn, principal(request), window)

@@ -83,6 +83,7 @@ from shared.dates import Instant
 from shared.envelope import Envelope
 from shared.event_types import EVENT_TYPES
 from shared.http import Offset
+from shared.need_duplicates import possible_original
 from shared.projection import upsert
 from shared.responses import Answer, DateText, DateTimeText
 from shared.settings import Settings
@@ -213,20 +214,6 @@ def _follow(row: dict[str, Any], event: Event) -> None:
         row.update(state="closed", outcome="duplicate", closed_at=at, linked_to=d.original_id)
 
 
-def _possible_original(new: dict[str, Any], pool: list[dict[str, Any]],
-                       window: timedelta) -> str | None:
-    """The earliest need still open or claimed at the new one's base, of its category,
-    submitted within the window of it: the need it may repeat."""
-    if window <= timedelta(0):
-        return None
-    at = new["submitted_at"]
-    found = sorted((utc(r["submitted_at"]), r["need_id"]) for r in pool
-                   if r["need_id"] != new["need_id"] and r["state"] in LIVE
-                   and r["base_id"] == new["base_id"] and r["category"] == new["category"]
-                   and abs(utc(r["submitted_at"]) - at) <= window)
-    return found[0][1] if found else None
-
-
 async def _live_near(conn: AsyncConnection, submitted: list[Event],
                      window: timedelta) -> dict[str, dict[str, Any]]:
     """The needs open or claimed that a batch's new needs may repeat (as stored before it)."""
@@ -294,7 +281,7 @@ async def on_need(batch: Batch) -> None:
                 raise ValueError(f"need {need_id} was already submitted (seq {row['seq']})")
             row = rows[need_id] = _submitted(event, batch)
             pool = [*rows.values(), *(r for k, r in near.items() if k not in rows)]
-            row["duplicate_of"] = _possible_original(row, pool, window)
+            row["duplicate_of"] = possible_original(row, pool, window)
             events.append(_history_row(event))
             # What came early, applied after the submission, in the order it was read.
             for waiting in held.pop(need_id, []):

@@ -70,12 +70,16 @@ const T = {
   you: "当前用户：{name}（{role}）|Logged in: {name} ({role})",
   otherBase: "其他服务基地…|Another base…",
   filter: "筛选…|Filter…",
+  duplicateOf: "可能与{original}重复|Possible duplicate of {original}",
+  original: "「{title}」（{category} · {base} · {date}提交）|“{title}” ({category} · {base} · submitted {date})",
+  linking: "（关联已保存在本机，尚未提交）| (the link is kept on this device, not sent yet)",
 };
 
 const KINDS = {
   "activity": "活动|Activity", "attendance.recorded": "考勤|Attendance",
   "report.submitted": "报告|Report", "need.submitted": "需求|Need",
   "need.claimed": "认领需求|Claim", "need.resolved": "需求已解决|Resolved",
+  "need.linked": "关联重复需求|Linked as a duplicate",
 };
 
 const ROLES = {
@@ -152,7 +156,8 @@ function optionsFor(key, select) {
                                              label: lang === "en" ? c.label_en : c.label_zh }));
   const needLabel = (n) => {
     const base = byId(choices.bases)[n.base_id] || n.base_id;
-    return `${n.title || n.need_id} · ${base} · ${n.need_id}`;
+    const flag = n.original ? ` · ${duplicateText(n)}` : "";
+    return `${n.title || n.need_id} · ${base} · ${n.need_id}${flag}`;
   };
   switch (key) {
     case "bases": {
@@ -190,9 +195,88 @@ function optionsFor(key, select) {
     case "claimed_needs":
       return choices.needs.filter((n) => n.state === "claimed")
         .map((n) => ({ value: n.need_id, label: needLabel(n) }));
+    case "duplicate_needs":  // flagged, and no link to them waiting on this device
+      return choices.needs.filter((n) => n.original && !linking(n.need_id))
+        .map((n) => ({ value: n.need_id, label: needLabel(n) }));
     default:
       return [];
   }
+}
+
+// -- possible duplicates: named by the original's title, category, base and date ------------
+function needOf(id) {
+  return (choices?.needs || []).find((n) => n.need_id === id);
+}
+
+function duplicateText(need) {
+  const o = need.original;
+  const base = (choices.bases.find((b) => b.id === o.base_id) || {}).name || o.base_id;
+  const code = choices.service_types.find((c) => c.code === o.category);
+  const category = code ? (lang === "en" ? code.label_en : code.label_zh) : o.category;
+  const date = o.submitted_at ? localInput(new Date(o.submitted_at)).slice(0, 10) : "";
+  return say("duplicateOf", { original: say("original", { title: o.title || o.need_id,
+                                                          category, base, date }) });
+}
+
+function linking(needId) {  // a link to it made on this device and not answered yet
+  return kept.some((e) => e.kind === "need.linked" && e.need_id === needId
+                          && e.state === "waiting");
+}
+
+function showDuplicates() {
+  // Beside a need picked to claim or resolve: the need it may repeat, and the link to make.
+  for (const box of document.querySelectorAll("[data-duplicate]")) {
+    const need = needOf(box.closest("form").elements.namedItem("need_id").value);
+    box.hidden = !(need && need.original);
+    if (box.hidden) continue;
+    const waiting = linking(need.need_id);
+    box.querySelector(".duplicate-text").textContent =
+      duplicateText(need) + (waiting ? say("linking") : "");
+    box.querySelector(".link-duplicate").hidden = waiting;
+  }
+  const link = document.getElementById("form-need-link");
+  const need = needOf(link.elements.namedItem("need_id").value);
+  link.querySelector(".original-text").textContent = need && need.original
+    ? duplicateText(need) : "—";
+}
+
+function linkingUnit(need, fallback) {
+  // The unit to link a need as: its claimer, else the unit of ours paired with its base.
+  if (need.claimed_by) return need.claimed_by;
+  const ours = new Set(choices.units.map((u) => u.id));
+  const paired = choices.pairings.find((p) => p.base_id === need.base_id
+                                             && ours.has(p.organization_id));
+  return fallback || (paired && paired.organization_id) || "";
+}
+
+function chooseLink(needId) {
+  // Opened from the dashboard's "link it" (`?link=<need_id>`): the link form, that need chosen.
+  const need = needOf(needId);
+  if (!need || !need.original) return;
+  const link = document.getElementById("form-need-link");
+  link.elements.namedItem("need_id").value = need.need_id;
+  const unit = linkingUnit(need);
+  if (unit) link.elements.namedItem("organization_id").value = unit;
+  showDuplicates();
+  if (location.hash !== "#need") location.hash = "#need";
+  link.scrollIntoView({ block: "center" });
+  link.querySelector("button[type=submit]").focus();
+}
+
+async function linkDuplicate(from) {
+  // One action: the link form takes the need, its original and the unit linking them (its
+  // claimer, else the unit about to claim it), and sends need.linked as any form sends.
+  const need = needOf(from.elements.namedItem("need_id").value);
+  if (!need || !need.original || linking(need.need_id)) return;
+  const link = document.getElementById("form-need-link");
+  const picker = link.elements.namedItem("need_id");
+  if (picker.value !== need.need_id) {
+    picker.value = need.need_id;
+    picker.dispatchEvent(new Event("change", { bubbles: true }));  // another entry, its own ids
+  }
+  const unit = linkingUnit(need, from.elements.namedItem("organization_id").value);
+  if (unit) link.elements.namedItem("organization_id").value = unit;
+  await send(link);
 }
 
 function fill(select) {
@@ -292,6 +376,7 @@ function fillChecks(box) {
 function fillAll(root) {
   for (const s of root.querySelectorAll("select[data-choices]")) fill(s);
   for (const b of root.querySelectorAll("[data-checks]")) fillChecks(b);
+  showDuplicates();
 }
 
 function showWho() {
@@ -405,6 +490,12 @@ const READERS = {
                                       "urgency", "channel", "description"]),
   "need.claimed": (f) => fields(f, ["need_id", "organization_id"]),
   "need.resolved": (f) => fields(f, ["need_id", "organization_id", "activity_id", "note"]),
+  "need.linked": (f) => {  // the original: the one the chosen need is flagged to repeat
+    const data = fields(f, ["need_id", "organization_id"]);
+    const need = needOf(data.need_id);
+    if (need && need.possible_duplicate_of) data.original_id = need.possible_duplicate_of;
+    return data;
+  },
 };
 
 // -- showing the answer ---------------------------------------------------------------------
@@ -556,6 +647,10 @@ function entryOf(form) {
     }
   }
   entry.title = titleOf(kind, data);
+  if (kind === "need.linked") {  // while it waits, the need is not offered to link again
+    entry.need_id = data.need_id;
+    entry.title = titleOf(kind, needOf(data.need_id) || data);
+  }
   return entry;
 }
 
@@ -678,6 +773,8 @@ async function renderOutbox() {
   section.dataset.waiting = String(kept.filter((e) => e.state === "waiting").length);
   if (choices) {
     for (const s of document.querySelectorAll('select[data-choices="activities"]')) fill(s);
+    for (const s of document.querySelectorAll('select[data-choices="duplicate_needs"]')) fill(s);
+    showDuplicates();
   }
 }
 
@@ -834,10 +931,18 @@ document.addEventListener("DOMContentLoaded", () => {
     const need = (choices?.needs || []).find((n) => n.need_id === event.target.value);
     if (need && need.claimed_by) resolve.elements.namedItem("organization_id").value = need.claimed_by;
   });
+  // A need that may repeat another: named beside its picker, linked with one button.
+  for (const form of document.querySelectorAll("form[data-kind^='need.']")) {
+    const picker = form.elements.namedItem("need_id");
+    if (picker && picker.tagName === "SELECT") picker.addEventListener("change", showDuplicates);
+    const button = form.querySelector(".link-duplicate");
+    if (button) button.addEventListener("click", () => linkDuplicate(form));
+  }
   window.addEventListener("hashchange", showTab);
   applyLang();
   showTab();
-  loadChoices();
+  const linkAsked = new URLSearchParams(location.search).get("link");
+  loadChoices().then(() => { if (linkAsked) chooseLink(linkAsked); });
   api("../v1/whoami").then(({ status, body }) => {
     if (status !== 200 || !body) return;
     me = `${body.kind}:${body.id}`;

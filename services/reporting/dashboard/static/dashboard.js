@@ -36,6 +36,7 @@ const WORDS = {
   satisfactionRate: ["满意率", "Satisfaction rate"],
   possibleDuplicates: ["疑似重复", "Possible duplicates"],
   duplicateOf: ["疑似重复(原需求)", "Possible duplicate of"],
+  linkDuplicate: ["去关联", "Link it"],
   ratesByMonth: ["按月三率（响应、解决、满意）", "The three rates by month (response, resolution, satisfaction)"],
   responseDue: ["应响应", "Response due"], respondedOnTime: ["按时响应", "Claimed on time"],
   neverClaimed: ["超时未响应", "Never claimed"], settled: ["已办理", "Settled"],
@@ -262,6 +263,17 @@ function table(columns, rows, totals, drill) {
       || c[2] === "html" ? "<td></td>" : cell(c, totals))).join("")}</tr></tfoot>` : "";
   return `<div class="scroll"><table><thead><tr>${head}</tr></thead><tbody>${body}</tbody>`
     + `${foot}</table></div>`;
+}
+
+/** A possible duplicate's original, and for those who may link needs (the units, and the
+ *  organisers and administrators above them) the forms' link form, the need chosen: the forms
+ *  send need.linked as they send every event (kept on the device when offline). */
+function duplicateCell(row) {
+  if (!row.possible_duplicate_of) return "—";
+  const may = ["admin", "organiser", "unit"].includes(choices.who.role) && choices.forms_url;
+  const href = `${choices.forms_url}?link=${encodeURIComponent(row.need_id)}#need`;
+  return esc(row.possible_duplicate_of)
+    + (may ? ` <a class="link-duplicate" href="${esc(href)}">${esc(t("linkDuplicate"))}</a>` : "");
 }
 
 function section(title, inner, exportPath, exportParams, id) {
@@ -888,7 +900,7 @@ SCREENS.needs = async () => {
       ["title", "need", "text"], ["base_label", "base", "text"],
       [(row) => codeLabel("service_type", row.category, row.category_label), "category", "text"],
       [(row) => word("urgency", row.urgency), "urgency", "text"],
-      [(row) => row.possible_duplicate_of || "", "duplicateOf", "text"]], items.rows),
+      [duplicateCell, "duplicateOf", "html"]], items.rows),
     itemsPath, { ...scope(), state: "open" }, "oldest-needs")
     + section(`${t("followupsDue")} (${num(late.total)})`, listing("followups", [
       [(row) => dayText(row.followup && row.followup.due_on), "followupDue", "text", "due"],
