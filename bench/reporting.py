@@ -434,8 +434,8 @@ async def latency(url: str, key: str, clients: int, requests: int,
                   days: int) -> dict[str, list[float]]:
     """`clients` concurrent clients, each asking every report of REPORTS `requests` times, in
     a random order, each time with a scope and period (or year) drawn at random and never
-    asked before in the run, so no cache can give the answer. Milliseconds per report; a failure is kept
-    as `<name> not 200 (…)` or `<name> timed out`."""
+    asked before in the run, so no cache can give the answer. Milliseconds per report; a
+    failure is kept as `<name> not 200 (…)` or `<name> timed out`."""
     timings: dict[str, list[float]] = defaultdict(list)
     asked: dict[str, set] = defaultdict(set)  # per report: every query asked so far
 
