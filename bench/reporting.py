@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import platform
 import random
@@ -308,9 +309,11 @@ async def rebuild_command(env: dict[str, str], pg: str, schema: str, events_last
         replayed: float | None = None
         while proc.returncode is None:
             try:
-                last = memory_mb(proc.pid)
+                sample = memory_mb(proc.pid)
             except FileNotFoundError:  # exited between two looks
-                pass
+                sample = (math.nan, math.nan)
+            if not math.isnan(sample[1]):  # an exited process's status has no Vm lines
+                last = sample
             if replayed is None or quarter is None:
                 try:
                     async with engine.connect() as conn:

@@ -61,6 +61,9 @@ VOLUNTEERS = 500
 REF_A = "(a) fetch(500) → pre-summed upsert"
 REF_B = "(b) 1 tx per event"
 RAW = "raw fetch(500)"
+SQLITE = ("SQLite: not in this table. The references are asyncpg on PostgreSQL and the rebuild "
+          "and report targets are PostgreSQL's; `python -m bench` (no --postgres) measures the "
+          "end-to-end paths on SQLite.")
 
 
 async def system_phases(args, nats_url: str, pg: str, tmp: Path) -> dict:
@@ -223,16 +226,18 @@ async def servers(pg: str, nats_url: str) -> str:
         postgres = (await conn.execute(text("SHOW server_version"))).scalar_one()
     await engine.dispose()
     nc = await nats.connect(nats_url)
-    version = nc.connected_server_version
+    v = nc.connected_server_version
     await nc.close()
-    return f"Servers: PostgreSQL {postgres}, nats-server {version}."
+    return f"Servers: PostgreSQL {postgres}, nats-server {v.major}.{v.minor}.{v.patch}."
 
 
 def append(title: str, table_lines: list[Line], said: list[str], conditions: str,
            versions: str) -> None:
-    lines_out = [f"\n## {title} — {reporting.now_utc()}\n", *reporting.machine_lines(),
-                 versions, "",
-                 *markdown(table_lines), "", *said, "", conditions]
+    machine = reporting.machine_lines()
+    machine[-1] += "  "  # a line break before the servers' versions
+    lines_out = [f"\n## {title} — {reporting.now_utc()}\n", *machine, versions, "",
+                 *markdown(table_lines), "", *(f"- {n}" for n in said), f"- {SQLITE}", "",
+                 conditions]
     with reporting.RESULTS.open("a") as f:
         f.write("\n".join(lines_out) + "\n")
     console.print(f"appended to {reporting.RESULTS}")

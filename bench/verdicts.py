@@ -5,6 +5,7 @@ Pure: no clock, no I/O; `bench.speed` measures, this judges and lays out the tab
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 # How much peak RSS may grow from a quarter of the stream to its end and still count as flat.
@@ -61,11 +62,14 @@ def is_flat(at_quarter_mb: float, at_end_mb: float, growth: float = FLAT_GROWTH)
 
 
 def rss_line(figure: str, at_quarter_mb: float, at_end_mb: float, why: str) -> Line:
+    target = f"flat (≤ +{FLAT_GROWTH:.0%} from ¼ to end)"
+    if math.isnan(at_quarter_mb) or math.isnan(at_end_mb):
+        return Line(figure, "not read", "—", "—", target,
+                    "gap: not measured (the process's memory could not be read)")
     flat = is_flat(at_quarter_mb, at_end_mb)
     grew = (at_end_mb / at_quarter_mb - 1) * 100 if at_quarter_mb > 0 else float("inf")
     return Line(figure, f"{at_quarter_mb:,.0f} MB at ¼ → {at_end_mb:,.0f} MB at the end",
-                "—", f"{grew:+.0f}%", f"flat (≤ +{FLAT_GROWTH:.0%} from ¼ to end)",
-                "met" if flat else f"gap: grew {grew:.0f}%; {why}")
+                "—", f"{grew:+.0f}%", target, "met" if flat else f"gap: grew {grew:.0f}%; {why}")
 
 
 def percentile(values: list[float], p: float) -> float:

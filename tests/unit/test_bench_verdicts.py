@@ -49,6 +49,12 @@ def test_memory_is_flat_unless_it_grows_more_than_a_quarter_after_the_first_quar
     assert (grew.ratio, grew.verdict) == ("+300%", "gap: grew 300%; grows with the file")
 
 
+def test_memory_not_read_is_a_gap_not_a_verdict_on_nan():
+    line = rss_line("rebuild", 200, float("nan"), "grows")
+    assert (line.measured, line.verdict) == (
+        "not read", "gap: not measured (the process's memory could not be read)")
+
+
 def test_percentile_is_the_upper_nearest_rank():
     values = [float(v) for v in range(1, 101)]
     assert percentile(values, 0.99) == 100
