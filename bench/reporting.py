@@ -283,7 +283,7 @@ async def reference_per_event(js, names: Names, url: str, schema: str, n: int) -
 
 @dataclass
 class RebuildRun:
-    seconds: float                    # from the command's start until every model had replayed
+    seconds: float  # from the registry models' swap until every events model had replayed
     returncode: int
     rss_quarter: tuple[float, float]  # the command's (VmRSS, VmHWM) MB a quarter of the way
     rss_end: tuple[float, float]      # and at the last look before it exited
@@ -293,12 +293,27 @@ class RebuildRun:
 async def rebuild_command(env: dict[str, str], pg: str, schema: str, events_last: int,
                           log: Path) -> RebuildRun:
     """Run `tongxin reporting rebuild` (every read model) in a process of its own; watch its
-    memory and, from the rebuild schema's positions, how far the slowest model has replayed."""
+    memory and, from the rebuild schema's positions, how far the slowest model has replayed.
+    The time counted is the events stream's replay, every model at once, from the registry
+    models' swap (seen in the live schema, which must be fresh) until the slowest events model
+    has reached `events_last`: the registry replica before it and the waits for a live service
+    (none runs here: the rebuild's `settle`, 15 s a model) are not the rebuild's rate."""
     from services.reporting.rebuild import rebuildable
 
     models = [m.name for m in rebuildable() if m.stream == "events"]
+    first = [m.name for m in rebuildable() if m.stream == "registry"]
     tongxin = Path(sys.executable).with_name("tongxin")
     engine = make_engine(pg, f"{schema}_rebuild")
+    live = make_engine(pg, schema)  # fresh: a position there is a swap by the command
+
+    async def positions(db) -> dict[str, int]:
+        try:
+            async with db.connect() as conn:
+                return dict((await conn.execute(text(
+                    "SELECT name, position FROM projection_positions"))).tuples().all())
+        except Exception:  # the schema or table is not there yet
+            return {}
+
     with log.open("wb") as out:
         t0 = time.perf_counter()
         proc = await asyncio.create_subprocess_exec(
@@ -307,6 +322,7 @@ async def rebuild_command(env: dict[str, str], pg: str, schema: str, events_last
         quarter: tuple[float, float] | None = None
         last = (float("nan"), float("nan"))
         replayed: float | None = None
+        began: float | None = None  # the registry models swapped: the events models start
         while proc.returncode is None:
             try:
                 sample = memory_mb(proc.pid)
@@ -314,13 +330,12 @@ async def rebuild_command(env: dict[str, str], pg: str, schema: str, events_last
                 sample = (math.nan, math.nan)
             if not math.isnan(sample[1]):  # an exited process's status has no Vm lines
                 last = sample
-            if replayed is None or quarter is None:
-                try:
-                    async with engine.connect() as conn:
-                        found = dict((await conn.execute(text(
-                            "SELECT name, position FROM projection_positions"))).tuples().all())
-                except Exception:  # the schema or table is not there yet
-                    found = {}
+            if began is None:
+                swapped = await positions(live)
+                if all(swapped.get(m, 0) for m in first):
+                    began = time.perf_counter() - t0
+            elif replayed is None or quarter is None:
+                found = await positions(engine)
                 slowest = min((found.get(m, 0) for m in models), default=0)
                 if quarter is None and slowest >= events_last / 4:
                     quarter = last
@@ -332,7 +347,9 @@ async def rebuild_command(env: dict[str, str], pg: str, schema: str, events_last
                 pass
         ended = time.perf_counter() - t0
     await engine.dispose()
-    return RebuildRun(replayed or ended, proc.returncode, quarter or last, last, log)
+    await live.dispose()
+    return RebuildRun((replayed or ended) - (began or 0.0), proc.returncode, quarter or last,
+                      last, log)
 
 
 def serve(nats_url: str, tag: str, pg: str, schema: str, tmp: Path) -> tuple[Supervisor, int]:
@@ -433,14 +450,15 @@ def span_days(n: int) -> int:
     return max(1, n // (24 * 60) + 1)
 
 
-async def latency(url: str, key: str, clients: int, requests: int,
-                  days: int) -> dict[str, list[float]]:
+async def latency(url: str, key: str, clients: int, requests: int, days: int,
+                  asked: dict[str, set] | None = None) -> dict[str, list[float]]:
     """`clients` concurrent clients, each asking every report of REPORTS `requests` times, in
     a random order, each time with a scope and period (or year) drawn at random and never
-    asked before in the run, so no cache can give the answer. Milliseconds per report; a
+    asked before in the run (`asked`), so no cache can give the answer. Milliseconds per report; a
     failure is kept as `<name> not 200 (…)` or `<name> timed out`."""
     timings: dict[str, list[float]] = defaultdict(list)
-    asked: dict[str, set] = defaultdict(set)  # per report: every query asked so far
+    # per report, every query asked so far (pass the same dict to several calls: none repeats)
+    asked = asked if asked is not None else defaultdict(set)
 
     async def client(i: int) -> None:
         rnd = random.Random(i)

@@ -56,6 +56,18 @@ def ceiling_line(figure: str, p99_ms: float | None, limit_ms: float, failures: i
                 f"gap: {p99_ms - limit_ms:,.0f} ms over; {why}")
 
 
+def report_reason(alone_p50_ms: float | None, limit_ms: float, clients: int) -> str:
+    """Why a report misses its p99 under load, from the same report asked by one client alone
+    in the same run: the query itself, or the queue in front of it."""
+    if alone_p50_ms is None:
+        return "not measured alone"
+    if alone_p50_ms > limit_ms:
+        return (f"the query alone takes {alone_p50_ms:,.0f} ms (p50, one client): over the "
+                "target before any queue")
+    return (f"alone it takes {alone_p50_ms:,.0f} ms (p50, one client); {clients} clients "
+            "queue for the few report slots (TONGXIN_REPORT_CONCURRENCY) and the 2 cores")
+
+
 def is_flat(at_quarter_mb: float, at_end_mb: float, growth: float = FLAT_GROWTH) -> bool:
     """Peak RSS at the end no more than `growth` above its value a quarter of the way in."""
     return at_end_mb <= at_quarter_mb * (1 + growth)

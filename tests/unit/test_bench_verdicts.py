@@ -55,6 +55,15 @@ def test_memory_not_read_is_a_gap_not_a_verdict_on_nan():
         "not read", "gap: not measured (the process's memory could not be read)")
 
 
+def test_a_slow_report_is_blamed_on_the_query_or_on_the_queue():
+    from bench.verdicts import report_reason
+
+    assert report_reason(None, 50, 50) == "not measured alone"
+    assert report_reason(120, 50, 50).startswith("the query alone takes 120 ms")
+    assert report_reason(12, 50, 50).startswith("alone it takes 12 ms (p50, one client); 50 "
+                                                "clients queue")
+
+
 def test_percentile_is_the_upper_nearest_rank():
     values = [float(v) for v in range(1, 101)]
     assert percentile(values, 0.99) == 100
