@@ -40,9 +40,15 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+# Issue 13's speed table in one run (PostgreSQL at TONGXIN_TEST_POSTGRES_URL; NATS at
+# TONGXIN_NATS_URL, else an embedded server). Smaller: `make bench EVENTS=20000 LATENCY_SECONDS=10`.
+EVENTS ?= 1000000
+RATE ?= 1000
+LATENCY_SECONDS ?= 60
+CONDITIONS ?=
 bench: $(STAMP)
-	$(BIN)/python -m bench
-	$(BIN)/python -m bench.reporting
+	$(BIN)/python -m bench.speed --events $(EVENTS) --rate $(RATE) --seconds $(LATENCY_SECONDS) \
+		--conditions "$(CONDITIONS)"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -14,22 +14,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import io
-import json
 import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import nats
 from rich.console import Console
 from rich.table import Table
 
+from bench.endtoend import bulk, bus, peak_rss_mb, service_pid
 from bench.mix import Mix, recent, volunteers
 from tests.factories import activity
 from tests.harness import Backend, System, create_pg_database, drop_pg_database
-from tongxin import load
 from tongxin.natsserver import NatsServer
 
 TARGET_E2E = 14_000  # events/s, one transaction per 500-event batch on PostgreSQL (NATS-NOTES)
@@ -39,25 +36,6 @@ console = Console(width=None if sys.stdout.isatty() else 120)  # a log keeps row
 
 def ratio(rate: float) -> str:
     return f"{rate / TARGET_E2E:.2f}× of {TARGET_E2E:,}/s"
-
-
-def peak_rss_mb(pid: int) -> float:
-    """VmHWM: the most resident memory the process has had, in MB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-async def counted(system: System, org_id: str, min_seq: int) -> int:
-    """Activities the reports count for the unit, once they have applied `min_seq`."""
-    async with system.client(timeout=60) as http:
-        while True:
-            r = await http.get(f"{system.url('reporting')}/v1/reports/summary",
-                               params={"organization_id": org_id, "min_seq": min_seq})
-            if r.status_code != 503:
-                r.raise_for_status()
-                return r.json()["totals"]["activities"]
 
 
 def mix_of(m: Mix, before: dict) -> str:
@@ -85,10 +63,7 @@ async def run(args) -> None:
                   await volunteers(system.url("registry"), org["id"], "bench", VOLUNTEERS,
                                   system.auth()),
                   activities_only=args.activities_only)
-        assert system.sup is not None  # System.start() made it
-        events_proc = system.sup.children["events"].proc
-        assert events_proc is not None  # and started every service
-        events_pid = events_proc.pid
+        events_pid = service_pid(system, "events")
 
         # HTTP, one request at a time (what a form or mini-program does). Recent times: an
         # activity of 2013 would owe its report at once, and the deadline sweep would publish
@@ -101,60 +76,28 @@ async def run(args) -> None:
                 r.raise_for_status()
             http_rate = args.http / (time.perf_counter() - t0)
         rows.append(("HTTP POST /v1/activities, sequential", f"{http_rate:,.0f} /s", "—"))
-        start_seq = await system.events_last_seq()
 
         # The bus: N envelopes of the mix published pipelined by "another system".
         before = dict(mix.counts)
-        envelopes = list(mix.envelopes(args.events))
-        activities_bus = mix.activities - before.get("activity.logged", 0)
-        payloads = [(system.names.ingest(e["type"]), json.dumps(e, ensure_ascii=False).encode(),
-                     e["event_id"]) for e in envelopes]
+        b = await bus(system, mix, args.events, already_counted=args.http)
         notes.append(f"bus: {mix_of(mix, before)}")
-        nc = await nats.connect(nats_url)
-        js = nc.jetstream()
-        t0 = time.perf_counter()
-        futures = [await js.publish_async(subject, p, headers={"Nats-Msg-Id": event_id})
-                   for subject, p, event_id in payloads]
-        await asyncio.gather(*futures)
-        published = time.perf_counter() - t0
-        await nc.close()
-        target_seq = start_seq + args.events
-        await system.wait_for_seq(target_seq, timeout=900)
-        accepted = time.perf_counter() - t0
-        total = await counted(system, org["id"], target_seq)
-        counted_at = time.perf_counter() - t0
-        assert total == args.http + activities_bus, f"counted {total}"
-        e2e = args.events / counted_at
         rows += [
-            ("bus: publish to tongxin.ingest (pipelined)", f"{args.events / published:,.0f} /s",
-             "—"),
-            ("bus: accepted → TONGXIN_EVENTS", f"{args.events / accepted:,.0f} /s",
-             ratio(args.events / accepted)),
-            ("bus end to end: published → counted in reports", f"{e2e:,.0f} /s", ratio(e2e)),
-            ("  activities only: published → counted",
-             f"{activities_bus / counted_at:,.0f} /s", "—"),
+            ("bus: publish to tongxin.ingest (pipelined)", f"{b.published:,.0f} /s", "—"),
+            ("bus: accepted → TONGXIN_EVENTS", f"{b.accepted:,.0f} /s", ratio(b.accepted)),
+            ("bus end to end: published → counted in reports", f"{b.counted:,.0f} /s",
+             ratio(b.counted)),
+            ("  activities only: published → counted", f"{b.activities_counted:,.0f} /s", "—"),
         ]
 
         # The bulk endpoint: the same number of events of the mix as one NDJSON upload.
         before = dict(mix.counts)
-        ndjson = io.BytesIO(b"".join(
-            json.dumps(e, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
-            for e in mix.envelopes(args.events)))
-        activities_bulk = mix.activities - before.get("activity.logged", 0)
-        notes.append(f"bulk: {mix_of(mix, before)} ({len(ndjson.getvalue()) / 1e6:.1f} MB)")
-        t0 = time.perf_counter()
-        os.environ["TONGXIN_TOKEN"] = system.token  # what `tongxin load` sends
-        answer = await asyncio.to_thread(load.send, ndjson, system.url("events"))
-        answered = time.perf_counter() - t0
-        assert (answer["accepted"], answer["refused"]) == (args.events, 0), answer
-        total = await counted(system, org["id"], await system.events_last_seq())
-        bulk_counted = time.perf_counter() - t0
-        assert total == args.http + activities_bus + activities_bulk, f"counted {total}"
+        u = await bulk(system, mix, args.events, already_counted=args.http + b.activities)
+        notes.append(f"bulk: {mix_of(mix, before)} ({u.megabytes:.1f} MB)")
         rows += [
             ("bulk: POST /v1/events/bulk → answered (all accepted)",
-             f"{args.events / answered:,.0f} /s", ratio(args.events / answered)),
-            ("bulk end to end: upload → counted in reports",
-             f"{args.events / bulk_counted:,.0f} /s", ratio(args.events / bulk_counted)),
+             f"{u.answered:,.0f} /s", ratio(u.answered)),
+            ("bulk end to end: upload → counted in reports", f"{u.counted:,.0f} /s",
+             ratio(u.counted)),
         ]
         rows.append(("events service peak RSS (VmHWM)", f"{peak_rss_mb(events_pid):,.0f} MB",
                      "—"))

@@ -14,8 +14,11 @@ pipelines measured in the same run on the same events, and how fast reports answ
 4. Tongxin: `tongxin reporting rebuild` (in process): every read model replays the stream into
    fresh tables and swaps them in. Events/s per model and for all of them, each with its ratio
    to (a).
-5. The reporting service on the rebuilt tables; `--clients` concurrent clients ask for the
-   summary (grouped different ways, scoped to units) and the year-end assessment: p50 and p99.
+5. The reporting service on the rebuilt tables; `--clients` concurrent clients ask for every
+   report of REPORTS (the summary four ways, volunteers, needs, timeliness, assessment), each
+   query's scope and period drawn at random and never asked twice: p50 and p99.
+
+`make bench` (bench.speed) reuses these pieces for issue 13's table.
 
 Prints the table and appends it, with machine and versions, to bench/RESULTS.md.
 """
@@ -25,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import platform
 import random
@@ -34,6 +38,8 @@ import tempfile
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -44,6 +50,8 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import text
 
+from bench.endtoend import memory_mb
+from bench.verdicts import percentile
 from shared.auth import key_hash, new_key
 from shared.db import make_engine, migrate
 from shared.settings import Settings
@@ -56,6 +64,8 @@ from tongxin.supervisor import Supervisor
 console = Console(width=None if sys.stdout.isatty() else 140)
 RESULTS = Path(__file__).with_name("RESULTS.md")
 UNITS, BASES, VOLUNTEERS = 200, 600, 5_000
+TOP_UNITS = 10  # units with no parent; every other unit is under one of them
+START = datetime(2013, 1, 1, 1, tzinfo=UTC)  # the first event; then one a minute
 KINDS = ["free_clinic", "haircut", "repair", "tutoring", "legal_aid", "consultation"]
 
 
@@ -69,7 +79,7 @@ def _env(event_type: str, data: dict, when: datetime) -> dict:
 def events(n: int, seed: int = 7):
     """(type, payload) for n accepted events over two years, in a realistic mix."""
     rnd = random.Random(seed)
-    start = datetime(2013, 1, 1, 1, tzinfo=UTC)
+    start = START
     logged: list[dict] = []
     needs: list[str] = []
     made = 0
@@ -157,8 +167,13 @@ async def registry(js, names: Names) -> str:
     for kind, count, prefix, extra in (("organization", UNITS, "u", {"kind": "enterprise"}),
                                        ("base", BASES, "b", {"kind": "community"})):
         for i in range(count):
+            # Units u0…u9 at the top, each with the units u10…u199 ending in its digit under it
+            # (a subtree of about 20), so a unit's scope takes in its subtree as reports do.
+            parent = {"parent_id": f"u{i % TOP_UNITS}"} if kind == "organization" and \
+                i >= TOP_UNITS else {}
             env = _env(f"{kind}.registered", {"id": f"{prefix}{i}", "name": f"{kind}{i}",
-                                              "updated_at": now, **extra}, datetime.now(UTC))
+                                              "updated_at": now, **extra, **parent},
+                       datetime.now(UTC))
             futures.append(await js.publish_async(
                 names.registry(kind, "registered"), json.dumps(env).encode(),
                 headers={"Nats-Msg-Id": env["event_id"]}))
@@ -221,6 +236,22 @@ async def reference_batched(js, names: Names, url: str, schema: str, n: int) -> 
     return rate
 
 
+async def reference_fetch(js, names: Names, n: int) -> float:
+    """Raw nats-py `fetch(500)` of the stream, each message's JSON decoded, nothing written:
+    the rate no consumer of the stream can beat."""
+    sub = await _subscription(js, names)
+    t0 = time.perf_counter()
+    done = 0
+    while done < n:
+        batch = await sub.fetch(min(500, n - done), timeout=10)
+        for msg in batch:
+            json.loads(msg.data)
+        done += len(batch)
+    rate = n / (time.perf_counter() - t0)
+    await sub.unsubscribe()
+    return rate
+
+
 async def reference_per_event(js, names: Names, url: str, schema: str, n: int) -> float:
     """The same, but one transaction per event (what a naive consumer does)."""
     engine = make_engine(url, schema)
@@ -246,6 +277,91 @@ async def reference_per_event(js, names: Names, url: str, schema: str, n: int) -
     await sub.unsubscribe()
     await engine.dispose()
     return rate
+
+
+# -- `tongxin reporting rebuild`, as an operator runs it ---------------------------------------
+
+@dataclass
+class RebuildRun:
+    seconds: float  # from the registry models' swap until every events model had replayed
+    returncode: int
+    rss_quarter: tuple[float, float]  # the command's (VmRSS, VmHWM) MB a quarter of the way
+    rss_end: tuple[float, float]      # and at the last look before it exited
+    log: Path                         # what it printed
+
+
+async def rebuild_command(env: dict[str, str], pg: str, schema: str, events_last: int,
+                          log: Path) -> RebuildRun:
+    """Run `tongxin reporting rebuild` (every read model) in a process of its own; watch its
+    memory and, from the rebuild schema's positions, how far the slowest model has replayed.
+    The time counted is the events stream's replay, every model at once, from the registry
+    models' swap (seen in the live schema, which must be fresh) until the slowest events model
+    has reached `events_last`: the registry replica before it and the waits for a live service
+    (none runs here: the rebuild's `settle`, 15 s a model) are not the rebuild's rate."""
+    from services.reporting.rebuild import rebuildable
+
+    models = [m.name for m in rebuildable() if m.stream == "events"]
+    first = [m.name for m in rebuildable() if m.stream == "registry"]
+    tongxin = Path(sys.executable).with_name("tongxin")
+    engine = make_engine(pg, f"{schema}_rebuild")
+    live = make_engine(pg, schema)  # fresh: a position there is a swap by the command
+
+    async def positions(db) -> dict[str, int]:
+        try:
+            async with db.connect() as conn:
+                return dict((await conn.execute(text(
+                    "SELECT name, position FROM projection_positions"))).tuples().all())
+        except Exception:  # the schema or table is not there yet
+            return {}
+
+    with log.open("wb") as out:
+        t0 = time.perf_counter()
+        proc = await asyncio.create_subprocess_exec(
+            str(tongxin), "reporting", "rebuild", stdout=out, stderr=asyncio.subprocess.STDOUT,
+            env={**os.environ, **env})
+        quarter: tuple[float, float] | None = None
+        last = (float("nan"), float("nan"))
+        replayed: float | None = None
+        began: float | None = None  # the registry models swapped: the events models start
+        while proc.returncode is None:
+            try:
+                sample = memory_mb(proc.pid)
+            except FileNotFoundError:  # exited between two looks
+                sample = (math.nan, math.nan)
+            if not math.isnan(sample[1]):  # an exited process's status has no Vm lines
+                last = sample
+            if began is None:
+                swapped = await positions(live)
+                if all(swapped.get(m, 0) for m in first):
+                    began = time.perf_counter() - t0
+            elif replayed is None or quarter is None:
+                found = await positions(engine)
+                slowest = min((found.get(m, 0) for m in models), default=0)
+                if quarter is None and slowest >= events_last / 4:
+                    quarter = last
+                if replayed is None and slowest >= events_last:
+                    replayed = time.perf_counter() - t0
+            try:
+                await asyncio.wait_for(proc.wait(), 0.25)
+            except TimeoutError:
+                pass
+        ended = time.perf_counter() - t0
+    await engine.dispose()
+    await live.dispose()
+    return RebuildRun((replayed or ended) - (began or 0.0), proc.returncode, quarter or last,
+                      last, log)
+
+
+def serve(nats_url: str, tag: str, pg: str, schema: str, tmp: Path) -> tuple[Supervisor, int]:
+    """The reporting service alone on `schema`, started and healthy: (its supervisor, port)."""
+    port = free_port()
+    sup = Supervisor(env={}, ports={"reporting": port}, log_dir=tmp / f"logs-{schema}")
+    sup.start("reporting", {"TONGXIN_NATS_URL": nats_url, "TONGXIN_NAMESPACE": tag,
+                            "TONGXIN_REPORTING_DATABASE_URL": pg,
+                            "TONGXIN_DB_SCHEMA": schema, "TONGXIN_DATA_DIR": str(tmp),
+                            "TONGXIN_TRACE_FILE": ""})
+    sup.wait_healthy(["reporting"], timeout=120)
+    return sup, port
 
 
 # -- report latency -------------------------------------------------------------------------
@@ -276,33 +392,84 @@ async def catch_up(nats_url: str, tag: str, pg: str, tmp: Path, n: int) -> float
         sup.stop_all()
 
 
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * p))]
+def _period(rnd: random.Random, days: int) -> dict[str, str]:
+    """A period inside the events' span: a random first day, one day to a year long."""
+    first = START.date() + timedelta(days=rnd.randrange(days))
+    return {"from": first.isoformat(),
+            "to": (first + timedelta(days=rnd.randrange(0, 365))).isoformat()}
 
 
-async def latency(url: str, key: str, clients: int,
-                  requests: int) -> dict[str, list[float]]:
-    """`clients` concurrent clients, each asking `requests` times in turn for a summary
-    (grouped one way, for the whole programme or one unit) and the assessment."""
+def _scope(rnd: random.Random) -> dict[str, str]:
+    """The whole programme, a top unit with its subtree, any unit (a leaf, mostly), or a
+    base."""
+    roll = rnd.randrange(4)
+    if roll == 0:
+        return {}
+    if roll == 3:
+        return {"base_id": f"b{rnd.randrange(BASES)}"}
+    return {"organization_id": f"u{rnd.randrange(TOP_UNITS if roll == 1 else UNITS)}"}
+
+
+def draw(params: Params, rnd: random.Random, days: int, asked: set) -> dict:
+    """A query for the report that nobody has asked yet in this run (drawn again if so)."""
+    for _ in range(1000):
+        query = params(rnd, days)
+        key = tuple(sorted(query.items()))
+        if key not in asked:
+            asked.add(key)
+            return query
+    raise RuntimeError("no query left that was not asked already: too few to draw from")
+
+
+Params = Callable[[random.Random, int], dict]
+# The reports timed under load (issue 13): name, path, the query drawn for each request.
+REPORTS: list[tuple[str, str, Params]] = [
+    ("summary, whole programme", "/v1/reports/summary", lambda r, d: {
+        "group_by": r.choice(["year", "quarter", "service_type", "base"]), **_period(r, d)}),
+    ("summary by unit", "/v1/reports/summary", lambda r, d: {
+        "group_by": "organization", **_period(r, d)}),
+    ("summary by month", "/v1/reports/summary", lambda r, d: {
+        "group_by": "month", **_period(r, d)}),
+    ("summary, one unit's subtree", "/v1/reports/summary", lambda r, d: {
+        "organization_id": f"u{r.randrange(TOP_UNITS)}",
+        "group_by": r.choice(["organization", "month", "service_type"]), **_period(r, d)}),
+    ("volunteers (first 100 rows)", "/v1/reports/volunteers", lambda r, d: {
+        **_scope(r), **_period(r, d), "limit": 100}),
+    ("needs", "/v1/reports/needs", lambda r, d: {
+        **_scope(r), **_period(r, d),
+        "group_by": r.choice(["base", "organization", "category", "month"])}),
+    ("timeliness", "/v1/reports/timeliness", lambda r, d: {
+        **_scope(r), **_period(r, d), "group_by": r.choice(["organization", "month"])}),
+    ("assessment", "/v1/reports/assessment", lambda r, d: {
+        **_scope(r), "year": START.year + r.randrange(max(1, d // 365 + 1))}),
+]
+
+
+def span_days(n: int) -> int:
+    """Days the `n` events of `events(n)` cover (one a minute)."""
+    return max(1, n // (24 * 60) + 1)
+
+
+async def latency(url: str, key: str, clients: int, requests: int, days: int,
+                  asked: dict[str, set] | None = None) -> dict[str, list[float]]:
+    """`clients` concurrent clients, each asking every report of REPORTS `requests` times, in
+    a random order, each time with a scope and period (or year) drawn at random and never
+    asked before in the run (`asked`), so no cache can give the answer. Milliseconds per report; a
+    failure is kept as `<name> not 200 (…)` or `<name> timed out`."""
     timings: dict[str, list[float]] = defaultdict(list)
-    groupings = ["organization", "month", "service_type", "base", "region", "quarter"]
+    # per report, every query asked so far (pass the same dict to several calls: none repeats)
+    asked = asked if asked is not None else defaultdict(set)
 
     async def client(i: int) -> None:
         rnd = random.Random(i)
+        asks = [r for r in REPORTS for _ in range(requests)]
+        rnd.shuffle(asks)
         async with httpx.AsyncClient(base_url=url, timeout=300,
                                      headers={"Authorization": f"Bearer {key}"}) as http:
-            for k in range(requests):
-                if k % 2:
-                    path, params, name = "/v1/reports/assessment", {"year": "2013"}, "assessment"
-                else:
-                    params = {"group_by": rnd.choice(groupings)}
-                    if rnd.random() < 0.5:
-                        params["organization_id"] = f"u{rnd.randrange(UNITS)}"
-                    path, name = "/v1/reports/summary", "summary"
+            for name, path, params in asks:
                 t0 = time.perf_counter()
                 try:
-                    r = await http.get(path, params=params)
+                    r = await http.get(path, params=draw(params, rnd, days, asked[name]))
                 except httpx.TimeoutException:  # counted and shown, like any failure
                     timings[f"{name} timed out (300 s)"].append(0.0)
                     continue
@@ -403,14 +570,9 @@ async def run(args) -> None:
                      "—"))
 
         rows.extend(await summary_timings(pg, "reporting"))
-        port = free_port()
-        sup = Supervisor(env={}, ports={"reporting": port}, log_dir=tmp / "logs")
-        sup.start("reporting", {"TONGXIN_NATS_URL": nats_url, "TONGXIN_NAMESPACE": tag,
-                                "TONGXIN_REPORTING_DATABASE_URL": pg,
-                                "TONGXIN_DB_SCHEMA": "reporting", "TONGXIN_DATA_DIR": str(tmp),
-                                "TONGXIN_TRACE_FILE": ""})
-        sup.wait_healthy(["reporting"], timeout=120)
-        timings = await latency(f"http://127.0.0.1:{port}", key, args.clients, args.requests)
+        sup, port = serve(nats_url, tag, pg, "reporting", tmp)
+        timings = await latency(f"http://127.0.0.1:{port}", key, args.clients, args.requests,
+                                span_days(args.events))
         for name, values in timings.items():
             if "not 200" in name or "timed out" in name:
                 rows.append((f"GET {name}", f"{len(values):,} requests", "—"))
@@ -434,6 +596,22 @@ async def run(args) -> None:
     report(args, rows)
 
 
+def now_utc() -> str:
+    return f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
+
+
+def machine_lines() -> list[str]:
+    """What RESULTS.md says of the machine and the versions a run used."""
+    import importlib.metadata as md
+
+    versions = ", ".join(f"{p} {md.version(p)}" for p in (
+        "faststream", "nats-py", "sqlalchemy", "asyncpg", "pydantic", "fastapi"))
+    machine = (f"{platform.node()}: {os.cpu_count()} cores, "
+               f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, "
+               f"Python {platform.python_version()}, {platform.platform()}")
+    return [f"Machine: {machine}.  ", f"Versions: {versions}."]
+
+
 def report(args, rows: list[tuple[str, str, str]]) -> None:
     title = f"Tongxin reporting, {args.events:,} events, PostgreSQL"
     table = Table(title=title)
@@ -442,15 +620,7 @@ def report(args, rows: list[tuple[str, str, str]]) -> None:
     for row in rows:
         table.add_row(*row)
     console.print(table)
-    import importlib.metadata as md
-
-    versions = ", ".join(f"{p} {md.version(p)}" for p in (
-        "faststream", "nats-py", "sqlalchemy", "asyncpg", "pydantic", "fastapi"))
-    machine = (f"{platform.node()}: {os.cpu_count()} cores, "
-               f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, "
-               f"Python {platform.python_version()}, {platform.platform()}")
-    lines = [f"\n## {title} — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC\n",
-             f"Machine: {machine}.  ", f"Versions: {versions}.\n",
+    lines = [f"\n## {title} — {now_utc()}\n", *machine_lines(), "",
              "| path | figure | ratio |", "| --- | --- | --- |",
              *[f"| {a} | {b} | {c} |" for a, b, c in rows]]
     with RESULTS.open("a") as f:
@@ -464,7 +634,8 @@ def main() -> None:
     p.add_argument("--per-event", type=int, default=20_000,
                    help="events for the one-transaction-per-event reference")
     p.add_argument("--clients", type=int, default=50)
-    p.add_argument("--requests", type=int, default=20, help="requests per client")
+    p.add_argument("--requests", type=int, default=3,
+                   help="requests of each report per client")
     p.add_argument("--postgres", default=os.environ.get("TONGXIN_TEST_POSTGRES_URL"))
     asyncio.run(run(p.parse_args()))
 
