@@ -132,9 +132,9 @@ async def _registry_caught_up(registry: Projection, projections: dict[str, Proje
     """Whether every model of the registry's stream (labels, memberships) has applied all it
     holds now: they move together, one transaction a batch, except while one is rebuilt."""
     info = await registry.js.stream_info(registry.stream)
+    models = {registry, *(p for p in projections.values() if p.stream == registry.stream)}
     return all(await asyncio.gather(*(p.wait_for(info.state.last_seq, timeout)
-                                      for p in projections.values()
-                                      if p.stream == registry.stream)))
+                                      for p in models)))
 
 
 def _slots(request: Request) -> asyncio.Semaphore:

@@ -12,7 +12,7 @@ import pytest
 from fastapi import HTTPException
 
 from services.reporting import reports, store
-from services.reporting.models import activities, labels
+from services.reporting.models import activities, labels, memberships
 from services.reporting.scope import Scope
 from shared.bus import MSG_ID
 from shared.envelope import new_envelope
@@ -65,6 +65,47 @@ async def test_min_seq_waits_for_the_registry_projection_too(nc, names, engine):
     finally:
         gate.set()
         for p in (cube, registry):
+            p.stop()
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def test_min_seq_waits_for_every_model_of_the_registry_stream(nc, names, engine):
+    """Labels caught up is not enough: memberships (who belongs where since when) reads the same
+    stream, and a report with `min_seq` waits for it as well."""
+    js = nc.jetstream()
+    org = new_envelope("organization.registered", {"id": f"org-{uuid.uuid4().hex[:8]}",
+                                                   "name": "淄博市高青县委组织部",
+                                                   "updated_at": "2026-01-01"}, "registry")
+    await js.publish(names.registry("organization", "registered"),
+                     org.model_dump_json().encode(), headers={MSG_ID: str(org.event_id)},
+                     timeout=5)
+    gate = asyncio.Event()  # memberships lags until it is set
+
+    async def lagging(msgs) -> None:
+        await gate.wait()
+
+    common = {"js": js, "engine": engine, "positions": store.positions, "parked": store.parked,
+              "stream": names.registry_stream, "subject": names.registry(">")}
+    registry = Projection(name=labels.MODEL.name, **labels.MODEL.steps(Settings()), **common)
+    moved = Projection(name=memberships.NAME, before=lagging,
+                       **memberships.MODEL.steps(Settings()), **common)
+    request = SimpleNamespace(app=SimpleNamespace(state=SimpleNamespace(
+        projections={labels.MODEL.name: registry, memberships.NAME: moved}, registry=registry,
+        settings=SimpleNamespace(min_seq_wait=1.0))))
+    tasks = [asyncio.create_task(p.run()) for p in (registry, moved)]
+    try:
+        assert await registry.caught_up(15)
+        with pytest.raises(HTTPException) as lagging_answer:
+            await reports.wait_for(request, [], 1)
+        assert lagging_answer.value.status_code == 503
+        gate.set()
+        await reports.wait_for(request, [], 1)
+        assert await moved.caught_up(0)
+    finally:
+        gate.set()
+        for p in (registry, moved):
             p.stop()
         for t in tasks:
             t.cancel()
