@@ -52,9 +52,13 @@ def question(request: Request, varies: tuple[Hashable, ...] = ()) -> Question:
     route declares it, the caller's scope and what the route adds (`varies`)."""
     asked = request.query_params
     declared = _declared(request.scope.get("route"))
-    query = tuple((name, tuple(asked.getlist(name)) if name in asked else default)
+    query = tuple((name, _given(asked.getlist(name)) if name in asked else default)
                   for name, default in declared)
     return (request.url.path, query, principal(request).scope, varies)
+
+
+def _given(values: list[str]) -> str | tuple[str, ...]:
+    return values[0] if len(values) == 1 else tuple(values)
 
 
 _DECLARED: dict[int, tuple[tuple[str, Any], ...]] = {}
