@@ -1,7 +1,8 @@
 """Kept report answers (`services/reporting/answers.py`) against real streams and a real database
 (each back-end): a repeated report is served from memory, as `/metrics` counts; a new event
 moves `as_of` and the next answer shows it; callers of different scopes never share an answer;
-fifty identical requests at once are computed once."""
+fifty identical requests at once are computed once; with every connection busy past the
+pool's timeout, a report answers 503 with Retry-After (reports are no longer queued)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ import re
 import httpx
 import pytest
 from fastapi import Depends, FastAPI, Request
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.reporting.answers import Answers
 from services.reporting.models import activities as cube
 from services.reporting.models import labels
 from shared.auth import Principal
+from shared.http import install_error_handlers
 from shared.metrics import Metrics, add_metrics
 from shared.settings import Settings
 from tests.factories import activity
@@ -149,3 +152,22 @@ async def test_fifty_identical_requests_at_once_are_computed_once(rep):
         counts = await counted(http)
         assert counts["computed"] == 1
         assert counts["shared"] + counts["cached"] == 49
+
+
+async def test_a_report_waiting_past_the_pool_timeout_answers_503(rep):
+    await rep.event("activity.logged", activity("org-1", "base-1", served=1))
+    await rep.caught_up()
+    app = app_for(rep)
+    install_error_handlers(app)
+    # One connection, held here: the report cannot have one within the pool's timeout.
+    app.state.engine = create_async_engine(rep.engine.url, pool_size=1, max_overflow=0,
+                                           pool_timeout=0.5)
+    try:
+        async with app.state.engine.connect(), httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://reporting") as http:
+            r = await http.get("/v1/reports/summary")
+        assert r.status_code == 503, r.text
+        assert r.headers["retry-after"] == "5"
+        assert "no database connection came free" in r.json()["errors"][0]["message"]
+    finally:
+        await app.state.engine.dispose()
