@@ -61,27 +61,30 @@ def _given(values: list[str]) -> str | tuple[str, ...]:
     return values[0] if len(values) == 1 else tuple(values)
 
 
-_DECLARED: dict[int, tuple[tuple[str, Any], ...]] = {}
+# id(route) -> (the route, held so its id is never another's; its parameters)
+_DECLARED: dict[int, tuple[Any, tuple[tuple[str, Any], ...]]] = {}
 
 
 def _declared(route: Any) -> tuple[tuple[str, Any], ...]:
     """A route's query parameters (its dependencies' too: the scope), each with its default
     (as text: a given value is text), `min_seq` left out; found once per route."""
-    found = _DECLARED.get(id(route))
-    if found is None:
-        fields: dict[str, Any] = {}
-        pending = [getattr(route, "dependant", None)]
-        while pending:
-            dependant = pending.pop()
-            if dependant is None:
-                continue
-            for field in dependant.query_params:
-                default = field.field_info.default
-                fields[field.alias] = (None if default is None or default is PydanticUndefined
-                                       else str(default))
-            pending.extend(dependant.dependencies)
-        fields.pop("min_seq", None)
-        found = _DECLARED[id(route)] = tuple(sorted(fields.items()))
+    held = _DECLARED.get(id(route))
+    if held is not None:
+        return held[1]
+    fields: dict[str, Any] = {}
+    pending = [getattr(route, "dependant", None)]
+    while pending:
+        dependant = pending.pop()
+        if dependant is None:
+            continue
+        for field in dependant.query_params:
+            default = field.field_info.default
+            fields[field.alias] = (None if default is None or default is PydanticUndefined
+                                   else str(default))
+        pending.extend(dependant.dependencies)
+    fields.pop("min_seq", None)
+    found = tuple(sorted(fields.items()))
+    _DECLARED[id(route)] = (route, found)
     return found
 
 
@@ -123,6 +126,13 @@ class Answers:
         # Shielded: a caller that goes away does not cancel the others' answer.
         return await asyncio.shield(running)
 
+    async def fresh(self, engine: AsyncEngine, compute: Compute) -> bytes:
+        """An answer that depends on the clock itself: computed, counted, not kept."""
+        self.counts["computed"] += 1
+        async with engine.connect() as conn:
+            body, _ = await compute(conn)
+        return body
+
     async def _computed(self, engine: AsyncEngine, asked: Question, compute: Compute) -> bytes:
         async with engine.connect() as conn:
             body, at = await compute(conn)
@@ -147,8 +157,9 @@ class Answers:
         """For `/metrics`: answers by how they were found, and what is kept."""
         answers = CounterMetricFamily(
             "tongxin_report_answers", "report answers (JSON) this process gave, by how: "
-            "computed, shared (a computation under way for the same question), cached (kept "
-            "from before, the read models unchanged since)", labels=["outcome"])
+            "computed (those judged at the clock always), shared (a computation under way "
+            "for the same question), cached (kept from before, the read models unchanged "
+            "since)", labels=["outcome"])
         for outcome in OUTCOMES:
             answers.add_metric([outcome], self.counts[outcome])
         kept = GaugeMetricFamily("tongxin_report_answers_kept", "report answers kept in memory")

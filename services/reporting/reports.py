@@ -209,11 +209,9 @@ async def answer(request: Request, build: Build, *, models: tuple[str, ...],
             at = await read_at(conn)  # in the same snapshot: what the answer is kept under
             return dumps(await as_json(await build(conn), as_of)), at
 
-        if varies is None:
-            async with engine.connect() as conn:
-                body, _ = await compute(conn)
-        else:
-            body = await answers.of(request).answer(engine, question(request, varies), compute)
+        kept = answers.of(request)
+        body = (await kept.fresh(engine, compute) if varies is None else
+                await kept.answer(engine, question(request, varies), compute))
         return Response(body, media_type="application/json")
     named = await heading(engine, scope, headers)
     stream = _csv(engine, build, models, headers, named) if format == "csv" else _xlsx(
