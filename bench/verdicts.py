@@ -65,7 +65,7 @@ def report_reason(alone_p50_ms: float | None, limit_ms: float, clients: int) -> 
         return (f"the query alone takes {alone_p50_ms:,.0f} ms (p50, one client): over the "
                 "target before any queue")
     return (f"alone it takes {alone_p50_ms:,.0f} ms (p50, one client); {clients} clients "
-            "queue for the few report slots (TONGXIN_REPORT_CONCURRENCY) and the 2 cores")
+            "share the pool's database connections (TONGXIN_DB_POOL_SIZE) and the 2 cores")
 
 
 def is_flat(at_quarter_mb: float, at_end_mb: float, growth: float = FLAT_GROWTH) -> bool:

@@ -1,6 +1,7 @@
 """Write requests per key per minute, counted once for every instance of every service: a script
 gone wrong, or a leaked key, cannot flood the system, however many instances a load balancer
-spreads it over. Reads are not limited here; reports queue on `report_concurrency` instead.
+spreads it over. Reads are not limited here; the database pool bounds reports built at once, and
+identical reports share one answer (services/reporting/answers.py).
 
 The count lives in a NATS key-value bucket (`Names.ratelimit_bucket`, declared by the operator
 with the streams): one entry per key per minute, raised by compare-and-set (`update(last=...)`),

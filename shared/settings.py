@@ -49,9 +49,13 @@ class Settings(BaseSettings):
     publish_timeout: float = Field(5.0, description="seconds to wait for a JetStream PubAck")
     batch_size: int = 500
     min_seq_wait: float = 5.0
-    # Reports built at once per reporting process; more wait their turn. Past the cores the
-    # database has, more at once only makes each slower (and every one late).
+    # No longer used: reports are built side by side, as many at once as the database pool
+    # (db_pool_size + db_max_overflow) gives connections. Still accepted, so a deployment
+    # that sets it starts as before.
     report_concurrency: int = Field(4, ge=1)
+    # Memory for report answers kept by question and read-model positions (reporting's
+    # answers.py), in MiB; 0: none kept (identical requests at once still share one).
+    report_cache_mb: float = Field(64.0, ge=0)
     # A unit owes a report this many days after an activity ends (服务旗帜接传).
     report_due_days: float = Field(7.0, ge=0)
     # How far ahead of the clock an event may be dated: an activity's end, a visit's day, any

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 
 from services.reporting import certificates, document, notify, store
+from services.reporting.answers import Answers
 from services.reporting.dashboard import routes as dashboard
 from services.reporting.models import READ_MODELS, labels
 from services.reporting.readmodel import ReadModel
@@ -32,6 +33,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     rt = Runtime("reporting", settings)
 
     keyring = Keyring()  # keys and accounts in memory, from the registry replica
+    answers = Answers(int(settings.report_cache_mb * 2**20))  # report answers kept
+    rt.metrics.probe("answers", answers.probe)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -73,4 +76,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                  description="What it adds up to: read models built only from events, and "
                              "the notifications they raise.")
     rt.guard(keyring.lookup, refresh=lambda: app.state.registry.caught_up(2.0))
+    app.state.answers = answers
     return app

@@ -16,7 +16,7 @@ import csv
 import io
 import os
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -24,13 +24,14 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import quote
 
 from fastapi import HTTPException, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.reporting import period
+from services.reporting import answers, period
+from services.reporting.answers import At, question, read_at
 from services.reporting.store import positions
-from shared.json_response import JSON
+from shared.json_response import dumps
 from shared.responses import spreadsheets
 
 if TYPE_CHECKING:  # scope.py reads the labels model, whose package imports this module
@@ -137,15 +138,6 @@ async def _registry_caught_up(registry: Projection, projections: dict[str, Proje
                                       for p in models)))
 
 
-def _slots(request: Request) -> asyncio.Semaphore:
-    """The process's turns at building a report (`report_concurrency`): fifty clients at once
-    queue here, rather than thrash the database with fifty queries and their workers."""
-    state = request.app.state
-    if getattr(state, "report_slots", None) is None:
-        state.report_slots = asyncio.Semaphore(state.settings.report_concurrency)
-    return state.report_slots
-
-
 async def snapshot(conn: AsyncConnection, models: Iterable[str]) -> int:
     """Begin one consistent read and return its `as_of`: the least position among the models
     read. Read first, so the figures after it are at least as new as `as_of` says."""
@@ -213,19 +205,30 @@ def attachment(name: str) -> dict[str, str]:
 async def answer(request: Request, build: Build, *, models: tuple[str, ...],
                  min_seq: int | None = None, format: Format = "json",
                  headers: Headers = "zh", filename: str = "report",
-                 scope: Scope | None = None) -> Any:
+                 scope: Scope | None = None, varies: tuple[Hashable, ...] | None = ()) -> Any:
     """The report as JSON (`rows`, `totals`, `as_of`, ...) or streamed as CSV or XLSX, titled
-    and named for its period and `scope`."""
+    and named for its period and `scope`.
+
+    JSON answers are kept (`answers.py`) by the question and the read models' positions;
+    `varies` is what else the answer depends on (the day it is counted to), None when it is
+    the clock itself (now, to the second): such an answer is computed each time. Reports are
+    built side by side: the database pool bounds how many at once (a request that waits past
+    its timeout gets 503 with Retry-After)."""
     await wait_for(request, models, min_seq)
-    engine, slots = request.app.state.engine, _slots(request)
+    engine = request.app.state.engine
     if format == "json":
-        async with slots, engine.connect() as conn:
+        async def compute(conn: AsyncConnection) -> tuple[bytes, At]:
             as_of = await snapshot(conn, models)
-            report = await build(conn)
-            return JSON(await as_json(report, as_of))
+            at = await read_at(conn)  # in the same snapshot: what the answer is kept under
+            return dumps(await as_json(await build(conn), as_of)), at
+
+        kept = answers.of(request)
+        body = (await kept.fresh(engine, compute) if varies is None else
+                await kept.answer(engine, question(request, varies), compute))
+        return Response(body, media_type="application/json")
     named = await heading(engine, scope, headers)
-    stream = _csv(engine, slots, build, models, headers, named) if format == "csv" else _xlsx(
-        engine, slots, build, models, headers, named)
+    stream = _csv(engine, build, models, headers, named) if format == "csv" else _xlsx(
+        engine, build, models, headers, named)
     media = ("text/csv; charset=utf-8" if format == "csv" else
              "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
     return StreamingResponse(stream, media_type=media,
@@ -279,10 +282,10 @@ def _totals_row(report: Report, lang: Headers) -> list[Any] | None:
     return row
 
 
-async def _csv(engine, slots: asyncio.Semaphore, build: Build, models,
+async def _csv(engine, build: Build, models,
                lang: Headers, named: Heading | None = None) -> AsyncIterator[bytes]:
     named = named or everything(lang)
-    async with slots, engine.connect() as conn:
+    async with engine.connect() as conn:
         as_of = await snapshot(conn, models)
         report = await build(conn)
         buffer = io.StringIO()
@@ -304,7 +307,7 @@ async def _csv(engine, slots: asyncio.Semaphore, build: Build, models,
         yield buffer.getvalue().encode()
 
 
-async def _xlsx(engine, slots: asyncio.Semaphore, build: Build, models,
+async def _xlsx(engine, build: Build, models,
                 lang: Headers, named: Heading | None = None) -> AsyncIterator[bytes]:
     named = named or everything(lang)
     import openpyxl
@@ -350,7 +353,7 @@ async def _xlsx(engine, slots: asyncio.Semaphore, build: Build, models,
         for more in report.sheets:
             await write(more, as_of)
 
-    async with slots, engine.connect() as conn:
+    async with engine.connect() as conn:
         as_of = await snapshot(conn, models)
         await write(await build(conn), as_of)
     fd, path = tempfile.mkstemp(suffix=".xlsx")

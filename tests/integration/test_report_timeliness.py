@@ -5,7 +5,6 @@ from every count; scope by unit subtree and period; the overdue list; the spread
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 from datetime import datetime
@@ -200,7 +199,7 @@ async def test_spreadsheets_have_chinese_headers_and_totals(nc, names, engine):
         await rep.caught_up()
 
     async def sheet(build) -> list[list[str]]:
-        chunks = [c async for c in reports._csv(engine, asyncio.Semaphore(), build,
+        chunks = [c async for c in reports._csv(engine, build,
                                                 (timeliness.NAME,), "zh")]
         return list(csv.reader(io.StringIO(b"".join(chunks).decode("utf-8-sig"))))[1:]
 

@@ -5,7 +5,6 @@ subtree and by period; star levels; the export; a replay into fresh tables gives
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 from datetime import date
@@ -175,7 +174,7 @@ async def test_export_streams_every_row_with_chinese_headers(nc, names, engine):
         await story(rep)
         await rep.caught_up()
 
-    chunks = [c async for c in reports._csv(engine, asyncio.Semaphore(), lambda conn: (
+    chunks = [c async for c in reports._csv(engine, lambda conn: (
         volunteers.ledger_report(conn, Scope(), STARS)), (volunteers.NAME,), "zh")]
     table = list(csv.reader(io.StringIO(b"".join(chunks).decode("utf-8-sig"))))[1:]
     assert table[0][:4] == ["姓名", "志愿者编号", "所属单位", "单位编码"]

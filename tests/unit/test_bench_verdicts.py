@@ -61,7 +61,7 @@ def test_a_slow_report_is_blamed_on_the_query_or_on_the_queue():
     assert report_reason(None, 50, 50) == "not measured alone"
     assert report_reason(120, 50, 50).startswith("the query alone takes 120 ms")
     assert report_reason(12, 50, 50).startswith("alone it takes 12 ms (p50, one client); 50 "
-                                                "clients queue")
+                                                "clients share the pool")
 
 
 def test_percentile_is_the_upper_nearest_rank():

@@ -423,7 +423,8 @@ async def get_assessment(
                         models=READS, min_seq=min_seq, format=format, headers=headers,
                         filename="assessment",
                         scope=replace(scope, date_from=date(year, 1, 1),
-                                      date_to=date(year, 12, 31)))
+                                      date_to=date(year, 12, 31)),
+                        varies=(year, version.version))  # rules are kept, not events
 
 
 @router.get("/v1/assessment/rules", summary="Every version of the assessment rules",

@@ -419,7 +419,7 @@ async def get_coverage(
         today = at or datetime.now(ZoneInfo(request.app.state.settings.timezone)).date()
         return await answer(request, lambda conn: idle_report(conn, scope, idle_days, today),
                             models=(NAME,), min_seq=min_seq, format=format, headers=headers,
-                            filename="coverage-idle", scope=scope)
+                            filename="coverage-idle", scope=scope, varies=(today,))
     # Waited for first, so a campaign just registered is found; then one snapshot.
     await wait_for(request, (NAME,), min_seq)
     async with request.app.state.engine.connect() as conn:

@@ -751,6 +751,12 @@ def _tz(request: Request) -> ZoneInfo:
     return ZoneInfo(request.app.state.settings.timezone)
 
 
+def _clock(at: datetime | None) -> tuple[()] | None:
+    """What the answer varies with beyond its query: judged now (None: the clock, so it is
+    computed each time), or at the moment asked (in the query)."""
+    return None if at is None else ()
+
+
 def _moment(at: datetime | None, tz: ZoneInfo) -> datetime | None:
     """`at` as an aware moment (a naive one is local), or None for now."""
     return None if at is None else at.replace(tzinfo=tz) if at.tzinfo is None else at
@@ -774,7 +780,7 @@ async def get_needs(
                   _moment(at, _tz(request)))
     return await answer(request, lambda conn: needs_report(conn, group_by, scope, on, rates),
                         models=(NAME,), min_seq=min_seq, format=format, headers=headers,
-                        filename=f"needs-{group_by}", scope=scope)
+                        filename=f"needs-{group_by}", scope=scope, varies=_clock(at))
 
 
 @router.get("/v1/reports/needs/items", summary="Each need with its state, claimer and history",
@@ -804,7 +810,7 @@ async def get_need_items(
                                            followup_overdue=followup == "overdue",
                                            possible_duplicate=possible_duplicate),
         models=(NAME,), min_seq=min_seq, format=format, headers=headers, filename="need-items",
-        scope=scope)
+        scope=scope, varies=_clock(at))
 
 
 MODEL = ReadModel(

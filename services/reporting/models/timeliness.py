@@ -422,7 +422,8 @@ async def get_timeliness(
     tz = request.app.state.settings.timezone
     return await answer(request, lambda conn: timeliness_report(conn, scope, group_by, at, tz),
                         models=(NAME,), min_seq=min_seq, format=format, headers=headers,
-                        filename=f"timeliness-{group_by}", scope=scope)
+                        filename=f"timeliness-{group_by}", scope=scope,
+                        varies=None if at is None else ())  # now: computed each time
 
 
 @router.get("/v1/reports/timeliness/missing", summary="Each report missing: the overdue notice",
@@ -437,7 +438,8 @@ async def get_missing(
     tz = request.app.state.settings.timezone
     return await answer(request, lambda conn: missing_report(conn, scope, at, tz),
                         models=(NAME,), min_seq=min_seq, format=format, headers=headers,
-                        filename="timeliness-missing", scope=scope)
+                        filename="timeliness-missing", scope=scope,
+                        varies=None if at is None else ())
 
 
 MODEL = ReadModel(
