@@ -1,7 +1,7 @@
 """Report answers kept in memory, by everything that decides them: the report (its path), the
 query as the route reads it (every declared parameter, a default where it was left out; not
-`min_seq`, which only says how long to wait), the caller's scope, what else the route says the
-answer varies with (the day an idle count ends, a rules version), and the read models'
+`min_seq`, which only says how long to wait), the caller's scope and role, what else the route
+says the answer varies with (the day an idle count ends, a rules version), and the read models'
 positions, parked messages counted (`at`). An event applied, a parked message replayed or a
 registry change moves `at`, so a kept answer is never served after it: nothing is cleared by
 hand. Before serving, one small query reads `at` as it is now.
@@ -49,12 +49,13 @@ async def read_at(conn: AsyncConnection) -> At:
 
 def question(request: Request, varies: tuple[Hashable, ...] = ()) -> Question:
     """What decides a report's answer besides the read models: the path, the query as the
-    route declares it, the caller's scope and what the route adds (`varies`)."""
+    route declares it, the caller's scope and role and what the route adds (`varies`)."""
     asked = request.query_params
     declared = _declared(request.scope.get("route"))
     query = tuple((name, _given(asked.getlist(name)) if name in asked else default)
                   for name, default in declared)
-    return (request.url.path, query, principal(request).scope, varies)
+    who = principal(request)  # its scope, and its role: what it may be shown
+    return (request.url.path, query, who.scope, who.role, varies)
 
 
 def _given(values: list[str]) -> str | tuple[str, ...]:
