@@ -49,6 +49,11 @@ class Settings(BaseSettings):
     publish_timeout: float = Field(5.0, description="seconds to wait for a JetStream PubAck")
     batch_size: int = 500
     min_seq_wait: float = 5.0
+    # Single-event HTTP requests arriving together are accepted as one batch (one transaction):
+    # a request alone goes at once; while one batch is in hand the next gathers this many
+    # seconds, or until this many requests wait (services/events/grouping.py).
+    http_group_window: float = Field(0.002, ge=0, le=0.1)
+    http_group_max: int = Field(100, ge=1, le=1000)
     # Reports built at once per reporting process; more wait their turn. Past the cores the
     # database has, more at once only makes each slower (and every one late).
     report_concurrency: int = Field(4, ge=1)
