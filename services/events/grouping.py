@@ -94,7 +94,7 @@ class Grouper:
         try:
             if self.observe is not None:
                 self.observe(len(batch))
-            with batch_span("POST /v1/events group", [r.trace for r in batch]):
+            with batch_span("events http group", [r.trace for r in batch]):
                 await self._accept(batch)
         finally:
             for r in batch:  # cancelled (shutting down): no request waits for ever
