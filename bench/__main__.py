@@ -3,7 +3,7 @@ submitted and claimed, attendance, reports); how fast are they accepted (events 
 counted (reporting)? On the bus (`tongxin.ingest`), through the bulk endpoint
 (`POST /v1/events/bulk`, what `tongxin load` uses), and HTTP logging one request at a time.
 
-    python -m bench [--events 20000] [--http 300] [--postgres URL]
+    python -m bench [--events 20000] [--http 300] [--http-clients 20] [--postgres URL]
 
 Uses TONGXIN_NATS_URL if set, else an embedded nats-server; SQLite unless --postgres is given.
 Prints figures and their ratio to the targets in NATS-NOTES.md (measured on these machines),
@@ -36,6 +36,30 @@ console = Console(width=None if sys.stdout.isatty() else 120)  # a log keeps row
 
 def ratio(rate: float) -> str:
     return f"{rate / TARGET_E2E:.2f}× of {TARGET_E2E:,}/s"
+
+
+async def concurrent_posts(system: System, org_id: str, base_id: str, n: int,
+                           clients: int) -> tuple[float, float, float]:
+    """`n` single activities posted by `clients` clients at once, each one request at a time
+    (many forms and mini-programs at a peak): events/s, and p50 and p99 latency in ms."""
+    latencies: list[float] = []
+    left = iter(range(n))
+
+    async def client(http) -> None:
+        for _ in left:
+            t = time.perf_counter()
+            r = await http.post(f"{system.url('events')}/v1/activities",
+                                json=activity(org_id, base_id, **recent()))
+            r.raise_for_status()
+            latencies.append(time.perf_counter() - t)
+
+    async with system.client(timeout=60) as http:
+        t0 = time.perf_counter()
+        await asyncio.gather(*(client(http) for _ in range(clients)))
+        rate = n / (time.perf_counter() - t0)
+    latencies.sort()
+    return (rate, 1000 * latencies[len(latencies) // 2],
+            1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))])
 
 
 def mix_of(m: Mix, before: dict) -> str:
@@ -76,10 +100,16 @@ async def run(args) -> None:
                 r.raise_for_status()
             http_rate = args.http / (time.perf_counter() - t0)
         rows.append(("HTTP POST /v1/activities, sequential", f"{http_rate:,.0f} /s", "—"))
+        if args.http_clients:
+            rate, p50, p99 = await concurrent_posts(system, org["id"], base["id"], args.http,
+                                                    args.http_clients)
+            rows.append((f"HTTP POST /v1/activities, {args.http_clients} concurrent clients",
+                         f"{rate:,.0f} /s (p50 {p50:,.0f} ms · p99 {p99:,.0f} ms)", "—"))
+        posted = args.http * (2 if args.http_clients else 1)
 
         # The bus: N envelopes of the mix published pipelined by "another system".
         before = dict(mix.counts)
-        b = await bus(system, mix, args.events, already_counted=args.http)
+        b = await bus(system, mix, args.events, already_counted=posted)
         notes.append(f"bus: {mix_of(mix, before)}")
         rows += [
             ("bus: publish to tongxin.ingest (pipelined)", f"{b.published:,.0f} /s", "—"),
@@ -91,7 +121,7 @@ async def run(args) -> None:
 
         # The bulk endpoint: the same number of events of the mix as one NDJSON upload.
         before = dict(mix.counts)
-        u = await bulk(system, mix, args.events, already_counted=args.http + b.activities)
+        u = await bulk(system, mix, args.events, already_counted=posted + b.activities)
         notes.append(f"bulk: {mix_of(mix, before)} ({u.megabytes:.1f} MB)")
         rows += [
             ("bulk: POST /v1/events/bulk → answered (all accepted)",
@@ -120,6 +150,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--events", type=int, default=20_000)
     p.add_argument("--http", type=int, default=300)
+    p.add_argument("--http-clients", type=int, default=0,
+                   help="also post --http activities from this many clients at once")
     p.add_argument("--activities-only", action="store_true",
                    help="send only activity.logged (comparable with runs before other types)")
     p.add_argument("--postgres", default=os.environ.get("TONGXIN_TEST_POSTGRES_URL"),

@@ -49,6 +49,11 @@ class Settings(BaseSettings):
     publish_timeout: float = Field(5.0, description="seconds to wait for a JetStream PubAck")
     batch_size: int = 500
     min_seq_wait: float = 5.0
+    # Single-event HTTP requests arriving together are accepted as one batch (one transaction):
+    # a request alone goes at once; while one batch is in hand the next gathers this many
+    # seconds, or until this many requests wait (services/events/grouping.py).
+    http_group_window: float = Field(0.002, ge=0, le=0.1)
+    http_group_max: int = Field(100, ge=1, le=1000)
     # No longer used: reports are built side by side, as many at once as the database pool
     # (db_pool_size + db_max_overflow) gives connections. Still accepted, so a deployment
     # that sets it starts as before.

@@ -10,11 +10,13 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from faststream.nats import NatsBroker
 from faststream.specification import AsyncAPI
+from prometheus_client import Histogram
 
 from services.events import bus, dashboard_origin, http, store
 from services.events.deadlines import Deadlines
 from services.events.forms.routes import router as forms_router
 from services.events.forms.sign_in import router as sign_in_router
+from services.events.grouping import GROUP_SIZES, Grouper
 from services.events.photos import Photos
 from services.events.photos import router as photos_router
 from services.events.service import Acceptor
@@ -71,6 +73,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             report_due=timedelta(days=settings.report_due_days),
             future_grace=timedelta(hours=settings.future_grace_hours),
             zone=ZoneInfo(settings.timezone))
+        app.state.grouper = Grouper(acceptor, settings.http_group_window,
+                                    settings.http_group_max, observe=group_sizes.observe)
         ingest = bus.Ingest(rt.js, names, acceptor, settings.batch_size,
                             settings.prerequisite_wait)
         deadlines = app.state.deadlines = Deadlines(acceptor, settings.deadline_sweep_seconds,
@@ -86,6 +90,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         replica.stop()
         await rt.stop()
 
+    # How many single-event HTTP requests each batch took together.
+    group_sizes = Histogram(
+        "tongxin_events_http_group_size", "Single-event HTTP requests (POST /v1/events, "
+        "/v1/activities) accepted together as one batch: requests per batch",
+        buckets=GROUP_SIZES, registry=rt.metrics.registry)
     # Offers waiting for the shared ingest consumer, and offers refused for good.
     rt.metrics.probe("ingest", durable_probe(lambda: rt.js, names.ingest_stream,
                                              bus.INGEST_DURABLE))

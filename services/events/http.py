@@ -18,8 +18,9 @@ from pydantic import BaseModel
 from sqlalchemy import select
 
 from services.events import access, bulk, store
-from services.events.domain import event_id_from_key, parse_offer
-from services.events.service import Acceptor, Outcome
+from services.events.domain import Offer, event_id_from_key, parse_offer
+from services.events.grouping import Grouper
+from services.events.service import Acceptor, Outcome, answered
 from shared.auth import SENDERS, allow, principal
 from shared.errors import parse_json
 from shared.event_types import EVENT_TYPES
@@ -85,14 +86,19 @@ def _acceptor(request: Request) -> Acceptor:
     return request.app.state.acceptor
 
 
+async def _accept_one(request: Request, offer: Offer) -> JSONResponse:
+    """One request's offer, accepted together with the others that arrive with it
+    (`services.events.grouping`); its refusal raised as 403, 422 or 409."""
+    grouper: Grouper = request.app.state.grouper
+    return _answer(answered(await grouper.offer(offer, principal(request))))
+
+
 @router.post("/v1/events", status_code=202, dependencies=[allow(*SENDERS)],
              response_model=Accepted, responses=RESPONSES,
              summary="Offer any event (an envelope); same path as tongxin.ingest.<type>",
              openapi_extra=ANY_EVENT)
 async def post_event(request: Request) -> JSONResponse:
-    offer = parse_offer(await request.body())
-    return _answer(await _acceptor(request).accept_one(offer, via="http",
-                                                       principal=principal(request)))
+    return await _accept_one(request, parse_offer(await request.body()))
 
 
 @router.post("/v1/activities", status_code=202, dependencies=[allow(*SENDERS)],
@@ -109,8 +115,7 @@ async def post_activity(request: Request,
     envelope = {"event_id": str(event_id), "type": "activity.logged", "version": 1,
                 "occurred_at": datetime.now(UTC).isoformat(),
                 "source": x_tongxin_source or "http", "data": data}
-    return _answer(await _acceptor(request).accept_one(parse_offer(envelope), via="http",
-                                                       principal=principal(request)))
+    return await _accept_one(request, parse_offer(envelope))
 
 
 @router.post("/v1/events/bulk", dependencies=[allow(*SENDERS)],

@@ -107,25 +107,29 @@ class Acceptor:
 
     async def offer(self, offers: list[Offer], via: str,
                     trace_headers: list[dict] | None = None,
-                    principal: Principal | None = None) -> list[Outcome]:
+                    principal: Principal | None = None,
+                    principals: Sequence[Principal | None] | None = None) -> list[Outcome]:
         """Judge, store and publish valid offers; one `Outcome` each, in order. Offers sent
-        with a key or login (`principal`) must be within its reach (403 otherwise); from the
-        bus, NATS's permissions have already said who may offer."""
+        with a key or login (`principal`, or `principals`, one an offer, when requests of
+        several callers are offered together) must be within its reach (403 otherwise); from
+        the bus, NATS's permissions have already said who may offer."""
         traces = trace_headers or [inject()] * len(offers)
+        whose = list(principals) if principals is not None else [principal] * len(offers)
         ref_errors, records = await self._references(offers)
         outcomes: list[Outcome | None] = [
             Outcome(o.event_id, errors=tuple(e), status=422) if e else None
             for o, e in zip(offers, ref_errors, strict=True)]
-        if principal is not None:
+        if any(p is not None for p in whose):
             async with self.engine.connect() as conn:
-                for k, offer in enumerate(offers):
-                    if outcomes[k] is None and (refused := await access.refusals(
-                            conn, principal, offer)):
+                for k, (offer, p) in enumerate(zip(offers, whose, strict=True)):
+                    if outcomes[k] is None and p is not None and (
+                            refused := await access.refusals(conn, p, offer)):
                         outcomes[k] = Outcome(offer.event_id, errors=tuple(refused),
                                               status=403)
         todo = [k for k, o in enumerate(outcomes) if o is None]
         if todo:
-            who = principal.label if principal is not None else PRINCIPAL_OF_DOOR.get(via)
+            who = [p.label if (p := whose[k]) is not None else PRINCIPAL_OF_DOOR.get(via)
+                   for k in todo]
             judged = await self._store([offers[k] for k in todo], via,
                                        [traces[k] for k in todo], records, who)
             for k, outcome in zip(todo, judged, strict=True):
@@ -136,13 +140,7 @@ class Acceptor:
                          principal: Principal | None = None) -> Outcome:
         """One offer from HTTP: refusals raise (422, 409 or 403 with the reasons)."""
         (outcome,) = await self.offer([offer], via, principal=principal)
-        if outcome.status == 403:
-            raise Forbidden(outcome.errors)
-        if outcome.status == 422:
-            raise Rejected(outcome.errors)
-        if outcome.status == 409:
-            raise Conflict(outcome.errors)
-        return outcome
+        return answered(outcome)
 
     # -- references ----------------------------------------------------------------------
     async def check(self, offers: list[Offer]) -> list[list[FieldError]]:
@@ -184,7 +182,7 @@ class Acceptor:
 
     # -- judging and storing -------------------------------------------------------------
     async def _store(self, offers: list[Offer], via: str, traces: list[dict],
-                     records: dict, principal: str | None) -> list[Outcome]:
+                     records: dict, principals: list[str | None]) -> list[Outcome]:
         photos = await self._photos_in(offers)
         for offer in offers:  # the CPU work before the turn to write
             offer.payload, offer.digest  # noqa: B018
@@ -193,7 +191,7 @@ class Acceptor:
                 try:
                     async with write_transaction(self.engine) as conn:
                         outcomes, rows = await self._judge(conn, offers, via, traces, photos,
-                                                           records, principal)
+                                                           records, principals)
                     break
                 except (IntegrityError, OperationalError) as exc:
                     # Another instance stored the same event or state first (or SQLite was
@@ -217,12 +215,29 @@ class Acceptor:
             log.warning("accepted %d events but could not publish them yet: %r", len(rows), exc)
         finally:
             mine.set_result(None)
+        if missing := [o.event_id for o in outcomes
+                       if o.duplicate and o.seq is None and o.event_id not in seqs]:
+            # Repeats of events the batches before this one stored but had not published
+            # when it was judged (requests sent together): they have been since.
+            seqs.update(await self._seqs_by_event_id(missing))
         return [o if o.seq is not None or not o.accepted else
                 Outcome(o.event_id, seqs.get(o.event_id), o.duplicate) for o in outcomes]
 
+    async def _seqs_by_event_id(self, event_ids: list[str]) -> dict[str, int]:
+        t = store.accepted_events
+        try:
+            async with self.engine.connect() as conn:
+                ids = {r.id: r.event_id for r in await conn.execute(
+                    select(t.c.id, t.c.event_id).where(t.c.event_id.in_(event_ids)))}
+                found = await seqs_of(conn, t, ids)
+        except Exception as exc:  # a duplicate's seq is a courtesy: the answer stands
+            log.warning("could not read the seqs of %d repeated events: %r", len(event_ids), exc)
+            return {}
+        return {ids[i]: seq for i, seq in found.items()}
+
     async def _judge(self, conn: AsyncConnection, offers: list[Offer], via: str,
                      traces: list[dict], photos: set[str], records: dict,
-                     principal: str | None) -> tuple[list[Outcome], list[_Row]]:
+                     principals: list[str | None]) -> tuple[list[Outcome], list[_Row]]:
         t = store.accepted_events
         # The outbox's turn first, before any row lock: ids follow commit order, and every
         # instance takes its locks in the same order.
@@ -239,7 +254,7 @@ class Acceptor:
         accepted: dict[str, Offer] = {}
         new: list[dict] = []
         now = datetime.now(UTC)
-        for offer, trace in zip(offers, traces, strict=True):
+        for offer, trace, principal in zip(offers, traces, principals, strict=True):
             earlier = stored.get(offer.event_id)
             if earlier is not None or offer.event_id in accepted:
                 digest = earlier.digest if earlier is not None else \
@@ -280,6 +295,17 @@ class Acceptor:
         if not refs or self.photos is None:
             return set()
         return await self.photos.existing(sorted(refs))
+
+
+def answered(outcome: Outcome) -> Outcome:
+    """An accepted outcome as it is; a refusal raised (403, 422 or 409 with the reasons)."""
+    if outcome.status == 403:
+        raise Forbidden(outcome.errors)
+    if outcome.status == 422:
+        raise Rejected(outcome.errors)
+    if outcome.status == 409:
+        raise Conflict(outcome.errors)
+    return outcome
 
 
 def _repeat(offer: Offer, digest: str | None, seq: int | None) -> Outcome:
