@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
@@ -65,7 +66,7 @@ async def rep(nc, names, engine):
 
 
 def _scopes(units: list[str], regions: dict[str, str], bases: list[str]) -> list[Scope]:
-    whole = {"date_from": date(2013, 2, 1), "date_to": date(2013, 3, 31)}
+    whole: dict[str, Any] = {"date_from": date(2013, 2, 1), "date_to": date(2013, 3, 31)}
     out = [Scope(), Scope(**whole), Scope(date_to=date(2013, 2, 28)),
            Scope(region=regions["city"]), Scope(region=regions["district"], **whole),
            Scope(base_id=bases[0])]
