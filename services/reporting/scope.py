@@ -7,7 +7,7 @@ request asks to that unit's subtree (`within_reach`).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import date, timedelta
 from typing import Annotated, Any
 
 from fastapi import Query, Request
@@ -39,6 +39,16 @@ class Scope:
             base_id=self.base_id or outer.base_id,
             date_from=max(filter(None, (self.date_from, outer.date_from)), default=None),
             date_to=min(filter(None, (self.date_to, outer.date_to)), default=None))
+
+    def whole_months(self) -> tuple[str | None, str | None] | None:
+        """The period as first and last month ("YYYY-MM", None: open), or None when it cuts a
+        month (what rollups kept per month can answer)."""
+        if self.date_from and self.date_from.day != 1:
+            return None
+        if self.date_to and (self.date_to + timedelta(days=1)).day != 1:
+            return None
+        return (f"{self.date_from:%Y-%m}" if self.date_from else None,
+                f"{self.date_to:%Y-%m}" if self.date_to else None)
 
     def units(self) -> Select:
         """Ids of the scope's organisations: the unit and all beneath it."""

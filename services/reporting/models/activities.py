@@ -16,7 +16,6 @@ every figure and period restates at once.
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -438,19 +437,9 @@ async def summary_raw(conn: AsyncConnection, group_by: GroupBy, scope: Scope,
 _MONTHLY = ("organization", "month", "quarter", "year")
 
 
-def _whole_months(scope: Scope) -> tuple[str | None, str | None] | None:
-    """The scope's period as first and last month, or None when it cuts a month."""
-    if scope.date_from and scope.date_from.day != 1:
-        return None
-    if scope.date_to and (scope.date_to + timedelta(days=1)).day != 1:
-        return None
-    return (f"{scope.date_from:%Y-%m}" if scope.date_from else None,
-            f"{scope.date_to:%Y-%m}" if scope.date_to else None)
-
-
 def _dimension(group_by: GroupBy, scope: Scope) -> str | None:
     """The rollup dimension that answers this summary, or None (the cube's rows must)."""
-    if _whole_months(scope) is None:
+    if scope.whole_months() is None:
         return None
     spatial = bool(scope.base_id or scope.region)  # rows by base can be narrowed to bases
     if group_by in _MONTHLY:
@@ -470,7 +459,7 @@ def _rollup_where(table: Table, dimension: str, scope: Scope,
         out.append(r.node.in_(scope.units()))
     else:
         out.append(r.node != rollups.ROOT if per_unit else r.node == rollups.ROOT)
-    first, last = _whole_months(scope) or (None, None)
+    first, last = scope.whole_months() or (None, None)
     if first:
         out.append(r.month >= first)
     if last:

@@ -8,10 +8,15 @@ first report's time). "Now" is a parameter (`at`), so an answer for a given mome
 reproducible. The deadline moves with a correction of the activity's end until the report is in
 or its overdue notice has gone out; then it stays, as the events service holds it (the notice
 and this report never disagree). A retracted activity owes nothing and counts nowhere.
+
+The report (and the assessment's on_time_rate and missed) read rollups the handlers keep in the
+same transaction (`timeliness_rollups`); a period cutting a month is computed from the rows
+(`timeliness_raw`, the oracle the rollups are tested against).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
@@ -35,8 +40,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.reporting.models import timeliness_rollups as rollups
 from services.reporting.models.labels import label_map, registry_entities
-from services.reporting.readmodel import Batch, ReadModel
+from services.reporting.readmodel import Batch, Handler, ReadModel
 from services.reporting.reports import Column as Col
 from services.reporting.reports import (
     FormatQuery,
@@ -71,7 +77,7 @@ activities = Table(
     Column("month", String(7), nullable=True),
     # Moments in UTC (SQLite compares them as text).
     Column("ended_at", DateTime(timezone=True), nullable=True),
-    Column("due_at", DateTime(timezone=True), nullable=True),
+    Column("due_at", DateTime(timezone=True), nullable=True, index=True),
     Column("due_fixed", Boolean, nullable=False, server_default="0"),
     Column("reported_at", DateTime(timezone=True), nullable=True),  # the first report
     # The first photo of the first report that had one (an object store ref): the report
@@ -245,7 +251,73 @@ def _with_rate(figures: dict[str, int]) -> dict[str, Any]:
 async def timeliness(conn: AsyncConnection, scope: Scope, group_by: GroupBy = "organization",
                      at: datetime | None = None, tz: str | None = None
                      ) -> tuple[list[dict], dict]:
-    """Rows per unit or month, and totals over the whole scope (the rate from the totals)."""
+    """Rows per unit or month, and totals over the whole scope (the rate from the totals): read
+    from the rollups (`timeliness_rollups`) when the period is whole months, else computed from
+    the activities' rows (`timeliness_raw`), with the same answer."""
+    months = scope.whole_months()
+    if months is None:
+        return await timeliness_raw(conn, scope, group_by, at, tz)
+    zone = _tz(tz)
+    now = _now(at, zone)
+    r = rollups.rollup
+    key = r.c.organization_id if group_by == "organization" else r.c.month
+    stmt = (select(key.label("key"), r.c.kind, *(func.sum(r.c[n]).label(n)
+                                                 for n in rollups.FIGURES))
+            .where(r.c.dimension == ("base" if scope.base_id or scope.region else ""),
+                   *rollups.months(*months),
+                   *replace(scope, date_from=None, date_to=None).where(
+                       organization=r.c.organization_id, base=r.c.key))
+            .group_by(key, r.c.kind))
+    per_key: dict[str, dict[str, int]] = {}
+    for row in await conn.execute(stmt):
+        figures = per_key.setdefault(row.key, dict.fromkeys(FIGURES[:-1], 0))
+        if row.kind == "report":
+            figures["on_time"] += int(row.on_time)
+            figures["late"] += int(row.late)
+            figures["missing"] += int(row.open)  # less those still pending, below
+        else:
+            figures["scheduled"] += int(row.entries)
+            figures["missed"] += int(row.open)   # less those not yet missable, below
+    pending, not_missed = await _ahead(conn, scope, group_by, now, now.astimezone(zone).date())
+    for k, n in pending.items():
+        per_key[k]["pending"] += n
+        per_key[k]["missing"] -= n
+    for k, n in not_missed.items():
+        per_key[k]["missed"] -= n
+    totals = {f: sum(v[f] for v in per_key.values()) for f in FIGURES[:-1]}
+    return await _answer(conn, group_by, per_key, totals)
+
+
+async def _ahead(conn: AsyncConnection, scope: Scope, group_by: GroupBy, now: datetime,
+                 today: date) -> tuple[dict[str, int], dict[str, int]]:
+    """What "now" decides, from the activities' rows whose deadline or grace is still ahead
+    (few: the recent ones): per key, reports still pending, and rota entries unlogged but not
+    yet missed."""
+    t = activities
+    report_key = t.c.organization_id if group_by == "organization" else t.c.month
+    rota_key = t.c.organization_id if group_by == "organization" else t.c.planned_month
+    last_missable = today - timedelta(days=GRACE_DAYS + 1)
+    pending = (select(report_key, func.count())
+               .where(t.c.logged.is_(True), t.c.retracted.is_(False), t.c.reported_at.is_(None),
+                      t.c.due_at > now,
+                      *scope.where(organization=t.c.organization_id, base=t.c.base_id,
+                                   day=t.c.day))
+               .group_by(report_key))
+    not_missed = (select(rota_key, func.count())
+                  .where(t.c.planned_on > last_missable, t.c.logged.is_(False),
+                         t.c.retracted.is_(False),
+                         *scope.where(organization=t.c.organization_id, base=t.c.base_id,
+                                      day=t.c.planned_on))
+                  .group_by(rota_key))
+    return ({k: int(n) for k, n in await conn.execute(pending)},
+            {k: int(n) for k, n in await conn.execute(not_missed)})
+
+
+async def timeliness_raw(conn: AsyncConnection, scope: Scope,
+                         group_by: GroupBy = "organization", at: datetime | None = None,
+                         tz: str | None = None) -> tuple[list[dict], dict]:
+    """The same figures computed from the activities' rows: what the rollups must equal, and
+    what answers a period that cuts a month."""
     zone = _tz(tz)
     now = _now(at, zone)
     t = activities
@@ -263,7 +335,11 @@ async def timeliness(conn: AsyncConnection, scope: Scope, group_by: GroupBy = "o
     totals: dict[str, int] = {}
     for columns, where in ((reports, report_where), (rota, rota_where)):
         totals.update((await conn.execute(select(*columns).where(*where))).mappings().one())
+    return await _answer(conn, group_by, per_key, totals)
 
+
+async def _answer(conn: AsyncConnection, group_by: GroupBy, per_key: dict[str, dict[str, int]],
+                  totals: dict[str, int]) -> tuple[list[dict], dict]:
     keys = sorted(per_key)
     labels = await label_map(conn, group_by, keys) if group_by == "organization" else {}
     rows = [{"key": k, "label": labels.get(k, k), **_with_rate(per_key[k])} for k in keys]
@@ -442,9 +518,14 @@ async def get_missing(
                         varies=None if at is None else ())
 
 
+def _kept(handler: Handler) -> Handler:
+    return rollups.kept(activities, handler)
+
+
 MODEL = ReadModel(
-    name=NAME, tables=(activities,),
-    handlers={"activity.scheduled": on_scheduled, "activity.logged": on_logged,
-              "activity.corrected": on_corrected, "activity.retracted": on_retracted,
-              "report.submitted": on_submitted, "report.overdue": on_overdue},
+    name=NAME, tables=(activities, rollups.rollup),
+    handlers={"activity.scheduled": _kept(on_scheduled), "activity.logged": _kept(on_logged),
+              "activity.corrected": _kept(on_corrected),
+              "activity.retracted": _kept(on_retracted),
+              "report.submitted": _kept(on_submitted), "report.overdue": _kept(on_overdue)},
     router=router, description="reports owed after service: on time, late, missing; the rota")
