@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from fastapi import Depends, FastAPI, Request
@@ -102,3 +103,33 @@ def as_admin(request: Request) -> None:
 
 def admin_app() -> FastAPI:
     return FastAPI(dependencies=[Depends(as_admin)])
+
+
+@dataclass
+class Places:
+    """A random programme's registry for the rollup-equals-raw properties: a city and a
+    district in it, units in the hierarchy drawn (`parents`: each unit's parent index or None),
+    and three bases: one in the district, one in the city alone, one with no region."""
+
+    regions: dict[str, str]
+    units: list[str]
+    bases: list[str]
+
+
+async def registry_places(rep: Reporting, parents: list[int | None], city: str, district: str,
+                 bases: tuple[tuple[str, str], tuple[str, str], tuple[str, str]]) -> Places:
+    tag = uuid.uuid4().hex[:6]
+    c = await rep.registry("region", id=f"c-{tag}", name=city, level="city")
+    d = await rep.registry("region", id=f"d-{tag}", name=district, level="district",
+                           parent_code=c["id"])
+    units: list[str] = []
+    for i, parent in enumerate(parents):
+        record = await rep.registry("organization", name=f"第{i}单位", kind="democratic_party",
+                                    parent_id=units[parent] if parent is not None else None)
+        units.append(record["id"])
+    (in_district, kind_d), (in_city, kind_c), (nowhere, kind_n) = bases
+    found = [(await rep.registry("base", name=in_district, kind=kind_d,
+                                 region_code=d["id"]))["id"],
+             (await rep.registry("base", name=in_city, kind=kind_c, region_code=c["id"]))["id"],
+             (await rep.registry("base", name=nowhere, kind=kind_n))["id"]]
+    return Places({"city": c["id"], "district": d["id"]}, units, found)

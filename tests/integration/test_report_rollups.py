@@ -22,7 +22,7 @@ from services.reporting.models import activity_rollups as rollups
 from services.reporting.models import labels
 from services.reporting.scope import Scope
 from tests.factories import activity
-from tests.integration.readmodels import Reporting
+from tests.integration.readmodels import Reporting, registry_places
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -142,21 +142,11 @@ def _scopes(units: list[str], regions: dict[str, str], bases: list[str]) -> list
 @given(programme=programmes())
 @ROLLUP_PROPERTIES
 async def test_every_summary_from_rollups_equals_the_figures_from_raw_rows(rep, programme):
-    tag = uuid.uuid4().hex[:6]
-    city = await rep.registry("region", id=f"c-{tag}", name="淄博市", level="city")
-    district = await rep.registry("region", id=f"d-{tag}", name="高青县", level="district",
-                                  parent_code=city["id"])
-    regions = {"city": city["id"], "district": district["id"]}
-    units: list[str] = []
-    for i, parent in enumerate(programme["parents"]):
-        record = await rep.registry("organization", name=f"第{i}单位", kind="democratic_party",
-                                    parent_id=units[parent] if parent is not None else None)
-        units.append(record["id"])
-    bases = [(await rep.registry("base", name="孟家村", kind="village",
-                                 region_code=district["id"]))["id"],
-             (await rep.registry("base", name="东里镇", kind="village",
-                                 region_code=city["id"]))["id"],
-             (await rep.registry("base", name="历下区", kind="community"))["id"]]
+    tag = uuid.uuid4().hex[:6]  # the volunteers' ids, new in each example
+    made = await registry_places(
+        rep, programme["parents"], "淄博市", "高青县",
+        (("孟家村", "village"), ("东里镇", "village"), ("历下区", "community")))
+    regions, units, bases = made.regions, made.units, made.bases
     ids = [str(uuid.uuid4()) for _ in range(6)]
     logged: dict[int, dict] = {}
     for op in programme["ops"]:

@@ -21,7 +21,7 @@ from services.reporting.models import labels, timeliness
 from services.reporting.models import timeliness_rollups as rollups
 from services.reporting.scope import Scope
 from tests.factories import activity, schedule
-from tests.integration.readmodels import Reporting
+from tests.integration.readmodels import Reporting, registry_places
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -83,21 +83,10 @@ def _moment(day: str, hour: int) -> str:
 @given(programme=programmes())
 @PROPERTIES
 async def test_timeliness_from_rollups_equals_the_figures_from_raw_rows(rep, programme):
-    tag = uuid.uuid4().hex[:6]
-    city = await rep.registry("region", id=f"c-{tag}", name="绍兴市", level="city")
-    district = await rep.registry("region", id=f"d-{tag}", name="上虞区", level="district",
-                                  parent_code=city["id"])
-    regions = {"city": city["id"], "district": district["id"]}
-    units: list[str] = []
-    for i, parent in enumerate(programme["parents"]):
-        record = await rep.registry("organization", name=f"第{i}单位", kind="democratic_party",
-                                    parent_id=units[parent] if parent is not None else None)
-        units.append(record["id"])
-    bases = [(await rep.registry("base", name="龙山社区", kind="community",
-                                 region_code=district["id"]))["id"],
-             (await rep.registry("base", name="东关街道", kind="community",
-                                 region_code=city["id"]))["id"],
-             (await rep.registry("base", name="百官街道", kind="community"))["id"]]
+    made = await registry_places(
+        rep, programme["parents"], "绍兴市", "上虞区",
+        (("龙山社区", "community"), ("东关街道", "community"), ("百官街道", "community")))
+    regions, units, bases = made.regions, made.units, made.bases
     ids = [str(uuid.uuid4()) for _ in range(6)]
     unit_of: dict[int, str] = {}
 
