@@ -23,11 +23,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from bench.endtoend import bulk, bus, peak_rss_mb, service_pid
+from bench.endtoend import bulk, bus, nats_for, peak_rss_mb, service_pid
 from bench.mix import Mix, recent, volunteers
 from tests.factories import activity
 from tests.harness import Backend, System, create_pg_database, drop_pg_database
-from tongxin.natsserver import NatsServer
 
 TARGET_E2E = 14_000  # events/s, one transaction per 500-event batch on PostgreSQL (NATS-NOTES)
 VOLUNTEERS = 500
@@ -69,11 +68,7 @@ def mix_of(m: Mix, before: dict) -> str:
 
 async def run(args) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="tongxin-bench-"))
-    server = None
-    nats_url = os.environ.get("TONGXIN_NATS_URL")
-    if not nats_url:
-        server = NatsServer(tmp / "nats").start()
-        nats_url = server.url
+    nats_url, server = nats_for(tmp)
     pg = await create_pg_database(args.postgres) if args.postgres else None
     backend = Backend("postgres" if pg else "sqlite", tmp / "db", pg)
     system = System(nats_url, backend, tmp / "system", traces=False).start()

@@ -19,6 +19,7 @@ import nats
 from bench.mix import Mix
 from tests.harness import System
 from tongxin import load
+from tongxin.natsserver import NatsServer
 
 
 def memory_mb(pid: int) -> tuple[float, float]:
@@ -229,3 +230,12 @@ async def publish_to_visible(system: System, mix: Mix, rate: int, seconds: float
     await nc.close()
     latencies = [(visible[i] - published[i]) * 1000 for i in published if i in visible]
     return VisibleRun(n, offered, latencies, n - len(latencies))
+
+
+def nats_for(tmp: Path) -> tuple[str, NatsServer | None]:
+    """TONGXIN_NATS_URL if set, else an embedded nats-server in `tmp` (the caller stops it)."""
+    url = os.environ.get("TONGXIN_NATS_URL")
+    if url:
+        return url, None
+    server = NatsServer(tmp / "nats").start()
+    return server.url, server

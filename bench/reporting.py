@@ -50,7 +50,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import text
 
-from bench.endtoend import memory_mb
+from bench.endtoend import memory_mb, nats_for
 from bench.verdicts import percentile
 from shared.auth import key_hash, new_key
 from shared.db import make_engine, migrate
@@ -58,7 +58,7 @@ from shared.settings import Settings
 from shared.streams import declare, stream_names
 from shared.subjects import Names
 from tests.harness import create_pg_database, drop_pg_database
-from tongxin.natsserver import NatsServer, free_port
+from tongxin.natsserver import free_port
 from tongxin.supervisor import Supervisor
 
 console = Console(width=None if sys.stdout.isatty() else 140)
@@ -515,11 +515,7 @@ async def run(args) -> None:
     from services.reporting.rebuild import rebuild
 
     tmp = Path(tempfile.mkdtemp(prefix="tongxin-bench-reporting-"))
-    server = None
-    nats_url = os.environ.get("TONGXIN_NATS_URL")
-    if not nats_url:
-        server = NatsServer(tmp / "nats").start()
-        nats_url = server.url
+    nats_url, server = nats_for(tmp)
     assert args.postgres, "set --postgres or TONGXIN_TEST_POSTGRES_URL: the references run there"
     pg = await create_pg_database(args.postgres)
     tag = f"bench{uuid.uuid4().hex[:6]}"

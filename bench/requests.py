@@ -31,10 +31,10 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+from bench.endtoend import nats_for
 from bench.mix import recent
 from tests.factories import activity
 from tests.harness import Backend, System, create_pg_database, drop_pg_database
-from tongxin.natsserver import NatsServer
 
 console = Console(width=None if sys.stdout.isatty() else 120)
 TICK = os.sysconf("SC_CLK_TCK")
@@ -70,11 +70,7 @@ async def measure(url: str, headers: dict[str, str], pid: int, requests: int,
 
 async def run(args) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="tongxin-bench-"))
-    server = None
-    nats_url = os.environ.get("TONGXIN_NATS_URL")
-    if not nats_url:
-        server = NatsServer(tmp / "nats").start()
-        nats_url = server.url
+    nats_url, server = nats_for(tmp)
     pg = await create_pg_database(args.postgres) if args.postgres else None
     backend = Backend("postgres" if pg else "sqlite", tmp / "db", pg)
     system = System(nats_url, backend, tmp / "system", traces=False).start()

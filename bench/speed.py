@@ -40,7 +40,7 @@ from rich.table import Table
 from sqlalchemy import text
 
 from bench import reporting
-from bench.endtoend import BulkRun, BusRun, VisibleRun, bulk, bus, publish_to_visible
+from bench.endtoend import BulkRun, BusRun, VisibleRun, bulk, bus, nats_for, publish_to_visible
 from bench.mix import Mix, volunteers
 from bench.reporting import RebuildRun
 from bench.verdicts import (
@@ -57,7 +57,6 @@ from shared.db import make_engine, migrate
 from shared.streams import declare, stream_names
 from shared.subjects import Names
 from tests.harness import Backend, System, create_pg_database, drop_pg_database
-from tongxin.natsserver import NatsServer
 
 console = Console(width=None if sys.stdout.isatty() else 200)
 VOLUNTEERS = 500
@@ -251,11 +250,7 @@ def append(title: str, table_lines: list[Line], said: list[str], conditions: str
 
 async def run(args) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="tongxin-bench-speed-"))
-    server = None
-    nats_url = os.environ.get("TONGXIN_NATS_URL")
-    if not nats_url:
-        server = NatsServer(tmp / "nats").start()
-        nats_url = server.url
+    nats_url, server = nats_for(tmp)
     assert args.postgres, "set --postgres or TONGXIN_TEST_POSTGRES_URL"
     pg = await create_pg_database(args.postgres)
     try:
